@@ -1,0 +1,1 @@
+"""ragsel inside LangChain (and LangChain objects inside ragsel)."""

@@ -1,0 +1,1 @@
+"""ragsel inside LlamaIndex (and LlamaIndex objects inside ragsel)."""

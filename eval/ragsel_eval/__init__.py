@@ -1,0 +1,1 @@
+"""ragsel evaluation: datasets, metrics, runner, reports."""

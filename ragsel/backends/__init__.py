@@ -1,0 +1,1 @@
+"""Backends stages call: embedders, LLM clients, stores. Heavy imports live inside them."""

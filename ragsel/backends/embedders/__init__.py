@@ -1,0 +1,1 @@
+"""Text embedders. The interface is :class:`ragsel.backends.embedders.base.Embedder`."""

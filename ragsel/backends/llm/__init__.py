@@ -1,0 +1,1 @@
+"""LLM backends. The interface is :class:`ragsel.backends.llm.base.LLM`."""

@@ -1,0 +1,1 @@
+"""The ``ragsel`` command line (typer + rich). One module per command group."""

@@ -1,0 +1,95 @@
+"""Helpers shared by CLI commands: error handling, exit codes, variables, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+
+from ragsel.errors import RagselError
+
+#: Exit codes: 0 ok, 1 runtime failure, 2 bad input.
+EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT = 0, 1, 2
+
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               "HF_HUB_DISABLE_PROGRESS_BARS": "1", "RAGAS_DO_NOT_TRACK": "true",
+               "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def set_offline_env() -> None:
+    """Never reach for a model hub from the CLI (it would hang offline, then fail)."""
+    for k, v in OFFLINE_ENV.items():
+        os.environ.setdefault(k, v)
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("RAGSEL_DEBUG", "") not in ("", "0", "false")
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """Turn errors into a one-paragraph message and an exit code (traceback with --debug)."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        stderr_console().print("[yellow]interrupted[/]")
+        raise typer.Exit(130) from None
+    except RagselError as exc:
+        if debug_enabled():
+            raise
+        code = getattr(exc, "exit_code", EXIT_RUNTIME)
+        label = "error" if code == EXIT_BAD_INPUT else "failed"
+        stderr_console().print(f"[bold red]{label}:[/] {exc}", markup=True, soft_wrap=True)
+        cause = exc.__cause__
+        if cause is not None and code != EXIT_BAD_INPUT:
+            stderr_console().print(f"  caused by {type(cause).__name__}: {cause}",
+                                   markup=False, soft_wrap=True)
+        raise typer.Exit(code) from None
+    except Exception as exc:
+        if debug_enabled():
+            raise
+        stderr_console().print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+                               "  re-run with --debug for the traceback and report it.",
+                               soft_wrap=True)
+        raise typer.Exit(EXIT_RUNTIME) from None
+
+
+def parse_vars(items: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            from ragsel.errors import InputError
+
+            raise InputError(f"--var expects KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: run a command body under :func:`cli_errors`."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with cli_errors():
+            return fn(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,112 @@
+"""``ragsel validate | schema | graph | run``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import typer
+
+from ragsel.cli._common import EXIT_BAD_INPUT, command, parse_vars, print_json
+
+VAR_HELP = "Set a ${VAR} used in the pipeline file (KEY=VALUE); repeatable."
+
+
+def validate(
+    files: list[Path] = typer.Argument(..., help="Pipeline YAML files."),
+    allow_module: list[str] = typer.Option(None, "--allow-module",
+                                           help="Allow 'type: module:Class' from this module."),
+) -> None:
+    """Check syntax, stage names, configs and wiring, without loading any model."""
+    from ragsel.cli._common import stderr_console
+    from ragsel.spec import check_pipeline
+
+    console = stderr_console()
+    bad = 0
+    for f in files:
+        problems = check_pipeline(f, allow_modules=allow_module or [])
+        if problems:
+            bad += 1
+            for p in problems:
+                typer.echo(str(p))
+        else:
+            console.print(f"[green]ok[/] {f}")
+    if bad:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@command
+def schema(out: Path = typer.Option(None, "--out", "-o",
+                                    help="Write here instead of stdout.")) -> None:
+    """Write the JSON Schema of pipeline files (every registered stage's config)."""
+    from ragsel.schema import pipeline_json_schema
+
+    text = json.dumps(pipeline_json_schema(), indent=2)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+    else:
+        typer.echo(text)
+
+
+@command
+def graph(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
+    out: Path = typer.Option(None, "--out", "-o",
+                             help="Also render to .svg/.png (needs graphviz 'dot')."),
+) -> None:
+    """Print the pipeline as a Mermaid flowchart (and render it with graphviz if asked)."""
+    from ragsel.spec import load_pipeline
+
+    pipe = load_pipeline(pipeline, strict_env=False)
+    typer.echo(pipe.to_mermaid())
+    if out is not None:
+        dot = shutil.which("dot")
+        if dot is None:
+            from ragsel.errors import MissingExtraError
+
+            raise MissingExtraError("all", "graphviz (apt-get install graphviz)",
+                                    "rendering graphs")
+        lines = ["digraph G {", "rankdir=LR;", 'query [shape=oval];']
+        for n, s in pipe.stages.items():
+            lines.append(f'"{n}" [shape=box, label="{n}\\n({s.type_name})"];')
+        for c in pipe.connections:
+            lines.append(f'"{c.src}" -> "{c.dst}" [label="{c.src_out}"];')
+        lines.append("}")
+        fmt = out.suffix.lstrip(".") or "svg"
+        subprocess.run([dot, f"-T{fmt}", "-o", str(out)], input="\n".join(lines), text=True,
+                       check=True)
+        typer.echo(f"wrote {out}", err=True)
+
+
+@command
+def run(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
+    query: str = typer.Option(..., "--query", "-q", help="The query text."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    var: list[str] = typer.Option(None, "--var", help=VAR_HELP),
+    index: Path = typer.Option(None, "--index", help="Index folder (sets RAGSEL_INDEX)."),
+) -> None:
+    """Run a pipeline on one query; print the selected evidence and the stage trace."""
+    from ragsel.cli.render import render_result
+    from ragsel.spec import load_pipeline
+
+    variables = parse_vars(var)
+    if index is not None:
+        variables["RAGSEL_INDEX"] = str(index)
+    pipe = load_pipeline(pipeline, variables=variables)
+    result = pipe.run(query)
+    if as_json:
+        data = result.selection.to_dict()
+        data["trace"] = result.trace.as_dicts()
+        print_json(data)
+    else:
+        render_result(result)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate)
+    app.command("schema")(schema)
+    app.command("graph")(graph)
+    app.command("run")(run)

@@ -1,0 +1,439 @@
+"""The typed stage DAG: build, check, run.
+
+Types are checked when a connection is made; required inputs, cycles and dangling
+connections when the graph is compiled (first run, or :meth:`Pipeline.validate`). The run loop
+works on a precompiled plan and does not re-validate payloads, so orchestration costs
+microseconds.
+
+Unconnected inputs named ``query`` that accept a :class:`Query` receive the pipeline's query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from time import perf_counter_ns
+from typing import Any
+
+from ragsel.errors import CycleError, StageError, WiringError
+from ragsel.stage import InputSpec, Stage, sockets_compatible
+from ragsel.trace import RunResult, StageTrace, Trace
+from ragsel.typecheck import compatible, type_name
+from ragsel.types import Candidates, Query
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    src: str
+    src_out: str
+    dst: str
+    dst_in: str
+
+    def __str__(self) -> str:
+        return f"{self.src}.{self.src_out} -> {self.dst}.{self.dst_in}"
+
+
+@dataclass(slots=True)
+class _Step:
+    name: str
+    stage: Stage
+    args: list[tuple[str, int, Any]]  # (param, kind, key): 0 query, 1 single key, 2 key list
+    single: str | None
+    outputs: tuple[str, ...]
+    level: int
+
+
+@dataclass
+class _Plan:
+    steps: list[_Step]
+    levels: list[list[_Step]] = field(default_factory=list)
+
+
+def _split(ref: str) -> tuple[str, str | None]:
+    stage, _, socket = ref.partition(".")
+    return stage, (socket or None)
+
+
+class Pipeline:
+    """A DAG of named stages.
+
+    >>> p = Pipeline()
+    >>> p.add("bm25", BM25Retriever(index="idx"))          # doctest: +SKIP
+    >>> p.add("cut", ElbowCutoff())                         # doctest: +SKIP
+    >>> p.connect("bm25.candidates", "cut.candidates")     # doctest: +SKIP
+    >>> result = p.run("which clauses restrict assignment?")  # doctest: +SKIP
+    """
+
+    def __init__(self, *, name: str = "pipeline", description: str = "",
+                 output: str | None = None) -> None:
+        self.name = name
+        self.description = description
+        self.output = output
+        self.stages: dict[str, Stage] = {}
+        self.connections: list[Connection] = []
+        self._plan: _Plan | None = None
+        self._warm = False
+
+    # --- building ------------------------------------------------------------------------
+    @classmethod
+    def linear(cls, stages: Sequence[Stage | tuple[str, Stage]], **kw: Any) -> Pipeline:
+        """Chain stages in order. Each input is fed by the nearest earlier stage with a
+        compatible output (so a selector can take rationales from two steps back); ``query``
+        inputs with no earlier Query output get the pipeline query."""
+        p = cls(**kw)
+        for item in stages:
+            name, stage = item if isinstance(item, tuple) else (item.name, item)
+            p.add(name, stage)
+        p._connect_linear(list(p.stages))
+        return p
+
+    def add(self, name: str, stage: Stage) -> Pipeline:
+        if not isinstance(stage, Stage):
+            raise WiringError(f"'{name}' is a {type(stage).__name__}, not a ragsel Stage")
+        if not name or not name.replace("_", "a").replace("-", "a").isalnum():
+            raise WiringError(f"invalid stage name {name!r}: use letters, digits, '_' or '-'")
+        if name in self.stages:
+            raise WiringError(f"duplicate stage name '{name}': every stage needs its own name")
+        if any(s is stage for s in self.stages.values()):
+            raise WiringError(f"this {type(stage).__name__} instance is already in the pipeline; "
+                              "create a second instance for '{name}'")
+        stage.name = name
+        self.stages[name] = stage
+        self._plan = None
+        return self
+
+    def connect(self, src: str, dst: str) -> Pipeline:
+        """Connect ``"a.output"`` to ``"b.input"``; socket names may be omitted when only one
+        pair of sockets fits."""
+        s_name, s_out = _split(src)
+        d_name, d_in = _split(dst)
+        for n, ref in ((s_name, src), (d_name, dst)):
+            if n not in self.stages:
+                raise WiringError(f"connection {src} -> {dst}: there is no stage '{n}' "
+                                  f"(stages: {', '.join(self.stages) or 'none'})")
+        if s_name == d_name:
+            raise CycleError([s_name])
+        s_stage, d_stage = self.stages[s_name], self.stages[d_name]
+        outs = s_stage.output_types()
+        ins = d_stage.input_specs()
+        if s_out is not None and s_out not in outs:
+            raise WiringError(f"stage '{s_name}' ({s_stage.type_name}) has no output '{s_out}'; "
+                              f"its outputs are: {', '.join(outs)}")
+        if d_in is not None and d_in not in ins:
+            raise WiringError(f"stage '{d_name}' ({d_stage.type_name}) has no input '{d_in}'; "
+                              f"its inputs are: {', '.join(ins) or 'none'}")
+        out_names = [s_out] if s_out else list(outs)
+        in_names = [d_in] if d_in else [n for n in ins if not self._is_fed(d_name, ins[n])]
+        pairs = [(o, i) for o in out_names for i in in_names
+                 if sockets_compatible(outs[o], ins[i])]
+        if not pairs:
+            if s_out and d_in:
+                raise WiringError(
+                    f"type mismatch: {s_name}.{s_out} gives {type_name(outs[s_out])} but "
+                    f"{d_name}.{d_in} expects {type_name(ins[d_in].item_type)}. Put a stage "
+                    f"between them that converts one to the other, or connect other sockets.")
+            raise WiringError(
+                f"nothing in '{s_name}' {s_stage.describe_sockets()} fits an open input of "
+                f"'{d_name}' {d_stage.describe_sockets()}")
+        if len(pairs) > 1:
+            opts = ", ".join(f'connect("{s_name}.{o}", "{d_name}.{i}")' for o, i in pairs)
+            raise WiringError(f"ambiguous connection {src} -> {dst}: several sockets fit. "
+                              f"Name them explicitly, one of: {opts}")
+        o, i = pairs[0]
+        spec = ins[i]
+        if not spec.variadic and self._is_fed(d_name, spec):
+            prev = next(c for c in self.connections if c.dst == d_name and c.dst_in == i)
+            raise WiringError(f"input {d_name}.{i} is already fed by {prev.src}.{prev.src_out}; "
+                              "only Variadic inputs take several connections")
+        self.connections.append(Connection(s_name, o, d_name, i))
+        self._plan = None
+        return self
+
+    def _is_fed(self, stage: str, spec: InputSpec) -> bool:
+        return any(c.dst == stage and c.dst_in == spec.name for c in self.connections)
+
+    def _connect_linear(self, order: list[str]) -> None:
+        for idx, d_name in enumerate(order):
+            for spec in self.stages[d_name].input_specs().values():
+                for s_name in reversed(order[:idx]):
+                    outs = self.stages[s_name].output_types()
+                    fits = [o for o, t in outs.items() if sockets_compatible(t, spec)]
+                    if len(fits) > 1:
+                        raise WiringError(
+                            f"linear pipeline: '{s_name}' has several outputs that fit "
+                            f"{d_name}.{spec.name} ({', '.join(fits)}); use explicit connections")
+                    if fits:
+                        self.connections.append(Connection(s_name, fits[0], d_name, spec.name))
+                        break
+        self._plan = None
+
+    # --- checking ------------------------------------------------------------------------
+    def problems(self) -> list[str]:
+        """Every wiring problem (missing required input, cycle), not just the first."""
+        out: list[str] = []
+        for name, stage in self.stages.items():
+            for spec in stage.input_specs().values():
+                if self._is_fed(name, spec) or self._takes_pipeline_query(spec):
+                    continue
+                if spec.required:
+                    out.append(f"stage '{name}' ({stage.type_name}) is missing required input "
+                               f"'{spec.name}: {type_name(spec.type)}'. Connect a stage that "
+                               f"produces it, e.g. connections: [<stage>.<output> -> "
+                               f"{name}.{spec.name}]")
+        try:
+            self._topological_order()
+        except CycleError as exc:
+            out.append(str(exc))
+        if self.output is not None and self.output not in self.stages:
+            out.append(f"output stage '{self.output}' does not exist")
+        if not self.stages:
+            out.append("the pipeline has no stages")
+        return out
+
+    def validate(self) -> Pipeline:
+        problems = self.problems()
+        if problems:
+            raise WiringError("\n".join(problems))
+        return self
+
+    @staticmethod
+    def _takes_pipeline_query(spec: InputSpec) -> bool:
+        return spec.name == "query" and compatible(Query, spec.item_type)
+
+    def _topological_order(self) -> list[str]:
+        indeg = {n: 0 for n in self.stages}
+        succ: dict[str, set[str]] = {n: set() for n in self.stages}
+        for c in self.connections:
+            if c.dst not in succ[c.src]:
+                succ[c.src].add(c.dst)
+                indeg[c.dst] += 1
+        heap = [n for n, d in indeg.items() if d == 0]
+        heapq.heapify(heap)  # ties broken by name: independent of insertion order
+        order = []
+        while heap:
+            n = heapq.heappop(heap)
+            order.append(n)
+            for m in sorted(succ[n]):
+                indeg[m] -= 1
+                if indeg[m] == 0:
+                    heapq.heappush(heap, m)
+        if len(order) < len(self.stages):
+            raise CycleError(self._find_cycle({n for n, d in indeg.items() if d > 0}, succ))
+        return order
+
+    @staticmethod
+    def _find_cycle(nodes: set[str], succ: Mapping[str, set[str]]) -> list[str]:
+        start = min(nodes)
+        path, seen = [start], {start: 0}
+        node = start
+        while True:
+            node = min(m for m in succ[node] if m in nodes)
+            if node in seen:
+                return path[seen[node]:]
+            seen[node] = len(path)
+            path.append(node)
+
+    @property
+    def order(self) -> list[str]:
+        return [s.name for s in self._compile().steps]
+
+    def _compile(self) -> _Plan:
+        if self._plan is not None:
+            return self._plan
+        self.validate()
+        steps: list[_Step] = []
+        level: dict[str, int] = {}
+        for name in self._topological_order():
+            stage = self.stages[name]
+            args: list[tuple[str, int, Any]] = []
+            for spec in stage.input_specs().values():
+                feeds = sorted((c for c in self.connections
+                                if c.dst == name and c.dst_in == spec.name),
+                               key=lambda c: (c.src, c.src_out))
+                if spec.variadic and feeds:
+                    args.append((spec.name, 2, [f"{c.src}.{c.src_out}" for c in feeds]))
+                elif feeds:
+                    args.append((spec.name, 1, f"{feeds[0].src}.{feeds[0].src_out}"))
+                elif self._takes_pipeline_query(spec):
+                    args.append((spec.name, 0, None))
+            ups = [level[c.src] for c in self.connections if c.dst == name]
+            level[name] = 1 + max(ups, default=-1)
+            steps.append(_Step(name, stage, args, stage.single_output(),
+                               tuple(stage.output_types()), level[name]))
+        levels: list[list[_Step]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+        for st in steps:
+            levels[st.level].append(st)
+        self._plan = _Plan(steps, levels)
+        return self._plan
+
+    # --- running -------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        if not self._warm:
+            for name in self._topological_order():
+                stage = self.stages[name]
+                try:
+                    stage.warm_up()
+                except Exception as exc:
+                    raise StageError.wrap(name, stage.type_name, exc) from exc
+            self._warm = True
+
+    def _kwargs(self, step: _Step, values: dict[str, Any], query: Query) -> dict[str, Any]:
+        kw = {}
+        for pname, kind, key in step.args:
+            if kind == 1:
+                kw[pname] = values[key]
+            elif kind == 0:
+                kw[pname] = query
+            else:
+                kw[pname] = [values[k] for k in key]
+        return kw
+
+    @staticmethod
+    def _record(step: _Step, kw: dict[str, Any], result: Any, values: dict[str, Any],
+                elapsed_ns: int, trace: list[StageTrace]) -> None:
+        if step.single is not None:
+            values[f"{step.name}.{step.single}"] = result
+            out_val = result
+        else:
+            if not isinstance(result, Mapping):
+                raise StageError(step.name, step.stage.type_name,
+                                 f"returned {type(result).__name__}, expected a dict with "
+                                 f"{list(step.outputs)}")
+            for o in step.outputs:
+                values[f"{step.name}.{o}"] = result.get(o)
+            out_val = next((v for v in result.values() if isinstance(v, Candidates)), None)
+        n_in = None
+        drops_before = 0
+        for v in kw.values():
+            if isinstance(v, Candidates):
+                n_in = (n_in or 0) + len(v.items)
+                drops_before = max(drops_before, len(v.dropped))
+            elif isinstance(v, list) and v and isinstance(v[0], Candidates):
+                n_in = (n_in or 0) + sum(len(c.items) for c in v)
+        if isinstance(out_val, Candidates):
+            n_out: int | None = len(out_val.items)
+            dropped = tuple(d.id for d in out_val.dropped[drops_before:]
+                            if d.stage == step.name)
+        else:
+            n_out, dropped = None, ()
+        trace.append(StageTrace(step.name, step.stage.type_name, elapsed_ns, n_in, n_out,
+                                dropped))
+
+    def run(self, query: Query | str, *, raise_on_error: bool = True) -> RunResult:
+        """Run the pipeline for one query; returns outputs and a per-stage trace."""
+        q = Query.coerce(query)
+        plan = self._compile()
+        if not self._warm:
+            self.warm_up()
+        values: dict[str, Any] = {}
+        trace: list[StageTrace] = []
+        t_start = perf_counter_ns()
+        for step in plan.steps:
+            kw = self._kwargs(step, values, q)
+            t0 = perf_counter_ns()
+            try:
+                result = step.stage._run(**kw)
+            except Exception as exc:
+                raise StageError.wrap(step.name, step.stage.type_name, exc) from exc
+            self._record(step, kw, result, values, perf_counter_ns() - t0, trace)
+        return RunResult(self, q, values, Trace(trace, perf_counter_ns() - t_start))
+
+    async def arun(self, query: Query | str) -> RunResult:
+        """Async run; stages on the same level of the DAG run concurrently."""
+        q = Query.coerce(query)
+        plan = self._compile()
+        if not self._warm:
+            await asyncio.to_thread(self.warm_up)
+        values: dict[str, Any] = {}
+        trace: list[StageTrace] = []
+        t_start = perf_counter_ns()
+
+        async def one(step: _Step, kw: dict[str, Any]) -> tuple[Any, int]:
+            t0 = perf_counter_ns()
+            try:
+                res = await step.stage._arun(**kw)
+            except Exception as exc:
+                raise StageError.wrap(step.name, step.stage.type_name, exc) from exc
+            return res, perf_counter_ns() - t0
+
+        for group in plan.levels:
+            if len(group) == 1:
+                step = group[0]
+                kw = self._kwargs(step, values, q)
+                res, dt = await one(step, kw)
+                self._record(step, kw, res, values, dt, trace)
+                continue
+            kws = [self._kwargs(s, values, q) for s in group]
+            outs = await asyncio.gather(*(one(s, k) for s, k in zip(group, kws)))
+            for s, k, (res, dt) in zip(group, kws, outs):
+                self._record(s, k, res, values, dt, trace)
+        return RunResult(self, q, values, Trace(trace, perf_counter_ns() - t_start))
+
+    async def arun_batch(self, queries: Iterable[Query | str], *, concurrency: int = 4,
+                         return_exceptions: bool = False) -> list[RunResult | BaseException]:
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        qs = [Query.coerce(q) for q in queries]
+        self._compile()
+        if not self._warm:
+            await asyncio.to_thread(self.warm_up)
+        sem = asyncio.Semaphore(concurrency)
+
+        async def guarded(q: Query) -> RunResult:
+            async with sem:
+                return await self.arun(q)
+
+        return await asyncio.gather(*(guarded(q) for q in qs),
+                                    return_exceptions=return_exceptions)
+
+    def run_batch(self, queries: Iterable[Query | str], *, concurrency: int = 4,
+                  return_exceptions: bool = False) -> list[RunResult | BaseException]:
+        """Run many queries, up to ``concurrency`` at once; results keep the input order."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.arun_batch(queries, concurrency=concurrency,
+                                               return_exceptions=return_exceptions))
+        raise RuntimeError("run_batch() was called inside a running event loop; "
+                           "use 'await pipeline.arun_batch(...)' instead")
+
+    # --- introspection / serialisation ---------------------------------------------------
+    def output_stage(self) -> str:
+        if self.output:
+            return self.output
+        order = self._compile().steps
+        consumed = {c.src for c in self.connections}
+        for step in reversed(order):
+            if step.name not in consumed and Candidates in step.stage.output_types().values():
+                return step.name
+        for step in reversed(order):
+            if Candidates in step.stage.output_types().values():
+                return step.name
+        return order[-1].name
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"version": 1, "name": self.name}
+        if self.description:
+            data["description"] = self.description
+        data["stages"] = {n: s.to_dict() for n, s in self.stages.items()}
+        data["connections"] = [str(c) for c in self.connections]
+        if self.output:
+            data["output"] = self.output
+        return data
+
+    def to_mermaid(self) -> str:
+        lines = ["flowchart LR", "    query([query])"]
+        for n, s in self.stages.items():
+            lines.append(f'    {n}["{n}<br/><i>{s.type_name}</i>"]')
+        for c in self.connections:
+            lines.append(f"    {c.src} -- {c.src_out} --> {c.dst}")
+        for n, s in self.stages.items():
+            for spec in s.input_specs().values():
+                if not self._is_fed(n, spec) and self._takes_pipeline_query(spec):
+                    lines.append(f"    query --> {n}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Pipeline(name={self.name!r}, stages={list(self.stages)})"

@@ -1,0 +1,1 @@
+"""cutoff stages."""

@@ -1,0 +1,148 @@
+"""Fakes for tests of pipelines and stages: usable in your own test suites too.
+
+They are real stages (registered, typed, configurable from YAML) that do no I/O:
+
+- :class:`FakeRetriever` returns chunks from a fixed list, scored by word overlap.
+- :class:`RecordingStage` passes candidates through and records every call.
+- :class:`FakeLLM` answers chat prompts from a script (a list or a function).
+- :class:`NoOpStage` returns its input unchanged (for overhead benchmarks).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import Field
+
+from ragsel.registry import register_stage
+from ragsel.stage import Stage, StageConfig
+from ragsel.types import Candidates, Chunk, Query
+
+_WORD = re.compile(r"\w+")
+
+
+def make_chunks(texts: Sequence[str], doc_id: str = "doc") -> list[Chunk]:
+    """Chunks ``doc#0, doc#1, ...`` with positions and spans, as a chunker would make them."""
+    chunks, offset = [], 0
+    for i, t in enumerate(texts):
+        chunks.append(Chunk(id=f"{doc_id}#{i}", text=t, doc_id=doc_id, position=i,
+                            span=(offset, offset + len(t))))
+        offset += len(t) + 1
+    return chunks
+
+
+@register_stage("fake_retriever")
+class FakeRetriever(Stage):
+    """Scores a fixed list of texts by word overlap with the query (no model, no index).
+
+    ``FakeRetriever(texts=["a b", "c d"], top_k=5)``
+    """
+
+    class Config(StageConfig):
+        texts: list[str] = Field(default_factory=list)
+        doc_id: str = "doc"
+        top_k: int = Field(10, ge=1)
+
+    blocking = False
+
+    def _setup(self) -> None:
+        self._chunks = make_chunks(self.config.texts, self.config.doc_id)
+
+    def _run(self, query: Query) -> Candidates:
+        q = set(_WORD.findall(query.text.lower()))
+        scored = []
+        for c in self._chunks:
+            words = set(_WORD.findall(c.text.lower()))
+            scored.append((c, len(q & words) / (len(words) ** 0.5 or 1.0)))
+        scored.sort(key=lambda x: (-x[1], x[0].position))
+        return Candidates.retrieved(self.name, scored[: self.config.top_k])
+
+
+@register_stage("recording_stage")
+class RecordingStage(Stage):
+    """Passes candidates through unchanged and appends each input to ``calls``."""
+
+    class Config(StageConfig):
+        fail: bool = False  # raise RuntimeError, to test error handling
+
+    blocking = False
+
+    def _setup(self) -> None:
+        self.calls: list[Candidates] = []
+
+    def _run(self, candidates: Candidates) -> Candidates:
+        self.calls.append(candidates)
+        if self.config.fail:
+            raise RuntimeError("recording_stage configured to fail")
+        return candidates
+
+
+@register_stage("noop")
+class NoOpStage(Stage):
+    """Returns its input unchanged: measures pure orchestration overhead."""
+
+    blocking = False
+
+    def _run(self, candidates: Candidates) -> Candidates:
+        return candidates
+
+
+@register_stage("fixed_candidates")
+class FixedCandidates(Stage):
+    """Returns a fixed candidate list built from ``texts`` with descending ``scores``."""
+
+    class Config(StageConfig):
+        texts: list[str] = Field(default_factory=lambda: ["a", "b", "c"])
+        scores: list[float] | None = None
+        doc_id: str = "doc"
+
+    blocking = False
+
+    def _setup(self) -> None:
+        scores = self.config.scores or [1.0 - i / (len(self.config.texts) + 1)
+                                        for i in range(len(self.config.texts))]
+        if len(scores) != len(self.config.texts):
+            raise ValueError("scores and texts must have the same length")
+        self._cands = Candidates.retrieved(
+            self.name, zip(make_chunks(self.config.texts, self.config.doc_id), scores))
+
+    def _run(self, query: Query) -> Candidates:
+        return self._cands
+
+
+class FakeLLM:
+    """A scripted LLM implementing :class:`ragsel.backends.llm.base.LLM`: ``responses`` is a
+    list (consumed in order, cycling) or a function of the prompt text. Every prompt is kept in
+    ``prompts``."""
+
+    name = "fake:fake-llm"
+    model = "fake-llm"
+
+    def __init__(self, responses: Sequence[str] | Callable[[str], str] = ("ok",)) -> None:
+        self._responses = responses
+        self._i = 0
+        self.prompts: list[str] = []
+
+    def _next(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        if callable(self._responses):
+            return self._responses(prompt)
+        out = self._responses[self._i % len(self._responses)]
+        self._i += 1
+        return out
+
+    @staticmethod
+    def _prompt(messages: Any) -> str:
+        if isinstance(messages, str):
+            return messages
+        return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+
+    def complete(self, messages: Any, **_: Any) -> Any:
+        from ragsel.backends.llm.base import Completion
+
+        return Completion(text=self._next(self._prompt(messages)), model=self.model)
+
+    async def acomplete(self, messages: Any, **kw: Any) -> Any:
+        return self.complete(messages, **kw)

