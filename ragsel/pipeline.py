@@ -6,6 +6,8 @@ works on a precompiled plan and does not re-validate payloads, so orchestration 
 microseconds.
 
 Unconnected inputs named ``query`` that accept a :class:`Query` receive the pipeline's query.
+Other inputs may be declared *pipeline inputs* (``Pipeline(inputs=["cut.candidates"])``) and
+supplied per run: ``run(query, inputs={"cut.candidates": candidates})``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any
 
-from ragsel.errors import CycleError, StageError, WiringError
+from ragsel.errors import CycleError, InputError, StageError, WiringError
 from ragsel.stage import InputSpec, Stage, sockets_compatible
 from ragsel.trace import RunResult, StageTrace, Trace
 from ragsel.typecheck import compatible, type_name
@@ -43,12 +45,20 @@ class _Step:
     single: str | None
     outputs: tuple[str, ...]
     level: int
+    out_key: str | None = None  # "name.output" of a single-output stage (precomputed)
+    type_name: str = ""
+    cand_params: tuple[str, ...] = ()  # inputs that take Candidates (counted in the trace)
+    inline: bool = False  # non-blocking and no native async: arun() calls _run directly
 
 
 @dataclass
 class _Plan:
     steps: list[_Step]
     levels: list[list[_Step]] = field(default_factory=list)
+
+
+def _input_key(ref: str) -> str:
+    return "input:" + ref  # cannot clash with an output key ("stage.output")
 
 
 def _split(ref: str) -> tuple[str, str | None]:
@@ -67,10 +77,12 @@ class Pipeline:
     """
 
     def __init__(self, *, name: str = "pipeline", description: str = "",
-                 output: str | None = None) -> None:
+                 output: str | None = None, inputs: Sequence[str] = ()) -> None:
         self.name = name
         self.description = description
         self.output = output
+        #: "stage.input" refs whose values are passed per run (``run(q, inputs={ref: v})``)
+        self.inputs: list[str] = list(inputs)
         self.stages: dict[str, Stage] = {}
         self.connections: list[Connection] = []
         self._plan: _Plan | None = None
@@ -113,8 +125,6 @@ class Pipeline:
             if n not in self.stages:
                 raise WiringError(f"connection {src} -> {dst}: there is no stage '{n}' "
                                   f"(stages: {', '.join(self.stages) or 'none'})")
-        if s_name == d_name:
-            raise CycleError([s_name])
         s_stage, d_stage = self.stages[s_name], self.stages[d_name]
         outs = s_stage.output_types()
         ins = d_stage.input_specs()
@@ -124,8 +134,11 @@ class Pipeline:
         if d_in is not None and d_in not in ins:
             raise WiringError(f"stage '{d_name}' ({d_stage.type_name}) has no input '{d_in}'; "
                               f"its inputs are: {', '.join(ins) or 'none'}")
+        if s_name == d_name:
+            raise CycleError([s_name])
         out_names = [s_out] if s_out else list(outs)
-        in_names = [d_in] if d_in else [n for n in ins if not self._is_fed(d_name, ins[n])]
+        in_names = [d_in] if d_in else [n for n, sp in ins.items()
+                                         if sp.variadic or not self._is_fed(d_name, sp)]
         pairs = [(o, i) for o in out_names for i in in_names
                  if sockets_compatible(outs[o], ins[i])]
         if not pairs:
@@ -151,6 +164,14 @@ class Pipeline:
         self._plan = None
         return self
 
+    def declare_input(self, ref: str) -> Pipeline:
+        """Make the unconnected input ``"stage.input"`` a pipeline input, supplied per run with
+        ``run(query, inputs={ref: value})`` (e.g. documents another framework retrieved)."""
+        if ref not in self.inputs:
+            self.inputs.append(ref)
+            self._plan = None
+        return self
+
     def _is_fed(self, stage: str, spec: InputSpec) -> bool:
         return any(c.dst == stage and c.dst_in == spec.name for c in self.connections)
 
@@ -173,9 +194,21 @@ class Pipeline:
     def problems(self) -> list[str]:
         """Every wiring problem (missing required input, cycle), not just the first."""
         out: list[str] = []
+        declared = set(self.inputs)
+        for ref in self.inputs:
+            s_name, i_name = _split(ref)
+            specs = self.stages[s_name].input_specs() if s_name in self.stages else {}
+            if i_name not in specs:
+                out.append(f"pipeline input '{ref}' is not a stage input; write "
+                           f"'<stage>.<input>' (stages: {', '.join(self.stages) or 'none'})")
+            elif self._is_fed(s_name, specs[i_name]):
+                out.append(f"pipeline input '{ref}' is also connected to a stage; a declared "
+                           "input is supplied at run time, so remove the connection or the "
+                           "declaration")
         for name, stage in self.stages.items():
             for spec in stage.input_specs().values():
-                if self._is_fed(name, spec) or self._takes_pipeline_query(spec):
+                if (self._is_fed(name, spec) or self._takes_pipeline_query(spec)
+                        or f"{name}.{spec.name}" in declared):
                     continue
                 if spec.required:
                     out.append(f"stage '{name}' ({stage.type_name}) is missing required input "
@@ -193,6 +226,7 @@ class Pipeline:
         return out
 
     def validate(self) -> Pipeline:
+        self._topological_order()  # a cycle raises CycleError naming it
         problems = self.problems()
         if problems:
             raise WiringError("\n".join(problems))
@@ -256,12 +290,20 @@ class Pipeline:
                     args.append((spec.name, 2, [f"{c.src}.{c.src_out}" for c in feeds]))
                 elif feeds:
                     args.append((spec.name, 1, f"{feeds[0].src}.{feeds[0].src_out}"))
+                elif f"{name}.{spec.name}" in self.inputs:
+                    args.append((spec.name, 1, _input_key(f"{name}.{spec.name}")))
                 elif self._takes_pipeline_query(spec):
                     args.append((spec.name, 0, None))
             ups = [level[c.src] for c in self.connections if c.dst == name]
             level[name] = 1 + max(ups, default=-1)
-            steps.append(_Step(name, stage, args, stage.single_output(),
-                               tuple(stage.output_types()), level[name]))
+            single = stage.single_output()
+            steps.append(_Step(name, stage, args, single, tuple(stage.output_types()),
+                               level[name], f"{name}.{single}" if single else None,
+                               stage.type_name,
+                               tuple(sp.name for sp in stage.input_specs().values()
+                                     if compatible(Candidates, sp.item_type)
+                                     and sp.item_type is not Any),
+                               not stage.blocking and type(stage)._arun is Stage._arun))
         levels: list[list[_Step]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
         for st in steps:
             levels[st.level].append(st)
@@ -274,6 +316,11 @@ class Pipeline:
             for name in self._topological_order():
                 stage = self.stages[name]
                 try:
+                    # optional hook: a stage that depends on its upstream graph (a fitted
+                    # learned cutoff) checks it here, before the first run
+                    check = getattr(stage, "check_pipeline", None)
+                    if check is not None:
+                        check(self)
                     stage.warm_up()
                 except Exception as exc:
                     raise StageError.wrap(name, stage.type_name, exc) from exc
@@ -293,8 +340,8 @@ class Pipeline:
     @staticmethod
     def _record(step: _Step, kw: dict[str, Any], result: Any, values: dict[str, Any],
                 elapsed_ns: int, trace: list[StageTrace]) -> None:
-        if step.single is not None:
-            values[f"{step.name}.{step.single}"] = result
+        if step.out_key is not None:
+            values[step.out_key] = result
             out_val = result
         else:
             if not isinstance(result, Mapping):
@@ -306,7 +353,8 @@ class Pipeline:
             out_val = next((v for v in result.values() if isinstance(v, Candidates)), None)
         n_in = None
         drops_before = 0
-        for v in kw.values():
+        for pname in step.cand_params:
+            v = kw.get(pname)
             if isinstance(v, Candidates):
                 n_in = (n_in or 0) + len(v.items)
                 drops_before = max(drops_before, len(v.dropped))
@@ -314,20 +362,36 @@ class Pipeline:
                 n_in = (n_in or 0) + sum(len(c.items) for c in v)
         if isinstance(out_val, Candidates):
             n_out: int | None = len(out_val.items)
-            dropped = tuple(d.id for d in out_val.dropped[drops_before:]
-                            if d.stage == step.name)
+            all_drops = out_val.dropped
+            dropped = () if len(all_drops) == drops_before else tuple(
+                d.id for d in all_drops[drops_before:] if d.stage == step.name)
         else:
             n_out, dropped = None, ()
-        trace.append(StageTrace(step.name, step.stage.type_name, elapsed_ns, n_in, n_out,
-                                dropped))
+        trace.append(StageTrace(step.name, step.type_name, elapsed_ns, n_in, n_out, dropped))
 
-    def run(self, query: Query | str, *, raise_on_error: bool = True) -> RunResult:
-        """Run the pipeline for one query; returns outputs and a per-stage trace."""
+    def _seed(self, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The run's values of the declared pipeline inputs: all given, none unknown."""
+        given = inputs or {}
+        unknown = [r for r in given if r not in self.inputs]
+        missing = [r for r in self.inputs if r not in given]
+        if unknown or missing:
+            raise InputError(
+                f"pipeline '{self.name}': " + (f"no declared input(s) {unknown}; " if unknown
+                                                else "") +
+                (f"missing value(s) for input(s) {missing}; " if missing else "") +
+                f"pass run(query, inputs={{...}}) with exactly the declared inputs "
+                f"{self.inputs}")
+        return {_input_key(r): v for r, v in given.items()}
+
+    def run(self, query: Query | str, *, raise_on_error: bool = True,
+            inputs: Mapping[str, Any] | None = None) -> RunResult:
+        """Run the pipeline for one query; returns outputs and a per-stage trace.
+        ``inputs`` gives the values of the declared pipeline inputs (``"stage.input"``)."""
         q = Query.coerce(query)
         plan = self._compile()
+        values: dict[str, Any] = self._seed(inputs) if (inputs or self.inputs) else {}
         if not self._warm:
             self.warm_up()
-        values: dict[str, Any] = {}
         trace: list[StageTrace] = []
         t_start = perf_counter_ns()
         for step in plan.steps:
@@ -340,13 +404,14 @@ class Pipeline:
             self._record(step, kw, result, values, perf_counter_ns() - t0, trace)
         return RunResult(self, q, values, Trace(trace, perf_counter_ns() - t_start))
 
-    async def arun(self, query: Query | str) -> RunResult:
+    async def arun(self, query: Query | str, *,
+                   inputs: Mapping[str, Any] | None = None) -> RunResult:
         """Async run; stages on the same level of the DAG run concurrently."""
         q = Query.coerce(query)
         plan = self._compile()
+        values: dict[str, Any] = self._seed(inputs) if (inputs or self.inputs) else {}
         if not self._warm:
             await asyncio.to_thread(self.warm_up)
-        values: dict[str, Any] = {}
         trace: list[StageTrace] = []
         t_start = perf_counter_ns()
 
@@ -362,7 +427,15 @@ class Pipeline:
             if len(group) == 1:
                 step = group[0]
                 kw = self._kwargs(step, values, q)
-                res, dt = await one(step, kw)
+                if step.inline:  # pure, fast stage: no coroutine or thread hop
+                    t0 = perf_counter_ns()
+                    try:
+                        res = step.stage._run(**kw)
+                    except Exception as exc:
+                        raise StageError.wrap(step.name, step.type_name, exc) from exc
+                    dt = perf_counter_ns() - t0
+                else:
+                    res, dt = await one(step, kw)
                 self._record(step, kw, res, values, dt, trace)
                 continue
             kws = [self._kwargs(s, values, q) for s in group]
@@ -419,6 +492,8 @@ class Pipeline:
             data["description"] = self.description
         data["stages"] = {n: s.to_dict() for n, s in self.stages.items()}
         data["connections"] = [str(c) for c in self.connections]
+        if self.inputs:
+            data["inputs"] = list(self.inputs)
         if self.output:
             data["output"] = self.output
         return data

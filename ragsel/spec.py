@@ -43,7 +43,7 @@ from ragsel.registry import get_stage_class
 from ragsel.stage import Stage
 
 SCHEMA_FILE = "ragsel.schema.json"
-_TOP_KEYS = {"version", "name", "description", "stages", "connections", "output"}
+_TOP_KEYS = {"version", "name", "description", "stages", "connections", "output", "inputs"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _Loc = dict[tuple, tuple[int, int]]
 
@@ -158,13 +158,19 @@ def _build(data: Any, ctx: _Ctx, *, variables: Mapping[str, str], strict_env: bo
     else:
         ctx.add("'stages' must be a mapping of name -> stage, or a list", ("stages",))
         return None
+    inputs = data.get("inputs") or []
+    if not (isinstance(inputs, list) and all(isinstance(r, str) for r in inputs)):
+        ctx.add("'inputs' must be a list of 'stage.input' names supplied at run time",
+                ("inputs",))
+        inputs = []
     pipe = Pipeline(name=str(data.get("name", "pipeline")),
-                    description=str(data.get("description", "")), output=data.get("output"))
-    ok = True
+                    description=str(data.get("description", "")), output=data.get("output"),
+                    inputs=inputs)
+    failed: set[str] = set()
     for name, raw, path in entries:
         if not isinstance(raw, Mapping) or "type" not in raw:
             ctx.add(f"stage '{name}' needs a 'type' (a registered stage name)", path)
-            ok = False
+            failed.add(name)
             continue
         cfg = {k: v for k, v in raw.items() if k not in ("type", "name")}
         cfg = _interpolate(cfg, variables, ctx, path, strict_env)
@@ -172,7 +178,7 @@ def _build(data: Any, ctx: _Ctx, *, variables: Mapping[str, str], strict_env: bo
             cls = _resolve_type(str(raw["type"]), allow_modules)
         except (UnknownStageError, DefinitionError) as exc:
             ctx.add(str(exc), path + ("type",))
-            ok = False
+            failed.add(name)
             continue
         try:
             stage = cls(cfg)
@@ -184,31 +190,31 @@ def _build(data: Any, ctx: _Ctx, *, variables: Mapping[str, str], strict_env: bo
                 field = ".".join(str(x) for x in loc)
                 ctx.add(f"stage '{name}' ({raw['type']}): {field + ': ' if field else ''}{msg}",
                         path + loc, key=err.get("type") == "extra_forbidden")
-            ok = False
+            failed.add(name)
             continue
         except Exception as exc:  # a stage's own validation in _setup
             ctx.add(f"stage '{name}' ({raw['type']}): {exc}", path)
-            ok = False
+            failed.add(name)
             continue
         if name in pipe.stages:
             ctx.add(f"duplicate stage name '{name}'", path)
-            ok = False
+            failed.add(name)
             continue
         try:
             pipe.add(name, stage)
         except DefinitionError as exc:
             ctx.add(str(exc), path)
-            ok = False
+            failed.add(name)
             continue
         if components is not None:
             try:
                 stage.bind_components(components)
             except DefinitionError as exc:
                 ctx.add(f"stage '{name}': {exc}", path)
-                ok = False
-    if not ok:
-        return None
+                failed.add(name)
     if linear:
+        if failed:
+            return None  # the chain cannot be wired around a broken stage
         if data.get("connections"):
             ctx.add("a linear 'stages' list takes no 'connections'; use a mapping of stages "
                     "to wire a graph", ("connections",))
@@ -223,18 +229,30 @@ def _build(data: Any, ctx: _Ctx, *, variables: Mapping[str, str], strict_env: bo
         if not isinstance(conns, list):
             ctx.add("'connections' must be a list like ['a -> b.input']", ("connections",))
             return None
+        tainted: set[str] = set()
         for i, item in enumerate(conns):
             pair = _parse_connection(item)
             if pair is None:
                 ctx.add(f"cannot read connection {item!r}; write 'a.output -> b.input'",
                         ("connections", i))
                 continue
+            ends = [ref.partition(".")[0] for ref in pair]
+            if any(e in failed for e in ends):  # already reported at the stage itself
+                tainted.update(ends)
+                continue
             try:
                 pipe.connect(*pair)
             except DefinitionError as exc:
                 ctx.add(str(exc), ("connections", i))
+                tainted.update(ends)
+    if not linear:
+        failed |= tainted
     for msg in pipe.problems():
-        ctx.add(msg, ("stages",) if "output stage" not in msg else ("output",))
+        if failed and (msg == "the pipeline has no stages"
+                       or any(f"stage '{n}'" in msg for n in failed)):
+            continue
+        ctx.add(msg, ("output",) if "output stage" in msg else
+                ("inputs",) if msg.startswith("pipeline input") else ("stages",))
     return pipe
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ragsel.types import Answer, Candidates, Query, Rationales, Selection
 
@@ -11,8 +11,9 @@ if TYPE_CHECKING:
     from ragsel.pipeline import Pipeline
 
 
-@dataclass(frozen=True, slots=True)
-class StageTrace:
+class StageTrace(NamedTuple):
+    """One stage's part of a run (a NamedTuple: built per stage per query, so it is cheap)."""
+
     stage: str
     type: str
     elapsed_ns: int

@@ -1,0 +1,42 @@
+"""`import ragsel` and `ragsel --help` stay light: no heavy framework is imported."""
+
+import subprocess
+import sys
+
+HEAVY = ("torch", "transformers", "chromadb", "langchain_core", "llama_index",
+         "sentence_transformers", "ragas")
+
+
+def _loaded_after(code: str) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint('MODS:' + ','.join(m for m in "
+         f"{HEAVY!r} if m in sys.modules))"],
+        capture_output=True, text=True, check=True)
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("MODS:"), out.stdout
+    return [m for m in last[5:].split(",") if m]
+
+
+def test_import_ragsel_is_light():
+    assert _loaded_after("import ragsel, ragsel.testing") == []
+
+
+def test_cli_help_is_light():
+    code = ("import sys\nsys.argv=['ragsel','--help']\nfrom ragsel.cli.main import app\n"
+            "try:\n    app()\nexcept SystemExit:\n    pass")
+    assert _loaded_after(code) == []
+
+
+def test_validate_loads_no_model(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("stages:\n  - {type: fake_retriever, texts: [a]}\n  - {type: top_k, k: 1}\n")
+    code = ("from ragsel.spec import check_pipeline\n"
+            f"assert check_pipeline({str(f)!r}) == []")
+    assert _loaded_after(code) == []
+
+
+def test_public_api_is_exported():
+    import ragsel
+
+    for name in ragsel.__all__:
+        assert hasattr(ragsel, name), name
