@@ -50,6 +50,8 @@ def pipeline_json_schema(names: list[str] | None = None) -> dict[str, Any]:
                 {"type": "array", "items": stage_ref},
             ]},
             "connections": {"type": "array", "items": conn},
+            "inputs": {"type": "array", "items": {"type": "string",
+                                                  "pattern": r"^[\w-]+\.\w+$"}},
         },
         "required": ["stages"],
         "$defs": defs,

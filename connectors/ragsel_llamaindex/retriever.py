@@ -1,0 +1,147 @@
+"""ragsel inside LlamaIndex: a retriever and a node postprocessor backed by a ragsel pipeline.
+
+Only ``llama_index.core`` is imported. Nothing here touches LlamaIndex's ``Settings`` (whose
+defaults are OpenAI models): every model is passed explicitly."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.bridge.pydantic import ConfigDict, Field
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import (
+    NodeRelationship,
+    NodeWithScore,
+    QueryBundle,
+    RelatedNodeInfo,
+    TextNode,
+)
+
+from ragsel import interop
+from ragsel.errors import InputError
+from ragsel.types import Candidates, Query, ScoredChunk
+
+SOURCE = "llamaindex"
+_HIDDEN = list(interop.RAGSEL_KEYS)  # kept out of LLM prompts and embedding text
+
+
+def to_nodes(items: Sequence[ScoredChunk]) -> list[NodeWithScore]:
+    """``NodeWithScore``\\ s for selected chunks: ``node_id`` is the chunk id, ``ref_doc_id``
+    the doc id, metadata as in :mod:`ragsel.interop` (hidden from prompts and embeddings)."""
+    out = []
+    for rank, sc in enumerate(items, 1):
+        c = sc.chunk
+        rel = {NodeRelationship.SOURCE: RelatedNodeInfo(node_id=c.doc_id)} if c.doc_id else {}
+        node = TextNode(id_=c.id, text=c.text, metadata=interop.chunk_metadata(sc, rank),
+                        relationships=rel, excluded_llm_metadata_keys=_HIDDEN,
+                        excluded_embed_metadata_keys=_HIDDEN,
+                        start_char_idx=c.span[0] if c.span else None,
+                        end_char_idx=c.span[1] if c.span else None)
+        out.append(NodeWithScore(node=node, score=sc.score))
+    return out
+
+
+def from_nodes(nodes: Sequence[NodeWithScore], source: str = SOURCE) -> Candidates:
+    """Candidates from nodes another retriever returned (ids from ``metadata["chunk_id"]`` or
+    ``node_id``; doc id from metadata or ``ref_doc_id``; scores from ``NodeWithScore.score``,
+    else rank-derived)."""
+    items, derived, n = [], 0, len(nodes)
+    for rank, nws in enumerate(nodes, 1):
+        if not isinstance(nws, NodeWithScore):
+            raise InputError(f"node {rank} is a {type(nws).__name__}, not a LlamaIndex "
+                             "NodeWithScore")
+        node = nws.node
+        start, end = getattr(node, "start_char_idx", None), getattr(node, "end_char_idx", None)
+        span = (start, end) if isinstance(start, int) and isinstance(end, int) else None
+        sc, d = interop.scored_chunk_from_record(
+            getattr(node, "text", None), node.metadata, rank=rank, n=n, source=source,
+            id=node.node_id, doc_id=node.ref_doc_id, score=nws.score, span=span, what="node")
+        items.append(sc)
+        derived += d
+    return interop.candidates_from_records(items, derived, source)
+
+
+class RagselRetriever(BaseRetriever):
+    """A LlamaIndex retriever whose results are a ragsel pipeline's selection.
+
+    >>> retriever = RagselRetriever("pipelines/local.yaml")       # doctest: +SKIP
+    >>> engine = RetrieverQueryEngine.from_args(retriever, llm=my_llm)
+
+    ``pipeline`` is a :class:`ragsel.Pipeline` or a YAML path (loaded with ``variables`` and
+    ``components``); ``k`` caps the number of nodes. ``aretrieve`` uses ``pipeline.arun``.
+    """
+
+    def __init__(self, pipeline: Any, *, k: int | None = None,
+                 variables: dict[str, str] | None = None,
+                 components: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        p = interop.resolve_pipeline(pipeline, variables, components, "RagselRetriever")
+        self.pipeline = interop.check_selection_pipeline(p, "RagselRetriever")
+        if p.inputs:
+            raise InputError(f"RagselRetriever: pipeline '{p.name}' declares run-time inputs "
+                             f"{p.inputs}; use RagselPostprocessor to feed it nodes")
+        if k is not None and k < 1:
+            raise InputError(f"RagselRetriever: k must be >= 1, got {k}")
+        self.k = k
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        result = self.pipeline.run(Query.coerce(query_bundle.query_str))
+        return to_nodes(interop.cap(interop.selected(result, "RagselRetriever"), self.k))
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        result = await self.pipeline.arun(Query.coerce(query_bundle.query_str))
+        return to_nodes(interop.cap(interop.selected(result, "RagselRetriever"), self.k))
+
+
+class RagselPostprocessor(BaseNodePostprocessor):
+    """Runs the selection part of a ragsel pipeline over retrieved nodes, for
+    ``RetrieverQueryEngine(..., node_postprocessors=[RagselPostprocessor(pipeline=p)])``.
+
+    The nodes enter the pipeline at ``input`` (``"stage.candidates"``; by default the only
+    declared or unconnected Candidates input). Nodes without ``doc_id``/``position`` metadata
+    are selected normally; neighbour expansion skips them and their metadata says so.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    pipeline: Any
+    input: str | None = None
+    k: int | None = Field(None, ge=1)
+
+    def __init__(self, pipeline: Any = None, *, variables: dict[str, str] | None = None,
+                 components: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        p = interop.resolve_pipeline(pipeline, variables, components, "RagselPostprocessor")
+        super().__init__(pipeline=p, **kwargs)
+        self.input = interop.candidates_input(p, self.input, "RagselPostprocessor")
+        interop.check_selection_pipeline(p, "RagselPostprocessor")
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "RagselPostprocessor"
+
+    def _prepare(self, nodes: list[NodeWithScore],
+                 query_bundle: QueryBundle | None) -> tuple[Query, Candidates]:
+        if query_bundle is None:
+            raise InputError("RagselPostprocessor needs the query: call "
+                             "postprocess_nodes(nodes, query_str=...) or use it in a query engine")
+        return Query.coerce(query_bundle.query_str), from_nodes(nodes)
+
+    def _finish(self, result: Any) -> list[NodeWithScore]:
+        return to_nodes(interop.cap(interop.selected(result, "RagselPostprocessor"), self.k))
+
+    def _postprocess_nodes(self, nodes: list[NodeWithScore],
+                           query_bundle: QueryBundle | None = None) -> list[NodeWithScore]:
+        q, cands = self._prepare(nodes, query_bundle)
+        if not cands.items:
+            return []
+        return self._finish(self.pipeline.run(q, inputs={self.input: cands}))
+
+    async def _apostprocess_nodes(self, nodes: list[NodeWithScore],
+                                  query_bundle: QueryBundle | None = None
+                                  ) -> list[NodeWithScore]:
+        q, cands = self._prepare(nodes, query_bundle)
+        if not cands.items:
+            return []
+        return self._finish(await self.pipeline.arun(q, inputs={self.input: cands}))

@@ -1,0 +1,157 @@
+"""Cost of the LangChain / LlamaIndex adapters per call, against calling the pipeline directly.
+
+    python eval/benchmarks/adapter_overhead.py [--n 2000] [--repeats 5] [--chunks 5]
+
+The pipeline is ``FixedCandidates(20 chunks) -> top_k(k=--chunks)``: no model, so the time is
+orchestration and conversion. For each adapter call the *direct* equivalent is timed in the
+same interleaved round and the difference of medians is the overhead:
+
+- ``lc.invoke``        ``RagselRetriever.invoke(q)`` vs ``pipeline.run(q)`` (includes LangChain's
+                       own callback manager and run bookkeeping)
+- ``lc.adapter``       ``RagselRetriever._get_relevant_documents`` (our code only: query
+                       coercion, run, Document building) vs ``pipeline.run(q)``
+- ``lc.ainvoke``       ``ainvoke`` vs ``await pipeline.arun(q)``
+- ``lc.compress``      ``RagselCompressor.compress_documents(docs, q)`` vs
+                       ``pipeline.run(q, inputs={...})`` with prebuilt Candidates
+- ``li.retrieve``      LlamaIndex ``RagselRetriever.retrieve(q)`` vs ``pipeline.run(q)``
+                       (includes LlamaIndex's dispatcher/callback events)
+- ``li.adapter``       ``RagselRetriever._retrieve`` (our code only)
+- ``li.postprocess``   ``RagselPostprocessor.postprocess_nodes`` vs ``pipeline.run(q, inputs=...)``
+
+Target: our adapter code under 0.2 ms per call. Results also go to
+``eval/benchmarks/results/adapter_overhead.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("LANGCHAIN_TRACING_V2", "false")
+
+from ragsel import Pipeline, Query  # noqa: E402
+from ragsel.stages.cutoff.top_k import TopKCutoff  # noqa: E402
+from ragsel.testing import FixedCandidates  # noqa: E402
+
+TEXTS = [f"passage {i} about clause {i % 7} of the agreement" for i in range(20)]
+QUERY = "which clause restricts assignment"
+
+
+def timed(fn: Callable[[], object], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        fn()
+        out.append((time.perf_counter_ns() - t0) / 1e3)
+    return out
+
+
+def atimed(fn: Callable[[], object], n: int) -> list[float]:
+    async def go() -> list[float]:
+        out = []
+        for _ in range(n):
+            t0 = time.perf_counter_ns()
+            await fn()
+            out.append((time.perf_counter_ns() - t0) / 1e3)
+        return out
+
+    return asyncio.run(go())
+
+
+def calibration_us() -> float:
+    """A fixed pure-Python loop: compare runs on machines/loads (``sum(range(1000))``)."""
+    import timeit
+
+    return min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6
+
+
+def cases(k: int) -> dict[str, tuple[Callable, Callable, bool]]:
+    """name -> (adapter call, direct call, is_async)."""
+    from llama_index.core.schema import QueryBundle
+
+    from ragsel_langchain import RagselCompressor
+    from ragsel_langchain import RagselRetriever as LCRetriever
+    from ragsel_langchain.retriever import from_documents
+    from ragsel_llamaindex import RagselPostprocessor
+    from ragsel_llamaindex import RagselRetriever as LIRetriever
+    from ragsel_llamaindex.retriever import from_nodes
+
+    def retrieval() -> Pipeline:
+        return Pipeline.linear([FixedCandidates(texts=TEXTS), TopKCutoff(k=k)])
+
+    q = Query(QUERY)
+    lc = LCRetriever(pipeline=retrieval())
+    li = LIRetriever(retrieval())
+    p_lc, p_li = lc.pipeline, li.pipeline
+    docs = LCRetriever(pipeline=Pipeline.linear([FixedCandidates(texts=TEXTS)])).invoke(QUERY)
+    nodes = LIRetriever(Pipeline.linear([FixedCandidates(texts=TEXTS)])).retrieve(QUERY)
+    comp = RagselCompressor(pipeline=Pipeline.linear([TopKCutoff(k=k)]))
+    post = RagselPostprocessor(pipeline=Pipeline.linear([TopKCutoff(k=k)]))
+    cands_lc, cands_li = from_documents(docs), from_nodes(nodes)
+    bundle = QueryBundle(QUERY)
+    return {
+        "lc.invoke": (lambda: lc.invoke(QUERY), lambda: p_lc.run(q).selection, False),
+        "lc.adapter": (lambda: lc._get_relevant_documents(QUERY, run_manager=None),
+                       lambda: p_lc.run(q).selection, False),
+        "lc.ainvoke": (lambda: lc.ainvoke(QUERY), lambda: p_lc.arun(q), True),
+        "lc.compress": (lambda: comp.compress_documents(docs, QUERY),
+                        lambda: comp.pipeline.run(q, inputs={comp.input: cands_lc}), False),
+        "li.retrieve": (lambda: li.retrieve(QUERY), lambda: p_li.run(q).selection, False),
+        "li.adapter": (lambda: li._retrieve(bundle), lambda: p_li.run(q).selection, False),
+        "li.postprocess": (lambda: post.postprocess_nodes(nodes, query_bundle=bundle),
+                           lambda: post.pipeline.run(q, inputs={post.input: cands_li}), False),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=2000, help="calls per measurement")
+    ap.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
+    ap.add_argument("--chunks", type=int, default=5, help="chunks returned per call")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = ap.parse_args()
+    table = cases(args.chunks)
+    samples: dict[str, dict[str, list[float]]] = {n: {"adapter": [], "direct": []}
+                                                  for n in table}
+    for name, (adapter, direct, is_async) in table.items():  # warm up every path
+        run = atimed if is_async else timed
+        run(adapter, 50), run(direct, 50)
+    for _ in range(args.repeats):
+        for name, (adapter, direct, is_async) in table.items():
+            run = atimed if is_async else timed
+            samples[name]["direct"] += run(direct, args.n)
+            samples[name]["adapter"] += run(adapter, args.n)
+    rows = []
+    print(f"adapter overhead per call ({args.chunks} chunks returned, n={args.n} x "
+          f"{args.repeats} rounds; medians in µs)")
+    print(f"{'case':<16}{'direct':>10}{'adapter':>10}{'overhead':>10}{'p95 adapter':>13}")
+    for name, s in samples.items():
+        d, a = statistics.median(s["direct"]), statistics.median(s["adapter"])
+        p95 = statistics.quantiles(s["adapter"], n=20)[-1]
+        rows.append({"case": name, "direct_us": round(d, 1), "adapter_us": round(a, 1),
+                     "overhead_us": round(a - d, 1), "adapter_p95_us": round(p95, 1)})
+        print(f"{name:<16}{d:>10.1f}{a:>10.1f}{a - d:>10.1f}{p95:>13.1f}")
+    cal = calibration_us()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"calibration: sum(range(1000)) = {cal:.1f} µs; load average {load:.1f} on "
+          f"{os.cpu_count()} CPUs (a busy machine inflates every figure alike)")
+    ours = max(r["overhead_us"] for r in rows if r["case"].endswith(("adapter", "compress",
+                                                                     "postprocess")))
+    print(f"largest overhead of our adapter code: {ours:.1f} µs (target < 200 µs)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "adapter_overhead.json").write_text(json.dumps(
+        {"rows": rows, "n": args.n, "repeats": args.repeats, "chunks": args.chunks,
+         "python": platform.python_version(), "machine": platform.machine(),
+         "cpu_count": os.cpu_count(), "calibration_us": round(cal, 2),
+         "load_average": round(load, 2), "note": "medians; see calibration for machine load"}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

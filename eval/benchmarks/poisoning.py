@@ -1,0 +1,317 @@
+"""Poisoning benchmark for ``poison_cluster_guard`` (LLM-free), with held-out reporting.
+
+Data (all from ``$RAGSEL_DATA_DIR``, default ``../shared/data``):
+
+- PoisonedRAG NQ (``derived_nq_poisoned_with_gold.jsonl``: gold passages + 5 adversarial
+  passages per question), HotpotQA and MS MARCO (``adv_targeted_*.json``: 5 adversarial
+  passages, *no gold passage*), loaded with ``ragsel_eval.datasets.poisonedrag``.
+- Each query's context = its gold passage(s) + its 5 adversarial passages + the
+  ``--distractors`` passages nearest to the question (MiniLM cosine) in a pooled Wikipedia
+  corpus: every NQ gold passage and every HotpotQA-hard paragraph (``hotpotqa_hard/``), minus
+  the question's own gold. (The loader's own pool is only the other questions' gold passages,
+  which are off-topic: mean cosine to the question ~0.03.) The context is ranked by cosine to
+  the question, as a dense retriever would rank it.
+- A clean, naturally redundant set built from SciFact: claims with >= 2 relevant abstracts
+  (distinct papers supporting one claim), each abstract cut into overlapping word windows
+  (``--window`` words, 50% overlap: chunks of one document repeat each other), plus the
+  ``--scifact-distractors`` BM25-nearest other abstracts, windowed the same way. Everything is
+  clean, so every flag is a false flag. Scored twice: chunks with their document ids (what an
+  index gives) and with ids stripped (the worst case: no metadata at all).
+
+Protocol: NQ queries and SciFact claims are split in half (seeded). Guard settings are chosen on
+the training halves: maximise NQ detection F1 subject to NQ gold retention >= 0.95 and a
+SciFact false-flag rate (ids stripped) <= 0.05. The chosen settings are then reported on the NQ
+test half, on HotpotQA and MS MARCO (all queries, never seen) and on the SciFact test half.
+
+Metrics: detection precision/recall/F1 (micro over chunks), gold retention, attack success
+(``attack_majority``: in the final context -- the top ``--final-k`` chunks the guard kept --
+poisoned chunks outnumber gold ones; in collapse mode duplicates do not count), the rate of
+queries where any poisoned chunk reaches the final context, and the SciFact false-flag rate.
+
+Run: ``OMP_NUM_THREADS=1 python eval/benchmarks/poisoning.py`` (about 5-10 minutes on one
+busy core, mostly embedding; vectors are cached in ``~/.cache/ragsel/bench``). Results are
+written to ``eval/benchmarks/results/poisoning.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import os
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "eval"))
+
+from ragsel.types import Candidates, Chunk, Query  # noqa: E402
+from ragsel_eval.datasets.poisonedrag import load_poisonedrag  # noqa: E402
+from ragsel_eval.metrics.robustness import (  # noqa: E402
+    attack_success, detection_scores, gold_retention, micro_detection)
+
+DATA = Path(os.environ.get("RAGSEL_DATA_DIR", REPO.parent / "shared" / "data"))
+CACHE = Path(os.environ.get("RAGSEL_BENCH_CACHE", Path.home() / ".cache" / "ragsel" / "bench"))
+
+
+class CachedEmbedder:
+    """MiniLM with an on-disk text -> vector cache (the benchmark embeds each text once)."""
+
+    def __init__(self, spec: str = "minilm") -> None:
+        from ragsel.backends.embedders import load_embedder
+
+        self.inner = load_embedder(spec, threads=int(os.environ.get("OMP_NUM_THREADS", "1")))
+        self.name, self.vecs = self.inner.name, {}
+        self.path = CACHE / f"{hashlib.md5(self.name.encode()).hexdigest()[:8]}.npz"
+        if self.path.is_file():
+            z = np.load(self.path, allow_pickle=False)
+            self.vecs = dict(zip(z["keys"].tolist(), z["vecs"]))
+        self.embed_seconds = 0.0
+
+    @staticmethod
+    def _key(t: str) -> str:
+        return hashlib.sha1(t.encode()).hexdigest()
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if self._key(t) not in self.vecs))
+        if missing:
+            t0 = time.perf_counter()
+            for t, v in zip(missing, self.inner.embed(missing)):
+                self.vecs[self._key(t)] = v
+            self.embed_seconds += time.perf_counter() - t0
+        return np.stack([self.vecs[self._key(t)] for t in texts]).astype(np.float32)
+
+    def save(self) -> None:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        keys = list(self.vecs)
+        np.savez(self.path, keys=np.array(keys), vecs=np.stack([self.vecs[k] for k in keys]))
+
+
+# --- contexts ---------------------------------------------------------------------------------
+def wiki_pool() -> list[str]:
+    rows = [json.loads(x) for x in (DATA / "hotpotqa_hard" / "hotpotqa_hard_100.jsonl")
+            .read_text().splitlines() if x.strip()]
+    paras = [f"{t}\n{''.join(s)}" for r in rows for t, s in r["context"]]
+    nq = load_poisonedrag(DATA / "poisonedrag", variant="nq", n_distractors=0)
+    golds = [d.text for d in nq.documents.values() if d.metadata["role"] == "gold"]
+    return list(dict.fromkeys(golds + paras))
+
+
+def poisoned_contexts(variant: str, emb: CachedEmbedder, pool: list[str], pool_vecs: np.ndarray,
+                      n_distractors: int) -> list[dict]:
+    ds = load_poisonedrag(DATA / "poisonedrag", variant=variant, n_distractors=0)
+    out = []
+    for q in ds.queries:
+        own = [ds.documents[d] for d in q.corpus]
+        own_texts = {d.text for d in own}
+        qv = emb.embed([q.text])[0]
+        order = np.argsort(-(pool_vecs @ qv), kind="stable")
+        dis = [pool[i] for i in order if pool[i] not in own_texts][:n_distractors]
+        chunks = [Chunk(d.id, d.text, doc_id=d.id) for d in own]
+        chunks += [Chunk(f"{q.id}/dis{i}", t, doc_id=f"pool:{hashlib.sha1(t.encode()).hexdigest()[:10]}")
+                   for i, t in enumerate(dis)]
+        vecs = emb.embed([c.text for c in chunks])
+        scores = vecs @ qv
+        ranked = sorted(zip(chunks, scores.tolist()), key=lambda x: -x[1])
+        out.append({"id": q.id, "query": Query(q.text, id=q.id), "ranked": ranked,
+                    "gold": set(q.qrels), "poisoned": set(q.poisoned)})
+    return out
+
+
+def _windows(text: str, size: int) -> list[str]:
+    words = text.split()
+    step = max(1, size // 2)
+    if len(words) <= size:
+        return [" ".join(words)]
+    return [" ".join(words[i:i + size]) for i in range(0, len(words) - size + step, step)
+            if words[i:i + size]]
+
+
+def scifact_redundant(emb: CachedEmbedder, n_claims: int, n_distractors: int, window: int,
+                      seed: int) -> list[dict]:
+    import bm25s
+
+    corpus = {}
+    for line in (DATA / "scifact" / "corpus.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        corpus[str(r["_id"])] = f"{r['title']}. {r['text']}"
+    claims = {str(json.loads(x)["_id"]): json.loads(x)["text"]
+              for x in (DATA / "scifact" / "queries.jsonl").read_text().splitlines()}
+    rel: dict[str, set[str]] = {}
+    for split in ("train", "test"):
+        for line in (DATA / "scifact" / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]:
+            qid, did, _ = line.split("\t")
+            if did in corpus:
+                rel.setdefault(qid, set()).add(did)
+    chosen = sorted(q for q, ds in rel.items() if len(ds) >= 2 and q in claims)
+    random.Random(seed).shuffle(chosen)
+    chosen = chosen[:n_claims]
+    ids = list(corpus)
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize([corpus[i] for i in ids], stopwords="en", show_progress=False),
+                    show_progress=False)
+    out = []
+    for qid in chosen:
+        res, _ = retriever.retrieve(bm25s.tokenize([claims[qid]], stopwords="en",
+                                                   show_progress=False),
+                                    k=n_distractors + len(rel[qid]) + 2, show_progress=False)
+        dis = [ids[i] for i in res[0] if ids[i] not in rel[qid]][:n_distractors]
+        chunks = []
+        for did in sorted(rel[qid]) + dis:
+            for k, w in enumerate(_windows(corpus[did], window)):
+                chunks.append(Chunk(f"{did}#{k}", w, doc_id=did, position=k))
+        qv = emb.embed([claims[qid]])[0]
+        scores = emb.embed([c.text for c in chunks]) @ qv
+        ranked = sorted(zip(chunks, scores.tolist()), key=lambda x: -x[1])
+        out.append({"id": qid, "query": Query(claims[qid], id=qid), "ranked": ranked,
+                    "gold": set(), "poisoned": set()})
+    return out
+
+
+def strip_ids(contexts: list[dict]) -> list[dict]:
+    return [{**c, "ranked": [(Chunk(ch.id, ch.text), s) for ch, s in c["ranked"]]}
+            for c in contexts]
+
+
+# --- scoring ----------------------------------------------------------------------------------
+def evaluate(guard, contexts: list[dict], final_k: int) -> dict[str, float]:
+    det, ret, att, reach, flagged_clean, n_clean = [], [], [], [], 0, 0
+    for c in contexts:
+        cands = Candidates.retrieved("retriever", c["ranked"])
+        out = guard.run(candidates=cands, query=c["query"]) if guard is not None else cands
+        flagged = {d.id for d in out.dropped if d.verdict is not None and d.verdict.flagged}
+        flagged |= {sc.id for sc in out.items if any(v.flagged for v in sc.verdicts)}
+        final = [sc.id for sc in out.items
+                 if not any(v.flagged or v.label == "DUPLICATE" for v in sc.verdicts)][:final_k]
+        available = [ch.id for ch, _ in c["ranked"]]
+        det.append(detection_scores(flagged, c["poisoned"], available))
+        r = gold_retention([sc.id for sc in out.items if sc.id not in flagged], c["gold"],
+                           available)
+        if r == r:  # not NaN
+            ret.append(r)
+        a = attack_success(final, c["poisoned"], c["gold"])
+        att.append(a["attack_majority"])
+        reach.append(a["attack_success"])
+        clean = set(available) - c["poisoned"]
+        flagged_clean += len(flagged & clean)
+        n_clean += len(clean)
+    m = micro_detection(det)
+    return {"precision": m["precision"], "recall": m["recall"], "f1": m["f1"],
+            "gold_retention": float(np.mean(ret)) if ret else float("nan"),
+            "attack_majority": float(np.mean(att)), "poison_reaches_context": float(np.mean(reach)),
+            "clean_flag_rate": flagged_clean / max(n_clean, 1), "queries": len(contexts)}
+
+
+def fmt(m: dict[str, float]) -> str:
+    return (f"P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f} | gold kept "
+            f"{m['gold_retention']:.3f} | attack(majority) {m['attack_majority']:.3f} "
+            f"reach {m['poison_reaches_context']:.3f} | clean flagged {m['clean_flag_rate']:.3f}"
+            f" | n={m['queries']}")
+
+
+def grid() -> list[dict]:
+    out = []
+    for cos, ng, size, core in itertools.product((0.65, 0.7, 0.75, 0.8, 0.85), (0.3, 0.5),
+                                                 (3, 4), (0.0, 0.05, 0.1)):
+        base = {"cosine_threshold": cos, "ngram_threshold": ng, "min_cluster_size": size,
+                "core_margin": core}
+        out.append({"mode": "flag_densest", **base})
+        for sup in (0.3, 0.5, 0.7):
+            out.append({"mode": "drop_unsupported", "support_threshold": sup, **base})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--distractors", type=int, default=10)
+    ap.add_argument("--scifact-claims", type=int, default=60)
+    ap.add_argument("--scifact-distractors", type=int, default=3)
+    ap.add_argument("--window", type=int, default=60)
+    ap.add_argument("--final-k", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(REPO / "eval/benchmarks/results/poisoning.json"))
+    args = ap.parse_args()
+    from ragsel.stages.verify.poison_cluster import PoisonClusterGuard
+
+    t0 = time.perf_counter()
+    emb = CachedEmbedder("minilm")
+    pool = wiki_pool()
+    pool_vecs = emb.embed(pool)
+    sets = {v: poisoned_contexts(v, emb, pool, pool_vecs, args.distractors)
+            for v in ("nq", "hotpotqa", "msmarco")}
+    sci = scifact_redundant(emb, args.scifact_claims, args.scifact_distractors, args.window,
+                            args.seed)
+    emb.save()
+    print(f"contexts built in {time.perf_counter() - t0:.0f}s (embedding "
+          f"{emb.embed_seconds:.0f}s); pool {len(pool)} passages")
+    nq = sets["nq"]
+    rng = random.Random(args.seed)
+    order = list(range(len(nq)))
+    rng.shuffle(order)
+    nq_train = [nq[i] for i in order[: len(nq) // 2]]
+    nq_test = [nq[i] for i in order[len(nq) // 2:]]
+    half = len(sci) // 2
+    sci_train, sci_test = sci[:half], sci[half:]
+    sci_train_bare, sci_test_bare = strip_ids(sci_train), strip_ids(sci_test)
+    dis_cos = [s for c in nq for ch, s in c["ranked"] if "/dis" in ch.id]
+    gold_cos = [s for c in nq for ch, s in c["ranked"] if ch.id in c["gold"]]
+    print(f"NQ: mean cosine to the question: distractors {np.mean(dis_cos):.3f}, "
+          f"gold {np.mean(gold_cos):.3f}; SciFact set: {len(sci)} claims, "
+          f"{sum(len(c['ranked']) for c in sci)} chunks")
+
+    def make(cfg):
+        return PoisonClusterGuard(**cfg).use_embedder(emb)
+
+    results: dict = {"args": vars(args), "grid": []}
+    best, best_key = None, None
+    for cfg in grid():
+        g = make(cfg)
+        tr = evaluate(g, nq_train, args.final_k)
+        fr = evaluate(g, sci_train_bare, args.final_k)["clean_flag_rate"]
+        ok = tr["gold_retention"] >= 0.95 and fr <= 0.05
+        results["grid"].append({"config": cfg, "nq_train": tr, "scifact_train_bare_flag": fr,
+                                "feasible": ok})
+        key = (ok, tr["f1"], tr["gold_retention"], -fr)
+        if best_key is None or key > best_key:
+            best, best_key = cfg, key
+    print(f"chosen on training halves: {best}")
+    results["chosen"] = best
+    report = {}
+    rows = [("no guard", None), ("chosen", make(best)),
+            ("collapse", make({**{k: v for k, v in best.items()
+                                  if k not in ("mode", "support_threshold")},
+                               "mode": "collapse"})),
+            ("shipped default (drop_unsupported)", make({"mode": "drop_unsupported"})),
+            ("shipped default (collapse)", make({}))]
+    for label, g in rows:
+        report[label] = {
+            "nq_test": evaluate(g, nq_test, args.final_k),
+            "hotpotqa": evaluate(g, sets["hotpotqa"], args.final_k),
+            "msmarco": evaluate(g, sets["msmarco"], args.final_k),
+            "scifact_test_with_ids": evaluate(g, sci_test, args.final_k),
+            "scifact_test_no_ids": evaluate(g, sci_test_bare, args.final_k),
+        }
+        print(f"\n== {label} ==")
+        for name, m in report[label].items():
+            print(f"  {name:22s} {fmt(m)}")
+    results["report"] = report
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1, default=float))
+    print(f"\nwritten {args.out} ({time.perf_counter() - t0:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()

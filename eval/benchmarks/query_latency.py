@@ -1,0 +1,129 @@
+"""Query latency and memory of the shipped local pipeline (``pipelines/local.yaml``) on the
+SciFact index: p50/p95 per query with the query embedding, and without it (query vectors
+computed beforehand and served from a dict, so what remains is BM25 + exact dense search +
+fusion + elbow cutoff + neighbour expansion + orchestration), plus per-stage means and peak RSS.
+
+Targets (issue 3): p50 <= 15 ms including the query embedding, <= 3 ms excluding it.
+The machine is shared: run it when it is quiet, or read the figures as upper bounds.
+
+Run::
+
+    OMP_NUM_THREADS=1 python eval/benchmarks/query_latency.py --index /work/cache/scifact-index
+
+Writes ``eval/benchmarks/results/query_latency.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "eval"))
+
+from ragsel.cli._common import set_offline_env  # noqa: E402
+from ragsel.spec import load_pipeline  # noqa: E402
+from ragsel.types import Query  # noqa: E402
+from ragsel_eval.datasets import data_root  # noqa: E402
+from ragsel_eval.datasets.beir import load_beir  # noqa: E402
+
+set_offline_env()
+DATA = data_root()
+RESULTS = REPO / "eval" / "benchmarks" / "results"
+
+
+class PrecomputedEmbedder:
+    """Serves vectors computed beforehand (to time everything but the model)."""
+
+    def __init__(self, real, texts: list[str]) -> None:
+        self.name, self.dim = real.name, real.dim
+        self.space = getattr(real, "space", real.name)
+        self._vec = dict(zip(texts, real.embed(texts)))
+
+    def embed(self, texts):
+        return np.stack([self._vec[t] for t in texts])
+
+    def warm_up(self) -> None:
+        pass
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def measure(pipe, queries: list[str], repeats: int) -> tuple[np.ndarray, dict[str, float]]:
+    times, per_stage = [], {}
+    for _ in range(repeats):
+        for q in queries:
+            t0 = time.perf_counter_ns()
+            r = pipe.run(Query(q))
+            times.append((time.perf_counter_ns() - t0) / 1e6)
+            for st in r.trace.stages:
+                per_stage.setdefault(st.stage, []).append(st.ms)
+    return np.asarray(times), {k: round(float(np.mean(v)), 3) for k, v in per_stage.items()}
+
+
+def summary(t: np.ndarray) -> dict[str, float]:
+    return {"p50_ms": round(float(np.percentile(t, 50)), 2),
+            "p95_ms": round(float(np.percentile(t, 95)), 2),
+            "mean_ms": round(float(t.mean()), 2), "runs": int(t.size)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--index", default=os.environ.get("RAGSEL_INDEX", "/work/cache/scifact-index"))
+    ap.add_argument("--pipeline", default=str(REPO / "pipelines" / "local.yaml"))
+    ap.add_argument("--queries", type=int, default=300, help="SciFact test queries to time")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--out", default=str(RESULTS / "query_latency.json"))
+    args = ap.parse_args()
+
+    texts = [q.text for q in load_beir(DATA / "scifact", split="test").queries][: args.queries]
+    rss0 = rss_mb()
+    pipe = load_pipeline(args.pipeline, variables={"RAGSEL_INDEX": args.index})
+    t0 = time.perf_counter()
+    pipe.warm_up()
+    for q in texts[:5]:  # first queries pay lazy loads (BM25 vocab, filters, caches)
+        pipe.run(Query(q))
+    warm_s = time.perf_counter() - t0
+    with_emb, stages_with = measure(pipe, texts, args.repeats)
+    rss_serving = rss_mb()
+
+    dense = [s for s in pipe.stages.values() if s.type_name == "dense_retriever"]
+    for s in dense:  # the retriever's embedder, swapped for precomputed vectors
+        s._embedder = PrecomputedEmbedder(s._embedder, texts)
+    without, stages_without = measure(pipe, texts, args.repeats)
+
+    import torch
+
+    result = {
+        "index": args.index, "pipeline": args.pipeline, "queries": len(texts),
+        "repeats": args.repeats, "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "load_avg_1m": os.getloadavg()[0], "warm_up_s": round(warm_s, 2),
+        "with_query_embedding": summary(with_emb), "stage_mean_ms_with": stages_with,
+        "without_query_embedding": summary(without), "stage_mean_ms_without": stages_without,
+        "peak_rss_mb_serving": round(rss_serving, 1), "rss_mb_before_load": round(rss0, 1),
+    }
+    w, wo = result["with_query_embedding"], result["without_query_embedding"]
+    print(f"local pipeline on {args.index}: {len(texts)} queries x {args.repeats}, "
+          f"torch threads {result['torch_threads']}, load avg {result['load_avg_1m']:.1f}")
+    print(f"  with query embedding:    p50 {w['p50_ms']:.2f} ms  p95 {w['p95_ms']:.2f} ms")
+    print(f"  without query embedding: p50 {wo['p50_ms']:.2f} ms  p95 {wo['p95_ms']:.2f} ms")
+    print(f"  per stage (ms, with):    {stages_with}")
+    print(f"  per stage (ms, without): {stages_without}")
+    print(f"  peak RSS serving: {result['peak_rss_mb_serving']:.0f} MB")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,433 @@
+"""OpenAI-compatible chat-completions client (OpenAI, vLLM, Ollama, llama.cpp server, LM Studio).
+
+Plain httpx, sync and async. Every request goes through the endpoint's concurrency
+:class:`~ragsel.backends.llm.limits.Limiter`; failures that a retry may fix (429, 5xx, timeouts,
+connection errors, a truncated or non-JSON body) are retried with exponential backoff and
+jitter, honouring ``Retry-After``; then one :class:`~ragsel.errors.BackendError` (or
+:class:`~ragsel.errors.BackendTimeout`) names the endpoint, what happened and what to do.
+
+The API key lives in a private holder that never prints; error texts quoted from the server
+are scrubbed of it too. ``name`` (used in traces and cache keys) is ``openai:<model>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import threading
+import time
+import weakref
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ragsel.backends.llm.base import BaseLLM, Completion, ContextLengthError, GenParams
+from ragsel.backends.llm.config import ENV_API_KEY, ENV_BASE_URL
+from ragsel.backends.llm.limits import (
+    Limiter,
+    backoff_delay,
+    endpoint_limiter,
+    parse_retry_after,
+)
+from ragsel.errors import BackendError, BackendTimeout, require
+
+log = logging.getLogger("ragsel.llm")
+
+_CONTEXT_HINTS = ("context_length_exceeded", "maximum context length", "context length",
+                  "context window", "too many tokens", "exceeds the context", "n_ctx")
+_JSON_MODES = ("json_schema", "json_object", "off")
+
+
+class _Secret:
+    """Holds the API key; its repr/str never show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | None) -> None:
+        self._value = value or None
+
+    def get(self) -> str | None:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<secret>" if self._value else "<none>"
+
+    __str__ = __repr__
+
+    def __reduce__(self):  # never pickle the key along with a client
+        return (_Secret, (None,))
+
+
+def redact_url(url: str) -> str:
+    """``url`` without user:password and query string (both may carry credentials)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+@dataclass
+class _Outcome:
+    """What one HTTP attempt led to: a completion, a retry (with the server's wait), or a
+    final error."""
+
+    completion: Completion | None = None
+    error: BackendError | None = None
+    retry: bool = False
+    wait: float | None = None  # the server's Retry-After
+    again_now: bool = False  # retry at once (json_mode downgrade), not counted as a retry
+
+
+class OpenAICompatLLM(BaseLLM):
+    """Chat completions against any OpenAI-compatible endpoint.
+
+    ``OpenAICompatLLM(base_url="http://localhost:8000/v1", model="qwen2.5-7b-instruct",
+    api_key=os.environ.get("RAGSEL_LLM_API_KEY"))``; usually built by
+    ``load_llm(LLMSpec(backend="openai", ...))``.
+
+    ``stats`` counts ``requests``, ``retries``, ``errors`` and ``json_downgrades`` made by
+    this instance.
+    """
+
+    backend = "openai"
+
+    def __init__(self, *, base_url: str, model: str, api_key: str | None = None,
+                 temperature: float = 0.0, max_tokens: int = 512, seed: int | None = None,
+                 top_logprobs: int = 5, json_mode: str = "auto",
+                 context_window: int | None = None, extra_body: Mapping[str, Any] | None = None,
+                 headers: Mapping[str, str] | None = None, timeout: float = 60.0,
+                 connect_timeout: float = 10.0, max_retries: int = 3,
+                 backoff_initial: float = 0.5, backoff_max: float = 20.0,
+                 retry_after_max: float = 60.0, concurrency: int = 4,
+                 rng_seed: int = 0) -> None:
+        super().__init__(temperature=temperature, max_tokens=max_tokens)
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
+        self.model = model
+        self.name = f"openai:{model}"
+        self._api_key = _Secret(api_key)
+        self.seed, self.top_logprobs = seed, top_logprobs
+        if json_mode not in ("auto", *_JSON_MODES):
+            raise ValueError(f"json_mode must be auto, {', '.join(_JSON_MODES)}")
+        self.json_mode = json_mode
+        self._json_mode_now = "json_schema" if json_mode == "auto" else json_mode
+        self.context_window = context_window
+        self.extra_body = dict(extra_body or {})
+        self.headers = dict(headers or {})
+        self.timeout, self.connect_timeout = float(timeout), float(connect_timeout)
+        self.max_retries = int(max_retries)
+        self.backoff_initial, self.backoff_max = float(backoff_initial), float(backoff_max)
+        self.retry_after_max = float(retry_after_max)
+        self.limiter: Limiter = endpoint_limiter(f"openai:{redact_url(self.base_url)}",
+                                                 concurrency)
+        self._rng = random.Random(rng_seed)
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._aclients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self.stats = {"requests": 0, "retries": 0, "errors": 0, "json_downgrades": 0}
+        self._where = redact_url(self.base_url)
+
+    def __repr__(self) -> str:
+        return (f"OpenAICompatLLM(base_url={self._where!r}, model={self.model!r}, "
+                f"api_key={self._api_key!r})")
+
+    def cache_identity(self) -> dict[str, Any]:
+        return {"backend": self.backend, "model": self.model, "seed": self.seed,
+                "top_logprobs": self.top_logprobs, "extra_body": self.extra_body}
+
+    def has_api_key(self) -> bool:
+        return self._api_key.get() is not None
+
+    def _same_key(self, key: str | None) -> bool:
+        import hmac
+
+        mine = self._api_key.get() or ""
+        return hmac.compare_digest(mine.encode(), (key or "").encode())
+
+    # --- HTTP plumbing ------------------------------------------------------------------
+    def _timeout(self) -> Any:
+        httpx = require("httpx", "llm", "the OpenAI-compatible LLM client")
+        return httpx.Timeout(self.timeout, connect=self.connect_timeout)
+
+    def _sync_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                httpx = require("httpx", "llm", "the OpenAI-compatible LLM client")
+                self._client = httpx.Client(timeout=self._timeout())
+            return self._client
+
+    def _async_client(self) -> Any:
+        # an AsyncClient's connection pool belongs to one event loop
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._aclients.get(loop)
+            if client is None:
+                httpx = require("httpx", "llm", "the OpenAI-compatible LLM client")
+                client = self._aclients[loop] = httpx.AsyncClient(timeout=self._timeout())
+            return client
+
+    def _request_headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **self.headers}
+        key = self._api_key.get()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _body(self, messages: list[dict[str, str]], params: GenParams) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": messages,
+                                "temperature": params.temperature,
+                                "max_tokens": params.max_tokens, "stream": False,
+                                **self.extra_body}
+        if self.seed is not None:
+            body["seed"] = self.seed
+        if params.logprobs:
+            body["logprobs"] = True
+            if self.top_logprobs:
+                body["top_logprobs"] = self.top_logprobs
+        mode = self._json_mode_now
+        if params.json_schema is not None and mode == "json_schema":
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "output", "schema": dict(params.json_schema), "strict": False}}
+        elif params.json_schema is not None and mode == "json_object":
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    def _scrub(self, text: str) -> str:
+        key = self._api_key.get()
+        return text.replace(key, "<secret>") if key else text
+
+    def _error(self, message: str, *, retryable: bool = False) -> BackendError:
+        return BackendError(self._scrub(message), backend=self.name, retryable=retryable)
+
+    # --- one attempt, whatever the transport ------------------------------------------------
+    def _classify_exception(self, exc: Exception) -> _Outcome:
+        httpx = require("httpx", "llm")
+        what = self._scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
+        if isinstance(exc, httpx.TimeoutException):
+            kind = "connecting" if isinstance(exc, httpx.ConnectTimeout) else "waiting"
+            return _Outcome(retry=True, error=BackendTimeout(
+                f"timed out {kind} for {self._where} ({what}) after "
+                f"{self.timeout:g}s. Raise the timeout (llm.timeout) or check the server load.",
+                backend=self.name))
+        if isinstance(exc, httpx.ConnectError):
+            return _Outcome(retry=True, error=self._error(
+                f"cannot connect to {self._where} ({what}). Is the server running? Set "
+                f"{ENV_BASE_URL} (or llm.base_url) to its address ending in /v1.",
+                retryable=True))
+        if isinstance(exc, httpx.TransportError):  # dropped connection, truncated body
+            return _Outcome(retry=True, error=self._error(
+                f"the connection to {self._where} failed mid-request ({what}).",
+                retryable=True))
+        raise exc
+
+    def _classify_response(self, status: int, headers: Mapping[str, str], content: bytes,
+                           elapsed_ms: float, params: GenParams) -> _Outcome:
+        text = content.decode("utf-8", "replace")
+        if status == 200:
+            try:
+                payload = json.loads(text)
+                return _Outcome(completion=self._parse(payload, elapsed_ms))
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                return _Outcome(retry=True, error=self._error(
+                    f"{self._where} returned a malformed response ({type(exc).__name__}: "
+                    f"{exc}); body starts {text[:200]!r}.", retryable=True))
+        snippet = _server_message(text)
+        if status == 429:
+            return _Outcome(retry=True, wait=parse_retry_after(headers.get("retry-after")),
+                            error=self._error(f"rate limited by {self._where} (HTTP 429: "
+                                              f"{snippet}). Lower llm.concurrency or wait.",
+                                              retryable=True))
+        if status >= 500 or status in (408, 409):
+            return _Outcome(retry=True, wait=parse_retry_after(headers.get("retry-after")),
+                            error=self._error(f"server error from {self._where} (HTTP "
+                                              f"{status}: {snippet}).", retryable=True))
+        low = snippet.lower()
+        if (status in (400, 422) and params.json_schema is not None
+                and self.json_mode == "auto" and self._json_mode_now != "off"
+                and ("response_format" in low or "json_schema" in low or "json" in low)):
+            with self._lock:
+                nxt = _JSON_MODES[_JSON_MODES.index(self._json_mode_now) + 1]
+                log.info("%s rejected response_format=%s; using %s", self._where,
+                         self._json_mode_now, nxt)
+                self._json_mode_now = nxt
+                self.stats["json_downgrades"] += 1
+            return _Outcome(again_now=True)
+        if status in (400, 413, 422) and any(h in low for h in _CONTEXT_HINTS):
+            return _Outcome(error=ContextLengthError(
+                self._scrub(f"the prompt is too long for model '{self.model}' at "
+                            f"{self._where} (HTTP {status}: {snippet}). Shorten the evidence "
+                            "or set llm.context_window so stages truncate it."),
+                backend=self.name))
+        if status in (401, 403):
+            return _Outcome(error=self._error(
+                f"{self._where} refused the credentials (HTTP {status}: {snippet}). Set the "
+                f"API key in ${ENV_API_KEY} (or the variable named by llm.api_key_env)."))
+        if status == 404:
+            return _Outcome(error=self._error(
+                f"{self.url} or model '{self.model}' was not found (HTTP 404: {snippet}). "
+                "Check that the base URL ends in /v1 and the model name is served there."))
+        return _Outcome(error=self._error(f"{self._where} rejected the request (HTTP {status}: "
+                                          f"{snippet})."))
+
+    def _parse(self, payload: Mapping[str, Any], elapsed_ms: float) -> Completion:
+        choice = payload["choices"][0]
+        message = choice.get("message") or {}
+        content = message.get("content")
+        if content is None and "text" in choice:  # legacy completions shape
+            content = choice["text"]
+        usage = payload.get("usage") or {}
+        return Completion(
+            text=content or "", model=str(payload.get("model") or self.model),
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"), latency_ms=elapsed_ms,
+            logprobs=_parse_logprobs(choice.get("logprobs")),
+            raw={"id": payload.get("id"), "finish_reason": choice.get("finish_reason")},
+            finish_reason=choice.get("finish_reason"))
+
+    def _next_delay(self, retry: int, outcome: _Outcome) -> float:
+        if outcome.wait is not None:
+            return min(outcome.wait, self.retry_after_max)
+        with self._lock:
+            return backoff_delay(retry, self.backoff_initial, self.backoff_max, self._rng)
+
+    def _give_up(self, outcome: _Outcome, attempts: int) -> BackendError:
+        err = outcome.error or self._error("request failed")
+        if not outcome.retry:
+            return err
+        last = str(err.args[0]).removeprefix(f"{self.name}: ")
+        msg = f"gave up after {attempts} attempts; last error: {last}"
+        if isinstance(err, BackendTimeout):
+            return BackendTimeout(msg, backend=self.name)
+        return BackendError(msg + " Check the server, or raise llm.max_retries.",
+                            backend=self.name, retryable=True)
+
+    # --- the retry loop, written once; sync and async drivers perform its actions ------------
+    def _plan(self, messages: list[dict[str, str]], params: GenParams) -> Generator[
+            tuple[str, Any], _Outcome | None, Completion]:
+        """Yields ``("send", body)`` (receives the attempt's outcome) or ``("sleep", s)``;
+        returns the completion or raises the final error."""
+        attempts = retries = 0
+        while True:
+            attempts += 1
+            self._count("requests")
+            outcome = yield ("send", self._body(messages, params))
+            assert outcome is not None
+            if outcome.completion is not None:
+                return _with_attempts(outcome.completion, attempts)
+            if outcome.again_now:
+                continue
+            if not outcome.retry or retries >= self.max_retries:
+                self._count("errors")
+                raise self._give_up(outcome, attempts)
+            retries += 1
+            self._count("retries")
+            delay = self._next_delay(retries, outcome)
+            log.debug("%s: retry %d in %.2fs (%s)", self.name, retries, delay, outcome.error)
+            yield ("sleep", delay)
+
+    def _send(self, client: Any, body: dict[str, Any], params: GenParams) -> _Outcome:
+        try:
+            with self.limiter.hold():
+                t0 = time.perf_counter()
+                resp = client.post(self.url, json=body, headers=self._request_headers())
+                return self._classify_response(resp.status_code, resp.headers, resp.content,
+                                               (time.perf_counter() - t0) * 1000, params)
+        except Exception as exc:  # noqa: BLE001 - _classify_exception re-raises the rest
+            return self._classify_exception(exc)
+
+    async def _asend(self, client: Any, body: dict[str, Any], params: GenParams) -> _Outcome:
+        try:
+            async with self.limiter.ahold():
+                t0 = time.perf_counter()
+                resp = await client.post(self.url, json=body, headers=self._request_headers())
+                return self._classify_response(resp.status_code, resp.headers, resp.content,
+                                               (time.perf_counter() - t0) * 1000, params)
+        except Exception as exc:  # noqa: BLE001 - _classify_exception re-raises the rest
+            return self._classify_exception(exc)
+
+    def _generate(self, messages: list[dict[str, str]], params: GenParams) -> Completion:
+        client, plan = self._sync_client(), self._plan(messages, params)
+        result: _Outcome | None = None
+        try:
+            while True:
+                action, arg = plan.send(result)
+                if action == "sleep":
+                    time.sleep(arg)
+                    result = None
+                else:
+                    result = self._send(client, arg, params)
+        except StopIteration as stop:
+            return stop.value
+
+    async def _agenerate(self, messages: list[dict[str, str]], params: GenParams) -> Completion:
+        client, plan = self._async_client(), self._plan(messages, params)
+        result: _Outcome | None = None
+        try:
+            while True:
+                action, arg = plan.send(result)
+                if action == "sleep":
+                    await asyncio.sleep(arg)
+                    result = None
+                else:
+                    result = await self._asend(client, arg, params)
+        except StopIteration as stop:
+            return stop.value
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self.stats[what] += 1
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        client = self._aclients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
+
+def _with_attempts(c: Completion, attempts: int) -> Completion:
+    from dataclasses import replace
+
+    return replace(c, attempts=attempts)
+
+
+def _server_message(text: str) -> str:
+    """The server's error message (OpenAI ``{"error": {"message": ...}}`` or raw text)."""
+    try:
+        payload = json.loads(text)
+        err = payload.get("error", payload) if isinstance(payload, dict) else payload
+        msg = err.get("message", err) if isinstance(err, dict) else err
+        text = msg if isinstance(msg, str) else json.dumps(msg)
+    except ValueError:
+        pass
+    text = " ".join(text.split())
+    return text[:300] + ("..." if len(text) > 300 else "") if text else "no message"
+
+
+def _parse_logprobs(lp: Any) -> list[dict[str, Any]] | None:
+    """OpenAI ``choice.logprobs.content`` -> ``[{"token", "logprob", "top": {tok: lp}}]``."""
+    if not isinstance(lp, Mapping):
+        return None
+    content = lp.get("content")
+    if isinstance(content, list):
+        return [{"token": t.get("token", ""), "logprob": float(t.get("logprob", 0.0)),
+                 "top": {a.get("token", ""): float(a.get("logprob", 0.0))
+                         for a in t.get("top_logprobs") or []}}
+                for t in content if isinstance(t, Mapping)]
+    tokens, values = lp.get("tokens"), lp.get("token_logprobs")  # legacy completions shape
+    if isinstance(tokens, list) and isinstance(values, list):
+        tops = lp.get("top_logprobs") or [{}] * len(tokens)
+        return [{"token": t, "logprob": float(v or 0.0), "top": dict(top or {})}
+                for t, v, top in zip(tokens, values, tops)]
+    return None

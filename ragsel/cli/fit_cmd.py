@@ -1,0 +1,139 @@
+"""``ragsel fit PIPELINE --dataset NAME --out MODEL``: fit a learned cutoff.
+
+Runs the stages upstream of the pipeline's ``learned_cutoff`` (or of a ``rationale_selector``
+with ``cutoff: learned``, whose pooled ranking is then recomputed with ``cutoff: none``) over
+the dataset's queries, labels each candidate with the dataset's gold (a chunk is gold when it
+overlaps a gold span, or belongs to a relevant document), fits the model and writes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ragsel.cli._common import command, parse_vars, print_json
+
+TARGET_TYPES = ("learned_cutoff", "rationale_selector")
+
+
+def find_target(pipe: Any, stage: str | None) -> str:
+    """The stage a model is fitted for: ``stage``, or the only learned one in ``pipe``."""
+    from ragsel.errors import InputError
+
+    if stage is not None:
+        if stage not in pipe.stages:
+            raise InputError(f"the pipeline has no stage '{stage}' (stages: "
+                             f"{', '.join(pipe.stages)})")
+        return stage
+    found = [n for n, s in pipe.stages.items() if s.type_name == "learned_cutoff" or (
+        s.type_name == "rationale_selector" and s.config.cutoff == "learned")]
+    if len(found) != 1:
+        raise InputError(
+            f"the pipeline has {len(found) or 'no'} learned cutoff stage(s) "
+            f"{found if found else ''}: add one ({{type: learned_cutoff, model: PATH}}) or "
+            "name it with --stage")
+    return found[0]
+
+
+def collect_lists(pipe: Any, target: str, queries: list[Any]) -> list[Any]:
+    """The candidate list the target stage would cut, for each query (``Query`` objects)."""
+    from ragsel.pipeline import Pipeline
+
+    ups: set[str] = set()
+    frontier = [target]
+    while frontier:
+        node = frontier.pop()
+        for c in pipe.connections:
+            if c.dst == node and c.src not in ups:
+                ups.add(c.src)
+                frontier.append(c.src)
+    sub = Pipeline(name=f"{pipe.name}-upstream-of-{target}")
+    for name in pipe.stages:
+        if name in ups:
+            sub.stages[name] = pipe.stages[name]  # same instances: no re-loading
+    sub.connections = [c for c in pipe.connections if c.src in ups and c.dst in ups]
+    feeds = {c.dst_in: f"{c.src}.{c.src_out}" for c in pipe.connections if c.dst == target}
+    stage = pipe.stages[target]
+    ranker = None
+    if stage.type_name == "rationale_selector":
+        ranker = type(stage)(stage.config.model_copy(update={"cutoff": "none", "model": None}))
+        ranker.name = stage.name
+        ranker._embedders = stage._embedders  # bound components carry over
+    out = []
+    for q in queries:
+        res = sub.run(q)
+        cands = res.values[feeds["candidates"]]
+        if ranker is not None:
+            kw = {"candidates": cands, "rationales": res.values[feeds["rationales"]]}
+            cands = ranker._run(**kw, query=q)
+        out.append(cands)
+    return out
+
+
+def fit_for_pipeline(pipe: Any, dataset: Any, *, stage: str | None = None, kind: str = "gbdt",
+                     seed: int = 0) -> tuple[Any, dict[str, Any]]:
+    """Fit a cutoff model for ``pipe`` on an :class:`~ragsel_eval.datasets.EvalDataset`."""
+    from ragsel.errors import InputError
+    from ragsel.stages.cutoff.learned import fit_cutoff_model, pipeline_hash
+    from ragsel.types import Query
+    from ragsel_eval.datasets import gold_chunk_ids
+
+    if dataset.per_query_corpus:
+        raise InputError(f"dataset {dataset.name!r} gives each query its own small corpus; "
+                         "'ragsel fit' runs one index for all queries. Use a shared-corpus "
+                         "dataset (e.g. privacyqa, scifact) or eval/benchmarks/selection_cv.py")
+    target = find_target(pipe, stage)
+    pipe.validate()
+    queries = [Query(q.text, id=q.id) for q in dataset.queries]
+    lists = collect_lists(pipe, target, queries)
+    golds = [gold_chunk_ids(q, c.items) for q, c in zip(dataset.queries, lists)]
+    phash, upstream = pipeline_hash(pipe, target)
+    model = fit_cutoff_model(lists, golds, kind=kind, pipeline_hash=phash, upstream=upstream,
+                             seed=seed, info={"dataset": dataset.name, "pipeline": pipe.name,
+                                              "stage": target})
+    summary = {"stage": target, "pipeline_hash": phash, "retrievers": model.retrievers,
+               **model.header["training"],
+               "queries_with_gold_in_candidates": sum(bool(g) for g in golds)}
+    return model, summary
+
+
+@command
+def fit(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML with a learned cutoff stage."),
+    dataset: str = typer.Option(..., "--dataset", "-d",
+                                help="Labelled dataset: a name (privacyqa, scifact:train, ...) "
+                                     "or a path (ragsel JSONL, BEIR folder, ...)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the model (.npz)."),
+    stage: str = typer.Option(None, "--stage", help="The stage to fit for (if several)."),
+    kind: str = typer.Option("gbdt", "--kind", help="gbdt (default) or logistic."),
+    limit: int = typer.Option(None, "--limit", help="Use only the first N queries."),
+    seed: int = typer.Option(0, "--seed"),
+    var: list[str] = typer.Option(None, "--var", help="Set a ${VAR} (KEY=VALUE); repeatable."),
+    index: Path = typer.Option(None, "--index", help="Index folder (sets RAGSEL_INDEX)."),
+) -> None:
+    """Fit a learned cutoff on labelled queries and write the model file the YAML names."""
+    from ragsel.errors import InputError
+    from ragsel.spec import load_pipeline
+
+    try:
+        from ragsel_eval.datasets import load_dataset
+    except ImportError as exc:  # pragma: no cover - ragsel_eval ships with ragsel
+        raise InputError("'ragsel fit' needs the ragsel_eval package") from exc
+    if kind not in ("gbdt", "logistic"):
+        raise InputError(f"--kind must be gbdt or logistic, got {kind!r}")
+    variables = parse_vars(var)
+    if index is not None:
+        variables["RAGSEL_INDEX"] = str(index)
+    pipe = load_pipeline(pipeline, variables=variables)
+    ds = load_dataset(dataset)
+    if limit is not None:
+        ds = ds.subset(limit)
+    model, summary = fit_for_pipeline(pipe, ds, stage=stage, kind=kind, seed=seed)
+    path = model.save(out)
+    print_json({"model": str(path), **summary})
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fit")(fit)

@@ -1,0 +1,436 @@
+"""LocalIndex: an embedded, persistent chroma collection plus a BM25 index, in one folder.
+
+Build one with ``ragsel index CORPUS --into DIR`` or :meth:`LocalIndex.build`; query it with the
+``dense_retriever`` / ``bm25_retriever`` stages or directly::
+
+    from ragsel.index import LocalIndex, open_index
+
+    with LocalIndex.create("idx", embedder="minilm", chunker=ChunkerConfig("words", 256)) as ix:
+        report = ix.add_corpus("corpus/")          # embeds, stores, rebuilds BM25
+    ix = open_index("idx")                         # shared, read-only, cached per folder
+    hits = ix.dense_search(query_vectors, k=10)    # [[(Chunk, cosine), ...]] per query
+    hits = ix.bm25_search(["tenant assignment"], k=10, where={"title": "Lease"})
+
+**Why vectors are served from numpy.** After the first query the index holds every vector in
+one float32 matrix (5k x 384 = 7.5 MB) and answers with an exact dot product + argpartition:
+~0.5 ms for 5k chunks, exact rather than HNSW-approximate, and no per-query chroma round trip.
+chroma stays the store of record (what survives restarts, what other tools can open).
+
+**Metadata filters** (``where``, chroma's syntax: ``{"doc_id": "a.md"}``,
+``{"$and": [{"year": {"$gte": 2020}}, ...]}``) are evaluated *by chroma* (so the semantics are
+chroma's, not a re-implementation) into a row mask, cached per filter; dense and BM25 search
+then rank only the masked rows, still exactly. A filter chroma rejects is a ConfigError.
+
+**Process-wide cache.** :func:`open_index` keeps one read-only ``LocalIndex`` per folder and
+re-opens it when the manifest changes (a new ``ragsel index`` run), so a dense and a BM25
+retriever over the same folder share the loaded chunks. :func:`clear_index_cache` empties it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragsel.errors import ConfigError, IndexError_
+from ragsel.index.bm25 import BM25Config, BM25Store
+from ragsel.index.store import (
+    FORMAT,
+    FORMAT_VERSION,
+    WriterLock,
+    check_not_writing,
+    now,
+    ragsel_version,
+    read_manifest,
+    write_manifest,
+)
+from ragsel.ingest.chunkers import ChunkerConfig
+from ragsel.types import Chunk
+
+_PAGE = 5000
+
+
+class IndexIncompleteWarning(UserWarning):
+    """The index was opened while its last indexing run had not finished."""
+
+
+def _chunk_from_chroma(cid: str, text: str, meta: Mapping[str, Any] | None) -> Chunk:
+    from ragsel.index.chroma_store import RESERVED
+
+    m = dict(meta or {})
+    doc_id = str(m.pop("doc_id", ""))
+    pos = m.pop("position", None)
+    s, e = m.pop("span_start", None), m.pop("span_end", None)
+    for k in RESERVED:
+        if f"meta_{k}" in m:
+            m[k] = m.pop(f"meta_{k}")
+    return Chunk(cid, text, doc_id, None if pos is None else int(pos),
+                 None if s is None or e is None else (int(s), int(e)), m)
+
+
+class LocalIndex:
+    """One index folder (see the module docstring). Use :meth:`create` to write, :meth:`open`
+    (or :func:`open_index`) to read."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any], *, writable: bool,
+                 lock: WriterLock | None = None) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.writable = writable
+        self._lock = lock
+        self._client: Any = None
+        self._collection: Any = None
+        self._loaded = False
+        self._load_lock = threading.RLock()
+        self._chunks: list[Chunk] = []
+        self._row: dict[str, int] = {}
+        self._matrix = np.zeros((0, 0), dtype=np.float32)
+        self._by_pos: dict[tuple[str, int], int] = {}
+        self._bm25: BM25Store | None = None
+        self._bm25_rows: np.ndarray | None = None  # bm25 row -> matrix row
+        self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    # --- opening ------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, *, writable: bool = False) -> LocalIndex:
+        """Open an existing index. Raises :class:`IndexError_` if it is missing, from another
+        format version, or (for reading) being written by another process."""
+        p = Path(path).expanduser().resolve()
+        manifest = read_manifest(p)
+        if writable:
+            lock = WriterLock(p)
+            lock.acquire()
+            return cls(p, manifest, writable=True, lock=lock)
+        check_not_writing(p)
+        if not manifest.get("complete", False):
+            warnings.warn(f"the index at {p} is incomplete (an indexing run was interrupted); "
+                          "re-run the same `ragsel index` command to finish it",
+                          IndexIncompleteWarning, stacklevel=2)
+        return cls(p, manifest, writable=False)
+
+    @classmethod
+    def create(cls, path: str | Path, *, embedder: str = "minilm",
+               chunker: ChunkerConfig | None = None, bm25: BM25Config | None = None,
+               threads: int | None = None, batch_size: int = 64) -> LocalIndex:
+        """Open ``path`` for writing, creating the index if needed. An existing index must
+        have been built with the same embedder, chunker and BM25 settings."""
+        from ragsel.backends.embedders import load_embedder
+
+        p = Path(path).expanduser().resolve()
+        chunker = chunker or ChunkerConfig()
+        bm25 = bm25 or BM25Config()
+        emb = load_embedder(embedder, threads=threads, batch_size=batch_size)
+        if p.exists() and (p / "manifest.json").exists():
+            ix = cls.open(p, writable=True)
+            try:
+                ix._check_compatible(emb.name, chunker, bm25)
+            except BaseException:
+                ix.close()
+                raise
+            ix._embedder_options = (embedder, threads, batch_size)
+            return ix
+        if p.exists() and not p.is_dir():
+            raise IndexError_(f"{p} is a file; choose a folder for the index")
+        if p.exists() and any(x.name != ".lock" for x in p.iterdir()):
+            raise IndexError_(f"{p} exists and is not empty but holds no ragsel index; choose "
+                              "a new or empty folder for --into")
+        p.mkdir(parents=True, exist_ok=True)
+        lock = WriterLock(p)
+        lock.acquire()
+        manifest = {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "ragsel_version": ragsel_version(), "created": now(), "updated": now(),
+            "embedder": {"spec": embedder, "name": emb.name,
+                         "space": getattr(emb, "space", emb.name), "dim": int(emb.dim)},
+            "chunker": chunker.to_dict(), "bm25": bm25.to_dict(),
+            "complete": False, "generation": 0, "counts": {"documents": 0, "chunks": 0},
+        }
+        write_manifest(p, manifest)
+        ix = cls(p, manifest, writable=True, lock=lock)
+        ix._embedder_options = (embedder, threads, batch_size)
+        return ix
+
+    def _check_compatible(self, emb_name: str, chunker: ChunkerConfig, bm25: BM25Config) -> None:
+        m = self.manifest
+        have = ChunkerConfig.from_dict(m["chunker"])
+        problems = []
+        if m["embedder"]["name"] != emb_name:
+            problems.append(f"embedder {m['embedder']['name']} (spec "
+                            f"'{m['embedder']['spec']}'), not {emb_name}")
+        if have != chunker:
+            problems.append(f"chunker {have.to_dict()}, not {chunker.to_dict()}")
+        if BM25Config.from_dict(m["bm25"]) != bm25:
+            problems.append(f"BM25 settings {m['bm25']}, not {bm25.to_dict()}")
+        if problems:
+            c = have
+            fix = (f"--embedder {m['embedder']['spec']} --chunker {c.kind}"
+                   + ("" if c.kind == "document" else f" --chunk-size {c.size} "
+                                                      f"--overlap {c.overlap}"))
+            raise IndexError_(
+                f"the index at {self.path} was built with " + "; ".join(problems)
+                + f". Mixing them would corrupt it. Add to it with the same settings ({fix}), "
+                "or index into a new folder (or delete this one to rebuild)")
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> LocalIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        c = self.manifest.get("counts", {})
+        return (f"LocalIndex({str(self.path)!r}, documents={c.get('documents')}, "
+                f"chunks={c.get('chunks')}, embedder={self.embedder_name!r})")
+
+    # --- facts --------------------------------------------------------------------------
+    @property
+    def embedder_name(self) -> str:
+        return self.manifest["embedder"]["name"]
+
+    @property
+    def embedder_spec(self) -> str:
+        return self.manifest["embedder"]["spec"]
+
+    @property
+    def space(self) -> str:
+        return self.manifest["embedder"]["space"]
+
+    @property
+    def chunker(self) -> ChunkerConfig:
+        return ChunkerConfig.from_dict(self.manifest["chunker"])
+
+    @property
+    def bm25_config(self) -> BM25Config:
+        return BM25Config.from_dict(self.manifest["bm25"])
+
+    def check_embedder(self, embedder: Any, stage: str = "") -> None:
+        """Refuse query vectors from a model other than the one the index was built with
+        (the fp32 and int8 MiniLM share a vector space and are both accepted)."""
+        space = getattr(embedder, "space", embedder.name)
+        if space != self.space:
+            who = f"stage '{stage}': " if stage else ""
+            raise IndexError_(f"{who}the index at {self.path} holds {self.space} vectors "
+                              f"(embedder '{self.embedder_spec}') but the query embedder is "
+                              f"{embedder.name}; set embedder: {self.embedder_spec}")
+
+    # --- chroma -------------------------------------------------------------------------
+    @property
+    def collection(self) -> Any:
+        if self._collection is None:
+            from ragsel.index import chroma_store
+
+            self._client = chroma_store.client(str(self.path / "chroma"))
+            if self.writable:
+                self._collection = chroma_store.create_collection(self._client,
+                                                                  self.embedder_spec)
+            else:
+                self._collection = chroma_store.get_collection(self._client,
+                                                               str(self.path / "chroma"))
+        return self._collection
+
+    # --- loading for search -------------------------------------------------------------
+    def load(self) -> LocalIndex:
+        """Read every chunk and vector from chroma into memory (once) and the BM25 index."""
+        if self._loaded:
+            return self
+        with self._load_lock:
+            if self._loaded:
+                return self
+            col = self.collection
+            total = col.count()
+            ids: list[str] = []
+            chunks: list[Chunk] = []
+            vecs: list[np.ndarray] = []
+            for off in range(0, total, _PAGE):
+                got = col.get(include=["documents", "metadatas", "embeddings"], limit=_PAGE,
+                              offset=off)
+                ids.extend(got["ids"])
+                chunks.extend(_chunk_from_chroma(i, d, m) for i, d, m in
+                              zip(got["ids"], got["documents"], got["metadatas"]))
+                vecs.append(np.asarray(got["embeddings"], dtype=np.float32))
+            # a deterministic row order, independent of chroma's storage order
+            order = sorted(range(len(chunks)), key=lambda i: (chunks[i].doc_id,
+                                                              chunks[i].position or 0,
+                                                              chunks[i].id))
+            self._chunks = [chunks[i] for i in order]
+            dim = int(self.manifest["embedder"]["dim"])
+            mat = np.concatenate(vecs) if vecs else np.zeros((0, dim), dtype=np.float32)
+            self._matrix = np.ascontiguousarray(mat[order]) if len(order) else mat
+            self._row = {c.id: r for r, c in enumerate(self._chunks)}
+            self._by_pos = {(c.doc_id, c.position): r for r, c in enumerate(self._chunks)
+                            if c.position is not None}
+            self._loaded = True
+        return self
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        return self.load()._chunks
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return self.load()._matrix
+
+    def __len__(self) -> int:
+        return len(self.load()._chunks)
+
+    def get(self, ids: Iterable[str]) -> list[Chunk | None]:
+        self.load()
+        return [self._chunks[r] if (r := self._row.get(i)) is not None else None for i in ids]
+
+    def chunk_at(self, doc_id: str, position: int) -> Chunk | None:
+        """The chunk at ``position`` of ``doc_id`` (for neighbour expansion), or ``None``."""
+        r = self.load()._by_pos.get((doc_id, position))
+        return None if r is None else self._chunks[r]
+
+    def document_chunks(self, doc_id: str) -> list[Chunk]:
+        """Every chunk of one document in position order."""
+        return [c for c in self.chunks if c.doc_id == doc_id]
+
+    def bm25(self) -> BM25Store:
+        if self._bm25 is None:
+            with self._load_lock:
+                if self._bm25 is None:
+                    self.load()
+                    store = BM25Store.load(self.path / "bm25")
+                    rows = np.asarray([self._row.get(i, -1) for i in store.ids], dtype=np.int64)
+                    self._bm25_rows, self._bm25 = rows, store
+        return self._bm25
+
+    def warm_up(self) -> None:
+        self.load()
+        self.bm25()
+
+    # --- filters ------------------------------------------------------------------------
+    def mask(self, where: Mapping[str, Any]) -> np.ndarray:
+        """Boolean row mask of the chunks matching a chroma ``where`` filter (cached)."""
+        key = json.dumps(where, sort_keys=True, default=str)
+        with self._load_lock:
+            m = self._masks.get(key)
+            if m is not None:
+                self._masks.move_to_end(key)
+                return m
+        self.load()
+        try:
+            got = self.collection.get(where=dict(where), include=[])
+        except Exception as exc:
+            raise ConfigError(f"invalid metadata filter {key}: {exc}. Use chroma's where "
+                              "syntax, e.g. {\"doc_id\": \"a.md\"} or "
+                              "{\"year\": {\"$gte\": 2020}}", field="where") from exc
+        m = np.zeros(len(self._chunks), dtype=bool)
+        rows = [self._row[i] for i in got["ids"] if i in self._row]
+        m[rows] = True
+        with self._load_lock:
+            self._masks[key] = m
+            while len(self._masks) > 64:
+                self._masks.popitem(last=False)
+        return m
+
+    # --- search -------------------------------------------------------------------------
+    def dense_search(self, query_vectors: np.ndarray, k: int,
+                     where: Mapping[str, Any] | None = None) -> list[list[tuple[Chunk, float]]]:
+        """Exact cosine top-``k`` per query vector (rows of ``query_vectors``)."""
+        mat = self.matrix
+        q = np.asarray(query_vectors, dtype=np.float32)
+        if q.ndim == 1:
+            q = q[None, :]
+        if mat.shape[0] == 0:
+            return [[] for _ in range(len(q))]
+        if q.shape[1] != mat.shape[1]:
+            raise IndexError_(f"query vectors have {q.shape[1]} dimensions but the index at "
+                              f"{self.path} holds {mat.shape[1]}-d vectors")
+        rows = None
+        if where:
+            rows = np.flatnonzero(self.mask(where))
+            if rows.size == 0:
+                return [[] for _ in range(len(q))]
+            sims = q @ mat[rows].T
+        else:
+            sims = q @ mat.T
+        return [self._topk(s, k, rows) for s in sims]
+
+    def _topk(self, scores: np.ndarray, k: int, rows: np.ndarray | None) -> list[tuple[Chunk,
+                                                                                   float]]:
+        n = scores.shape[0]
+        k = min(k, n)
+        idx = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+        # sort by score desc, then row for deterministic ties
+        idx = idx[np.lexsort((idx, -scores[idx]))]
+        if rows is not None:
+            return [(self._chunks[rows[i]], float(scores[i])) for i in idx]
+        return [(self._chunks[i], float(scores[i])) for i in idx]
+
+    def bm25_search(self, queries: Sequence[str], k: int,
+                    where: Mapping[str, Any] | None = None) -> list[list[tuple[Chunk, float]]]:
+        """BM25 top-``k`` per query (chunks with a positive score only)."""
+        store = self.bm25()
+        assert self._bm25_rows is not None
+        weight = None
+        if where:
+            m = self.mask(where)
+            weight = np.array([r >= 0 and m[r] for r in self._bm25_rows], dtype=np.float32)
+            if not weight.any():
+                return [[] for _ in queries]
+        out = []
+        for hits in store.search_many(queries, k, mask=weight):
+            res = []
+            for r, s in hits:
+                mr = self._bm25_rows[r]
+                if mr >= 0:  # a row whose chunk is gone (interrupted re-index) is skipped
+                    res.append((self._chunks[mr], s))
+            out.append(res)
+        return out
+
+    # --- writing (see builder.py) -------------------------------------------------------
+    def add_corpus(self, corpus: str | Path, **kw: Any) -> Any:
+        """Index every document under ``corpus`` (see :func:`ragsel.index.builder.add_corpus`)."""
+        from ragsel.index.builder import add_corpus
+
+        return add_corpus(self, corpus, **kw)
+
+    def add_documents(self, docs: Iterable[Any], **kw: Any) -> Any:
+        from ragsel.index.builder import add_documents
+
+        return add_documents(self, docs, **kw)
+
+    def _save_manifest(self, **changes: Any) -> None:
+        self.manifest.update(changes, updated=now())
+        write_manifest(self.path, self.manifest)
+
+
+_cache: dict[Path, tuple[int, LocalIndex]] = {}
+_cache_lock = threading.Lock()
+
+
+def open_index(path: str | Path) -> LocalIndex:
+    """The shared read-only :class:`LocalIndex` for ``path`` (re-opened when rebuilt)."""
+    p = Path(path).expanduser().resolve()
+    mf = p / "manifest.json"
+    try:
+        stamp = mf.stat().st_mtime_ns
+    except OSError:
+        stamp = -1
+    with _cache_lock:
+        hit = _cache.get(p)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+    ix = LocalIndex.open(p)
+    with _cache_lock:
+        _cache[p] = (stamp, ix)
+    return ix
+
+
+def clear_index_cache() -> None:
+    """Forget every index :func:`open_index` loaded."""
+    with _cache_lock:
+        _cache.clear()

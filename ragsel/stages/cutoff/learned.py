@@ -1,0 +1,436 @@
+"""Learned ranked-list truncation (in the spirit of Choppy, SIGIR 2020, and AttnCut, AAAI 2021).
+
+A small model predicts, for every position of a candidate list, the probability that the chunk
+there is relevant, from features of the list itself: the current score and its gaps and
+z-scores, each retriever's score and rank (read from the chunks' "retrieved" events), how many
+retrievers agree, the chunk's position in its document and whether its neighbours rank above
+it, its length, whether a rationale paired it, and where the elbow rule would cut. At run time
+the stage keeps the prefix that maximises the expected F-beta (``objective: f1``) or the
+shortest prefix expected to reach ``target_recall``.
+
+The model is fitted with ``ragsel fit PIPELINE --dataset NAME --out MODEL`` (or
+:func:`fit_cutoff_model`) and stored as one ``.npz`` file holding plain arrays (no pickle, so
+loading a model file never runs code) plus a JSON header: ``feature_version``, the retriever
+stage names the features use, the hash of the pipeline stages upstream of the cutoff, and
+training facts. A file from another feature version or another pipeline is refused with a
+clear error; fitting on fewer than :data:`MIN_QUERIES` labelled queries is refused too.
+Pure numpy at run time; scikit-learn only to fit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from ragsel.errors import ConfigError, InputError
+from ragsel.registry import register_stage
+from ragsel.stage import Stage
+from ragsel.stages.cutoff._apply import ClampConfig
+from ragsel.stages.cutoff._curve import elbow_index
+from ragsel.types import Candidates, Event
+
+FEATURE_VERSION = 1
+MIN_QUERIES = 20  # fewer labelled queries than this give a model that mostly memorises
+MODEL_FORMAT = "ragsel-learned-cutoff"
+_RANK = re.compile(r"rank (\d+)")
+_PATHLIKE = ("index", "path", "dir", "file", "model", "corpus")
+
+_BASE_FEATURES = [
+    "score", "score_minus_top", "score_ratio_top", "score_z", "gap_next", "gap_next_z",
+    "gap_prev", "rank", "rank_frac", "log_n", "before_largest_gap", "above_elbow",
+    "top_score", "score_std", "log_words", "log_doc_position", "doc_first",
+    "neighbors_above", "same_doc_top5", "paired", "n_paired_by", "retriever_agreement",
+]
+
+
+def feature_names(retrievers: Sequence[str]) -> list[str]:
+    names = list(_BASE_FEATURES)
+    for r in retrievers:
+        names += [f"{r}:present", f"{r}:score_z", f"{r}:rank_frac"]
+    return names
+
+
+def retriever_scores(sc: Any) -> dict[str, tuple[float, int | None]]:
+    """``{retriever stage: (score, rank)}`` from a chunk's "retrieved" events."""
+    out: dict[str, tuple[float, int | None]] = {}
+    for e in sc.events:
+        if e.action == "retrieved" and e.score is not None:
+            m = _RANK.search(e.reason or "")
+            out[e.stage] = (float(e.score), int(m.group(1)) if m else None)
+    return out
+
+
+def discover_retrievers(lists: Sequence[Candidates]) -> list[str]:
+    names: set[str] = set()
+    for cands in lists:
+        for sc in cands.items:
+            names.update(retriever_scores(sc))
+    return sorted(names)
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    sd = float(x.std()) if x.size else 0.0
+    return np.zeros_like(x) if sd <= 0 else (x - x.mean()) / sd
+
+
+def list_features(cands: Candidates, retrievers: Sequence[str]) -> np.ndarray:
+    """``(n, F)`` feature matrix for the candidates in their given order."""
+    items = cands.items
+    n = len(items)
+    names = feature_names(retrievers)
+    if n == 0:
+        return np.zeros((0, len(names)))
+    s = np.array([sc.score for sc in items], dtype=np.float64)
+    gap_next = np.append(s[:-1] - s[1:], 0.0)
+    gap_prev = np.insert(s[:-1] - s[1:], 0, 0.0)
+    largest = int(np.argmax(gap_next[:-1])) if n > 1 else 0
+    elbow, _ = elbow_index(s, 1.0) if n else (0, {})
+    top = s[0]
+    rank = np.arange(n, dtype=np.float64)
+    pos_of = {(sc.chunk.doc_id, sc.chunk.position): i for i, sc in enumerate(items)
+              if sc.chunk.position is not None}
+    docs_top5 = [sc.chunk.doc_id for sc in items[:5]]
+    per_ret = [retriever_scores(sc) for sc in items]
+    X = np.zeros((n, len(names)))
+    X[:, 0] = s
+    X[:, 1] = s - top
+    X[:, 2] = s / top if top > 0 else 0.0
+    X[:, 3] = _z(s)
+    X[:, 4] = gap_next
+    X[:, 5] = _z(gap_next)
+    X[:, 6] = gap_prev
+    X[:, 7] = rank
+    X[:, 8] = rank / n
+    X[:, 9] = math.log(n)
+    X[:, 10] = rank <= largest
+    X[:, 11] = rank < elbow
+    X[:, 12] = top
+    X[:, 13] = s.std()
+    for i, sc in enumerate(items):
+        ch = sc.chunk
+        X[i, 14] = math.log1p(len(ch.text.split()))
+        if ch.position is not None:
+            X[i, 15] = math.log1p(ch.position)
+            X[i, 16] = ch.position == 0
+            X[i, 17] = sum(1 for d in (-1, 1)
+                           if pos_of.get((ch.doc_id, ch.position + d), n) < i)
+        X[i, 18] = sum(d == ch.doc_id for d in docs_top5) / max(1, len(docs_top5))
+        X[i, 19] = bool(sc.rationales)
+        X[i, 20] = len(sc.rationales)
+        X[i, 21] = (sum(r in per_ret[i] for r in retrievers) / len(retrievers)
+                    if retrievers else 1.0)
+    col = len(_BASE_FEATURES)
+    for r in retrievers:
+        present = np.array([r in pr for pr in per_ret], dtype=bool)
+        raw = np.array([pr[r][0] if r in pr else np.nan for pr in per_ret])
+        if present.any():
+            vals = raw[present]
+            sd = vals.std()
+            z = np.where(present, (np.nan_to_num(raw, nan=vals.min()) - vals.mean()) /
+                         (sd if sd > 0 else 1.0), 0.0)
+            z[~present] = ((vals.min() - vals.mean()) / (sd if sd > 0 else 1.0)) - 1.0
+        else:
+            z = np.full(n, -3.0)
+        ranks = np.array([(pr[r][1] if r in pr and pr[r][1] is not None else
+                           (i + 1 if r in pr else 2 * n)) for i, pr in enumerate(per_ret)],
+                         dtype=np.float64)
+        X[:, col] = present
+        X[:, col + 1] = z
+        X[:, col + 2] = ranks / n
+        col += 3
+    return X
+
+
+def choose_cut(p: np.ndarray, *, objective: str = "f1", beta: float = 1.0,
+               target_recall: float = 0.9, min_k: int = 1,
+               max_k: int | None = None) -> tuple[int, dict[str, Any]]:
+    """The prefix length maximising expected F-beta (``(1+b²)·TP_k / (k + b²·R)`` with
+    ``TP_k`` the summed probabilities of the prefix and ``R`` of the whole list), or the
+    shortest prefix whose expected recall reaches ``target_recall``."""
+    n = int(p.size)
+    if n == 0:
+        return 0, {"method": "learned", "n": 0}
+    cum = np.cumsum(p)
+    total = float(cum[-1])
+    ks = np.arange(1, n + 1)
+    if objective == "recall":
+        if total <= 0:
+            k = n
+        else:
+            k = int(np.searchsorted(cum / total, target_recall - 1e-9)) + 1
+        value = float(cum[k - 1] / total) if total > 0 else 0.0
+    else:
+        b2 = beta * beta
+        ef = (1 + b2) * cum / (ks + b2 * total)
+        k = int(np.argmax(ef)) + 1
+        value = float(ef[k - 1])
+    lo = min(max(min_k, 0), n)
+    hi = n if max_k is None else min(max_k, n)
+    k = min(max(k, lo), hi)
+    return k, {"method": "learned", "objective": objective, "n": n, "expected": round(value, 4),
+               "expected_relevant": round(total, 3)}
+
+
+def pipeline_hash(pipeline: Any, stage_name: str) -> tuple[str, list[list[str]]]:
+    """Hash of the stages upstream of ``stage_name`` (types, configs without paths, wiring),
+    and their ``[name, type]`` list. Paths are left out so a model moves with its index."""
+    ups: set[str] = set()
+    frontier = [stage_name]
+    while frontier:
+        node = frontier.pop()
+        for c in pipeline.connections:
+            if c.dst == node and c.src not in ups:
+                ups.add(c.src)
+                frontier.append(c.src)
+    desc = []
+    for name in sorted(ups):
+        st = pipeline.stages[name]
+        cfg = {k: v for k, v in st.to_dict().items()
+               if not any(p in k.lower() for p in _PATHLIKE)}
+        desc.append([name, cfg])
+    wires = sorted(str(c) for c in pipeline.connections if c.dst in ups | {stage_name}
+                   and c.src in ups)
+    blob = json.dumps({"stages": desc, "wires": wires}, sort_keys=True, default=str)
+    return (hashlib.sha256(blob.encode()).hexdigest()[:16],
+            [[n, pipeline.stages[n].type_name] for n in sorted(ups)])
+
+
+@dataclass
+class CutoffModel:
+    """A fitted cutoff model: a header (JSON) plus arrays evaluated with numpy only."""
+
+    header: dict[str, Any]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def retrievers(self) -> list[str]:
+        return list(self.header["retrievers"])
+
+    # --- prediction --------------------------------------------------------------------
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        a = self.arrays
+        if self.header["kind"] == "logistic":
+            z = ((X - a["mean"]) / a["scale"]) @ a["coef"] + float(a["intercept"][0])
+        else:
+            z = np.full(X.shape[0], float(a["init"][0]))
+            left, right, feat, thr, val = (a["left"], a["right"], a["feature"],
+                                           a["threshold"], a["value"])
+            lr = float(a["learning_rate"][0])
+            rows = np.arange(X.shape[0])
+            for root in a["roots"]:
+                node = np.full(X.shape[0], int(root))
+                for _ in range(int(a["max_depth"][0]) + 1):
+                    inner = left[node] >= 0
+                    if not inner.any():
+                        break
+                    go_left = X[rows, feat[node]] <= thr[node]
+                    node = np.where(inner, np.where(go_left, left[node], right[node]), node)
+                z += lr * val[node]
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+    def check_candidates(self, cands: Candidates) -> None:
+        seen = set(discover_retrievers([cands]))
+        unknown = seen - set(self.retrievers)
+        if unknown or (self.retrievers and seen and not seen & set(self.retrievers)):
+            raise InputError(
+                f"learned cutoff model {self.header.get('path', '')!r} was fitted on candidates "
+                f"from retrievers {self.retrievers}, but these come from {sorted(seen)}: it "
+                "belongs to another pipeline. Re-fit it with 'ragsel fit' for this pipeline.")
+
+    def probabilities(self, cands: Candidates) -> np.ndarray:
+        self.check_candidates(cands)
+        return self.predict_proba(list_features(cands, self.retrievers))
+
+    def cut(self, cands: Candidates, **options: Any) -> tuple[int, dict[str, Any]]:
+        p = self.probabilities(cands)
+        opts = {**self.header.get("defaults", {}), **options}
+        return choose_cut(p, **opts)
+
+    # --- files -------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(path.suffix + ".npz") if path.suffix else \
+                path.with_suffix(".npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = json.dumps(self.header, sort_keys=True)
+        np.savez(path, __header__=np.array(header), **self.arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, expect_pipeline: str | None = None) -> CutoffModel:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"learned cutoff model not found: {path}. Fit one with "
+                             f"'ragsel fit PIPELINE --dataset NAME --out {path}'")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                header = json.loads(str(data["__header__"]))
+                arrays = {k: data[k] for k in data.files if k != "__header__"}
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path} is not a ragsel learned-cutoff model file: {exc}") from exc
+        if header.get("format") != MODEL_FORMAT:
+            raise InputError(f"{path} is not a ragsel learned-cutoff model file")
+        if header.get("feature_version") != FEATURE_VERSION:
+            raise InputError(
+                f"learned cutoff model {path} uses feature version "
+                f"{header.get('feature_version')}, this ragsel computes version "
+                f"{FEATURE_VERSION}: re-fit it with 'ragsel fit'")
+        if expect_pipeline is not None and header.get("pipeline_hash") != expect_pipeline:
+            raise InputError(
+                f"learned cutoff model {path} was fitted for another pipeline (its upstream "
+                f"stages {header.get('upstream')} hash to {header.get('pipeline_hash')}, this "
+                f"pipeline's to {expect_pipeline}); re-fit it with 'ragsel fit' for this "
+                "pipeline")
+        header["path"] = str(path)
+        return cls(header, arrays)
+
+
+def fit_cutoff_model(lists: Sequence[Candidates], golds: Sequence[set[str]], *,
+                     kind: Literal["gbdt", "logistic"] = "gbdt",
+                     retrievers: Sequence[str] | None = None, pipeline_hash: str = "",
+                     upstream: Sequence[Sequence[str]] = (), seed: int = 0,
+                     defaults: Mapping[str, Any] | None = None,
+                     info: Mapping[str, Any] | None = None) -> CutoffModel:
+    """Fit a cutoff model on labelled lists (``golds[i]`` = relevant chunk ids of list i)."""
+    if len(lists) != len(golds):
+        raise InputError(f"{len(lists)} candidate lists but {len(golds)} gold sets")
+    usable = [(c, g) for c, g in zip(lists, golds) if len(c.items)]
+    if len(usable) < MIN_QUERIES:
+        raise InputError(f"a learned cutoff needs at least {MIN_QUERIES} labelled queries with "
+                         f"candidates to fit; got {len(usable)}. Label more queries.")
+    rets = list(retrievers) if retrievers is not None else discover_retrievers(lists)
+    X = np.vstack([list_features(c, rets) for c, _ in usable])
+    y = np.concatenate([[sc.chunk.id in g for sc in c.items] for c, g in usable]).astype(int)
+    if y.min() == y.max():
+        raise InputError("the labelled lists contain only "
+                         f"{'relevant' if y[0] else 'irrelevant'} candidates; a cutoff cannot "
+                         "be learned (check that gold ids match the pipeline's chunk ids)")
+    header: dict[str, Any] = {
+        "format": MODEL_FORMAT, "feature_version": FEATURE_VERSION, "kind": kind,
+        "retrievers": rets, "features": feature_names(rets), "pipeline_hash": pipeline_hash,
+        "upstream": [list(u) for u in upstream], "defaults": dict(defaults or {}),
+        "training": {"queries": len(usable), "rows": int(len(y)), "positives": int(y.sum()),
+                     "seed": seed, **dict(info or {})}}
+    from sklearn.ensemble import GradientBoostingClassifier  # fitting only
+    from sklearn.linear_model import LogisticRegression
+
+    if kind == "logistic":
+        mean, scale = X.mean(axis=0), X.std(axis=0)
+        scale[scale == 0] = 1.0
+        lr = LogisticRegression(C=1.0, max_iter=2000).fit((X - mean) / scale, y)
+        arrays = {"mean": mean, "scale": scale, "coef": lr.coef_[0],
+                  "intercept": lr.intercept_.astype(np.float64)}
+        return CutoffModel(header, arrays)
+    if kind != "gbdt":
+        raise ConfigError(f"unknown cutoff model kind {kind!r}; use 'gbdt' or 'logistic'")
+    depth, rate = 3, 0.05
+    gb = GradientBoostingClassifier(n_estimators=200, max_depth=depth, learning_rate=rate,
+                                    subsample=0.8, min_samples_leaf=5, random_state=seed).fit(X, y)
+    left, right, feat, thr, val, roots = [], [], [], [], [], []
+    offset = 0
+    for est in gb.estimators_[:, 0]:
+        t = est.tree_
+        roots.append(offset)
+        lft = t.children_left.copy()
+        rgt = t.children_right.copy()
+        left.append(np.where(lft >= 0, lft + offset, -1))
+        right.append(np.where(rgt >= 0, rgt + offset, -1))
+        feat.append(np.maximum(t.feature, 0))
+        thr.append(t.threshold)
+        val.append(t.value[:, 0, 0])
+        offset += t.node_count
+    arrays = {"left": np.concatenate(left), "right": np.concatenate(right),
+              "feature": np.concatenate(feat).astype(np.int64),
+              "threshold": np.concatenate(thr), "value": np.concatenate(val),
+              "roots": np.asarray(roots, dtype=np.int64),
+              "learning_rate": np.array([rate]), "max_depth": np.array([depth]),
+              "init": np.array([0.0])}
+    model = CutoffModel(header, arrays)
+    # the prior log-odds sklearn starts from: its decision function minus the trees' sum
+    p0 = np.clip(model.predict_proba(X), 1e-12, 1 - 1e-12)
+    arrays["init"] = np.array([float(np.median(gb.decision_function(X) - np.log(p0 / (1 - p0))))])
+    if not np.allclose(model.predict_proba(X), gb.predict_proba(X)[:, 1], atol=1e-5):
+        raise RuntimeError("exported cutoff model disagrees with scikit-learn's predictions")
+    return model
+
+
+@register_stage("learned_cutoff")
+class LearnedCutoff(Stage):
+    """Keep the prefix a fitted model expects to be best (see the module docstring).
+
+    Example (YAML): ``{type: learned_cutoff, model: models/cut.npz, objective: f1}``.
+    With ``keep_paired`` (default) chunks a rationale paired are kept even below the cut, so
+    ``rationale_selector (cutoff: none) -> learned_cutoff`` is METEORA with a learned cut.
+    """
+
+    class Config(ClampConfig):
+        model: str = Field(..., description="model file written by 'ragsel fit'")
+        objective: Literal["f1", "recall"] = "f1"
+        beta: float = Field(1.0, gt=0, description="F-beta for objective f1 (>1 favours recall)")
+        target_recall: float = Field(0.9, gt=0, le=1.0)
+        keep_paired: bool = True
+        order: Literal["input", "probability"] = Field(
+            "input", description="cut the list as ranked, or re-rank by predicted relevance")
+
+    blocking = False
+
+    def _setup(self) -> None:
+        self._model: CutoffModel | None = None
+        self._expect: str | None = None
+        self._lock = threading.Lock()
+
+    def check_pipeline(self, pipeline: Any) -> None:
+        """Called by the pipeline before the first run: refuse a model from another pipeline."""
+        self._expect, _ = pipeline_hash(pipeline, self.name)
+        with self._lock:
+            self._model = None
+        self._get_model()
+
+    def _get_model(self) -> CutoffModel:
+        with self._lock:
+            if self._model is None:
+                self._model = CutoffModel.load(self.config.model, expect_pipeline=self._expect)
+            return self._model
+
+    def warm_up(self) -> None:
+        self._get_model()
+
+    def _run(self, candidates: Candidates) -> Candidates:
+        c = self.config
+        if not candidates.items:
+            return candidates.derive(self.name, [], note={"empty": True})
+        model = self._get_model()
+        p = model.probabilities(candidates)
+        items = list(candidates.items)
+        order = np.arange(len(items))
+        if c.order == "probability":
+            order = np.argsort(-p, kind="stable")
+        k, info = choose_cut(p[order], objective=c.objective, beta=c.beta,
+                             target_recall=c.target_recall, min_k=c.min_k, max_k=c.max_k)
+        keep = set(order[:k].tolist())
+        if c.keep_paired:
+            keep |= {i for i, sc in enumerate(items) if sc.rationales}
+        out, drops = [], {}
+        for rank, i in enumerate(order.tolist(), 1):
+            sc = items[i]
+            if i in keep:
+                why = "in the learned cut" if rank <= k else "paired by a rationale"
+                out.append(sc.with_event(Event(self.name, "kept", why, sc.score,
+                                               {"p_relevant": round(float(p[i]), 4),
+                                                "rank": rank})))
+            else:
+                drops[sc.chunk.id] = (f"below the learned cut (rank {rank}, kept {k}; "
+                                      f"p={p[i]:.2f})")
+        info.update(kept=len(out), cut=k, model=str(c.model))
+        return candidates.derive(self.name, out, drop_reasons=drops, note=info)

@@ -1,0 +1,123 @@
+"""Helpers shared by the retriever stages (plain functions, not a base class)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ragsel.errors import ConfigError, InputError
+from ragsel.stages.retrieve._rank_fusion import reciprocal_rank_fusion
+from ragsel.types import Candidates, Chunk, Event, Query, ScoredChunk, StageNote
+
+Hits = list[tuple[Chunk, float]]
+
+
+def query_texts(query: Query, use_rewrites: bool) -> list[str]:
+    """The query text, then its rewrites (blank and duplicate rewrites dropped)."""
+    texts = [query.text]
+    if use_rewrites:
+        for r in query.rewrites:
+            if r and r.strip() and r not in texts:
+                texts.append(r)
+    return texts
+
+
+def to_candidates(stage: str, kind: str, texts: Sequence[str], hits: Sequence[Hits], *,
+                  top_k: int, rrf_k: float, note: Mapping[str, Any]) -> Candidates:
+    """Candidates from one hit list per query text, fused by RRF when there are several.
+
+    Every chunk gets a ``retrieved`` event with its rank and raw score; after fusion the
+    event also holds the rank under each query text and the score becomes the RRF score.
+    """
+    info: dict[str, Any] = {"retriever": kind, "top_k": top_k, **note}
+    if len(hits) == 1:
+        items = []
+        for rank, (c, s) in enumerate(hits[0][:top_k], 1):
+            ev = Event(stage, "retrieved", f"{kind} rank {rank}", s, {"rank": rank})
+            items.append(ScoredChunk(c, s, stage, (ev,)))
+        if not items:
+            info["empty"] = "no chunk matched the query" + (
+                " filter" if note.get("where") else "")
+        return Candidates(tuple(items), notes=(StageNote(stage, info),))
+    rankings = [[c.id for c, _ in h] for h in hits]
+    by_id: dict[str, Chunk] = {}
+    raw: dict[str, dict[int, tuple[int, float]]] = {}
+    for qi, h in enumerate(hits):
+        for rank, (c, s) in enumerate(h, 1):
+            by_id.setdefault(c.id, c)
+            raw.setdefault(c.id, {}).setdefault(qi, (rank, s))
+    fused = reciprocal_rank_fusion(rankings, k=rrf_k)[:top_k]
+    items = []
+    for rank, (cid, score) in enumerate(fused, 1):
+        per = raw[cid]
+        data = {"rank": rank, "fusion": "rrf", "rrf_k": rrf_k,
+                "ranks": {("query" if qi == 0 else f"rewrite {qi}"): r
+                          for qi, (r, _) in sorted(per.items())},
+                "scores": {("query" if qi == 0 else f"rewrite {qi}"): s
+                           for qi, (_, s) in sorted(per.items())}}
+        ev = Event(stage, "retrieved", f"{kind} rank {rank} (RRF over {len(texts)} queries)",
+                   score, data)
+        items.append(ScoredChunk(by_id[cid], score, stage, (ev,)))
+    info.update(queries=list(texts), fusion="rrf", rrf_k=rrf_k)
+    if not items:
+        info["empty"] = "no chunk matched any query text"
+    return Candidates(tuple(items), notes=(StageNote(stage, info),))
+
+
+def load_memory_chunks(documents: Sequence[Any], path: str | None, chunker: str,
+                       chunk_size: int, overlap: int | None, stage: str) -> list[Chunk]:
+    """Chunks for an in-memory retriever from inline documents and/or a corpus path."""
+    from ragsel.ingest import ChunkerConfig, Document, iter_documents, make_chunker
+
+    docs: list[Document] = []
+    for i, d in enumerate(documents):
+        if isinstance(d, str):
+            docs.append(Document(f"doc{i}", d))
+        else:
+            docs.append(Document(str(d.get("id") or f"doc{i}"), d["text"], d.get("title") or "",
+                                 dict(d.get("metadata") or {})))
+    if path:
+        if not Path(path).expanduser().exists():
+            raise InputError(f"stage '{stage}': corpus path {path} does not exist")
+        docs.extend(iter_documents(path))
+    if not docs:
+        raise ConfigError("no documents: set 'documents' (a list of texts or "
+                          "{id, text, title, metadata} objects) or 'path'", stage=stage)
+    mk = make_chunker(ChunkerConfig(chunker, chunk_size, overlap))  # type: ignore[arg-type]
+    chunks = [c for d in docs for c in mk.chunk(d)]
+    ids = [c.id for c in chunks]
+    if len(set(ids)) != len(ids):
+        raise InputError(f"stage '{stage}': two documents share an id; give each a unique id")
+    return chunks
+
+
+def matches(chunk: Chunk, where: Mapping[str, Any]) -> bool:
+    """A small subset of chroma's ``where`` for in-memory retrievers: equality, ``$eq``,
+    ``$ne``, ``$in``, ``$nin``, ``$gt/$gte/$lt/$lte``, ``$and``, ``$or``."""
+    for key, cond in where.items():
+        if key == "$and":
+            if not all(matches(chunk, c) for c in cond):
+                return False
+            continue
+        if key == "$or":
+            if not any(matches(chunk, c) for c in cond):
+                return False
+            continue
+        value = chunk.doc_id if key == "doc_id" else chunk.metadata.get(key)
+        if not isinstance(cond, Mapping):
+            cond = {"$eq": cond}
+        for op, arg in cond.items():
+            ok = {"$eq": lambda: value == arg, "$ne": lambda: value != arg,
+                  "$in": lambda: value in arg, "$nin": lambda: value not in arg,
+                  "$gt": lambda: value is not None and value > arg,
+                  "$gte": lambda: value is not None and value >= arg,
+                  "$lt": lambda: value is not None and value < arg,
+                  "$lte": lambda: value is not None and value <= arg}.get(op)
+            if ok is None:
+                raise ConfigError(f"unsupported filter operator {op!r} (in-memory retrievers "
+                                  "support $eq $ne $in $nin $gt $gte $lt $lte $and $or)",
+                                  field="where")
+            if not ok():
+                return False
+    return True

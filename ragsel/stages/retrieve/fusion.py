@@ -1,0 +1,185 @@
+"""``fusion``: merge several ranked lists (hybrid BM25 + dense, multi-query) into one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from ragsel.errors import ConfigError, InputError
+from ragsel.registry import register_stage
+from ragsel.stage import Stage, StageConfig
+from ragsel.stages.retrieve._rank_fusion import reciprocal_rank_fusion
+from ragsel.typecheck import Variadic
+from ragsel.types import Candidates, Event, ScoredChunk
+
+Method = Literal["rrf", "relative_score", "dbsf"]
+
+
+def _source_names(lists: Sequence[Candidates]) -> list[str]:
+    """The stage that scored each list (its items' ``stage``, the latest scorer), made unique
+    with ``#2``, ``#3`` suffixes; ``input<i>`` for an empty list."""
+    names: list[str] = []
+    for i, cands in enumerate(lists):
+        base = cands.items[0].stage if cands.items and cands.items[0].stage else f"input{i}"
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}#{n}"
+        names.append(name)
+    return names
+
+
+def _unique(cands: Candidates) -> list[ScoredChunk]:
+    """Each chunk once, at its best (first) rank: a list that repeats a chunk (multi-query
+    retrieval) must not vote for it twice."""
+    seen: set[str] = set()
+    out = []
+    for sc in cands.items:
+        if sc.chunk.id not in seen:
+            seen.add(sc.chunk.id)
+            out.append(sc)
+    return out
+
+
+def normalized_scores(scores: np.ndarray, method: Method) -> np.ndarray:
+    """Per-list normalisation of relative-score (min-max to [0, 1]) and distribution-based
+    (``mean ± 3σ`` mapped to [0, 1], clipped) fusion. A list whose scores do not vary maps
+    every score to 1 (min-max) or 0.5 (dbsf): it carries no ranking signal of its own."""
+    if method == "relative_score":
+        lo, hi = float(scores.min()), float(scores.max())
+        return np.ones_like(scores) if hi <= lo else (scores - lo) / (hi - lo)
+    mu, sd = float(scores.mean()), float(scores.std())
+    if sd <= 0:
+        return np.full_like(scores, 0.5)
+    return np.clip((scores - (mu - 3 * sd)) / (6 * sd), 0.0, 1.0)
+
+
+@register_stage("fusion")
+class RankFusion(Stage):
+    """Fuse several candidate lists into one ranking.
+
+    Methods: ``rrf`` (reciprocal rank fusion, ``sum_i w_i / (k + rank_i)``), ``relative_score``
+    (each list's scores min-max normalised, then a weighted sum) and ``dbsf``
+    (distribution-based score fusion: each list normalised with ``mean ± 3σ`` as its range).
+    A chunk repeated inside one list counts once for that list (at its best rank); a chunk
+    missing from a list gets nothing from it. The fused item keeps the events of every list
+    that returned it, plus a ``fused`` event with its rank and score in each; drops and notes
+    of all inputs are merged. Ties break by best rank in any list, then by input order.
+
+    Weights: a list, in the order the pipeline feeds the inputs -- deterministic, sorted by
+    upstream stage name (``bm25`` before ``dense``) -- or a mapping from upstream stage name to
+    weight (clearer; a missing name means 1.0). ``top_k`` keeps only the best fused items.
+
+    Example: ``RankFusion(method="rrf", k=60, weights={"bm25": 1.0, "dense": 1.0})`` or in
+    YAML ``{type: fusion, method: rrf, k: 60}`` with ``connections: [bm25 -> fuse.candidates,
+    dense -> fuse.candidates]``.
+    """
+
+    class Config(StageConfig):
+        method: Method = Field("rrf", description="rrf, relative_score or dbsf")
+        k: int = Field(60, ge=0, description="RRF rank constant")
+        weights: list[float] | dict[str, float] | None = Field(
+            None, description="per input: a list (inputs sorted by upstream stage name) or "
+            "{upstream stage name: weight}")
+        top_k: int | None = Field(None, ge=1, description="keep only the best top_k")
+
+        @field_validator("weights")
+        @classmethod
+        def _non_negative(cls, v: Any) -> Any:
+            vals = v.values() if isinstance(v, dict) else (v or [])
+            if any(w < 0 for w in vals):
+                raise ValueError("weights must be >= 0")
+            return v
+
+    blocking = False
+
+    def _weights(self, names: Sequence[str]) -> list[float]:
+        w = self.config.weights
+        if w is None:
+            return [1.0] * len(names)
+        if isinstance(w, dict):
+            unknown = sorted(set(w) - set(names))
+            if unknown and all(n.startswith("input") for n in names):
+                unknown = []  # all inputs empty: their names are unknown, weights irrelevant
+            if unknown:
+                raise ConfigError(f"weights name {unknown}, but the inputs come from "
+                                  f"{list(names)}; use the upstream stage names",
+                                  stage=self.name, field="weights")
+            return [float(w.get(n, 1.0)) for n in names]
+        if len(w) != len(names):
+            raise ConfigError(f"{len(w)} weights for {len(names)} inputs {list(names)}; give "
+                              "one weight per connected input (sorted by upstream stage name) "
+                              "or a {stage: weight} mapping", stage=self.name, field="weights")
+        return list(w)
+
+    def _score_fusion(self, uniques: Sequence[Sequence[ScoredChunk]], names: Sequence[str],
+                      weights: Sequence[float]) -> list[tuple[str, float]]:
+        """Relative-score / distribution-based fusion: a weighted sum of per-list normalised
+        scores; ties break by best rank in any list, then by list order (as RRF's do)."""
+        total: dict[str, float] = {}
+        best: dict[str, tuple[int, int]] = {}
+        for li, (uniq, name, w) in enumerate(zip(uniques, names, weights)):
+            if not uniq:
+                continue
+            raw = np.fromiter((sc.score for sc in uniq), np.float64, len(uniq))
+            if not np.all(np.isfinite(raw)):
+                raise InputError(f"stage '{self.name}': the list from '{name}' has NaN/inf "
+                                 f"scores; {self.config.method} fusion needs finite scores "
+                                 "(rrf uses ranks only)")
+            norm = normalized_scores(raw, self.config.method)
+            for rank, (sc, v) in enumerate(zip(uniq, norm), 1):
+                cid = sc.chunk.id
+                total[cid] = total.get(cid, 0.0) + w * float(v)
+                best[cid] = min(best.get(cid, (rank, li)), (rank, li))
+        return sorted(total.items(), key=lambda kv: (-kv[1], best[kv[0]]))
+
+    def _run(self, candidates: Variadic[Candidates]) -> Candidates:
+        cfg = self.config
+        names = _source_names(candidates)
+        weights = self._weights(names)
+        drops, notes = Candidates.merge_history(candidates)
+        first: dict[str, ScoredChunk] = {}
+        events: dict[str, list[Event]] = {}
+        per_list: dict[str, dict[str, Any]] = {}
+        uniques = [_unique(c) for c in candidates]
+        for uniq, name in zip(uniques, names):
+            for rank, sc in enumerate(uniq, 1):
+                cid = sc.chunk.id
+                if cid not in first:
+                    first[cid], events[cid] = sc, []
+                events[cid].extend(sc.events)
+                per_list.setdefault(cid, {})[name] = {"rank": rank, "score": sc.score}
+        if cfg.method == "rrf":
+            fused = reciprocal_rank_fusion([[sc.chunk.id for sc in u] for u in uniques],
+                                           k=cfg.k, weights=weights)
+        else:
+            fused = self._score_fusion(uniques, names, weights)
+        order = [cid for cid, _ in fused]
+        score = dict(fused)
+        items = []
+        for cid in order:
+            src = first[cid]
+            ranks = per_list[cid]
+            why = ", ".join(f"{n} rank {v['rank']}" for n, v in ranks.items())
+            ev = Event(self.name, "fused", f"{cfg.method}: {why}", score[cid], {"inputs": ranks})
+            items.append(ScoredChunk(src.chunk, score[cid], self.name,
+                                     tuple(events[cid]) + (ev,), src.rationales,
+                                     src.expanded_from, src.verdicts))
+        note: dict[str, Any] = {
+            "method": cfg.method, "inputs": [{"stage": n, "n": len(c), "weight": w}
+                                             for n, c, w in zip(names, candidates, weights)],
+            "unique": len(items)}
+        if cfg.method == "rrf":
+            note["k"] = cfg.k
+        if not items:
+            note["empty"] = "no input list had any candidate"
+        merged = Candidates(tuple(items), drops, notes)
+        if cfg.top_k is None or len(items) <= cfg.top_k:
+            note["kept"] = len(items)
+            return merged.derive(self.name, items, note=note)
+        note["kept"] = cfg.top_k
+        return merged.derive(self.name, items[: cfg.top_k], note=note,
+                             default_reason=f"fused rank below top_k={cfg.top_k}")

@@ -1,0 +1,348 @@
+"""METEORA's verifier: an LLM checks each selected chunk before it becomes evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ragsel.backends.llm.base import Completion, LLMOutputError, usage_summary
+from ragsel.backends.llm.json_output import JSONProblem, parse_json
+from ragsel.errors import BackendError
+from ragsel.registry import register_stage
+from ragsel.stages._llm import LLMStage, LLMStageConfig, escape_delimiters, gather_limited
+from ragsel.types import Candidates, Event, Query, Rationales, ScoredChunk, Verdict
+
+Check = Literal["contradiction", "instruction", "factual"]
+_TRUE = {"true", "yes", "y", "1", "flag", "flagged", "reject"}
+_FALSE = {"false", "no", "n", "0", "ok", "accept", "keep"}
+
+VERDICT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "flagged": {"type": "boolean"},
+        "label": {"type": "string"},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "reason": {"type": "string"},
+        "evidence": {"type": "string"},
+    },
+    "required": ["flagged", "confidence", "reason"],
+}
+
+
+def _passage(cid: str, text: str) -> str:
+    return f'<passage id="{cid}">\n{escape_delimiters(text, ("passage",))}\n</passage>'
+
+
+@register_stage("llm_verifier")
+class LLMVerifier(LLMStage):
+    """Check candidates with an LLM, in rank order, and drop the ones it flags (METEORA,
+    step 5). Three checks, each returning a JSON verdict with a confidence:
+
+    - CONTRADICTION: the chunk directly contradicts a chunk *already accepted* (so order
+      matters: the first of two conflicting chunks wins);
+    - INSTRUCTION: the chunk meets a rationale's flag instructions (needs ``rationales``);
+    - FACTUAL: the chunk states something false by world knowledge, flagged only at very high
+      confidence.
+
+    A chunk is flagged when the model flags it with confidence strictly above the check's
+    threshold (defaults 0.8 / 0.8 / 0.9, as in the paper). INSTRUCTION and FACTUAL do not
+    depend on which chunks were accepted, so they share one call per chunk and those calls run
+    concurrently (``max_concurrency``; threads under ``run``, the event loop under ``arun``);
+    only the CONTRADICTION calls are sequential. Output the model does not follow is a
+    PARSE_ERROR verdict that drops the chunk (fail closed) unless ``fail_open: true``; an LLM
+    that is down makes the stage fail (with ``fail_open``: chunks are kept, marked
+    BACKEND_ERROR). Every verdict with its reason is kept: on kept chunks in
+    ``ScoredChunk.verdicts``, on removed ones in ``Dropped.verdict``.
+
+    Example::
+
+        verifier = LLMVerifier(llm="openai:qwen2.5-7b")
+        checked = verifier.run(candidates=cands, query=Query("..."), rationales=rationales)
+
+    YAML: ``{type: llm_verifier, llm: openai, factual_threshold: 0.95}``.
+    Templates: ``verify_contradiction`` (``{{query}} {{chunk}} {{accepted}}``),
+    ``verify_independent`` (``{{query}} {{chunk}} {{checks}} {{labels}}``).
+    """
+
+    class Config(LLMStageConfig):
+        checks: list[Check] = Field(default_factory=lambda: ["contradiction", "instruction",
+                                                             "factual"],
+                                    description="which checks to run")
+        contradiction_threshold: float = Field(0.8, ge=0.0, le=1.0)
+        instruction_threshold: float = Field(0.8, ge=0.0, le=1.0)
+        factual_threshold: float = Field(0.9, ge=0.0, le=1.0)
+        fail_open: bool = Field(False, description="keep a chunk when the model's answer is "
+                                "unusable or the LLM fails (default: drop it / raise)")
+        action: Literal["drop", "annotate"] = Field(
+            "drop", description="drop flagged chunks, or keep them with their verdicts (for "
+            "measuring the verifier)")
+        max_concurrency: int = Field(4, ge=1, description="independent checks in flight")
+        max_accepted: int | None = Field(None, ge=1, description="compare with at most this "
+                                         "many accepted chunks (highest ranked); None = all")
+        max_tokens: int = Field(256, ge=16)
+
+    templates = {
+        "verify_contradiction": frozenset({"query", "chunk", "accepted"}),
+        "verify_independent": frozenset({"query", "chunk", "checks", "labels"}),
+    }
+
+    # --- prompts ------------------------------------------------------------------------
+    def _flag_instructions(self, rationales: Rationales | None) -> list[str]:
+        if rationales is None:
+            return []
+        out = []
+        for r in rationales:
+            for f in r.flags:
+                out.append(f"[{r.label}] {f}" if r.label else f)
+        return out
+
+    def _independent_messages(self, query: Query, sc: ScoredChunk,
+                              flags: Sequence[str]) -> tuple[list[dict[str, str]],
+                                                             dict[str, int]]:
+        checks, labels = [], []
+        if flags and "instruction" in self.config.checks:
+            checks.append("INSTRUCTION: reject the passage if it meets any of these flag "
+                          "instructions:\n" + "\n".join(f"  - {f}" for f in flags))
+            labels.append('"INSTRUCTION"')
+        if "factual" in self.config.checks:
+            checks.append("FACTUAL: reject the passage only if it states something you are "
+                          "certain is factually false by well-established knowledge.")
+            labels.append('"FACTUAL"')
+        labels.append('"OK"')
+        return self.render_fitted(
+            "verify_independent", {"chunk": [(sc.id, sc.chunk.text)]}, _passage,
+            query=query.text, checks="\n".join(f"{i}. {c}" for i, c in enumerate(checks, 1)),
+            labels=" or ".join(labels))
+
+    def _contradiction_messages(self, query: Query, sc: ScoredChunk,
+                                accepted: Sequence[ScoredChunk]) -> tuple[list[dict[str, str]],
+                                                                          dict[str, int]]:
+        if self.config.max_accepted is not None:
+            accepted = accepted[: self.config.max_accepted]
+        return self.render_fitted(
+            "verify_contradiction", {"chunk": [(sc.id, sc.chunk.text)],
+                                     "accepted": [(a.id, a.chunk.text) for a in accepted]},
+            _passage, query=query.text)
+
+    # --- verdicts -----------------------------------------------------------------------
+    def _threshold(self, label: str) -> float:
+        cfg = self.config
+        return {"CONTRADICTION": cfg.contradiction_threshold,
+                "FACTUAL": cfg.factual_threshold}.get(label, cfg.instruction_threshold)
+
+    def _parse_error(self, sc: ScoredChunk, why: str, text: str) -> Verdict:
+        flagged = not self.config.fail_open
+        return Verdict(sc.id, self.name, flagged, "PARSE_ERROR", 1.0,
+                       f"unusable verifier output ({why}); "
+                       + ("dropped: fail closed" if flagged else "kept: fail_open"),
+                       text.strip()[:200])
+
+    def _verdict(self, sc: ScoredChunk, completion: Completion,
+                 allowed: Sequence[str]) -> Verdict:
+        data = completion.data
+        if data is None:
+            try:
+                data = parse_json(completion.text)
+            except JSONProblem as exc:
+                return self._parse_error(sc, str(exc), completion.text)
+        if isinstance(data, list) and len(data) == 1:
+            data = data[0]
+        if not isinstance(data, dict):
+            return self._parse_error(sc, f"expected a JSON object, got {type(data).__name__}",
+                                     completion.text)
+        label = str(data.get("label") or "").strip().upper()
+        raw_flag = data.get("flagged", data.get("flag"))
+        if isinstance(raw_flag, str):
+            low = raw_flag.strip().lower()
+            raw_flag = True if low in _TRUE else False if low in _FALSE else None
+        if not isinstance(raw_flag, bool):
+            if label in allowed:  # no usable "flagged" but a clear label
+                raw_flag = label != "OK"
+            else:
+                return self._parse_error(sc, "no 'flagged' true/false in the answer",
+                                         completion.text)
+        try:
+            conf = float(data.get("confidence", 1.0))
+        except (TypeError, ValueError):
+            return self._parse_error(sc, f"confidence {data.get('confidence')!r} is not a "
+                                     "number", completion.text)
+        if 1.0 < conf <= 100.0:  # a percentage
+            conf /= 100.0
+        conf = min(max(conf, 0.0), 1.0)
+        if raw_flag and label not in allowed[:-1]:
+            label = allowed[0]  # flagged without a known label: the first check asked for
+        if not raw_flag:
+            label = "OK"
+        reason = str(data.get("reason") or "").strip()[:500]
+        evidence = str(data.get("evidence") or "").strip()[:300]
+        threshold = self._threshold(label)
+        flagged = raw_flag and conf > threshold
+        if raw_flag and not flagged:
+            reason = f"not flagged: confidence {conf:.2f} <= threshold {threshold:.2f}; {reason}"
+        return Verdict(sc.id, self.name, flagged, label, conf, reason, evidence)
+
+    def _backend_failed(self, sc: ScoredChunk, exc: BackendError) -> Verdict:
+        if isinstance(exc, LLMOutputError):  # JSON still invalid after the repair retry
+            return self._parse_error(sc, exc.problem or str(exc), exc.text)
+        if not self.config.fail_open:
+            raise exc
+        return Verdict(sc.id, self.name, False, "BACKEND_ERROR", 1.0,
+                       f"not verified, kept (fail_open): {exc}")
+
+    def _independent_labels(self, flags: Sequence[str]) -> list[str]:
+        labels = []
+        if flags and "instruction" in self.config.checks:
+            labels.append("INSTRUCTION")
+        if "factual" in self.config.checks:
+            labels.append("FACTUAL")
+        return labels
+
+    # --- the two phases -----------------------------------------------------------------
+    def _plan(self, query: Query, candidates: Candidates, rationales: Rationales | None
+              ) -> tuple[list[str], list[str], dict[str, Any]]:
+        flags = self._flag_instructions(rationales)
+        labels = self._independent_labels(flags)
+        note: dict[str, Any] = {"checks": list(self.config.checks), "flag_instructions":
+                                len(flags), "truncated": 0, "omitted_context": 0}
+        if "instruction" in self.config.checks and not flags:
+            note["instruction_check"] = "skipped: no rationale flag instructions given"
+        return flags, labels, note
+
+    def _check_one(self, query: Query, sc: ScoredChunk, flags: Sequence[str],
+                   labels: Sequence[str], stats: list[Any]) -> Verdict:
+        msgs, fit = self._independent_messages(query, sc, flags)
+        stats.append(fit)
+        try:
+            c = self.complete(msgs, json_schema=VERDICT_SCHEMA)
+        except BackendError as exc:
+            return self._backend_failed(sc, exc)
+        stats.append(c)
+        return self._verdict(sc, c, [*labels, "OK"])
+
+    async def _acheck_one(self, query: Query, sc: ScoredChunk, flags: Sequence[str],
+                          labels: Sequence[str], stats: list[Any]) -> Verdict:
+        msgs, fit = self._independent_messages(query, sc, flags)
+        stats.append(fit)
+        try:
+            c = await self.acomplete(msgs, json_schema=VERDICT_SCHEMA)
+        except BackendError as exc:
+            return self._backend_failed(sc, exc)
+        stats.append(c)
+        return self._verdict(sc, c, [*labels, "OK"])
+
+    def _contradiction(self, query: Query, sc: ScoredChunk, accepted: list[ScoredChunk],
+                       stats: list[Any]) -> Verdict:
+        msgs, fit = self._contradiction_messages(query, sc, accepted)
+        stats.append(fit)
+        try:
+            c = self.complete(msgs, json_schema=VERDICT_SCHEMA)
+        except BackendError as exc:
+            return self._backend_failed(sc, exc)
+        stats.append(c)
+        return self._verdict(sc, c, ["CONTRADICTION", "OK"])
+
+    async def _acontradiction(self, query: Query, sc: ScoredChunk,
+                              accepted: list[ScoredChunk], stats: list[Any]) -> Verdict:
+        msgs, fit = self._contradiction_messages(query, sc, accepted)
+        stats.append(fit)
+        try:
+            c = await self.acomplete(msgs, json_schema=VERDICT_SCHEMA)
+        except BackendError as exc:
+            return self._backend_failed(sc, exc)
+        stats.append(c)
+        return self._verdict(sc, c, ["CONTRADICTION", "OK"])
+
+    def _assemble(self, candidates: Candidates, verdicts: dict[str, list[Verdict]],
+                  rejected: set[str], note: dict[str, Any], stats: list[Any]) -> Candidates:
+        note.update(usage_summary(s for s in stats if isinstance(s, Completion)))
+        for s in stats:
+            if isinstance(s, dict):
+                note["truncated"] += s.get("truncated", 0)
+                note["omitted_context"] += s.get("omitted", 0)
+        note.update(flagged=len(rejected), model=self.model_name, action=self.config.action)
+        annotated: list[ScoredChunk] = []
+        for sc in candidates.items:
+            vs = tuple(verdicts.get(sc.id, ()))
+            if sc.id in rejected:
+                v = next(x for x in vs if x.flagged)
+                sc = sc.with_event(Event(self.name, "flagged", f"{v.label}: {v.reason}",
+                                         sc.score, {"confidence": v.confidence}),
+                                   verdicts=sc.verdicts + vs)
+            else:
+                sc = sc.with_event(Event(self.name, "kept", "verified", sc.score),
+                                   verdicts=sc.verdicts + vs)
+            annotated.append(sc)
+        base = Candidates(tuple(annotated), candidates.dropped, candidates.notes)
+        if self.config.action == "annotate":
+            return base.derive(self.name, annotated, note=note)
+        keep = [sc for sc in annotated if sc.id not in rejected]
+        reasons, final = {}, {}
+        for sc in annotated:
+            if sc.id in rejected:
+                v = next(x for x in sc.verdicts if x.flagged and x.stage == self.name)
+                reasons[sc.id] = f"{v.label} ({v.confidence:.2f}): {v.reason}"
+                final[sc.id] = v
+        return base.derive(self.name, keep, drop_reasons=reasons, verdicts=final, note=note)
+
+    def _run(self, candidates: Candidates, query: Query,
+             rationales: Rationales | None = None) -> Candidates:
+        flags, labels, note = self._plan(query, candidates, rationales)
+        stats: list[Any] = []
+        items = list(candidates.items)
+        first: list[Verdict | None] = [None] * len(items)
+        if labels and items:
+            workers = min(self.config.max_concurrency, len(items))
+            with ThreadPoolExecutor(workers, thread_name_prefix=f"{self.name}-") as pool:
+                first = list(pool.map(lambda sc: self._check_one(query, sc, flags, labels,
+                                                                 stats), items))
+        return self._sequential(query, candidates, first, note, stats)
+
+    def _sequential(self, query: Query, candidates: Candidates,
+                    first: Sequence[Verdict | None], note: dict[str, Any],
+                    stats: list[Any]) -> Candidates:
+        verdicts: dict[str, list[Verdict]] = {}
+        rejected: set[str] = set()
+        accepted: list[ScoredChunk] = []
+        for sc, v1 in zip(candidates.items, first):
+            verdicts[sc.id] = [v1] if v1 is not None else []
+            if v1 is not None and v1.flagged:
+                rejected.add(sc.id)
+                continue
+            if "contradiction" in self.config.checks and accepted:
+                v2 = self._contradiction(query, sc, accepted, stats)
+                verdicts[sc.id].append(v2)
+                if v2.flagged:
+                    rejected.add(sc.id)
+                    continue
+            accepted.append(sc)
+        return self._assemble(candidates, verdicts, rejected, note, stats)
+
+    async def _arun(self, candidates: Candidates, query: Query,
+                    rationales: Rationales | None = None) -> Candidates:
+        flags, labels, note = self._plan(query, candidates, rationales)
+        stats: list[Any] = []
+        items = list(candidates.items)
+        first: list[Verdict | None] = [None] * len(items)
+        if labels and items:
+            first = await gather_limited(
+                [lambda sc=sc: self._acheck_one(query, sc, flags, labels, stats)
+                 for sc in items], self.config.max_concurrency)
+        verdicts: dict[str, list[Verdict]] = {}
+        rejected: set[str] = set()
+        accepted: list[ScoredChunk] = []
+        for sc, v1 in zip(items, first):
+            verdicts[sc.id] = [v1] if v1 is not None else []
+            if v1 is not None and v1.flagged:
+                rejected.add(sc.id)
+                continue
+            if "contradiction" in self.config.checks and accepted:
+                v2 = await self._acontradiction(query, sc, accepted, stats)
+                verdicts[sc.id].append(v2)
+                if v2.flagged:
+                    rejected.add(sc.id)
+                    continue
+            accepted.append(sc)
+        return self._assemble(candidates, verdicts, rejected, note, stats)

@@ -1,0 +1,401 @@
+"""Find groups of near-duplicate chunks and treat them as one source, or as an attack.
+
+Knowledge-poisoning attacks (PoisonedRAG) plant several passages that all assert the same false
+answer, so that they outnumber the true source in the prompt. Such passages are near-copies of
+each other; the gold passage and ordinary on-topic passages are not. But honest sources repeat
+each other too (syndicated news, overlapping chunks of one document, mirrors), and a cluster
+alone cannot tell poison from corroboration (see ``../shared/ANCHORS.md``). So
+:class:`PoisonClusterGuard` offers three modes, from safest to most aggressive:
+
+- ``collapse``: every cluster counts as *one* source: its best-ranked chunk is the
+  representative, the others are annotated as duplicates (``Verdict(label="DUPLICATE")``) and,
+  with ``drop_duplicates: true``, removed. Nothing is called poison.
+- ``drop_unsupported``: a *suspicious* cluster is dropped unless some independent chunk (outside
+  the cluster, from another source) supports its claim. The claim is approximated without a
+  model: the words most cluster members share that the query does not contain (for an attack,
+  typically the planted answer), weighted by how rare they are in the candidate list.
+- ``flag_densest``: the densest suspicious cluster is flagged (dropped or annotated).
+
+A cluster is *suspicious* when its members come from at least ``min_cluster_size`` distinct
+documents (chunks of one document, e.g. overlapping windows, are one source, not an attack) and
+source metadata does not show corroboration: members from ``corroboration_sites`` or more
+distinct sites (``site``/``source``/``domain``/``url`` metadata) are independent reports.
+
+Similarity between two chunks is the larger of their embedding cosine and their character
+n-gram Jaccard rescaled so that ``ngram_threshold`` maps to ``cosine_threshold``; clusters come
+from average-linkage agglomeration cut at ``cosine_threshold`` (average linkage keeps a gold
+passage that resembles each planted copy only moderately out of their tight group).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import numpy as np
+from pydantic import Field
+
+from ragsel.errors import InputError
+from ragsel.registry import register_stage
+from ragsel.stage import Stage, StageConfig
+from ragsel.types import Candidates, Chunk, Event, Query, ScoredChunk, Verdict
+
+_WORD = re.compile(r"\w+")
+_WS = re.compile(r"\s+")
+_STOP = frozenset(
+    "a an and are as at be been by for from had has have he her his i in into is it its of on "
+    "or she that the their them there these they this those to was were what when where which "
+    "who whom whose why how will with would does did do can could not no than then so such "
+    "also about over after before up out more most many much other some any each all our we "
+    "you your us one two".split())
+SITE_KEYS = ("site", "source", "domain", "host", "publisher", "url")
+DATE_KEYS = ("date", "published", "published_at", "timestamp")
+
+
+@dataclass
+class Cluster:
+    """A group of near-duplicate chunks (indices into the candidate list, rank order)."""
+
+    members: list[int]
+    density: float  # mean pairwise similarity
+    sites: list[str] = field(default_factory=list)
+    docs: list[str] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)
+    suspicious: bool = False
+    why: str = ""
+    claim: list[str] = field(default_factory=list)
+    support: float = 0.0
+    supported_by: str | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+
+def _site_of(meta: Mapping[str, Any], keys: Sequence[str]) -> str | None:
+    for k in keys:
+        v = meta.get(k)
+        if v:
+            v = str(v).strip().lower()
+            if k == "url" or "://" in v:
+                v = urlparse(v).netloc or v
+            return v.removeprefix("www.")
+    return None
+
+
+def _date_of(meta: Mapping[str, Any]) -> str | None:
+    for k in DATE_KEYS:
+        if meta.get(k):
+            return str(meta[k])[:10]
+    return None
+
+
+def char_ngrams(text: str, n: int) -> frozenset[str]:
+    t = _WS.sub(" ", text.lower()).strip()
+    if len(t) <= n:
+        return frozenset([t]) if t else frozenset()
+    return frozenset(t[i:i + n] for i in range(len(t) - n + 1))
+
+
+def ngram_jaccard(texts: Sequence[str], n: int) -> np.ndarray:
+    """Pairwise Jaccard similarity of the texts' character n-gram sets."""
+    grams = [char_ngrams(t, n) for t in texts]
+    k = len(texts)
+    out = np.eye(k, dtype=np.float32)
+    for i in range(k):
+        gi = grams[i]
+        for j in range(i + 1, k):
+            gj = grams[j]
+            inter = len(gi & gj)
+            if inter:
+                out[i, j] = out[j, i] = inter / (len(gi) + len(gj) - inter)
+    return out
+
+
+def average_linkage(sim: np.ndarray, threshold: float) -> list[list[int]]:
+    """Agglomerate while the average similarity between two groups is >= ``threshold``.
+
+    Group-average similarities are updated in place (Lance-Williams), O(n^2) per merge.
+    """
+    n = len(sim)
+    groups: list[list[int] | None] = [[i] for i in range(n)]
+    avg = np.array(sim, dtype=np.float64, copy=True)
+    np.fill_diagonal(avg, -np.inf)
+    alive = np.ones(n, dtype=bool)
+    while alive.sum() > 1:
+        masked = np.where(alive[:, None] & alive[None, :], avg, -np.inf)
+        flat = int(np.argmax(masked))
+        a, b = divmod(flat, n)
+        if masked[a, b] < threshold:
+            break
+        ga, gb = groups[a], groups[b]
+        assert ga is not None and gb is not None
+        wa, wb = len(ga), len(gb)
+        merged = (wa * avg[a] + wb * avg[b]) / (wa + wb)
+        avg[a, :] = merged
+        avg[:, a] = merged
+        avg[a, a] = -np.inf
+        alive[b] = False
+        groups[a] = sorted(ga + gb)
+        groups[b] = None
+    return sorted((g for g in groups if g is not None), key=lambda g: g[0])
+
+
+def peel(sim: np.ndarray, group: list[int], margin: float) -> list[list[int]]:
+    """Split off members that sit on the edge of a cluster: a member whose mean similarity to
+    the rest is ``margin`` below the mean of the others' is peeled (and stays a singleton).
+    Copies of one planted text are mutually closer than any of them is to an honest passage
+    on the same topic, which average linkage alone can pull in."""
+    core, out = list(group), []
+    while len(core) >= 3:
+        sub = sim[np.ix_(core, core)]
+        mean = (sub.sum(axis=1) - 1.0) / (len(core) - 1)
+        worst = int(np.argmin(mean))
+        rest = np.delete(mean, worst)
+        if mean[worst] >= rest.mean() - margin:
+            break
+        out.append([core.pop(worst)])
+    return [core] + out
+
+
+def _tokens(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1 or
+            w.isdigit()}
+
+
+@register_stage("poison_cluster_guard")
+class PoisonClusterGuard(Stage):
+    """Group near-duplicate chunks; collapse them, or flag/drop suspicious groups (LLM-free).
+
+    Verdicts: ``DUPLICATE`` (collapse; not flagged, names the representative) and ``POISON``
+    (flagged; the reason gives cluster size, density, sources and claim support, the evidence
+    quotes the claim words and the representative's text). The stage note lists every cluster.
+
+    Example::
+
+        PoisonClusterGuard(mode="collapse")                      # safe on redundant sources
+        PoisonClusterGuard(mode="drop_unsupported", cosine_threshold=0.8)
+        # YAML: {type: poison_cluster_guard, mode: flag_densest, min_cluster_size: 3}
+    """
+
+    class Config(StageConfig):
+        mode: Literal["collapse", "drop_unsupported", "flag_densest"] = Field(
+            "collapse", description="collapse clusters into one source, drop unsupported "
+                                    "suspicious clusters, or flag the densest suspicious one")
+        embedder: str = Field("minilm", description="embedder name for load_embedder")
+        cosine_threshold: float = Field(0.8, gt=0.0, le=1.0,
+                                        description="average-linkage cut on similarity")
+        ngram_threshold: float = Field(0.5, gt=0.0, le=1.0,
+                                       description="character n-gram Jaccard counted as "
+                                                   "equally similar as cosine_threshold")
+        ngram_size: int = Field(5, ge=2, le=12, description="character n-gram length")
+        min_cluster_size: int = Field(3, ge=2, description="smallest suspicious cluster")
+        use_metadata: bool = Field(True, description="use site/date/doc id metadata")
+        site_keys: list[str] = Field(default_factory=lambda: list(SITE_KEYS),
+                                     description="metadata keys naming a chunk's site")
+        corroboration_sites: int = Field(
+            3, ge=2, description="members from this many distinct sites = corroboration")
+        claim_quorum: float = Field(0.6, gt=0.0, le=1.0,
+                                    description="share of members a claim word must occur in")
+        support_threshold: float = Field(
+            0.5, ge=0.0, le=1.0,
+            description="weighted share of the claim words an independent chunk must contain")
+        on_flag: Literal["drop", "annotate"] = Field(
+            "drop", description="what happens to chunks of a flagged cluster")
+        drop_duplicates: bool = Field(
+            False, description="collapse mode: remove duplicates instead of annotating them")
+        core_margin: float = Field(
+            0.05, ge=0.0, le=1.0,
+            description="peel a member off its cluster when its mean similarity to the others "
+                        "is this much below theirs (0 = off)")
+
+    blocking = True  # embeds the candidates
+
+    def _setup(self) -> None:
+        self._embedder: Any = None
+        self._lock = threading.Lock()
+
+    def use_embedder(self, embedder: Any) -> PoisonClusterGuard:
+        """Use this embedder object instead of ``load_embedder(config.embedder)`` (tests,
+        benchmarks that cache vectors). Returns ``self``."""
+        self._embedder = embedder
+        return self
+
+    def _get_embedder(self) -> Any:
+        with self._lock:
+            if self._embedder is None:
+                from ragsel.backends.embedders import load_embedder
+
+                self._embedder = load_embedder(self.config.embedder)
+            return self._embedder
+
+    def warm_up(self) -> None:
+        self._get_embedder().warm_up()
+
+    # --- analysis ----------------------------------------------------------------------
+    def similarity(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> np.ndarray:
+        """Pairwise similarity used for clustering (see the module docstring)."""
+        if vectors is None:
+            vectors = np.asarray(self._get_embedder().embed(list(texts)), dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+            raise InputError(f"stage '{self.name}': the embedder returned shape "
+                             f"{vectors.shape} for {len(texts)} texts")
+        cos = vectors @ vectors.T
+        ng = ngram_jaccard(texts, self.config.ngram_size)
+        scaled = np.minimum(1.0, ng * (self.config.cosine_threshold /
+                                       self.config.ngram_threshold))
+        sim = np.maximum(cos, scaled)
+        np.fill_diagonal(sim, 1.0)
+        return sim
+
+    def analyse(self, chunks: Sequence[Chunk], query: Query | None = None,
+                vectors: np.ndarray | None = None) -> list[Cluster]:
+        """Clusters of >= 2 chunks (rank order kept), with suspicion and claim support."""
+        cfg = self.config
+        if len(chunks) < 2:
+            return []
+        texts = [c.text for c in chunks]
+        sim = self.similarity(texts, vectors)
+        groups = [g for g in average_linkage(sim, cfg.cosine_threshold) if len(g) >= 2]
+        if cfg.core_margin > 0:
+            groups = [c for g in groups for c in peel(sim, g, cfg.core_margin) if len(c) >= 2]
+        toks = [_tokens(t) for t in texts]
+        df = Counter(w for t in toks for w in t)
+        q_toks = _tokens(query.text) if query is not None else set()
+        clusters = []
+        for g in groups:
+            sub = sim[np.ix_(g, g)]
+            density = float((sub.sum() - len(g)) / (len(g) * (len(g) - 1)))
+            cl = Cluster(g, round(density, 4))
+            if cfg.use_metadata:
+                metas = [chunks[i].metadata for i in g]
+                cl.sites = sorted({s for m in metas if (s := _site_of(m, cfg.site_keys))})
+                cl.dates = sorted({d for m in metas if (d := _date_of(m))})
+            cl.docs = sorted({chunks[i].doc_id for i in g if chunks[i].doc_id})
+            self._judge(cl, chunks, toks, df, q_toks)
+            clusters.append(cl)
+        return clusters
+
+    def _judge(self, cl: Cluster, chunks: Sequence[Chunk], toks: list[set[str]],
+               df: Counter[str], q_toks: set[str]) -> None:
+        cfg = self.config
+        # Chunks of one document are one source (overlapping windows, repeated boilerplate):
+        # a cluster's weight is its number of distinct documents.
+        sources = len(cl.docs) + sum(1 for i in cl.members if not chunks[i].doc_id)
+        if sources == 1:
+            cl.why = f"chunks of one document ({cl.docs[0]})"
+        elif sources < cfg.min_cluster_size:
+            cl.why = f"only {sources} distinct documents"
+        elif cfg.use_metadata and len(cl.sites) >= cfg.corroboration_sites:
+            cl.why = f"corroborated by {len(cl.sites)} distinct sites"
+        else:
+            cl.suspicious = True
+            src = (f"{len(cl.sites)} site(s)" if cl.sites else "no site metadata")
+            cl.why = f"{cl.size} near-duplicates, {src}"
+        # The claim: words most members share that the query does not ask about.
+        counts = Counter(w for i in cl.members for w in toks[i])
+        need = max(2, math.ceil(cfg.claim_quorum * cl.size))
+        claim = [w for w, c in counts.items() if c >= need and w not in q_toks]
+        n = len(toks)
+        weight = {w: math.log(1 + n / df[w]) for w in claim}
+        cl.claim = sorted(claim, key=lambda w: (-weight[w], w))
+        total = sum(weight.values())
+        if not total:
+            return
+        member_docs = {chunks[i].doc_id for i in cl.members if chunks[i].doc_id}
+        member_sites = set(cl.sites)
+        in_cluster = set(cl.members)
+        for j, c in enumerate(chunks):
+            if j in in_cluster or (c.doc_id and c.doc_id in member_docs):
+                continue
+            if cfg.use_metadata and member_sites and \
+                    _site_of(c.metadata, cfg.site_keys) in member_sites:
+                continue  # the same site is not an independent witness
+            s = sum(weight[w] for w in claim if w in toks[j]) / total
+            if s > cl.support:
+                cl.support, cl.supported_by = round(s, 4), c.id
+
+    # --- running -----------------------------------------------------------------------
+    def _run(self, candidates: Candidates, query: Query | None = None) -> Candidates:
+        cfg = self.config
+        items = list(candidates.items)
+        if not items:
+            return candidates.derive(self.name, [], note={"mode": cfg.mode, "clusters": [],
+                                                          "empty_input": True})
+        clusters = self.analyse([sc.chunk for sc in items], query)
+        flagged: set[int] = set()
+        dup_of: dict[int, int] = {}
+        if cfg.mode == "collapse":
+            for cl in clusters:
+                for i in cl.members[1:]:
+                    dup_of[i] = cl.members[0]
+        elif cfg.mode == "drop_unsupported":
+            for cl in clusters:
+                if cl.suspicious and cl.support < cfg.support_threshold:
+                    flagged.update(cl.members)
+        else:  # flag_densest
+            sus = [c for c in clusters if c.suspicious]
+            if sus:
+                top = max(sus, key=lambda c: (c.density * c.size, c.density))
+                flagged.update(top.members)
+        keep: list[ScoredChunk] = []
+        reasons: dict[str, str] = {}
+        verdicts: dict[str, Verdict] = {}
+        by_member = {i: cl for cl in clusters for i in cl.members}
+        for i, sc in enumerate(items):
+            cl = by_member.get(i)
+            if i in flagged and cl is not None:
+                v = self._poison_verdict(sc, cl, items)
+                verdicts[sc.id] = v
+                if cfg.on_flag == "drop":
+                    reasons[sc.id] = v.reason
+                    continue
+                keep.append(sc.with_event(Event(self.name, "flagged", v.reason, sc.score),
+                                          verdicts=sc.verdicts + (v,)))
+            elif i in dup_of and cl is not None:
+                rep = items[dup_of[i]]
+                v = Verdict(sc.id, self.name, False, "DUPLICATE",
+                            round(float(min(1.0, max(0.0, cl.density))), 4),
+                            f"duplicate of {rep.id} (cluster of {cl.size}; {cl.why})",
+                            rep.chunk.text[:160])
+                verdicts[sc.id] = v
+                if cfg.drop_duplicates:
+                    reasons[sc.id] = v.reason
+                    continue
+                keep.append(sc.with_event(Event(self.name, "kept", v.reason, sc.score,
+                                                {"duplicate_of": rep.id}),
+                                          verdicts=sc.verdicts + (v,)))
+            elif cl is not None and cfg.mode == "collapse":
+                keep.append(sc.kept(self.name, f"represents a cluster of {cl.size}",
+                                    cluster_size=cl.size, sources=max(1, len(cl.sites)),
+                                    duplicates=[items[j].id for j in cl.members[1:]]))
+            else:
+                keep.append(sc)
+        note = {"mode": cfg.mode, "flagged": sorted(items[i].id for i in flagged),
+                "clusters": [self._describe(cl, items) for cl in clusters]}
+        return candidates.derive(self.name, keep, drop_reasons=reasons, verdicts=verdicts,
+                                 note=note)
+
+    def _poison_verdict(self, sc: ScoredChunk, cl: Cluster,
+                        items: Sequence[ScoredChunk]) -> Verdict:
+        support = (f"best independent support {cl.support:.2f} ({cl.supported_by})"
+                   if cl.supported_by else "no independent chunk shares its claim")
+        reason = (f"suspicious near-duplicate cluster: {cl.why}, density {cl.density:.2f}; "
+                  f"{support}")
+        evidence = (f"claim words: {', '.join(cl.claim[:8]) or '-'}; representative: "
+                    f"{items[cl.members[0]].chunk.text[:120]}")
+        conf = min(1.0, max(0.0, cl.density))
+        return Verdict(sc.id, self.name, True, "POISON", round(conf, 4), reason, evidence)
+
+    @staticmethod
+    def _describe(cl: Cluster, items: Sequence[ScoredChunk]) -> dict[str, Any]:
+        return {"members": [items[i].id for i in cl.members], "density": cl.density,
+                "suspicious": cl.suspicious, "why": cl.why, "sites": cl.sites,
+                "dates": cl.dates, "claim": cl.claim[:8], "support": cl.support,
+                "supported_by": cl.supported_by}

@@ -1,0 +1,206 @@
+"""learned_cutoff: fit on a synthetic set with a known, learnable cut; file checks; CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ragsel.errors import InputError, StageError
+from ragsel.spec import load_pipeline
+from ragsel.stage import Stage
+from ragsel.stages.cutoff.learned import (MIN_QUERIES, CutoffModel, LearnedCutoff, choose_cut,
+                                          feature_names, fit_cutoff_model, list_features)
+from ragsel.types import Candidates, Chunk, Event, ScoredChunk
+
+
+def synthetic(n_queries, seed, n=15):
+    """Relevant chunks score in [0.72, 0.9] and are also found by bm25; the rest score in
+    [0.3, 0.62]: the right cut is the number of relevant chunks, visible in the gap."""
+    rng = np.random.default_rng(seed)
+    lists, golds = [], []
+    for q in range(n_queries):
+        k = int(rng.integers(1, 6))
+        s = np.concatenate([rng.uniform(0.72, 0.9, k), rng.uniform(0.3, 0.62, n - k)])
+        order = np.argsort(-s)
+        items = []
+        for rank, i in enumerate(order, 1):
+            ch = Chunk(f"s{seed}q{q}c{i}", "word " * int(rng.integers(20, 80)), doc_id=f"d{q}",
+                       position=int(i))
+            ev = [Event("dense", "retrieved", f"rank {rank}", float(s[i]))]
+            if i < k or rng.random() < 0.2:
+                ev.append(Event("bm25", "retrieved", f"rank {rank}", float(10 * s[i])))
+            items.append(ScoredChunk(ch, float(s[i]), "dense", tuple(ev)))
+        lists.append(Candidates(tuple(items)))
+        golds.append({f"s{seed}q{q}c{i}" for i in range(k)})
+    return lists, golds
+
+
+@pytest.fixture(scope="module")
+def model():
+    lists, golds = synthetic(30, seed=1)
+    return fit_cutoff_model(lists, golds, pipeline_hash="h1", upstream=[["dense", "x"]])
+
+
+@pytest.mark.parametrize("kind", ["gbdt", "logistic"])
+def test_learns_the_known_cut_on_fresh_queries(kind, model):
+    m = model if kind == "gbdt" else fit_cutoff_model(*synthetic(30, seed=1), kind=kind)
+    lists, golds = synthetic(20, seed=7)
+    right = sum(m.cut(c)[0] == len(g) for c, g in zip(lists, golds))
+    assert right >= 17, right
+
+
+def test_features_shape_and_retriever_columns():
+    lists, _ = synthetic(1, seed=3)
+    X = list_features(lists[0], ["bm25", "dense"])
+    assert X.shape == (15, len(feature_names(["bm25", "dense"])))
+    names = feature_names(["bm25", "dense"])
+    col = names.index("dense:present")
+    assert X[:, col].all()
+    assert np.all(np.diff(X[:, names.index("rank")]) == 1)
+
+
+def test_choose_cut_objectives():
+    p = np.array([0.95, 0.9, 0.85, 0.1, 0.05, 0.05])
+    assert choose_cut(p)[0] == 3
+    assert choose_cut(p, objective="recall", target_recall=0.5)[0] == 2
+    assert choose_cut(p, beta=0.3)[0] <= 3
+    assert choose_cut(p, max_k=2)[0] == 2 and choose_cut(p, min_k=5)[0] == 5
+    assert choose_cut(np.array([]))[0] == 0
+
+
+def test_save_load_round_trip_without_pickle(model, tmp_path):
+    path = model.save(tmp_path / "cut.npz")
+    loaded = CutoffModel.load(path)
+    lists, _ = synthetic(3, seed=9)
+    for c in lists:
+        assert loaded.cut(c)[0] == model.cut(c)[0]
+    with np.load(path, allow_pickle=False) as data:  # plain arrays only
+        header = json.loads(str(data["__header__"]))
+    assert header["feature_version"] == 1 and header["pipeline_hash"] == "h1"
+    assert header["training"]["queries"] == 30
+
+
+def test_feature_version_mismatch_is_refused(model, tmp_path):
+    bad = CutoffModel(dict(model.header, feature_version=999), model.arrays)
+    path = bad.save(tmp_path / "old.npz")
+    with pytest.raises(InputError, match="feature version 999.*re-fit"):
+        CutoffModel.load(path)
+
+
+def test_pipeline_mismatch_is_refused(model, tmp_path):
+    path = model.save(tmp_path / "cut.npz")
+    with pytest.raises(InputError, match="another pipeline"):
+        CutoffModel.load(path, expect_pipeline="h2")
+    lists, _ = synthetic(1, seed=2)
+    other = Candidates.retrieved("some_other_retriever",
+                                 [(sc.chunk, sc.score) for sc in lists[0]])
+    with pytest.raises(InputError, match="another pipeline"):
+        CutoffModel.load(path).cut(other)
+
+
+def test_too_few_queries_names_the_minimum():
+    lists, golds = synthetic(MIN_QUERIES - 1, seed=4)
+    with pytest.raises(InputError, match=f"at least {MIN_QUERIES} labelled queries"):
+        fit_cutoff_model(lists, golds)
+
+
+def test_missing_model_file_and_not_a_model(tmp_path):
+    with pytest.raises(InputError, match="not found.*ragsel fit"):
+        CutoffModel.load(tmp_path / "nope.npz")
+    junk = tmp_path / "junk.npz"
+    np.savez(junk, a=np.zeros(2))
+    with pytest.raises(InputError, match="not a ragsel learned-cutoff model"):
+        CutoffModel.load(junk)
+
+
+def test_stage_cuts_keeps_paired_and_records_why(model, tmp_path):
+    path = model.save(tmp_path / "cut.npz")
+    stage = LearnedCutoff(model=str(path))
+    assert Stage.from_dict(stage.to_dict()) == stage
+    lists, golds = synthetic(1, seed=11)
+    c = lists[0]
+    # a rationale paired the last chunk: it is kept although below the cut
+    items = list(c.items)
+    items[-1] = ScoredChunk(items[-1].chunk, items[-1].score, "sel", items[-1].events,
+                            rationales=("r1",))
+    out = stage.run(candidates=Candidates(tuple(items)))
+    k = len(golds[0])
+    assert out.ids[:k] == c.ids[:k] and out.ids[-1] == c.ids[-1] and len(out) == k + 1
+    assert out.items[-1].events[-1].reason == "paired by a rationale"
+    note = out.note_of("learned_cutoff")
+    assert note["cut"] == k and note["method"] == "learned"
+    assert all("below the learned cut" in d.reason for d in out.dropped)
+    assert len(stage.run(candidates=Candidates())) == 0
+
+
+# --- the CLI -----------------------------------------------------------------------------------
+WORDS = [f"w{i}" for i in range(24)]
+
+
+def _corpus():
+    texts = [f"filler text {WORDS[i % 24]} more filler {WORDS[(i * 7 + 3) % 24]} end"
+             for i in range(40)]
+    return texts
+
+
+def _write_dataset(tmp_path):
+    texts = _corpus()
+    doc = "\n".join(texts)
+    rows = [{"type": "document", "id": "doc", "text": doc}]
+    starts = np.cumsum([0] + [len(t) + 1 for t in texts])
+    for qi, w in enumerate(WORDS):
+        spans = [{"doc_id": "doc", "start": int(starts[i]), "end": int(starts[i] + len(t))}
+                 for i, t in enumerate(texts) if f" {w} " in f" {t} "]
+        rows.append({"type": "query", "id": f"q{qi}", "text": f"where is {w}", "spans": spans})
+    path = tmp_path / "labels.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def _write_pipeline(tmp_path, top_k=10):
+    texts = json.dumps(_corpus())
+    path = tmp_path / f"pipe{top_k}.yaml"
+    path.write_text(f"""
+name: fit-test
+stages:
+  ret: {{type: fake_retriever, top_k: {top_k}, texts: {texts}}}
+  cut: {{type: learned_cutoff, model: "{tmp_path / 'cut.npz'}"}}
+connections: ["ret -> cut"]
+""")
+    return path
+
+
+def test_ragsel_fit_cli_end_to_end(tmp_path):
+    from ragsel.cli.main import app
+
+    data = _write_dataset(tmp_path)
+    pipe_path = _write_pipeline(tmp_path)
+    runner = CliRunner()
+    res = runner.invoke(app, ["fit", str(pipe_path), "--dataset", str(data),
+                              "--out", str(tmp_path / "cut.npz")])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["queries"] == 24 and summary["stage"] == "cut"
+    assert summary["retrievers"] == ["ret"]
+    pipe = load_pipeline(pipe_path)
+    sel = pipe.run("where is w5").selection
+    texts = [c.chunk.text for c in sel.chunks]
+    assert texts and all(" w5 " in f" {t} " for t in texts)
+
+    # the same model under a changed upstream stage is refused
+    other = load_pipeline(_write_pipeline(tmp_path, top_k=12))
+    with pytest.raises(StageError, match="another pipeline"):
+        other.run("where is w5")
+
+    # too few labelled queries: exit code 2 and the minimum in the message
+    res = runner.invoke(app, ["fit", str(pipe_path), "--dataset", str(data), "--limit", "5",
+                              "--out", str(tmp_path / "few.npz")])
+    assert res.exit_code == 2 and f"at least {MIN_QUERIES}" in res.output
+    # a pipeline without a learned stage
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("stages:\n  ret: {type: fake_retriever, texts: [a]}\n")
+    res = runner.invoke(app, ["fit", str(plain), "--dataset", str(data), "--out", "x.npz"])
+    assert res.exit_code == 2 and "learned cutoff" in res.output
