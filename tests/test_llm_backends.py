@@ -499,7 +499,9 @@ def test_spec_roundtrips_as_a_nested_stage_config():
 @pytest.mark.parametrize("bad,words", [({"backend": "gpt"}, "backend"),
                                        ({"base_url": "localhost:8000"}, "http://"),
                                        ({"temperature": 5}, "temperature"),
-                                       ("claude:x", "unknown LLM backend")])
+                                       ("claude:x", "unknown LLM backend"),
+                                       ({"headers": {"Authorization": "Bearer x"}},
+                                        "api_key_env")])
 def test_bad_specs_are_config_errors(bad, words):
     with pytest.raises(ConfigError, match=words):
         load_llm(bad)
@@ -518,6 +520,17 @@ def test_component_backend(tmp_path):
     with pytest.raises(ConfigError, match="not an LLM"):
         load_llm("component:x", components={"x": object()})
     assert load_llm(fake) is fake  # an LLM object passes through
+
+
+def test_api_key_in_another_header(srv, monkeypatch):
+    monkeypatch.setenv("AZURE_KEY", KEY)
+    llm = load_llm(LLMSpec(base_url=srv.base_url, model="m", api_key_env="AZURE_KEY",
+                           api_key_header="api-key", headers={"X-Team": "search"},
+                           cache=False))
+    llm.complete("x")
+    headers = srv.requests[-1].headers
+    assert headers["api-key"] == KEY and headers["X-Team"] == "search"
+    assert "Authorization" not in headers
 
 
 def test_llama_cpp_without_the_extra_names_the_install():
@@ -560,3 +573,21 @@ def test_importing_the_package_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- the shared contract ------------------------------------------------------------------
+@pytest.mark.parametrize("wrap", ["plain", "cached"])
+def test_openai_client_passes_the_llm_contract(srv, tmp_path, wrap):
+    from ragsel.backends.llm.contract import check_llm_contract
+
+    srv.responder = lambda body: Ok('{"answer": "Paris"}')
+    llm = make(srv)
+    check_llm_contract(llm if wrap == "plain" else CachedLLM(llm, LLMCache(tmp_path)))
+
+
+def test_contract_catches_a_backend_without_json_support():
+    from ragsel.backends.llm.contract import check_llm_contract
+
+    check_llm_contract(FakeLLM(['{"answer": "Paris"}']), json=False)
+    with pytest.raises(AssertionError, match="Completion.data"):
+        check_llm_contract(FakeLLM(['{"answer": "Paris"}']))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ragsel.backends.llm import LLMSpec, clear_llm_cache
+from ragsel.backends.llm import LLMSpec
 from ragsel.errors import PipelineSpecError, StageError
 from ragsel.spec import check_pipeline, load_pipeline
 from ragsel.stages.verify.llm_verifier import LLMVerifier
@@ -55,9 +55,7 @@ def no_llm_env(monkeypatch):
     for var in LLM_ENV:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("RAGSEL_LLM_CACHE", "0")
-    clear_llm_cache()
-    yield
-    clear_llm_cache()
+    # load_llm keys shared instances by the resolved endpoint, so no cache clearing is needed
 
 
 def _prompt(body) -> str:

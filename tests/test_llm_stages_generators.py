@@ -249,7 +249,8 @@ async def test_pointwise_falls_back_to_graded_without_logprobs():
 
 
 def test_pointwise_unparseable_scores_zero_and_ties_keep_order():
-    out = stage("llm_pointwise_reranker", mode="graded").use_llm(FakeLLM(["?", "2", "?"])).run(
+    llm = FakeLLM(lambda p: "2" if "Passage: b" in p else "?")  # keyed: calls are concurrent
+    out = stage("llm_pointwise_reranker", mode="graded").use_llm(llm).run(
         candidates=cands("a", "b", "c"), query=Q)
     assert [sc.chunk.text for sc in out] == ["b", "a", "c"]
     assert out.note_of("llm_pointwise_reranker")["unparsed"] == 2
@@ -312,3 +313,19 @@ def test_every_llm_stage_fails_clearly_without_an_llm():
                      ("llm_listwise_reranker", {"query": Q, "candidates": cands("x", "y")})]:
         with pytest.raises(StageError, match="no LLM configured"):
             stage(name).run(**kw)
+
+
+@pytest.mark.parametrize("name", ["rationale_generator", "llm_verifier", "answer_generator",
+                                  "llm_listwise_reranker", "llm_pointwise_reranker",
+                                  "multi_query", "hyde", "decompose", "perplexity_filter"])
+def test_llm_configs_round_trip_with_nested_llm_spec(name):
+    import yaml
+
+    from ragsel import Stage
+
+    s = stage(name, llm={"backend": "openai", "base_url": "http://127.0.0.1:9/v1",
+                         "model": "m", "timeout": 5}, prompts={})
+    data = s.to_dict()
+    assert data["llm"] == {"base_url": "http://127.0.0.1:9/v1", "model": "m", "timeout": 5.0}
+    assert Stage.from_dict(yaml.safe_load(yaml.safe_dump(data))) == s
+    assert stage(name, llm="openai:m").config.llm.model == "m"  # the string shorthand

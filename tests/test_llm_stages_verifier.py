@@ -149,11 +149,14 @@ def test_fail_open_keeps_unparseable_chunks_with_their_verdict():
 
 
 def test_tolerant_json_variants_are_understood():
-    answers = ['Sure: {"flagged": "yes", "label": "factual", "confidence": 0.99, '
-               '"reason": "wrong"} hope that helps', '[{"flagged": false, "confidence": 0.2, '
-               '"reason": "fine"}]', '{"label": "OK", "reason": "fine"}']
-    out = LLMVerifier(checks=["factual"]).use_llm(FakeLLM(answers)).run(
-        candidates=cands("a", "b", "c"), query=Q)
+    answers = {"alpha": 'Sure: {"flagged": "yes", "label": "factual", "confidence": 0.99, '
+                        '"reason": "wrong"} hope that helps',
+               "beta": '[{"flagged": false, "confidence": 0.2, "reason": "fine"}]',
+               "gamma": '{"label": "OK", "reason": "fine"}'}
+    # keyed by passage: the checks run concurrently, so call order is not chunk order
+    llm = FakeLLM(lambda p: next(a for k, a in answers.items() if k in new_passage(p)))
+    out = LLMVerifier(checks=["factual"]).use_llm(llm).run(
+        candidates=cands("alpha", "beta", "gamma"), query=Q)
     assert out.ids == ["doc#1", "doc#2"]
     assert out.dropped[0].verdict.label == "FACTUAL"
 

@@ -38,8 +38,8 @@ def from_documents(documents: Sequence[Document], source: str = SOURCE) -> Candi
     or ``Document.id``, else a content hash; scores from metadata, else rank-derived)."""
     if isinstance(documents, (str, Document)):
         raise InputError(f"expected a list of Documents, got one {type(documents).__name__}")
-    items, derived = [], 0
-    n = len(documents)
+    documents = list(documents)
+    items, derived, n = [], 0, len(documents)
     for rank, doc in enumerate(documents, 1):
         if not isinstance(doc, Document):
             raise InputError(f"document {rank} is a {type(doc).__name__}, not a LangChain "

@@ -47,6 +47,7 @@ def from_nodes(nodes: Sequence[NodeWithScore], source: str = SOURCE) -> Candidat
     """Candidates from nodes another retriever returned (ids from ``metadata["chunk_id"]`` or
     ``node_id``; doc id from metadata or ``ref_doc_id``; scores from ``NodeWithScore.score``,
     else rank-derived)."""
+    nodes = list(nodes)
     items, derived, n = [], 0, len(nodes)
     for rank, nws in enumerate(nodes, 1):
         if not isinstance(nws, NodeWithScore):

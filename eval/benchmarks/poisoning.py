@@ -224,12 +224,12 @@ def fmt(m: dict[str, float]) -> str:
 
 def grid() -> list[dict]:
     out = []
-    for cos, ng, size, core in itertools.product((0.65, 0.7, 0.75, 0.8, 0.85), (0.3, 0.5),
-                                                 (3, 4), (0.0, 0.05, 0.1)):
-        base = {"cosine_threshold": cos, "ngram_threshold": ng, "min_cluster_size": size,
-                "core_margin": core}
+    for cos, size, core, merge in itertools.product((0.75, 0.8, 0.85), (3, 4), (0.0, 0.05),
+                                                    (None, 0.65, 0.7)):
+        base = {"cosine_threshold": cos, "min_cluster_size": size, "core_margin": core,
+                "merge_threshold": merge}
         out.append({"mode": "flag_densest", **base})
-        for sup in (0.3, 0.5, 0.7):
+        for sup in (0.3, 0.5):
             out.append({"mode": "drop_unsupported", "support_threshold": sup, **base})
     return out
 
@@ -244,7 +244,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(REPO / "eval/benchmarks/results/poisoning.json"))
     args = ap.parse_args()
+    import functools
+
+    from ragsel.stages.verify import poison_cluster
     from ragsel.stages.verify.poison_cluster import PoisonClusterGuard
+
+    # The grid search re-scores the same contexts hundreds of times: memoise the n-gram
+    # similarity (pure function of the texts) so only the clustering logic is re-run.
+    original = poison_cluster.ngram_jaccard
+    memo = functools.lru_cache(maxsize=None)(lambda texts, n: original(list(texts), n))
+    poison_cluster.ngram_jaccard = lambda texts, n: memo(tuple(texts), n)
 
     t0 = time.perf_counter()
     emb = CachedEmbedder("minilm")
@@ -277,6 +286,7 @@ def main() -> None:
 
     results: dict = {"args": vars(args), "grid": []}
     best, best_key = None, None
+    t_grid = time.perf_counter()
     for cfg in grid():
         g = make(cfg)
         tr = evaluate(g, nq_train, args.final_k)
@@ -287,7 +297,8 @@ def main() -> None:
         key = (ok, tr["f1"], tr["gold_retention"], -fr)
         if best_key is None or key > best_key:
             best, best_key = cfg, key
-    print(f"chosen on training halves: {best}")
+    print(f"chosen on training halves ({len(results['grid'])} settings, "
+          f"{time.perf_counter() - t_grid:.0f}s): {best}")
     results["chosen"] = best
     report = {}
     rows = [("no guard", None), ("chosen", make(best)),

@@ -383,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", nargs="*", choices=list(SETTINGS), default=None)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--limit", type=int, default=None, help="first N queries (smoke runs)")
     args = ap.parse_args(argv)
     from ragsel.backends.embedders import load_embedder
 
@@ -391,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for name in args.only or list(SETTINGS):
         print(f"== {name}", flush=True)
-        cases = SETTINGS[name](emb)
+        cases = SETTINGS[name](emb)[: args.limit]
         emb.save()
         report[name] = run_setting(name, cases, emb)
         emb.save()

@@ -10,7 +10,11 @@ Variants: ``nq`` (``derived_nq_poisoned_with_gold.jsonl``: gold passages present
 context is adversarial passages + distractors and only detection/attack metrics apply).
 ``distractor_pool``: ``"gold"`` (other questions' gold passages), ``"all"`` (also their
 adversarial passages, which are off-target for this question, so *not* labelled poisoned), or
-``"auto"`` (gold when the file has gold passages, else all).
+``"auto"`` (gold when the file has gold passages, else all). ``extra_pool`` adds clean
+Wikipedia-style passages from other datasets to the pool (default ``"auto"``: the HotpotQA
+paragraphs in ``hotpotqa_hard/`` next to the PoisonedRAG folder, when present — 85 NQ gold
+passages alone are mostly off-topic for any one question); pass ``()`` for none, or dataset
+specs/paths (every document of each is pooled).
 
 >>> ds = load_poisonedrag("/data/poisonedrag", variant="nq", n_distractors=10)  # doctest: +SKIP
 """
@@ -22,6 +26,7 @@ import math
 import random
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from ragsel.errors import InputError
@@ -89,8 +94,31 @@ def _read_rows(path: Path) -> list[dict]:
     return out
 
 
+def _extra_pool(folder: Path, extra_pool: str | Sequence[str | Path] | None) -> list[Document]:
+    if extra_pool is None:
+        return []
+    if extra_pool == "auto":
+        root = folder if folder.is_dir() else folder.parent
+        sibling = root.parent / "hotpotqa_hard"
+        specs: list[str | Path] = [sibling] if sibling.is_dir() else []
+    elif isinstance(extra_pool, (str, Path)):
+        specs = [extra_pool]
+    else:
+        specs = list(extra_pool)
+    from ragsel_eval.datasets import load_dataset
+
+    docs = []
+    for spec in specs:
+        ds = load_dataset(spec)
+        for d in ds.documents.values():
+            docs.append(Document(f"pool:{ds.name}/{d.id}", d.text, d.title,
+                                 {"role": "distractor", "source": ds.name}))
+    return docs
+
+
 def load_poisonedrag(folder: str | Path, *, variant: str = "nq", n_distractors: int = 10,
-                     distractor_pool: str = "auto", seed: int = 0,
+                     distractor_pool: str = "auto",
+                     extra_pool: str | Sequence[str | Path] | None = "auto", seed: int = 0,
                      name: str | None = None) -> EvalDataset:
     """Build per-query poisoned contexts (see the module docstring)."""
     folder = Path(folder)
@@ -119,8 +147,11 @@ def load_poisonedrag(folder: str | Path, *, variant: str = "nq", n_distractors: 
             docs[f"{r['id']}/adv{i}"] = Document(f"{r['id']}/adv{i}", a,
                                                  metadata={"role": "adversarial",
                                                            "question": r["id"]})
+    extra = _extra_pool(folder, extra_pool)
+    for d in extra:
+        docs[d.id] = d
     pool_ids = [d for d, doc in docs.items()
-                if pool_kind == "all" or doc.metadata["role"] == "gold"]
+                if pool_kind == "all" or doc.metadata["role"] in ("gold", "distractor")]
     bm25 = _BM25([docs[d].text for d in pool_ids])
     rng = random.Random(seed)
     queries = []
@@ -144,7 +175,9 @@ def load_poisonedrag(folder: str | Path, *, variant: str = "nq", n_distractors: 
                                            "distractors": distractors}))
     ds = EvalDataset(name or f"poisonedrag-{variant}", docs, queries, source=str(path),
                      metadata={"variant": variant, "n_distractors": n_distractors,
-                               "distractor_pool": pool_kind, "seed": seed})
+                               "distractor_pool": pool_kind, "seed": seed,
+                               "extra_pool": sorted({d.metadata["source"] for d in extra})})
     ds.stats.update(gold_passages=sum(len(r["gold"]) for r in rows),
-                    adversarial_passages=sum(len(r["adv"]) for r in rows))
+                    adversarial_passages=sum(len(r["adv"]) for r in rows),
+                    extra_pool_passages=len(extra))
     return ds

@@ -182,7 +182,8 @@ def _build_openai(spec: LLMSpec, stage: str | None, shared: bool) -> tuple[str, 
 
     try:
         llm = OpenAICompatLLM(
-            base_url=base_url, model=model, api_key=api_key, temperature=spec.temperature,
+            base_url=base_url, model=model, api_key=api_key,
+            api_key_header=spec.api_key_header, temperature=spec.temperature,
             max_tokens=spec.max_tokens, seed=spec.seed, top_logprobs=spec.top_logprobs,
             json_mode=spec.json_mode, context_window=spec.context_window,
             extra_body=spec.extra_body, headers=spec.headers, timeout=spec.timeout,

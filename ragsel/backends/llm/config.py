@@ -56,6 +56,9 @@ class LLMSpec(BaseModel):
         "$RAGSEL_LLM_BASE_URL")
     api_key_env: str = Field(ENV_API_KEY, description="env variable holding the API key "
                              "(may be unset for local servers)")
+    api_key_header: str = Field("Authorization", description="header carrying the key: "
+                                "Authorization (sent as 'Bearer <key>') or e.g. api-key "
+                                "(Azure; sent as is)")
     component: str | None = Field(None, description="backend=component: name of the bound "
                                   "object")
     # generation defaults (each call may override temperature / max_tokens)
@@ -116,6 +119,13 @@ class LLMSpec(BaseModel):
         if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got "
                              f"'{self.base_url}'")
+        secret = {"authorization", "api-key", "x-api-key", "proxy-authorization",
+                  self.api_key_header.lower()}
+        bad = sorted(h for h in self.headers if h.lower() in secret)
+        if bad:
+            raise ValueError(f"headers {bad} would put a secret into the config: keep the key "
+                             "in an environment variable named by api_key_env (and set "
+                             "api_key_header if the server expects another header)")
         return self
 
     def cache_enabled(self) -> bool:

@@ -96,6 +96,7 @@ class OpenAICompatLLM(BaseLLM):
     backend = "openai"
 
     def __init__(self, *, base_url: str, model: str, api_key: str | None = None,
+                 api_key_header: str = "Authorization",
                  temperature: float = 0.0, max_tokens: int = 512, seed: int | None = None,
                  top_logprobs: int = 5, json_mode: str = "auto",
                  context_window: int | None = None, extra_body: Mapping[str, Any] | None = None,
@@ -112,6 +113,7 @@ class OpenAICompatLLM(BaseLLM):
         self.model = model
         self.name = f"openai:{model}"
         self._api_key = _Secret(api_key)
+        self.api_key_header = api_key_header
         self.seed, self.top_logprobs = seed, top_logprobs
         if json_mode not in ("auto", *_JSON_MODES):
             raise ValueError(f"json_mode must be auto, {', '.join(_JSON_MODES)}")
@@ -176,7 +178,8 @@ class OpenAICompatLLM(BaseLLM):
         headers = {"Content-Type": "application/json", **self.headers}
         key = self._api_key.get()
         if key:
-            headers["Authorization"] = f"Bearer {key}"
+            bearer = self.api_key_header.lower() == "authorization"
+            headers[self.api_key_header] = f"Bearer {key}" if bearer else key
         return headers
 
     def _body(self, messages: list[dict[str, str]], params: GenParams) -> dict[str, Any]:

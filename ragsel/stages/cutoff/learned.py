@@ -222,6 +222,9 @@ class CutoffModel:
         if self.header["kind"] == "logistic":
             z = ((X - a["mean"]) / a["scale"]) @ a["coef"] + float(a["intercept"][0])
         else:
+            # scikit-learn trees compare float32 copies of the features: do the same, or a
+            # value at a split threshold can take the other branch
+            X = X.astype(np.float32).astype(np.float64)
             z = np.full(X.shape[0], float(a["init"][0]))
             left, right, feat, thr, val = (a["left"], a["right"], a["feature"],
                                            a["threshold"], a["value"])

@@ -29,8 +29,8 @@ _XML_ITEM = re.compile(r"<rationale\b([^>]*)>(.*?)(?:</rationale\s*>|(?=<rationa
 _XML_ATTR = re.compile(r"""(\w+)\s*=\s*["']([^"']*)["']""")
 _XML_TAG = r"<{0}\b[^>]*>(.*?)</{0}\s*>"
 _TAGS = re.compile(r"</?\w+[^>]*>")
-_RATIONALE_N = re.compile(r"^\s*(?:[#*_]+\s*)?rationale\s*(?:#\s*)?(\d+)\s*[*_]*\s*[:.)\-–—]?\s*[*_]*",
-                          re.I | re.M)
+_RATIONALE_N = re.compile(
+    r"^\s*(?:[#*_]+\s*)?rationale\s*(?:#\s*)?(\d+)\s*[*_]*\s*[:.)\-–—]?\s*[*_]*", re.I | re.M)
 _NUMBERED = re.compile(r"^\s*(?:\*\*)?(?:\(?(\d{1,2})[.):]|[-*•])\s+", re.M)
 _FLAG_LINE = re.compile(
     r"^\s*(?:[-*•]\s*)?(?:\*\*|__)?\s*(?:flag(?:ging)?\s*(?:instructions?|if|when|rules?)?|"

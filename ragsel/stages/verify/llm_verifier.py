@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -211,49 +211,61 @@ class LLMVerifier(LLMStage):
             note["instruction_check"] = "skipped: no rationale flag instructions given"
         return flags, labels, note
 
-    def _check_one(self, query: Query, sc: ScoredChunk, flags: Sequence[str],
-                   labels: Sequence[str], stats: list[Any]) -> Verdict:
-        msgs, fit = self._independent_messages(query, sc, flags)
+    def _prepare(self, query: Query, sc: ScoredChunk, flags: Sequence[str],
+                 labels: Sequence[str], accepted: list[ScoredChunk] | None,
+                 stats: list[Any]) -> tuple[list[dict[str, str]], list[str]]:
+        """Messages and allowed labels: the independent check, or (with ``accepted``) the
+        contradiction check."""
+        if accepted is None:
+            msgs, fit = self._independent_messages(query, sc, flags)
+            allowed = [*labels, "OK"]
+        else:
+            msgs, fit = self._contradiction_messages(query, sc, accepted)
+            allowed = ["CONTRADICTION", "OK"]
         stats.append(fit)
+        return msgs, allowed
+
+    def _check(self, query: Query, sc: ScoredChunk, flags: Sequence[str],
+               labels: Sequence[str], stats: list[Any],
+               accepted: list[ScoredChunk] | None = None) -> Verdict:
+        msgs, allowed = self._prepare(query, sc, flags, labels, accepted, stats)
         try:
             c = self.complete(msgs, json_schema=VERDICT_SCHEMA)
         except BackendError as exc:
             return self._backend_failed(sc, exc)
         stats.append(c)
-        return self._verdict(sc, c, [*labels, "OK"])
+        return self._verdict(sc, c, allowed)
 
-    async def _acheck_one(self, query: Query, sc: ScoredChunk, flags: Sequence[str],
-                          labels: Sequence[str], stats: list[Any]) -> Verdict:
-        msgs, fit = self._independent_messages(query, sc, flags)
-        stats.append(fit)
+    async def _acheck(self, query: Query, sc: ScoredChunk, flags: Sequence[str],
+                      labels: Sequence[str], stats: list[Any],
+                      accepted: list[ScoredChunk] | None = None) -> Verdict:
+        msgs, allowed = self._prepare(query, sc, flags, labels, accepted, stats)
         try:
             c = await self.acomplete(msgs, json_schema=VERDICT_SCHEMA)
         except BackendError as exc:
             return self._backend_failed(sc, exc)
         stats.append(c)
-        return self._verdict(sc, c, [*labels, "OK"])
+        return self._verdict(sc, c, allowed)
 
-    def _contradiction(self, query: Query, sc: ScoredChunk, accepted: list[ScoredChunk],
-                       stats: list[Any]) -> Verdict:
-        msgs, fit = self._contradiction_messages(query, sc, accepted)
-        stats.append(fit)
-        try:
-            c = self.complete(msgs, json_schema=VERDICT_SCHEMA)
-        except BackendError as exc:
-            return self._backend_failed(sc, exc)
-        stats.append(c)
-        return self._verdict(sc, c, ["CONTRADICTION", "OK"])
-
-    async def _acontradiction(self, query: Query, sc: ScoredChunk,
-                              accepted: list[ScoredChunk], stats: list[Any]) -> Verdict:
-        msgs, fit = self._contradiction_messages(query, sc, accepted)
-        stats.append(fit)
-        try:
-            c = await self.acomplete(msgs, json_schema=VERDICT_SCHEMA)
-        except BackendError as exc:
-            return self._backend_failed(sc, exc)
-        stats.append(c)
-        return self._verdict(sc, c, ["CONTRADICTION", "OK"])
+    def _sequence(self, items: Sequence[ScoredChunk], first: Sequence[Verdict | None],
+                  verdicts: dict[str, list[Verdict]], rejected: set[str]
+                  ) -> Generator[tuple[ScoredChunk, list[ScoredChunk]], Verdict, None]:
+        """The order-dependent walk, shared by the sync and async paths: yields
+        ``(chunk, accepted so far)`` whenever a contradiction check is needed and receives
+        its verdict."""
+        accepted: list[ScoredChunk] = []
+        for sc, v1 in zip(items, first):
+            verdicts[sc.id] = [v1] if v1 is not None else []
+            if v1 is not None and v1.flagged:
+                rejected.add(sc.id)
+                continue
+            if "contradiction" in self.config.checks and accepted:
+                v2 = yield sc, list(accepted)
+                verdicts[sc.id].append(v2)
+                if v2.flagged:
+                    rejected.add(sc.id)
+                    continue
+            accepted.append(sc)
 
     def _assemble(self, candidates: Candidates, verdicts: dict[str, list[Verdict]],
                   rejected: set[str], note: dict[str, Any], stats: list[Any]) -> Candidates:
@@ -293,31 +305,21 @@ class LLMVerifier(LLMStage):
         stats: list[Any] = []
         items = list(candidates.items)
         first: list[Verdict | None] = [None] * len(items)
-        if labels and items:
+        if labels and items:  # order-independent checks: concurrently, in threads
             workers = min(self.config.max_concurrency, len(items))
             with ThreadPoolExecutor(workers, thread_name_prefix=f"{self.name}-") as pool:
-                first = list(pool.map(lambda sc: self._check_one(query, sc, flags, labels,
-                                                                 stats), items))
-        return self._sequential(query, candidates, first, note, stats)
-
-    def _sequential(self, query: Query, candidates: Candidates,
-                    first: Sequence[Verdict | None], note: dict[str, Any],
-                    stats: list[Any]) -> Candidates:
+                first = list(pool.map(lambda sc: self._check(query, sc, flags, labels, stats),
+                                      items))
         verdicts: dict[str, list[Verdict]] = {}
         rejected: set[str] = set()
-        accepted: list[ScoredChunk] = []
-        for sc, v1 in zip(candidates.items, first):
-            verdicts[sc.id] = [v1] if v1 is not None else []
-            if v1 is not None and v1.flagged:
-                rejected.add(sc.id)
-                continue
-            if "contradiction" in self.config.checks and accepted:
-                v2 = self._contradiction(query, sc, accepted, stats)
-                verdicts[sc.id].append(v2)
-                if v2.flagged:
-                    rejected.add(sc.id)
-                    continue
-            accepted.append(sc)
+        walk = self._sequence(items, first, verdicts, rejected)
+        try:
+            sc, accepted = next(walk)
+            while True:
+                sc, accepted = walk.send(self._check(query, sc, flags, labels, stats,
+                                                     accepted))
+        except StopIteration:
+            pass
         return self._assemble(candidates, verdicts, rejected, note, stats)
 
     async def _arun(self, candidates: Candidates, query: Query,
@@ -326,23 +328,18 @@ class LLMVerifier(LLMStage):
         stats: list[Any] = []
         items = list(candidates.items)
         first: list[Verdict | None] = [None] * len(items)
-        if labels and items:
+        if labels and items:  # order-independent checks: concurrently, on the event loop
             first = await gather_limited(
-                [lambda sc=sc: self._acheck_one(query, sc, flags, labels, stats)
-                 for sc in items], self.config.max_concurrency)
+                [lambda sc=sc: self._acheck(query, sc, flags, labels, stats) for sc in items],
+                self.config.max_concurrency)
         verdicts: dict[str, list[Verdict]] = {}
         rejected: set[str] = set()
-        accepted: list[ScoredChunk] = []
-        for sc, v1 in zip(items, first):
-            verdicts[sc.id] = [v1] if v1 is not None else []
-            if v1 is not None and v1.flagged:
-                rejected.add(sc.id)
-                continue
-            if "contradiction" in self.config.checks and accepted:
-                v2 = await self._acontradiction(query, sc, accepted, stats)
-                verdicts[sc.id].append(v2)
-                if v2.flagged:
-                    rejected.add(sc.id)
-                    continue
-            accepted.append(sc)
+        walk = self._sequence(items, first, verdicts, rejected)
+        try:
+            sc, accepted = next(walk)
+            while True:
+                sc, accepted = walk.send(await self._acheck(query, sc, flags, labels, stats,
+                                                            accepted))
+        except StopIteration:
+            pass
         return self._assemble(candidates, verdicts, rejected, note, stats)

