@@ -383,6 +383,9 @@ class Selection:
             "rationales": None if self.rationales is None else [
                 {"label": r.label, "text": r.text, "flags": list(r.flags), "source": r.source}
                 for r in self.rationales],
+            # where the rationales came from and what went wrong (fewer than asked, fallback)
+            "rationale_notes": None if self.rationales is None else {
+                "source": self.rationales.source, **dict(self.rationales.notes)},
             "answer": None if self.answer is None else {
                 "text": self.answer.text, "citations": list(self.answer.citations),
                 "model": self.answer.model},

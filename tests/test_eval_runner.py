@@ -19,6 +19,7 @@ from ragsel_eval.runner import run_eval
 FIX = Path(__file__).parent / "fixtures" / "eval"
 DATA = FIX / "fake_runner.jsonl"
 P = FIX / "pipelines"
+REPO_PIPES = Path(__file__).parents[1] / "eval" / "benchmarks" / "pipelines"
 ALLOW = ["ragsel_eval.testing"]
 CHUNKER = "sentences:7:0"  # one chunk per line of the fake documents, like the fake retriever
 
@@ -175,3 +176,27 @@ def test_ray_engine_matches_local(report, tmp_path):
     for p in rep.pipelines:
         assert strip(rep.records[p]) == strip(report.records[p])
     assert rep.failures["fake_fail_g2"] == report.failures["fake_fail_g2"]
+
+
+@pytest.mark.slow
+def test_real_indexes_shared_and_per_query(tmp_path):
+    """Real MiniLM + chromadb + bm25s: the runner builds a shared index (LegalBench layout) and
+    one index per query (HotpotQA layout), scores them, and reuses them on the next run."""
+    pytest.importorskip("chromadb")
+    pipes = [REPO_PIPES / "hybrid-top3.yaml", REPO_PIPES / "dense-top5.yaml"]
+    legal = run_eval(pipes, FIX / "legal_tiny", out_dir=tmp_path / "legal", chunker="words:6:0",
+                     progress=False)
+    assert legal.reproducibility["index_seconds"] > 0
+    s = legal.summary["hybrid-top3"]
+    assert s["queries"]["failed"] == 0 and s["chunks"]["mean"] == 3.0
+    assert s["found"]["mean"] == 1.0  # two tiny policies: a gold window is always in the top 3
+    again = run_eval(pipes, FIX / "legal_tiny", out_dir=tmp_path / "legal", chunker="words:6:0",
+                     progress=False)
+    assert again.reproducibility["index_seconds"] == 0  # cached index reused
+    assert again.reproducibility["queries_run_now"] == 0  # cached results reused
+    hot = run_eval(pipes[:1], FIX / "hotpot_tiny.jsonl", out_dir=tmp_path / "hot",
+                   chunker="sentences:12:0", progress=False)
+    (rec,) = hot.records["hybrid-top3"]
+    assert rec["status"] == "ok" and {s[1] for s in rec["selected"]} <= {"h1/p0", "h1/p1",
+                                                                       "h1/p2"}
+    assert hot.summary["hybrid-top3"]["pool_recall"]["mean"] == 1.0  # whole 3-paragraph corpus

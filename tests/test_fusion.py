@@ -31,8 +31,8 @@ def test_rrf_hand_computed(two_lists):
     assert out.ids == ["y", "x", "w", "z"]
     assert out.scores == pytest.approx([expected[i] for i in out.ids])
     fused = out.items[0].events[-1]
-    assert fused.action == "fused" and fused.data["inputs"]["bm25"]["rank"] == 2
-    assert fused.data["inputs"]["dense"]["rank"] == 1
+    assert fused.action == "fused" and fused.data["ranks"] == {"bm25": 2, "dense": 1}
+    assert fused.reason == "rrf: bm25 rank 2, dense rank 1"
 
 
 def test_rrf_k_and_list_weights_follow_input_order(two_lists):

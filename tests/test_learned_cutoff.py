@@ -204,3 +204,30 @@ def test_ragsel_fit_cli_end_to_end(tmp_path):
     plain.write_text("stages:\n  ret: {type: fake_retriever, texts: [a]}\n")
     res = runner.invoke(app, ["fit", str(plain), "--dataset", str(data), "--out", "x.npz"])
     assert res.exit_code == 2 and "learned cutoff" in res.output
+
+
+def test_fit_for_a_selector_with_a_learned_cut(tmp_path):
+    """The selector's own cut can be learned: fit on its pooled ranking (cutoff none)."""
+    from ragsel.cli.fit_cmd import fit_for_pipeline
+    from ragsel.testing import FakeEmbedder
+    from ragsel_eval.datasets import load_dataset
+
+    data = load_dataset(str(_write_dataset(tmp_path)))
+    model_path = tmp_path / "sel.npz"
+    texts = json.dumps(_corpus())
+    spec = f"""
+stages:
+  ret: {{type: fake_retriever, top_k: 10, texts: {texts}}}
+  why: {{type: query_rationales}}
+  sel: {{type: rationale_selector, embedder: bow, cutoff: learned, model: "{model_path}"}}
+connections: ["ret -> sel.candidates", "why -> sel.rationales"]
+"""
+    comps = {"bow": FakeEmbedder(dim=128)}
+    pipe = load_pipeline(spec, components=comps)
+    model, summary = fit_for_pipeline(pipe, data)
+    assert summary["stage"] == "sel" and summary["retrievers"] == ["ret"]
+    model.save(model_path)
+    sel = load_pipeline(spec, components=comps).run("where is w7").selection
+    note = next(n for n in sel.notes if n.stage == "sel")
+    assert note.data["cuts"]["all"]["method"] == "learned"
+    assert sel.chunks and " w7 " in f" {sel.chunks[0].chunk.text} "

@@ -1,6 +1,6 @@
 """The OpenAI-compatible client, the disk cache and load_llm over real HTTP on 127.0.0.1.
 
-A scripted server (tests/llm_server.py) answers each request as the test says: success, a
+A scripted server (ragsel.backends.llm.scripted_server) answers each request as the test says: success, a
 slow answer past the timeout, 5xx, 429 with Retry-After, a truncated or non-JSON body, bad
 JSON content, a dropped connection. Delays are tiny so the file runs in seconds.
 """
@@ -14,15 +14,11 @@ import sys
 import threading
 import time
 import traceback
-from pathlib import Path
 
 import pytest
 from pydantic import Field
 
-sys.path.insert(0, str(Path(__file__).parent))
-from llm_server import BadBody, Drop, Ok, ScriptedLLMServer, Slow, Status, Truncated  # noqa: E402
-
-from ragsel.backends.llm import (  # noqa: E402
+from ragsel.backends.llm import (
     ContextLengthError,
     LLMOutputError,
     LLMSpec,
@@ -30,13 +26,22 @@ from ragsel.backends.llm import (  # noqa: E402
     load_llm,
     usage_summary,
 )
-from ragsel.backends.llm.cache import CachedLLM, LLMCache  # noqa: E402
-from ragsel.backends.llm.json_output import JSONProblem, _small_validate, parse_json  # noqa: E402
-from ragsel.backends.llm.limits import Limiter, parse_retry_after  # noqa: E402
-from ragsel.backends.llm.openai_compat import OpenAICompatLLM  # noqa: E402
-from ragsel.errors import BackendError, BackendTimeout, ConfigError  # noqa: E402
-from ragsel.stage import StageConfig  # noqa: E402
-from ragsel.testing import FakeLLM  # noqa: E402
+from ragsel.backends.llm.cache import CachedLLM, LLMCache
+from ragsel.backends.llm.json_output import JSONProblem, _small_validate, parse_json
+from ragsel.backends.llm.limits import Limiter, parse_retry_after
+from ragsel.backends.llm.openai_compat import OpenAICompatLLM
+from ragsel.backends.llm.scripted_server import (
+    BadBody,
+    Drop,
+    Ok,
+    ScriptedLLMServer,
+    Slow,
+    Status,
+    Truncated,
+)
+from ragsel.errors import BackendError, BackendTimeout, ConfigError
+from ragsel.stage import StageConfig
+from ragsel.testing import FakeLLM
 
 KEY = "sk-test-LEAKCHECK-9f8e7d6c5b4a"
 SCHEMA = {"type": "object", "properties": {"label": {"type": "string", "enum": ["yes", "no"]},
@@ -70,14 +75,29 @@ def _isolated(monkeypatch, tmp_path):
     clear_llm_cache()
 
 
+_MADE: list[OpenAICompatLLM] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients():
+    yield
+    while _MADE:
+        _MADE.pop().close()
+
+
 def make(srv, **kw) -> OpenAICompatLLM:
     args = {"base_url": srv.base_url, "model": "test-model", "api_key": KEY, **FAST}
     args.update(kw)
-    return OpenAICompatLLM(**args)
+    llm = OpenAICompatLLM(**args)
+    _MADE.append(llm)
+    return llm
 
 
 async def acall(llm, *args, **kw):
-    return await llm.acomplete(*args, **kw)
+    try:
+        return await llm.acomplete(*args, **kw)
+    finally:  # this event loop ends with the call: close its connection pool
+        await llm.aclose()
 
 
 def call(llm, mode, *args, **kw):
@@ -342,7 +362,10 @@ def test_concurrency_limit_async_and_threads_together(srv):
     llm = make(srv, concurrency=3)
 
     async def main():
-        return await asyncio.gather(*(llm.acomplete(f"a{i}") for i in range(5)))
+        try:
+            return await asyncio.gather(*(llm.acomplete(f"a{i}") for i in range(5)))
+        finally:
+            await llm.aclose()
 
     threads = [threading.Thread(target=llm.complete, args=(f"t{i}",)) for i in range(3)]
     for t in threads:

@@ -147,6 +147,7 @@ async def test_meteora_end_to_end_over_http(no_llm_env, index_dir, monkeypatch, 
         assert all(r.body["model"] == "scripted-model" for r in srv.requests)
         data = sel.to_dict()
         assert data["dropped"] and json.dumps(data)
+        assert data["rationale_notes"]["parsed"] == 3 and data["rationale_notes"]["source"] == "llm"
 
 
 def _http_verifier(srv, **cfg) -> LLMVerifier:

@@ -337,3 +337,28 @@ def test_empty_candidates_make_no_calls():
     llm = FakeLLM([verdict(True, "FACTUAL")])
     out = LLMVerifier().use_llm(llm).run(candidates=Candidates(), query=Q)
     assert out.ids == [] and llm.prompts == []
+
+
+class OverflowLLM(FakeLLM):
+    """A server that rejects prompts over 300 words and never said how large its window is."""
+
+    @staticmethod
+    def count_tokens(text: str) -> int:
+        return len(text.split())
+
+    def complete(self, messages, **kw):
+        if len(self._prompt(messages).split()) > 300:
+            from ragsel.backends.llm.base import ContextLengthError
+
+            raise ContextLengthError("maximum context length is 300 tokens", backend=self.name)
+        return super().complete(messages, **kw)
+
+
+def test_context_length_error_from_the_server_retries_once_with_shorter_evidence():
+    llm = OverflowLLM([verdict(False)])
+    text = " ".join(f"w{i}" for i in range(400))
+    out = LLMVerifier(checks=["factual"]).use_llm(llm).run(candidates=cands(text), query=Q)
+    assert out.ids == ["doc#0"]
+    (prompt,) = llm.prompts  # the rejected call never reached the script
+    assert len(prompt.split()) <= 300 and TRUNCATION_MARK.strip() in prompt
+    assert out.note_of("llm_verifier")["context_retries"] == 1

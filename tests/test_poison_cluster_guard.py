@@ -8,7 +8,7 @@ import pytest
 from ragsel.errors import ConfigError, StageError
 from ragsel.stage import Stage
 from ragsel.stages.verify.poison_cluster import (PoisonClusterGuard, average_linkage,
-                                                 ngram_jaccard)
+                                                 merge_groups, ngram_jaccard, peel)
 from ragsel.types import Candidates, Chunk, Query
 
 QUERY = Query("how many episodes are in chicago fire season 4")
@@ -45,8 +45,8 @@ REPORTS = [
     "start next spring.",
     "City council members approved plans for a new stadium by a 7-2 vote on Tuesday; building "
     "is expected to begin in the spring.",
-    "In a 7-2 vote Tuesday, the council gave final approval to the stadium project, with "
-    "construction slated for next spring.",
+    "In a 7-2 vote on Tuesday, the city council approved the new stadium, and construction "
+    "can begin next spring.",
 ]
 SITES = ["https://www.citytimes.example/a", "https://news.example.org/b", "dailypost.example",
          "https://radio.example.net/c"]
@@ -213,3 +213,11 @@ def test_helpers():
     assert average_linkage(sim, 0.8) == [[0, 1], [2]]
     j = ngram_jaccard(["the same text", "the same text", "different"], 3)
     assert j[0, 1] == pytest.approx(1.0) and j[0, 2] < 0.2
+    # peel: member 3 is much less similar to the others than they are to each other
+    s4 = np.array([[1, .95, .95, .8], [.95, 1, .95, .8], [.95, .95, 1, .8], [.8, .8, .8, 1]])
+    assert peel(s4, [0, 1, 2, 3], 0.05) == [[0, 1, 2], [3]]
+    assert peel(s4, [0, 1, 2, 3], 0.5) == [[0, 1, 2, 3]]
+    # merge: two pairs join at a looser threshold, a singleton never does
+    s5 = np.array([[1, .9, .72, .72, .75], [.9, 1, .72, .72, .75], [.72, .72, 1, .9, .6],
+                   [.72, .72, .9, 1, .6], [.75, .75, .6, .6, 1]])
+    assert merge_groups(s5, [[0, 1], [2, 3], [4]], 0.7) == [[0, 1, 2, 3], [4]]

@@ -223,3 +223,40 @@ def test_real_minilm_entities_pair_their_paragraphs(minilm_embedder):
     s2.bind_components({"minilm": minilm_embedder})
     by = {sc.chunk.id: sc.rationales for sc in s2.run(candidates=cand, rationales=r, query=q)}
     assert "entity1" in by["p0"] and "entity2" in by["p1"]
+
+
+# --- the shipped offline pipeline ----------------------------------------------------------
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+METEORA_LOCAL = REPO / "pipelines" / "meteora-local.yaml"
+
+
+def test_meteora_local_yaml_validates_without_models():
+    from ragsel.spec import check_pipeline, load_pipeline
+
+    assert check_pipeline(METEORA_LOCAL) == []
+    pipe = load_pipeline(METEORA_LOCAL, strict_env=False)
+    types = [s.type_name for s in pipe.stages.values()]
+    for t in ("bm25_retriever", "dense_retriever", "fusion", "subphrase_rationales",
+              "rationale_selector", "neighbor_expansion", "injection_guard",
+              "poison_cluster_guard"):
+        assert t in types
+    assert pipe.output_stage() == "poison"
+
+
+@pytest.mark.slow
+def test_meteora_local_runs_offline_end_to_end(tmp_path, minilm_embedder):
+    from ragsel.index import LocalIndex
+    from ragsel.spec import load_pipeline
+
+    path = tmp_path / "index"
+    with LocalIndex.create(path) as ix:
+        ix.add_corpus(REPO / "tests" / "fixtures" / "corpus_small")
+    pipe = load_pipeline(METEORA_LOCAL, variables={"RAGSEL_INDEX": str(path)})
+    res = pipe.run("Who may assign the lease without the landlord's consent?")
+    sel = res.selection
+    assert sel.chunks, "an offline run must select something"
+    note = next(n for n in sel.notes if n.stage == "select")
+    assert note.data["n_candidates"] >= len([c for c in sel.chunks if not c.expanded_from])
+    assert sel.rationales is not None and sel.rationales.source == "subphrase"
+    assert any(sc.rationales for sc in sel.chunks) or note.data["n_paired"] == 0
+    assert [t.stage for t in res.trace.stages][-2:] == ["injection", "poison"]

@@ -15,12 +15,16 @@ Data (all from ``$RAGSEL_DATA_DIR``, default ``../shared/data``):
   (distinct papers supporting one claim), each abstract cut into overlapping word windows
   (``--window`` words, 50% overlap: chunks of one document repeat each other), plus the
   ``--scifact-distractors`` BM25-nearest other abstracts, windowed the same way. Everything is
-  clean, so every flag is a false flag. Scored twice: chunks with their document ids (what an
-  index gives) and with ids stripped (the worst case: no metadata at all).
+  clean, so every flag is a false flag. Scored with the chunks' document ids (what an index
+  gives) and with ids stripped (the worst case: overlapping windows of one abstract are then
+  indistinguishable from planted copies). A *mirrors* variant adds two mirror copies of the
+  claim's first relevant abstract (other document ids, shifted windows), each chunk with a
+  ``site`` (three sites): scored with sites, and with sites removed (ids kept).
 
 Protocol: NQ queries and SciFact claims are split in half (seeded). Guard settings are chosen on
 the training halves: maximise NQ detection F1 subject to NQ gold retention >= 0.95 and a
-SciFact false-flag rate (ids stripped) <= 0.05. The chosen settings are then reported on the NQ
+false-flag rate <= 0.05 on the SciFact training claims (with document ids, and the mirrors
+variant with sites). The chosen settings are then reported on the NQ
 test half, on HotpotQA and MS MARCO (all queries, never seen) and on the SciFact test half.
 
 Metrics: detection precision/recall/F1 (micro over chunks), gold retention, attack success
@@ -140,8 +144,14 @@ def _windows(text: str, size: int) -> list[str]:
             if words[i:i + size]]
 
 
+MIRRORS = ("pubmed.example", "publisher.example", "preprints.example")
+
+
 def scifact_redundant(emb: CachedEmbedder, n_claims: int, n_distractors: int, window: int,
-                      seed: int) -> list[dict]:
+                      seed: int, mirrors: bool = False) -> list[dict]:
+    """Clean redundant contexts (see the module docstring). With ``mirrors``, the claim's first
+    relevant abstract also appears as two mirror copies (other document ids, windows shifted by
+    a third of a window, as another site would cut it); every copy carries a ``site``."""
     import bm25s
 
     corpus = {}
@@ -172,7 +182,16 @@ def scifact_redundant(emb: CachedEmbedder, n_claims: int, n_distractors: int, wi
         chunks = []
         for did in sorted(rel[qid]) + dis:
             for k, w in enumerate(_windows(corpus[did], window)):
-                chunks.append(Chunk(f"{did}#{k}", w, doc_id=did, position=k))
+                meta = {"site": MIRRORS[0]} if mirrors else {}
+                chunks.append(Chunk(f"{did}#{k}", w, doc_id=did, position=k, metadata=meta))
+        if mirrors:
+            first = sorted(rel[qid])[0]
+            words = corpus[first].split()
+            for m, site in enumerate(MIRRORS[1:], 1):
+                shifted = " ".join(words[m * window // 3:])
+                for k, w in enumerate(_windows(shifted, window)):
+                    chunks.append(Chunk(f"{site}/{first}#{k}", w, doc_id=f"{site}/{first}",
+                                        position=k, metadata={"site": site}))
         qv = emb.embed([claims[qid]])[0]
         scores = emb.embed([c.text for c in chunks]) @ qv
         ranked = sorted(zip(chunks, scores.tolist()), key=lambda x: -x[1])
@@ -181,9 +200,10 @@ def scifact_redundant(emb: CachedEmbedder, n_claims: int, n_distractors: int, wi
     return out
 
 
-def strip_ids(contexts: list[dict]) -> list[dict]:
-    return [{**c, "ranked": [(Chunk(ch.id, ch.text), s) for ch, s in c["ranked"]]}
-            for c in contexts]
+def strip_ids(contexts: list[dict], keep_doc_ids: bool = False) -> list[dict]:
+    """The same contexts without metadata (and without document ids unless kept)."""
+    return [{**c, "ranked": [(Chunk(ch.id, ch.text, doc_id=ch.doc_id if keep_doc_ids else ""), s)
+                             for ch, s in c["ranked"]]} for c in contexts]
 
 
 # --- scoring ----------------------------------------------------------------------------------
@@ -272,9 +292,14 @@ def main() -> None:
     rng.shuffle(order)
     nq_train = [nq[i] for i in order[: len(nq) // 2]]
     nq_test = [nq[i] for i in order[len(nq) // 2:]]
+    mir = scifact_redundant(emb, args.scifact_claims, args.scifact_distractors, args.window,
+                            args.seed, mirrors=True)
+    emb.save()
     half = len(sci) // 2
     sci_train, sci_test = sci[:half], sci[half:]
-    sci_train_bare, sci_test_bare = strip_ids(sci_train), strip_ids(sci_test)
+    sci_test_bare = strip_ids(sci_test)
+    mir_train, mir_test = mir[:half], mir[half:]
+    mir_test_nosite = strip_ids(mir_test, keep_doc_ids=True)
     dis_cos = [s for c in nq for ch, s in c["ranked"] if "/dis" in ch.id]
     gold_cos = [s for c in nq for ch, s in c["ranked"] if ch.id in c["gold"]]
     print(f"NQ: mean cosine to the question: distractors {np.mean(dis_cos):.3f}, "
@@ -290,9 +315,10 @@ def main() -> None:
     for cfg in grid():
         g = make(cfg)
         tr = evaluate(g, nq_train, args.final_k)
-        fr = evaluate(g, sci_train_bare, args.final_k)["clean_flag_rate"]
+        fr = max(evaluate(g, sci_train, args.final_k)["clean_flag_rate"],
+                 evaluate(g, mir_train, args.final_k)["clean_flag_rate"])
         ok = tr["gold_retention"] >= 0.95 and fr <= 0.05
-        results["grid"].append({"config": cfg, "nq_train": tr, "scifact_train_bare_flag": fr,
+        results["grid"].append({"config": cfg, "nq_train": tr, "scifact_train_flag": fr,
                                 "feasible": ok})
         key = (ok, tr["f1"], tr["gold_retention"], -fr)
         if best_key is None or key > best_key:
@@ -313,6 +339,8 @@ def main() -> None:
             "hotpotqa": evaluate(g, sets["hotpotqa"], args.final_k),
             "msmarco": evaluate(g, sets["msmarco"], args.final_k),
             "scifact_test_with_ids": evaluate(g, sci_test, args.final_k),
+            "scifact_mirrors_sites": evaluate(g, mir_test, args.final_k),
+            "scifact_mirrors_no_site": evaluate(g, mir_test_nosite, args.final_k),
             "scifact_test_no_ids": evaluate(g, sci_test_bare, args.final_k),
         }
         print(f"\n== {label} ==")

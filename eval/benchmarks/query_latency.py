@@ -34,24 +34,12 @@ from ragsel.types import Query  # noqa: E402
 from ragsel_eval.datasets import data_root  # noqa: E402
 from ragsel_eval.datasets.beir import load_beir  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _vectors import use_precomputed  # noqa: E402
+
 set_offline_env()
 DATA = data_root()
 RESULTS = REPO / "eval" / "benchmarks" / "results"
-
-
-class PrecomputedEmbedder:
-    """Serves vectors computed beforehand (to time everything but the model)."""
-
-    def __init__(self, real, texts: list[str]) -> None:
-        self.name, self.dim = real.name, real.dim
-        self.space = getattr(real, "space", real.name)
-        self._vec = dict(zip(texts, real.embed(texts)))
-
-    def embed(self, texts):
-        return np.stack([self._vec[t] for t in texts])
-
-    def warm_up(self) -> None:
-        pass
 
 
 def rss_mb() -> float:
@@ -96,9 +84,7 @@ def main() -> None:
     with_emb, stages_with = measure(pipe, texts, args.repeats)
     rss_serving = rss_mb()
 
-    dense = [s for s in pipe.stages.values() if s.type_name == "dense_retriever"]
-    for s in dense:  # the retriever's embedder, swapped for precomputed vectors
-        s._embedder = PrecomputedEmbedder(s._embedder, texts)
+    use_precomputed(pipe, texts)  # dense retrievers now look query vectors up
     without, stages_without = measure(pipe, texts, args.repeats)
 
     import torch

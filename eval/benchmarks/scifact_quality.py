@@ -19,7 +19,8 @@ What it measures, on a SciFact LocalIndex (``ragsel index`` of ``scifact/corpus.
 
 Documents are ranked by their best chunk (whole-abstract indexes have one chunk per document).
 
-Run (about 2-4 minutes; most of it query embedding)::
+Query vectors are cached in ``~/.cache/ragsel/bench`` (``eval/benchmarks/_vectors.py``).
+Run (a few minutes; the first run also embeds the 1,109 claims)::
 
     OMP_NUM_THREADS=1 python eval/benchmarks/scifact_quality.py --index /work/cache/scifact-index
 
@@ -50,6 +51,9 @@ from ragsel_eval.datasets import data_root  # noqa: E402
 from ragsel_eval.datasets.beir import load_beir  # noqa: E402
 from ragsel_eval.metrics.ranking import doc_ranking, ndcg_at_k, recall_at_k  # noqa: E402
 from ragsel_eval.metrics.stats import nanmean  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _vectors import use_precomputed  # noqa: E402
 
 set_offline_env()
 DATA = data_root()
@@ -177,6 +181,8 @@ def main() -> None:
             print(f"  note: {n} retrieves top_k={pipe.stages[n].config.top_k}, "
                   f"--depth is {args.depth}")
     pipe.warm_up()
+    # query vectors cached on disk across runs (same vectors the retriever would compute)
+    use_precomputed(pipe, [q.text for ds in (train, test) for q in ds.queries])
     result: dict = {"index": args.index, "pipeline": str(args.pipeline), "depth": args.depth,
                     "train_queries": len(train.queries), "test_queries": len(test.queries)}
 
@@ -258,7 +264,7 @@ def main() -> None:
         "mean_ms_per_query_end_to_end": round(float(np.mean(times)), 2),
     }
 
-    print("\nSciFact test (300 queries)          nDCG@10  Recall@100")
+    print(f"\nSciFact test ({len(test.queries)} queries){'':31s}nDCG@10  Recall@100")
     for name, m in rows.items():
         print(f"  {name:52s} {m['ndcg@10']:.4f}   {m['recall@100']:.4f}")
     s = result["shipped_selection"]

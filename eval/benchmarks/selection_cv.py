@@ -293,8 +293,9 @@ def learned_cv(cases: list[Case], emb, variant: str) -> tuple[list, list]:
         model = fit_cutoff_model([lists[i] for i in train], [cases[i].gold for i in train],
                                  seed=SEED)
         path = model.save(tmp / f"{variant}-fold{f}.npz")
-        stage = LearnedCutoff(model=str(path), order=order,
-                              keep_paired=variant.startswith("selector"))
+        # the selector variant: the model sees the pooled score and who paired each chunk as
+        # features and decides alone (keeping every paired chunk over-selects)
+        stage = LearnedCutoff(model=str(path), order=order, keep_paired=False)
         picks = {i: stage.run(candidates=lists[i]) for i in range(n)}
         train_f1 = {e: scores([(expand(picks[i]) if e else picks[i]).ids for i in train],
                               [cases[i] for i in train])["f1"] for e in (False, True)}

@@ -199,7 +199,7 @@ def run_eval(pipelines: Sequence[str | Path], dataset: str | Path | EvalDataset,
              ragas: bool = False, ray_address: str | None = None,
              ray_num_cpus: int | None = None, write: bool = True,
              dataset_options: dict[str, Any] | None = None,
-             allow_modules: Sequence[str] = ()) -> EvalReport:
+             allow_modules: Sequence[str] = (), index: str | Path | None = None) -> EvalReport:
     """Evaluate ``pipelines`` on ``dataset`` (see the module docstring)."""
     if engine not in ("local", "ray"):
         raise ConfigError(f"engine must be 'local' or 'ray', got {engine!r}")
@@ -225,6 +225,8 @@ def run_eval(pipelines: Sequence[str | Path], dataset: str | Path | EvalDataset,
     for pf in files:  # definition errors before any work, naming the file
         load_pipeline(pf.path, variables={"RAGSEL_INDEX": str(out / "cache" / "_check"),
                                           **variables}, allow_modules=allow_modules)
+    if index is not None:
+        chunker, embedder = _existing_index(index, ds, chunker)
     corpus = PreparedCorpus(ds, chunker=chunker, cache_dir=out / "cache", embedder=embedder)
     gold = {q.id: [{"id": c.id, "doc_id": c.doc_id, "span": list(c.span) if c.span else None}
                    for c in corpus.gold_units(q)] for q in ds.queries}
@@ -237,6 +239,8 @@ def run_eval(pipelines: Sequence[str | Path], dataset: str | Path | EvalDataset,
                 index_dirs[q.id] = str(corpus.index_for(q))
                 bar.advance()
             bar.close()
+        elif index is not None:
+            index_dirs = {q.id: str(Path(index).resolve()) for q in ds.queries}
         else:
             shared = str(corpus.index_for(None, progress=progress))
             index_dirs = {q.id: shared for q in ds.queries}
@@ -315,6 +319,38 @@ def run_eval(pipelines: Sequence[str | Path], dataset: str | Path | EvalDataset,
 
         report.files = write_report(report)
     return report
+
+
+def _existing_index(index: str | Path, ds: EvalDataset, chunker: str | None) -> tuple[str, str]:
+    """Check a prebuilt index against the dataset; its chunker becomes the evaluation chunker
+    (so gold chunks are the index's chunks). Returns (chunker spec, embedder spec)."""
+    from ragsel.index.store import read_manifest
+
+    if ds.per_query_corpus:
+        raise InputError(f"--index: dataset {ds.name!r} gives every query its own corpus; let "
+                         "the runner build those small indexes (drop --index)")
+    m = read_manifest(Path(index))
+    ck = m.get("chunker", {})
+    spec = "document" if ck.get("kind") == "document" else \
+        f"{ck.get('kind')}:{ck.get('size')}:{ck.get('overlap')}"
+    if chunker is not None and chunker != spec:
+        raise ConfigError(f"--chunker {chunker} differs from the index's chunker {spec} "
+                          f"({index}); drop --chunker or rebuild the index")
+    ledger = Path(index) / "documents.jsonl"
+    if ledger.exists():
+        have = set()
+        with ledger.open(encoding="utf-8") as f:
+            for line in f:
+                try:
+                    have.add(json.loads(line)["id"])
+                except (json.JSONDecodeError, KeyError):
+                    continue
+        missing = [d for d in ds.documents if d not in have]
+        if missing:
+            raise InputError(f"the index {index} lacks {len(missing)} of the dataset's "
+                             f"{len(ds.documents)} documents (e.g. {missing[:3]}); finish or "
+                             "rebuild it, or drop --index to let the runner build one")
+    return spec, m.get("embedder", {}).get("spec", "minilm")
 
 
 def _ragas(ds: EvalDataset, corpus: PreparedCorpus, records: dict[str, list[dict]],

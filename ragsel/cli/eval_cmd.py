@@ -46,6 +46,9 @@ def eval_(
                                      " (default per dataset: document for SciFact/HotpotQA/"
                                      "PoisonedRAG, words:256 for PrivacyQA/FinanceBench)."),
     embedder: str = typer.Option("minilm", "--embedder", help="Embedder the index is built with."),
+    index: Path = typer.Option(None, "--index", "-i",
+                               help="Use this prebuilt index (ragsel index) instead of building "
+                                    "one; its chunker becomes the evaluation chunker."),
     var: list[str] = typer.Option(None, "--var", help=VAR_HELP),
     ks: str = typer.Option(None, "--ks", help="Cutoffs for ranking metrics, e.g. 1,5,10,100."),
     seed: int = typer.Option(0, "--seed", help="Seed for bootstrap CIs and paired tests."),
@@ -69,9 +72,9 @@ def eval_(
                       chunker=chunker, embedder=embedder, variables=parse_vars(var),
                       ks=_ints(ks, "--ks") or DEFAULT_KS, seed=seed, retry_failed=retry_failed,
                       progress=not quiet, ragas=ragas, ray_address=ray_address,
-                      allow_modules=allow_module or [])
+                      allow_modules=allow_module or [], index=index)
     console = Console()
-    console.print(summary_markdown(report), markup=False, highlight=False)
+    console.print(summary_markdown(report), markup=False, highlight=False, soft_wrap=True)
     for key, path in report.files.items():
         console.print(f"{key}: {path}", markup=False, highlight=False)
     failed = sum(len(f) for f in report.failures.values())

@@ -12,6 +12,7 @@ that asks for other settings than the index was built with is refused::
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -71,14 +72,42 @@ def _stemmer(lang: str | None) -> Any:
         return st
 
 
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s' default token pattern
+_stopword_sets: dict[str, frozenset[str]] = {}
+
+
+def _stopwords(name: str | None) -> frozenset[str]:
+    if name is None:
+        return frozenset()
+    sw = _stopword_sets.get(name)
+    if sw is None:
+        require("bm25s", "local", "BM25 retrieval")
+        from bm25s.tokenization import _infer_stopwords
+
+        try:
+            sw = _stopword_sets[name] = frozenset(_infer_stopwords(name))
+        except ValueError as exc:
+            raise ConfigError(f"bm25: unknown stop-word list {name!r} (use en, de, fr, es, ... "
+                              "or none)") from exc
+    return sw
+
+
 def tokenize(texts: Sequence[str], config: BM25Config) -> list[list[str]]:
-    """Token lists as the index sees them (lower-cased, stop-words removed, stemmed)."""
-    bm25s = require("bm25s", "local", "BM25 retrieval")
+    """Token lists as the index sees them: lower-cased words of 2+ characters, stop-words
+    removed, then stemmed (the same steps and order as ``bm25s.tokenize``). Done here rather
+    than by ``bm25s.tokenize`` because that builds a vocabulary per call, which dominated the
+    latency of a one-query search."""
     st = _stemmer(config.stemmer)
-    stem = st.stemWords if st is not None else None
-    return bm25s.tokenize(list(texts), lower=config.lower,
-                          stopwords=config.stopwords or [], stemmer=stem,
-                          return_ids=False, show_progress=False)
+    stop = _stopwords(config.stopwords)
+    out: list[list[str]] = []
+    for text in texts:
+        toks = _TOKEN.findall(text.lower() if config.lower else text)
+        if stop:
+            toks = [t for t in toks if t not in stop]
+        if st is not None and toks:
+            toks = st.stemWords(toks)
+        out.append(toks)
+    return out
 
 
 class BM25Store:
@@ -125,19 +154,27 @@ class BM25Store:
 
     def search_many(self, queries: Sequence[str], k: int,
                     mask: np.ndarray | None = None) -> list[list[tuple[int, float]]]:
-        """Per query, ``(row, score)`` pairs with score > 0, best first."""
+        """Per query, ``(row, score)`` pairs with score > 0, best first (ties: lower row).
+
+        ``mask`` (one float per row, 0 or 1) restricts the search to some rows.
+        """
         if not self.ids:
             return [[] for _ in queries]
-        k = min(k, len(self.ids))
-        toks = tokenize(queries, self.config)
+        vocab = self.retriever.vocab_dict
         out: list[list[tuple[int, float]]] = []
-        for qt in toks:
-            if not any(t in self.retriever.vocab_dict for t in qt):
+        for qt in tokenize(queries, self.config):
+            qt = [t for t in qt if t in vocab]
+            if not qt:
                 out.append([])  # no query term is in the index vocabulary
                 continue
-            docs, scores = self.retriever.retrieve([qt], k=k, show_progress=False,
-                                                   n_threads=1, weight_mask=mask)
-            out.append([(int(d), float(s)) for d, s in zip(docs[0], scores[0]) if s > 0])
+            scores = self.retriever.get_scores(qt)
+            if mask is not None:
+                scores = scores * mask
+            n = scores.shape[0]
+            kk = min(k, n)
+            idx = np.argpartition(-scores, kk - 1)[:kk] if kk < n else np.arange(n)
+            idx = idx[np.lexsort((idx, -scores[idx]))]
+            out.append([(int(i), float(scores[i])) for i in idx if scores[i] > 0])
         return out
 
     def search(self, query: str, k: int = 10) -> list[tuple[str, float]]:

@@ -31,7 +31,12 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 
 from ragsel.backends.llm.config import LLMSpec
-from ragsel.backends.llm.base import Completion, context_window, count_tokens
+from ragsel.backends.llm.base import (
+    Completion,
+    ContextLengthError,
+    context_window,
+    count_tokens,
+)
 from ragsel.errors import BackendError, ConfigError, RagselError
 from ragsel.stage import Stage, StageConfig
 
@@ -108,8 +113,6 @@ class LLMStage(Stage):
 
     Config: ClassVar[type[StageConfig]] = LLMStageConfig
     templates: ClassVar[Mapping[str, frozenset[str]]] = {}
-    #: Slots a template may use besides the required ones.
-    optional_slots: ClassVar[Mapping[str, frozenset[str]]] = {}
 
     def _setup(self) -> None:
         cfg = self.config
@@ -178,9 +181,8 @@ class LLMStage(Stage):
         else:
             tpl = PromptTemplate.parse(name, builtin_template_text(name), f"ragsel/prompts/"
                                        f"{name}.txt")
-        required = self.templates[name]
-        allowed = required | self.optional_slots.get(name, frozenset())
-        missing, extra = required - tpl.slots, tpl.slots - allowed
+        allowed = self.templates[name]
+        missing, extra = allowed - tpl.slots, tpl.slots - allowed
         if missing or extra:
             parts = []
             if missing:
@@ -271,6 +273,35 @@ class LLMStage(Stage):
         except Exception as exc:
             raise BackendError(f"{type(exc).__name__}: {exc}",
                                backend=str(getattr(llm, "name", type(llm).__name__))) from exc
+
+    def complete_fitted(self, render: Callable[[int | None], tuple[list[dict[str, str]],
+                                                                   dict[str, int]]],
+                        **overrides: Any) -> tuple[Completion, dict[str, int]]:
+        """Call the model with ``render(budget)``'s messages (``budget=None``: the configured
+        one). If the backend still reports the prompt too long for its context (a server
+        whose window we were not told), re-render once with half the tokens and retry: the
+        evidence shrinks, the instructions stay whole."""
+        msgs, fit = render(None)
+        try:
+            return self.complete(msgs, **overrides), fit
+        except ContextLengthError:
+            msgs, fit = render(self._half_budget(msgs))
+        return self.complete(msgs, **overrides), {**fit, "context_retries": 1}
+
+    async def acomplete_fitted(self, render: Callable[[int | None],
+                                                      tuple[list[dict[str, str]],
+                                                            dict[str, int]]],
+                               **overrides: Any) -> tuple[Completion, dict[str, int]]:
+        msgs, fit = render(None)
+        try:
+            return await self.acomplete(msgs, **overrides), fit
+        except ContextLengthError:
+            msgs, fit = render(self._half_budget(msgs))
+        return await self.acomplete(msgs, **overrides), {**fit, "context_retries": 1}
+
+    def _half_budget(self, msgs: list[dict[str, str]]) -> int:
+        used = sum(count_tokens(self.llm, m["content"]) for m in msgs)
+        return max(64, used // 2)
 
     @property
     def model_name(self) -> str:

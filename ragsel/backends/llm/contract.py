@@ -39,7 +39,16 @@ def check_llm_contract(llm: Any, *, json: bool = True, max_tokens: int = 8) -> N
     msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
     _check_completion(llm.complete(msgs, temperature=0.0, max_tokens=max_tokens),
                       "complete(messages)")
-    out = asyncio.run(llm.acomplete(msgs, max_tokens=max_tokens))
+
+    async def acall() -> Any:
+        try:
+            return await llm.acomplete(msgs, max_tokens=max_tokens)
+        finally:  # the loop ends with this call: let the backend close its async resources
+            aclose = getattr(llm, "aclose", None)
+            if callable(aclose):
+                await aclose()
+
+    out = asyncio.run(acall())
     _check_completion(out, "acomplete(messages)")
     if json:
         try:

@@ -30,12 +30,15 @@ class ClampConfig(StageConfig):
         return self
 
 
-def sorted_items(candidates: Candidates) -> tuple[list[ScoredChunk], bool]:
-    """Items by descending score (stable), and whether the input was out of order."""
-    items = list(candidates.items)
-    as_scores([sc.score for sc in items], sort=False)  # NaN/inf -> InputError
-    order = sorted(range(len(items)), key=lambda i: -items[i].score)
-    return [items[i] for i in order], order != list(range(len(items)))
+def sorted_items(candidates: Candidates) -> tuple[list[ScoredChunk], np.ndarray, bool]:
+    """Items and scores by descending score (stable), and whether the input was out of
+    order. NaN/inf scores are an :class:`~ragsel.errors.InputError`."""
+    items = candidates.items
+    scores = as_scores([sc.score for sc in items], sort=False)
+    if scores.size < 2 or not np.any(scores[1:] > scores[:-1]):
+        return list(items), scores, False
+    order = np.argsort(-scores, kind="stable")
+    return [items[i] for i in order], scores[order], True
 
 
 def cut_candidates(stage: str, candidates: Candidates, rule: CutRule, *, min_k: int,
@@ -43,15 +46,14 @@ def cut_candidates(stage: str, candidates: Candidates, rule: CutRule, *, min_k: 
     """Apply ``rule`` (scores sorted descending -> ``(cut, info)``) to ``candidates``.
 
     Keeps the best ``cut`` (clamped to ``[min_k, max_k]``), marks them ``kept`` with the
-    reason ``why(info)``, drops the rest with a reason naming their rank and the cut, and
+    reason ``why(info)``, drops the rest with one reason naming the cut and why, and
     records a note with the rule's ``info``, the clamped cut and the counts.
     """
-    items, resorted = sorted_items(candidates)
+    items, scores, resorted = sorted_items(candidates)
     n = len(items)
     if n == 0:
         return candidates.derive(stage, [], note={"n": 0, "cut": 0,
                                                   "reason": "no candidates to cut"})
-    scores = np.fromiter((sc.score for sc in items), dtype=np.float64, count=n)
     rule_cut, info = rule(scores)
     cut = clamp(rule_cut, n, min_k, max_k)
     reason = why(info)
@@ -60,10 +62,9 @@ def cut_candidates(stage: str, candidates: Candidates, rule: CutRule, *, min_k: 
         reason += f"; clamped by {clamp_by} from {rule_cut} to {cut}"
     keep = [sc.kept(stage, reason, rank=r) for r, sc in enumerate(items[:cut], 1)]
     last = items[cut - 1].score if cut else None
-    drops = {sc.chunk.id: f"rank {r} of {n}, below the cut after rank {cut} ({reason})"
-             for r, sc in enumerate(items[cut:], cut + 1)}
     note = {**info, "rule_cut": rule_cut, "cut": cut, "kept": cut, "dropped": n - cut,
             "min_k": min_k, "max_k": max_k, "why": reason, "last_kept_score": last}
     if resorted:
         note["resorted"] = True
-    return candidates.derive(stage, keep, drop_reasons=drops, note=note)
+    return candidates.derive(stage, keep, note=note,
+                             default_reason=f"below the cut after rank {cut} of {n} ({reason})")

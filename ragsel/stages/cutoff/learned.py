@@ -225,20 +225,18 @@ class CutoffModel:
             # scikit-learn trees compare float32 copies of the features: do the same, or a
             # value at a split threshold can take the other branch
             X = X.astype(np.float32).astype(np.float64)
-            z = np.full(X.shape[0], float(a["init"][0]))
             left, right, feat, thr, val = (a["left"], a["right"], a["feature"],
                                            a["threshold"], a["value"])
-            lr = float(a["learning_rate"][0])
-            rows = np.arange(X.shape[0])
-            for root in a["roots"]:
-                node = np.full(X.shape[0], int(root))
-                for _ in range(int(a["max_depth"][0]) + 1):
-                    inner = left[node] >= 0
-                    if not inner.any():
-                        break
-                    go_left = X[rows, feat[node]] <= thr[node]
-                    node = np.where(inner, np.where(go_left, left[node], right[node]), node)
-                z += lr * val[node]
+            # walk every tree for every row at once: node is (rows, trees)
+            node = np.broadcast_to(a["roots"], (X.shape[0], a["roots"].size)).copy()
+            rows = np.arange(X.shape[0])[:, None]
+            for _ in range(int(a["max_depth"][0]) + 1):
+                inner = left[node] >= 0
+                if not inner.any():
+                    break
+                go_left = X[rows, feat[node]] <= thr[node]
+                node = np.where(inner, np.where(go_left, left[node], right[node]), node)
+            z = float(a["init"][0]) + float(a["learning_rate"][0]) * val[node].sum(axis=1)
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
     def check_candidates(self, cands: Candidates) -> None:

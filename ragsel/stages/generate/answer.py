@@ -85,14 +85,14 @@ class AnswerGenerator(LLMStage):
             return [str(i) for i in range(1, len(candidates) + 1)]
         return candidates.ids
 
-    def _messages(self, query: Query, candidates: Candidates) -> tuple[list[dict[str, str]],
-                                                                       dict[str, int]]:
+    def _messages(self, query: Query, candidates: Candidates, budget: int | None = None
+                  ) -> tuple[list[dict[str, str]], dict[str, int]]:
         refs = self._refs(candidates)
         pairs = [(r, escape_delimiters(sc.chunk.text, ("context", "passage")))
                  for r, sc in zip(refs, candidates.items)]
         return self.render_fitted(
             "answer", {"context": pairs}, lambda i, t: f'<passage id="{i}">\n{t}\n</passage>',
-            query=query.text, example_id=refs[0])
+            budget, query=query.text, example_id=refs[0])
 
     def _answer(self, candidates: Candidates, completion: Completion,
                 fit: dict[str, int]) -> Answer:
@@ -112,11 +112,11 @@ class AnswerGenerator(LLMStage):
     def _run(self, query: Query, candidates: Candidates) -> Answer:
         if not candidates.items:
             return self._no_evidence()
-        msgs, fit = self._messages(query, candidates)
-        return self._answer(candidates, self.complete(msgs), fit)
+        c, fit = self.complete_fitted(lambda b: self._messages(query, candidates, b))
+        return self._answer(candidates, c, fit)
 
     async def _arun(self, query: Query, candidates: Candidates) -> Answer:
         if not candidates.items:
             return self._no_evidence()
-        msgs, fit = self._messages(query, candidates)
-        return self._answer(candidates, await self.acomplete(msgs), fit)
+        c, fit = await self.acomplete_fitted(lambda b: self._messages(query, candidates, b))
+        return self._answer(candidates, c, fit)

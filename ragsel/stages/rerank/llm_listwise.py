@@ -88,7 +88,8 @@ class LLMListwiseReranker(LLMStage):
                 return out
             end -= s
 
-    def _messages(self, query: Query, part: Sequence[ScoredChunk]) -> list[dict[str, str]]:
+    def _messages(self, query: Query, part: Sequence[ScoredChunk], budget: int | None = None
+                  ) -> tuple[list[dict[str, str]], dict[str, int]]:
         limit = self.config.max_passage_chars
         passages = []
         for i, sc in enumerate(part, 1):
@@ -96,10 +97,9 @@ class LLMListwiseReranker(LLMStage):
             if len(text) > limit:
                 text = text[:limit].rsplit(" ", 1)[0] + " …"
             passages.append((str(i), escape_delimiters(text, ("passage",))))
-        msgs, _ = self.render_fitted("rerank_listwise", {"passages": passages},
-                                     lambda i, t: f"[{i}] {t}", query=query.text,
-                                     count=str(len(part)))
-        return msgs
+        return self.render_fitted("rerank_listwise", {"passages": passages},
+                                  lambda i, t: f"[{i}] {t}", budget, query=query.text,
+                                  count=str(len(part)))
 
     def _apply(self, order: list[ScoredChunk], start: int, end: int, text: str,
                stats: dict[str, int]) -> None:
@@ -124,7 +124,8 @@ class LLMListwiseReranker(LLMStage):
         completions = []
         if len(order) > 1:
             for start, end in self._windows(len(order)):
-                c = self.complete(self._messages(query, order[start:end]))
+                c, _ = self.complete_fitted(
+                    lambda b, part=order[start:end]: self._messages(query, part, b))
                 completions.append(c)
                 self._apply(order, start, end, c.text, stats)
         return self._finish(candidates, order, rest, stats, completions)
@@ -137,7 +138,8 @@ class LLMListwiseReranker(LLMStage):
         completions = []
         if len(order) > 1:
             for start, end in self._windows(len(order)):
-                c = await self.acomplete(self._messages(query, order[start:end]))
+                c, _ = await self.acomplete_fitted(
+                    lambda b, part=order[start:end]: self._messages(query, part, b))
                 completions.append(c)
                 self._apply(order, start, end, c.text, stats)
         return self._finish(candidates, order, rest, stats, completions)

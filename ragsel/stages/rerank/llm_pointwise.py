@@ -84,12 +84,11 @@ class LLMPointwiseReranker(LLMStage):
             return "graded" if self._no_logprobs else "yes_no"
         return self.config.mode
 
-    def _messages(self, mode: str, query: Query, sc: ScoredChunk) -> list[dict[str, str]]:
+    def _render(self, mode: str, query: Query, sc: ScoredChunk) -> Any:
         name = "rerank_pointwise_yesno" if mode == "yes_no" else "rerank_pointwise_graded"
-        msgs, _ = self.render_fitted(name, {"passage": [(sc.id, sc.chunk.text)]},
-                                     lambda _i, t: escape_delimiters(t, ("passage",)),
-                                     query=query.text)
-        return msgs
+        return lambda budget: self.render_fitted(
+            name, {"passage": [(sc.id, sc.chunk.text)]},
+            lambda _i, t: escape_delimiters(t, ("passage",)), budget, query=query.text)
 
     def _score(self, mode: str, c: Completion) -> tuple[float | None, str]:
         if mode == "yes_no":
@@ -111,22 +110,23 @@ class LLMPointwiseReranker(LLMStage):
     def _one(self, query: Query, sc: ScoredChunk, calls: list[Completion]) -> tuple[float | None,
                                                                                     str]:
         mode = self._mode()
-        c = self.complete(self._messages(mode, query, sc), logprobs=mode == "yes_no")
+        c, _ = self.complete_fitted(self._render(mode, query, sc), logprobs=mode == "yes_no")
         calls.append(c)
         if self._needs_graded(mode, c):
             mode = "graded"
-            c = self.complete(self._messages(mode, query, sc))
+            c, _ = self.complete_fitted(self._render(mode, query, sc))
             calls.append(c)
         return self._score(mode, c)
 
     async def _aone(self, query: Query, sc: ScoredChunk,
                     calls: list[Completion]) -> tuple[float | None, str]:
         mode = self._mode()
-        c = await self.acomplete(self._messages(mode, query, sc), logprobs=mode == "yes_no")
+        c, _ = await self.acomplete_fitted(self._render(mode, query, sc),
+                                           logprobs=mode == "yes_no")
         calls.append(c)
         if self._needs_graded(mode, c):
             mode = "graded"
-            c = await self.acomplete(self._messages(mode, query, sc))
+            c, _ = await self.acomplete_fitted(self._render(mode, query, sc))
             calls.append(c)
         return self._score(mode, c)
 

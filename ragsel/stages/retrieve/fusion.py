@@ -13,7 +13,7 @@ from ragsel.registry import register_stage
 from ragsel.stage import Stage, StageConfig
 from ragsel.stages.retrieve._rank_fusion import reciprocal_rank_fusion
 from ragsel.typecheck import Variadic
-from ragsel.types import Candidates, Event, ScoredChunk
+from ragsel.types import Candidates, Dropped, Event, ScoredChunk, StageNote
 
 Method = Literal["rrf", "relative_score", "dbsf"]
 
@@ -141,45 +141,46 @@ class RankFusion(Stage):
         names = _source_names(candidates)
         weights = self._weights(names)
         drops, notes = Candidates.merge_history(candidates)
-        first: dict[str, ScoredChunk] = {}
-        events: dict[str, list[Event]] = {}
-        per_list: dict[str, dict[str, Any]] = {}
         uniques = [_unique(c) for c in candidates]
-        for uniq, name in zip(uniques, names):
-            for rank, sc in enumerate(uniq, 1):
-                cid = sc.chunk.id
-                if cid not in first:
-                    first[cid], events[cid] = sc, []
-                events[cid].extend(sc.events)
-                per_list.setdefault(cid, {})[name] = {"rank": rank, "score": sc.score}
         if cfg.method == "rrf":
             fused = reciprocal_rank_fusion([[sc.chunk.id for sc in u] for u in uniques],
                                            k=cfg.k, weights=weights)
         else:
             fused = self._score_fusion(uniques, names, weights)
-        order = [cid for cid, _ in fused]
-        score = dict(fused)
+        keep = fused if cfg.top_k is None else fused[: cfg.top_k]
+        # provenance only for what is kept (the hot path: ~200 inputs, ~100 kept)
+        kept_ids = {cid for cid, _ in keep}
+        first: dict[str, ScoredChunk] = {}
+        events: dict[str, list[Event]] = {}
+        ranks: dict[str, dict[str, int]] = {}
+        for uniq, name in zip(uniques, names):
+            for rank, sc in enumerate(uniq, 1):
+                cid = sc.chunk.id
+                if cid not in kept_ids:
+                    first.setdefault(cid, sc)
+                    continue
+                if cid not in first:
+                    first[cid], events[cid], ranks[cid] = sc, [], {}
+                events[cid].extend(sc.events)
+                ranks[cid][name] = rank
         items = []
-        for cid in order:
-            src = first[cid]
-            ranks = per_list[cid]
-            why = ", ".join(f"{n} rank {v['rank']}" for n, v in ranks.items())
-            ev = Event(self.name, "fused", f"{cfg.method}: {why}", score[cid], {"inputs": ranks})
-            items.append(ScoredChunk(src.chunk, score[cid], self.name,
-                                     tuple(events[cid]) + (ev,), src.rationales,
-                                     src.expanded_from, src.verdicts))
+        method = cfg.method
+        for cid, score in keep:
+            src, r = first[cid], ranks[cid]
+            why = ", ".join(f"{n} rank {v}" for n, v in r.items())
+            ev = Event(self.name, "fused", f"{method}: {why}", score, {"ranks": r})
+            items.append(ScoredChunk(src.chunk, score, self.name, (*events[cid], ev),
+                                     src.rationales, src.expanded_from, src.verdicts))
         note: dict[str, Any] = {
-            "method": cfg.method, "inputs": [{"stage": n, "n": len(c), "weight": w}
-                                             for n, c, w in zip(names, candidates, weights)],
-            "unique": len(items)}
-        if cfg.method == "rrf":
+            "method": method, "inputs": [{"stage": n, "n": len(c), "weight": w}
+                                         for n, c, w in zip(names, candidates, weights)],
+            "unique": len(fused), "kept": len(items)}
+        if method == "rrf":
             note["k"] = cfg.k
-        if not items:
+        if not fused:
             note["empty"] = "no input list had any candidate"
-        merged = Candidates(tuple(items), drops, notes)
-        if cfg.top_k is None or len(items) <= cfg.top_k:
-            note["kept"] = len(items)
-            return merged.derive(self.name, items, note=note)
-        note["kept"] = cfg.top_k
-        return merged.derive(self.name, items[: cfg.top_k], note=note,
-                             default_reason=f"fused rank below top_k={cfg.top_k}")
+        if len(keep) < len(fused):
+            reason = f"fused rank below top_k={cfg.top_k}"
+            drops += tuple(Dropped(first[cid], self.name, reason) for cid, _ in
+                           fused[len(keep):])
+        return Candidates(tuple(items), drops, notes + (StageNote(self.name, note),))

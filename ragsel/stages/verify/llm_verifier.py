@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -99,9 +99,9 @@ class LLMVerifier(LLMStage):
                 out.append(f"[{r.label}] {f}" if r.label else f)
         return out
 
-    def _independent_messages(self, query: Query, sc: ScoredChunk,
-                              flags: Sequence[str]) -> tuple[list[dict[str, str]],
-                                                             dict[str, int]]:
+    def _independent_messages(self, query: Query, sc: ScoredChunk, flags: Sequence[str],
+                              budget: int | None = None) -> tuple[list[dict[str, str]],
+                                                                  dict[str, int]]:
         checks, labels = [], []
         if flags and "instruction" in self.config.checks:
             checks.append("INSTRUCTION: reject the passage if it meets any of these flag "
@@ -113,19 +113,19 @@ class LLMVerifier(LLMStage):
             labels.append('"FACTUAL"')
         labels.append('"OK"')
         return self.render_fitted(
-            "verify_independent", {"chunk": [(sc.id, sc.chunk.text)]}, _passage,
+            "verify_independent", {"chunk": [(sc.id, sc.chunk.text)]}, _passage, budget,
             query=query.text, checks="\n".join(f"{i}. {c}" for i, c in enumerate(checks, 1)),
             labels=" or ".join(labels))
 
     def _contradiction_messages(self, query: Query, sc: ScoredChunk,
-                                accepted: Sequence[ScoredChunk]) -> tuple[list[dict[str, str]],
-                                                                          dict[str, int]]:
+                                accepted: Sequence[ScoredChunk], budget: int | None = None
+                                ) -> tuple[list[dict[str, str]], dict[str, int]]:
         if self.config.max_accepted is not None:
             accepted = accepted[: self.config.max_accepted]
         return self.render_fitted(
             "verify_contradiction", {"chunk": [(sc.id, sc.chunk.text)],
                                      "accepted": [(a.id, a.chunk.text) for a in accepted]},
-            _passage, query=query.text)
+            _passage, budget, query=query.text)
 
     # --- verdicts -----------------------------------------------------------------------
     def _threshold(self, label: str) -> float:
@@ -212,39 +212,36 @@ class LLMVerifier(LLMStage):
         return flags, labels, note
 
     def _prepare(self, query: Query, sc: ScoredChunk, flags: Sequence[str],
-                 labels: Sequence[str], accepted: list[ScoredChunk] | None,
-                 stats: list[Any]) -> tuple[list[dict[str, str]], list[str]]:
-        """Messages and allowed labels: the independent check, or (with ``accepted``) the
-        contradiction check."""
+                 labels: Sequence[str], accepted: list[ScoredChunk] | None
+                 ) -> tuple[Callable[[int | None], Any], list[str]]:
+        """A prompt renderer (for a token budget) and the allowed labels: the independent
+        check, or (with ``accepted``) the contradiction check."""
         if accepted is None:
-            msgs, fit = self._independent_messages(query, sc, flags)
-            allowed = [*labels, "OK"]
-        else:
-            msgs, fit = self._contradiction_messages(query, sc, accepted)
-            allowed = ["CONTRADICTION", "OK"]
-        stats.append(fit)
-        return msgs, allowed
+            return (lambda b: self._independent_messages(query, sc, flags, b),
+                    [*labels, "OK"])
+        return (lambda b: self._contradiction_messages(query, sc, accepted, b),
+                ["CONTRADICTION", "OK"])
 
     def _check(self, query: Query, sc: ScoredChunk, flags: Sequence[str],
                labels: Sequence[str], stats: list[Any],
                accepted: list[ScoredChunk] | None = None) -> Verdict:
-        msgs, allowed = self._prepare(query, sc, flags, labels, accepted, stats)
+        render, allowed = self._prepare(query, sc, flags, labels, accepted)
         try:
-            c = self.complete(msgs, json_schema=VERDICT_SCHEMA)
+            c, fit = self.complete_fitted(render, json_schema=VERDICT_SCHEMA)
         except BackendError as exc:
             return self._backend_failed(sc, exc)
-        stats.append(c)
+        stats += [fit, c]
         return self._verdict(sc, c, allowed)
 
     async def _acheck(self, query: Query, sc: ScoredChunk, flags: Sequence[str],
                       labels: Sequence[str], stats: list[Any],
                       accepted: list[ScoredChunk] | None = None) -> Verdict:
-        msgs, allowed = self._prepare(query, sc, flags, labels, accepted, stats)
+        render, allowed = self._prepare(query, sc, flags, labels, accepted)
         try:
-            c = await self.acomplete(msgs, json_schema=VERDICT_SCHEMA)
+            c, fit = await self.acomplete_fitted(render, json_schema=VERDICT_SCHEMA)
         except BackendError as exc:
             return self._backend_failed(sc, exc)
-        stats.append(c)
+        stats += [fit, c]
         return self._verdict(sc, c, allowed)
 
     def _sequence(self, items: Sequence[ScoredChunk], first: Sequence[Verdict | None],
@@ -274,6 +271,8 @@ class LLMVerifier(LLMStage):
             if isinstance(s, dict):
                 note["truncated"] += s.get("truncated", 0)
                 note["omitted_context"] += s.get("omitted", 0)
+                note["context_retries"] = note.get("context_retries", 0) + s.get(
+                    "context_retries", 0)
         note.update(flagged=len(rejected), model=self.model_name, action=self.config.action)
         annotated: list[ScoredChunk] = []
         for sc in candidates.items:
