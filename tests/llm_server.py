@@ -1,7 +1,7 @@
 """The scripted OpenAI-compatible test server (kept here so tests can ``import llm_server``);
 it lives in :mod:`ragsel.backends.llm.scripted_server` so users can test with it too."""
 
-from ragsel.backends.llm.scripted_server import (  # noqa: F401
+from ragsel.backends.llm.scripted_server import (
     BadBody,
     Drop,
     Ok,
@@ -12,3 +12,6 @@ from ragsel.backends.llm.scripted_server import (  # noqa: F401
     Truncated,
     completion_payload,
 )
+
+__all__ = ["BadBody", "Drop", "Ok", "Request", "ScriptedLLMServer", "Slow", "Status",
+           "Truncated", "completion_payload"]

@@ -334,6 +334,8 @@ def test_bad_inputs_give_clear_errors(store):
         comp.compress_documents([Document(page_content="x"), "y"], "q")
     with pytest.raises(ConfigError, match="got a list, expected a LangChain retriever"):
         LangChainRetrieverStage([1, 2])
+    with pytest.raises(ConfigError, match="expected a similarity VectorStoreRetriever"):
+        LangChainRetrieverStage(store.as_retriever(search_type="mmr"), scores="vectorstore")
     from llama_index.core import VectorStoreIndex
     from llama_index.core.embeddings import MockEmbedding
 
@@ -392,3 +394,39 @@ def test_langchain_example_runs():
     plain, selected = out.split("== ragsel selection")
     assert "prompt injection" in plain and "prompt injection" not in selected
     assert "kept by cut" in selected and "batch: [" in selected
+
+
+def test_public_names():
+    import ragsel_langchain
+    import ragsel_llamaindex
+
+    assert ragsel_langchain.__all__ == sorted([
+        "LangChainChatLLM", "LangChainEmbedder", "LangChainRetrieverStage", "RagselCompressor",
+        "RagselEmbeddings", "RagselRetriever", "from_documents", "to_documents"])
+    assert ragsel_llamaindex.__all__ == sorted([
+        "LlamaIndexEmbedder", "LlamaIndexLLM", "LlamaIndexRetrieverStage", "RagselEmbedding",
+        "RagselPostprocessor", "RagselRetriever", "from_nodes", "to_nodes"])
+    for mod in (ragsel_langchain, ragsel_llamaindex):
+        assert all(getattr(mod, name) for name in mod.__all__)
+        with pytest.raises(AttributeError):
+            mod.NotAThing  # noqa: B018
+
+
+def test_compressor_expands_neighbours_only_for_positioned_documents():
+    from ragsel.stages.expand.neighbors import NeighborExpander
+
+    comp = RagselCompressor(pipeline=Pipeline.linear([TopKCutoff(k=1),
+                                                      NeighborExpander(window=1)]))
+    positioned = [Document(page_content=t, metadata={"doc_id": "lease", "position": i,
+                                                     "score": 1.0 - i / 10})
+                  for i, t in enumerate(TEXTS[:4])]
+    hit = positioned[1].model_copy(update={"metadata": {**positioned[1].metadata,
+                                                        "score": 2.0}})
+    out = comp.compress_documents([hit, positioned[0], positioned[2], positioned[3]], QUERY)
+    assert [d.metadata["position"] for d in out] == [1, 0, 2]  # anchor, then its neighbours
+    assert out[1].metadata["ragsel"]["expanded_from"] == out[0].id
+    assert "neighbor_expansion" in out[1].metadata["ragsel"]["kept_by"]
+    bare = [Document(page_content=t) for t in TEXTS[:3]]
+    out = comp.compress_documents(bare, QUERY)
+    assert len(out) == 1 and out[0].metadata["ragsel"]["notes"] == [
+        "no doc_id/position in the document metadata: neighbour expansion skipped for it"]

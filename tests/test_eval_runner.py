@@ -200,3 +200,25 @@ def test_real_indexes_shared_and_per_query(tmp_path):
     assert rec["status"] == "ok" and {s[1] for s in rec["selected"]} <= {"h1/p0", "h1/p1",
                                                                        "h1/p2"}
     assert hot.summary["hybrid-top3"]["pool_recall"]["mean"] == 1.0  # whole 3-paragraph corpus
+
+
+def test_scoring_is_chunker_independent():
+    """Gold is matched by span overlap, so a pipeline that chunks differently from the
+    evaluation chunker is scored correctly: precision on its own chunks, recall as coverage."""
+    from ragsel.types import Candidates, Chunk, Query, Selection
+    from ragsel_eval.datasets import EvalQuery, GoldSpan
+    from ragsel_eval.worker import score_selection
+
+    q = EvalQuery("q", "t", qrels={"d": 1}, spans=(GoldSpan("d", 0, 10), GoldSpan("d", 50, 60)))
+    # evaluation chunker: 20-char windows -> gold units [0,20) and [40,60)
+    units = [{"id": "u0", "doc_id": "d", "span": [0, 20]},
+             {"id": "u2", "doc_id": "d", "span": [40, 60]}]
+    # the pipeline's own 30-char chunks: [0,30) covers u0, [30,60) covers u2, [60,90) none
+    chunks = [Chunk(f"p{i}", "x", "d", i, (30 * i, 30 * i + 30)) for i in range(3)]
+    cands = Candidates.retrieved("r", [(chunks[0], 0.9), (chunks[2], 0.8), (chunks[1], 0.1)])
+    cut = cands.derive("cut", cands.items[:2])
+    out = score_selection(q, Selection.from_candidates(Query("t"), cut), units, ks=(10,),
+                          curve_ks=(1, 2, 3))
+    m = out["metrics"]
+    assert m["precision"] == 0.5 and m["recall"] == 0.5 and m["pool_recall"] == 1.0
+    assert out["curve"]["recall"] == [0.5, 0.5, 1.0]  # p0, p2 (not gold), then dropped p1

@@ -69,6 +69,18 @@ def test_choose_cut_objectives():
     assert choose_cut(p, beta=0.3)[0] <= 3
     assert choose_cut(p, max_k=2)[0] == 2 and choose_cut(p, min_k=5)[0] == 5
     assert choose_cut(np.array([]))[0] == 0
+    assert choose_cut(np.array([0.9, 0.2, 0.6, 0.1]), objective="threshold",
+                      threshold=0.5)[0] == 3  # up to the last chunk above the threshold
+    with pytest.raises(Exception, match="unknown cut objective"):
+        choose_cut(p, objective="nope")
+
+
+def test_fit_chooses_the_cut_rule_out_of_fold(model):
+    rule = model.header["defaults"]
+    assert rule["objective"] in ("f1", "threshold")
+    assert 0.8 <= model.header["training"]["out_of_fold_f1"] <= 1.0
+    fixed = fit_cutoff_model(*synthetic(25, seed=5), defaults={"objective": "f1", "beta": 2.0})
+    assert fixed.header["defaults"] == {"objective": "f1", "beta": 2.0}
 
 
 def test_save_load_round_trip_without_pickle(model, tmp_path):

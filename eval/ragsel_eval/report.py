@@ -219,13 +219,15 @@ def _plots(report: Any) -> list[tuple[str, str]]:
     return out
 
 
-_CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#222}
-table{border-collapse:collapse;font-size:13px;margin:8px 0 20px}th,td{border:1px solid #ccc;
-padding:4px 8px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child,#paired td:nth-child(2){
-text-align:left}figure{display:inline-block;margin:8px;vertical-align:top}figcaption{
-font-size:13px;color:#555}img{max-width:100%}code{background:#f4f4f4;padding:1px 3px}
-.fail{color:#b00}.scroll{overflow-x:auto}small{color:#666}details{margin:12px 0}pre{font-size:12px;background:#f8f8f8;padding:8px;
-overflow:auto}"""
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#222}
+table{border-collapse:collapse;font-size:13px;margin:8px 0 20px}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}
+td:first-child,th:first-child,#paired td:nth-child(2){text-align:left}
+figure{display:inline-block;margin:8px;vertical-align:top}figcaption{font-size:13px;color:#555}
+img{max-width:100%}code{background:#f4f4f4;padding:1px 3px}.fail{color:#b00}
+.scroll{overflow-x:auto}small{color:#666}details{margin:12px 0}
+pre{font-size:12px;background:#f8f8f8;padding:8px;overflow:auto}"""
 
 
 def report_html(report: Any) -> str:

@@ -61,7 +61,9 @@ def _progress(enabled: bool, total: int) -> Any:
 
     class RateColumn(ProgressColumn):
         def render(self, task: Any) -> Text:
-            return Text(f"{task.speed:,.0f} chunks/s" if task.speed else "-- chunks/s",
+            # average since the start: steadier than rich's windowed speed for big batches
+            rate = task.completed / task.elapsed if task.elapsed else 0.0
+            return Text(f"{rate:,.1f} chunks/s" if rate else "-- chunks/s",
                         style="progress.data.speed")
 
     return Progress(TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(),

@@ -228,7 +228,8 @@ def gold_chunk_ids(query: EvalQuery, chunks: Iterable[Any], *, min_overlap: int 
     return out
 
 
-def chunk_grades(query: EvalQuery, chunks: Iterable[Any], *, min_overlap: int = 1) -> dict[str, int]:
+def chunk_grades(query: EvalQuery, chunks: Iterable[Any], *,
+                 min_overlap: int = 1) -> dict[str, int]:
     """Graded chunk relevance: a chunk inherits its document's qrels grade; span gold gives 1."""
     chunks = list(chunks)
     gold = gold_chunk_ids(query, chunks, min_overlap=min_overlap)

@@ -53,7 +53,7 @@ from ragsel.errors import ConfigError
 
 __all__ = [
     "LLM", "BaseLLM", "Completion", "ContextLengthError", "LLMOutputError", "LLMSpec",
-    "Messages", "as_messages", "clear_llm_cache", "context_window", "count_tokens",
+    "Messages", "adapt_llm", "as_messages", "clear_llm_cache", "context_window", "count_tokens",
     "estimate_tokens", "load_llm", "register_llm_adapter", "usage_summary",
     "ENV_API_KEY", "ENV_BASE_URL", "ENV_MODEL", "ENV_CACHE", "ENV_CACHE_DIR",
 ]
@@ -179,7 +179,9 @@ def _build_openai(spec: LLMSpec, stage: str | None, shared: bool) -> tuple[str, 
         if shared and existing is not None and existing[1]._same_key(api_key):
             return key, None
     from ragsel.backends.llm.openai_compat import OpenAICompatLLM
+    from ragsel.errors import require
 
+    require("httpx", "llm", "the OpenAI-compatible LLM client")  # fail now, not mid-run
     try:
         llm = OpenAICompatLLM(
             base_url=base_url, model=model, api_key=api_key,

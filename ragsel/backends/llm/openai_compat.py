@@ -67,7 +67,7 @@ def redact_url(url: str) -> str:
     host = parts.hostname or ""
     if parts.port:
         host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
 @dataclass
@@ -108,8 +108,11 @@ class OpenAICompatLLM(BaseLLM):
         super().__init__(temperature=temperature, max_tokens=max_tokens)
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
-        self.base_url = base_url.rstrip("/")
-        self.url = self.base_url + "/chat/completions"
+        parts = urlsplit(base_url)
+        self.base_url = base_url
+        # a query (e.g. Azure's ?api-version=...) stays after the path
+        self.url = urlunsplit((parts.scheme, parts.netloc,
+                               parts.path.rstrip("/") + "/chat/completions", parts.query, ""))
         self.model = model
         self.name = f"openai:{model}"
         self._api_key = _Secret(api_key)
@@ -273,8 +276,8 @@ class OpenAICompatLLM(BaseLLM):
                 f"API key in ${ENV_API_KEY} (or the variable named by llm.api_key_env)."))
         if status == 404:
             return _Outcome(error=self._error(
-                f"{self.url} or model '{self.model}' was not found (HTTP 404: {snippet}). "
-                "Check that the base URL ends in /v1 and the model name is served there."))
+                f"{self._where}/chat/completions or model '{self.model}' was not found "
+                f"(HTTP 404: {snippet}). Check that the base URL ends in /v1 and the model name is served there."))
         return _Outcome(error=self._error(f"{self._where} rejected the request (HTTP {status}: "
                                           f"{snippet})."))
 

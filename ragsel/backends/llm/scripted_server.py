@@ -69,6 +69,7 @@ class Request:
     at: float
     headers: dict[str, str]
     body: dict[str, Any]
+    path: str = ""
 
 
 def completion_payload(model: str, content: str, usage: tuple[int, int],
@@ -133,6 +134,9 @@ class ScriptedLLMServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in two writes: without this, Nagle + delayed ACK add
+            # ~40 ms to some responses
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
@@ -145,7 +149,8 @@ class ScriptedLLMServer:
                 except ValueError:
                     body = {}
                 with srv._lock:
-                    srv.requests.append(Request(time.monotonic(), dict(self.headers), body))
+                    srv.requests.append(Request(time.monotonic(), dict(self.headers), body,
+                                               self.path))
                     srv.in_flight += 1
                     srv.peak = max(srv.peak, srv.in_flight)
                 try:

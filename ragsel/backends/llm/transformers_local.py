@@ -6,8 +6,10 @@ slow (tens of seconds even for 135M parameters), so the converted model is saved
 ``$RAGSEL_MODEL_CACHE_DIR`` (default ``~/.cache/ragsel/gguf-converted``) and later loads take
 about a second; pass ``convert_cache=False`` to skip that.
 
-One generation runs at a time per model (a lock: CPU inference does not gain from
-interleaving). ``threads`` sets torch's CPU threads, which is process-wide in torch.
+Loaded models are shared (a documented process-wide cache, :func:`clear_model_cache`):
+instances that differ only in generation settings (temperature, max_tokens...) use one copy of
+the weights. One generation runs at a time per model (a lock: CPU inference does not gain
+from interleaving). ``threads`` sets torch's CPU threads, which is process-wide in torch.
 """
 
 from __future__ import annotations
@@ -28,6 +30,18 @@ from ragsel.errors import BackendError, require
 
 log = logging.getLogger("ragsel.llm")
 ENV_MODEL_CACHE_DIR = "RAGSEL_MODEL_CACHE_DIR"
+
+
+#: (folder, gguf file, device) -> (model, tokenizer, generation lock)
+_MODELS: dict[tuple[str, str | None, str], tuple[Any, Any, threading.Lock]] = {}
+_MODEL_LOCKS: dict[tuple[str, str | None, str], threading.Lock] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def clear_model_cache() -> None:
+    """Drop the shared loaded models (instances holding one keep it until closed)."""
+    with _MODELS_LOCK:
+        _MODELS.clear()
 
 
 def converted_cache_dir() -> Path:
@@ -82,34 +96,48 @@ class TransformersLLM(BaseLLM):
     def _load(self) -> tuple[Any, Any]:
         with self._load_lock:
             if self._model is None:
-                torch = require("torch", "llm", "the transformers LLM backend")
-                transformers = require("transformers", "llm", "the transformers LLM backend")
+                key = (str(self.local.folder), self.local.gguf_file, self.device)
+                with _MODELS_LOCK:
+                    key_lock = _MODEL_LOCKS.setdefault(key, threading.Lock())
+                with key_lock:  # two instances of one model load it once
+                    with _MODELS_LOCK:
+                        entry = _MODELS.get(key)
+                    if entry is None:
+                        model, tok = self._load_weights()
+                        entry = (model, tok, threading.Lock())
+                        with _MODELS_LOCK:
+                            _MODELS[key] = entry
                 if self.threads:
-                    torch.set_num_threads(self.threads)
-                t0 = time.perf_counter()
-                converted = self._converted_path()
-                if converted is not None and (converted / "config.json").is_file():
-                    src, kw = str(converted), {}
-                elif self.local.gguf_file:
-                    require("gguf", "llm", "loading GGUF files with transformers")
-                    src, kw = str(self.local.folder), {"gguf_file": self.local.gguf_file}
-                else:
-                    src, kw = str(self.local.folder), {}
-                try:
-                    tok = transformers.AutoTokenizer.from_pretrained(src, **kw)
-                    model = transformers.AutoModelForCausalLM.from_pretrained(
-                        src, dtype=torch.float32, **kw)
-                except (OSError, ValueError) as exc:
-                    raise BackendError(f"cannot load the model from {src}: {exc}",
-                                       backend=self.name) from exc
-                model.to(self.device).eval()
-                if tok.pad_token_id is None:
-                    tok.pad_token = tok.eos_token
-                log.info("%s loaded in %.1fs from %s", self.name, time.perf_counter() - t0, src)
-                if converted is not None and kw:
-                    _save_converted(model, tok, converted)
-                self._tokenizer, self._model = tok, model
+                    require("torch", "llm").set_num_threads(self.threads)
+                self._model, self._tokenizer, self._gen_lock = entry
             return self._model, self._tokenizer
+
+    def _load_weights(self) -> tuple[Any, Any]:
+        torch = require("torch", "llm", "the transformers LLM backend")
+        transformers = require("transformers", "llm", "the transformers LLM backend")
+        t0 = time.perf_counter()
+        converted = self._converted_path()
+        if converted is not None and (converted / "config.json").is_file():
+            src, kw = str(converted), {}
+        elif self.local.gguf_file:
+            require("gguf", "llm", "loading GGUF files with transformers")
+            src, kw = str(self.local.folder), {"gguf_file": self.local.gguf_file}
+        else:
+            src, kw = str(self.local.folder), {}
+        try:
+            tok = transformers.AutoTokenizer.from_pretrained(src, **kw)
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                src, dtype=torch.float32, **kw)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"cannot load the model from {src}: {exc}",
+                               backend=self.name) from exc
+        model.to(self.device).eval()
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        log.info("%s loaded in %.1fs from %s", self.name, time.perf_counter() - t0, src)
+        if converted is not None and kw:
+            _save_converted(model, tok, converted)
+        return model, tok
 
     @property
     def context_window(self) -> int | None:  # type: ignore[override]

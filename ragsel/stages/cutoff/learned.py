@@ -5,8 +5,10 @@ there is relevant, from features of the list itself: the current score and its g
 z-scores, each retriever's score and rank (read from the chunks' "retrieved" events), how many
 retrievers agree, the chunk's position in its document and whether its neighbours rank above
 it, its length, whether a rationale paired it, and where the elbow rule would cut. At run time
-the stage keeps the prefix that maximises the expected F-beta (``objective: f1``) or the
-shortest prefix expected to reach ``target_recall``.
+the stage keeps the prefix that maximises the expected F-beta (``objective: f1``), the
+shortest prefix expected to reach ``target_recall``, everything up to the last chunk above a
+probability ``threshold``, or (``auto``, the default) the rule that scored best on
+out-of-fold predictions when the model was fitted.
 
 The model is fitted with ``ragsel fit PIPELINE --dataset NAME --out MODEL`` (or
 :func:`fit_cutoff_model`) and stored as one ``.npz`` file holding plain arrays (no pickle, so
@@ -152,33 +154,62 @@ def list_features(cands: Candidates, retrievers: Sequence[str]) -> np.ndarray:
 
 
 def choose_cut(p: np.ndarray, *, objective: str = "f1", beta: float = 1.0,
-               target_recall: float = 0.9, min_k: int = 1,
+               target_recall: float = 0.9, threshold: float = 0.5, min_k: int = 1,
                max_k: int | None = None) -> tuple[int, dict[str, Any]]:
-    """The prefix length maximising expected F-beta (``(1+b²)·TP_k / (k + b²·R)`` with
-    ``TP_k`` the summed probabilities of the prefix and ``R`` of the whole list), or the
-    shortest prefix whose expected recall reaches ``target_recall``."""
+    """Where to cut a list whose items have relevance probabilities ``p`` (in list order).
+
+    - ``f1``: the prefix maximising expected F-beta, ``(1+b²)·TP_k / (k + b²·R)`` with
+      ``TP_k`` the summed probabilities of the prefix and ``R`` of the whole list;
+    - ``recall``: the shortest prefix whose expected recall reaches ``target_recall``;
+    - ``threshold``: up to the last item with ``p >= threshold``.
+    """
     n = int(p.size)
     if n == 0:
         return 0, {"method": "learned", "n": 0}
     cum = np.cumsum(p)
     total = float(cum[-1])
     ks = np.arange(1, n + 1)
+    param: dict[str, Any]
     if objective == "recall":
-        if total <= 0:
-            k = n
-        else:
-            k = int(np.searchsorted(cum / total, target_recall - 1e-9)) + 1
+        k = n if total <= 0 else int(np.searchsorted(cum / total, target_recall - 1e-9)) + 1
         value = float(cum[k - 1] / total) if total > 0 else 0.0
-    else:
+        param = {"target_recall": target_recall}
+    elif objective == "threshold":
+        above = np.flatnonzero(p >= threshold)
+        k = int(above[-1]) + 1 if above.size else 0
+        value = float(p[k - 1]) if k else 0.0
+        param = {"threshold": threshold}
+    elif objective == "f1":
         b2 = beta * beta
         ef = (1 + b2) * cum / (ks + b2 * total)
         k = int(np.argmax(ef)) + 1
         value = float(ef[k - 1])
+        param = {"beta": beta}
+    else:
+        raise ConfigError(f"unknown cut objective {objective!r}: use f1, recall or threshold")
     lo = min(max(min_k, 0), n)
     hi = n if max_k is None else min(max_k, n)
     k = min(max(k, lo), hi)
-    return k, {"method": "learned", "objective": objective, "n": n, "expected": round(value, 4),
-               "expected_relevant": round(total, 3)}
+    return k, {"method": "learned", "objective": objective, **param, "n": n,
+               "expected": round(value, 4), "expected_relevant": round(total, 3)}
+
+
+#: Cut rules tried when fitting; the one with the best out-of-fold F1 becomes the default.
+RULE_GRID: list[dict[str, Any]] = (
+    [{"objective": "f1", "beta": b} for b in (0.5, 0.75, 1.0, 1.5, 2.0)]
+    + [{"objective": "threshold", "threshold": t} for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)])
+
+
+def _mean_f1(probs: Sequence[np.ndarray], labels: Sequence[np.ndarray],
+             rule: Mapping[str, Any]) -> float:
+    f1s = []
+    for p, y in zip(probs, labels):
+        if not y.any():
+            continue
+        k, _ = choose_cut(p, **rule)
+        tp = float(y[:k].sum())
+        f1s.append(2 * tp / (k + y.sum()) if k else 0.0)
+    return float(np.mean(f1s)) if f1s else 0.0
 
 
 def pipeline_hash(pipeline: Any, stage_name: str) -> tuple[str, list[list[str]]]:
@@ -303,7 +334,12 @@ def fit_cutoff_model(lists: Sequence[Candidates], golds: Sequence[set[str]], *,
                      upstream: Sequence[Sequence[str]] = (), seed: int = 0,
                      defaults: Mapping[str, Any] | None = None,
                      info: Mapping[str, Any] | None = None) -> CutoffModel:
-    """Fit a cutoff model on labelled lists (``golds[i]`` = relevant chunk ids of list i)."""
+    """Fit a cutoff model on labelled lists (``golds[i]`` = relevant chunk ids of list i).
+
+    Unless ``defaults`` fixes the cut rule, the rule (expected F-beta with some beta, or a
+    probability threshold; :data:`RULE_GRID`) is chosen by the mean F1 it reaches on 3-fold
+    out-of-fold predictions over the training queries, and stored in the header.
+    """
     if len(lists) != len(golds):
         raise InputError(f"{len(lists)} candidate lists but {len(golds)} gold sets")
     usable = [(c, g) for c, g in zip(lists, golds) if len(c.items)]
@@ -311,8 +347,10 @@ def fit_cutoff_model(lists: Sequence[Candidates], golds: Sequence[set[str]], *,
         raise InputError(f"a learned cutoff needs at least {MIN_QUERIES} labelled queries with "
                          f"candidates to fit; got {len(usable)}. Label more queries.")
     rets = list(retrievers) if retrievers is not None else discover_retrievers(lists)
-    X = np.vstack([list_features(c, rets) for c, _ in usable])
-    y = np.concatenate([[sc.chunk.id in g for sc in c.items] for c, g in usable]).astype(int)
+    per_list = [(list_features(c, rets), np.array([sc.chunk.id in g for sc in c.items]))
+                for c, g in usable]
+    X = np.vstack([f for f, _ in per_list])
+    y = np.concatenate([lab for _, lab in per_list]).astype(int)
     if y.min() == y.max():
         raise InputError("the labelled lists contain only "
                          f"{'relevant' if y[0] else 'irrelevant'} candidates; a cutoff cannot "
@@ -323,9 +361,37 @@ def fit_cutoff_model(lists: Sequence[Candidates], golds: Sequence[set[str]], *,
         "upstream": [list(u) for u in upstream], "defaults": dict(defaults or {}),
         "training": {"queries": len(usable), "rows": int(len(y)), "positives": int(y.sum()),
                      "seed": seed, **dict(info or {})}}
+    model = _fit_arrays(header, X, y, kind, seed)
+    if defaults is None:
+        # choose the cut rule on out-of-fold predictions (in-sample ones are overconfident)
+        folds = 3
+        order = np.random.default_rng(seed).permutation(len(per_list))
+        oof: list[np.ndarray] = [np.empty(0)] * len(per_list)
+        for f in range(folds):
+            test = set(order[f::folds].tolist())
+            tr = [i for i in range(len(per_list)) if i not in test]
+            Xt = np.vstack([per_list[i][0] for i in tr])
+            yt = np.concatenate([per_list[i][1] for i in tr]).astype(int)
+            if yt.min() == yt.max():
+                continue
+            inner = _fit_arrays(header, Xt, yt, kind, seed, check=False)
+            for i in test:
+                oof[i] = inner.predict_proba(per_list[i][0])
+        pairs = [(p, per_list[i][1]) for i, p in enumerate(oof) if p.size]
+        scored = [(_mean_f1([a for a, _ in pairs], [b for _, b in pairs], rule), -j, rule)
+                  for j, rule in enumerate(RULE_GRID)]
+        best = max(scored, key=lambda t: (t[0], t[1]))
+        model.header["defaults"] = dict(best[2])
+        model.header["training"]["out_of_fold_f1"] = round(best[0], 4)
+    return model
+
+
+def _fit_arrays(header: dict[str, Any], X: np.ndarray, y: np.ndarray, kind: str, seed: int,
+                check: bool = True) -> CutoffModel:
     from sklearn.ensemble import GradientBoostingClassifier  # fitting only
     from sklearn.linear_model import LogisticRegression
 
+    header = json.loads(json.dumps(header))
     if kind == "logistic":
         mean, scale = X.mean(axis=0), X.std(axis=0)
         scale[scale == 0] = 1.0
@@ -361,7 +427,7 @@ def fit_cutoff_model(lists: Sequence[Candidates], golds: Sequence[set[str]], *,
     # the prior log-odds sklearn starts from: its decision function minus the trees' sum
     p0 = np.clip(model.predict_proba(X), 1e-12, 1 - 1e-12)
     arrays["init"] = np.array([float(np.median(gb.decision_function(X) - np.log(p0 / (1 - p0))))])
-    if not np.allclose(model.predict_proba(X), gb.predict_proba(X)[:, 1], atol=1e-5):
+    if check and not np.allclose(model.predict_proba(X), gb.predict_proba(X)[:, 1], atol=1e-5):
         raise RuntimeError("exported cutoff model disagrees with scikit-learn's predictions")
     return model
 
@@ -377,9 +443,12 @@ class LearnedCutoff(Stage):
 
     class Config(ClampConfig):
         model: str = Field(..., description="model file written by 'ragsel fit'")
-        objective: Literal["f1", "recall"] = "f1"
+        objective: Literal["auto", "f1", "recall", "threshold"] = Field(
+            "auto", description="auto: the rule chosen when the model was fitted")
         beta: float = Field(1.0, gt=0, description="F-beta for objective f1 (>1 favours recall)")
         target_recall: float = Field(0.9, gt=0, le=1.0)
+        threshold: float = Field(0.5, gt=0, lt=1.0, description="objective threshold: keep up "
+                                 "to the last chunk with this relevance probability")
         keep_paired: bool = True
         order: Literal["input", "probability"] = Field(
             "input", description="cut the list as ranked, or re-rank by predicted relevance")
@@ -417,8 +486,11 @@ class LearnedCutoff(Stage):
         order = np.arange(len(items))
         if c.order == "probability":
             order = np.argsort(-p, kind="stable")
-        k, info = choose_cut(p[order], objective=c.objective, beta=c.beta,
-                             target_recall=c.target_recall, min_k=c.min_k, max_k=c.max_k)
+        rule = dict(model.header.get("defaults") or {"objective": "f1"}) \
+            if c.objective == "auto" else {"objective": c.objective, "beta": c.beta,
+                                           "target_recall": c.target_recall,
+                                           "threshold": c.threshold}
+        k, info = choose_cut(p[order], **rule, min_k=c.min_k, max_k=c.max_k)
         keep = set(order[:k].tolist())
         if c.keep_paired:
             keep |= {i for i, sc in enumerate(items) if sc.rationales}

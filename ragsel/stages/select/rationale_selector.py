@@ -15,8 +15,10 @@ source: ``query_rationales``, ``subphrase_rationales``, ``prf_rationales``):
 3. **Pool** (global relevance): score every chunk against the normalised mean rationale
    embedding and sort.
 4. **Cut**: the elbow rule (:func:`ragsel.stages.cutoff._curve.elbow_index`, z > 1 on the
-   gaps by default), a fitted learned-cutoff model (``cutoff: learned, model: path``), or
-   ``none`` (keep the whole re-ranked list and let a later cutoff stage cut).
+   gaps by default), a fitted learned-cutoff model (``cutoff: learned, model: path``; fit it
+   with ``ragsel fit``), or ``none``: keep the whole list re-ranked by pooled score (paired
+   chunks carry their rationale labels) and let any later cutoff stage cut it
+   (``learned_cutoff`` with ``keep_paired: true`` keeps the paired chunks below its cut).
 5. **Select** paired ∪ above-cut, ordered by pooled score. Neighbour expansion is a separate
    stage (``neighbor_expansion``), wired after this one.
 
