@@ -15,6 +15,7 @@ Nothing here imports LangChain or LlamaIndex.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -223,8 +224,6 @@ def cap(items: Iterable[ScoredChunk], k: int | None) -> list[ScoredChunk]:
 def resolve_pipeline(pipeline: Any, variables: Mapping[str, str] | None,
                      components: Mapping[str, Any] | None, who: str) -> Pipeline:
     """A Pipeline object as is, or a YAML path loaded with ``variables``/``components``."""
-    import os
-
     if isinstance(pipeline, (str, os.PathLike)):
         from ragsel.spec import load_pipeline
 

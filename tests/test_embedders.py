@@ -106,11 +106,15 @@ def test_local_directory_path(tmp_path, minilm_embedder):
     from ragsel.backends.embedders.sentence_transformers import minilm_model_dir
 
     emb = load_embedder(str(minilm_model_dir()))
-    assert emb.name.startswith("sentence-transformers:")
     assert emb is not minilm_embedder  # a different spec, its own cache entry
+    # the packaged MiniLM by path is the same model: same name and vector space
+    assert (emb.name, emb.space) == (minilm_embedder.name, minilm_embedder.space)
     empty = tmp_path / "not-a-model"
     empty.mkdir()
+    other = load_embedder(str(empty))
+    assert other.name == "sentence-transformers:not-a-model"
+    assert other.space.startswith("not-a-model:") and other.space != minilm_embedder.space
     from ragsel.errors import BackendError
 
     with pytest.raises(BackendError, match="not-a-model"):
-        load_embedder(str(empty)).warm_up()
+        other.warm_up()

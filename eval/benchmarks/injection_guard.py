@@ -303,7 +303,7 @@ def main() -> None:
     results: dict = {"threshold": guard.config.threshold, "clean": {}, "attacks": {}}
     clean = clean_sets()
     print(f"InjectionGuard(threshold={guard.config.threshold}) -- flag rate on clean text")
-    t0, n = time.perf_counter(), 0
+    t0, c0, n = time.perf_counter(), time.process_time(), 0
     for name, texts in clean.items():
         flagged = [t for t in texts if guard.judge("x", t).flagged]
         n += len(texts)
@@ -313,9 +313,12 @@ def main() -> None:
         print(f"  {name:28s} {len(flagged):4d}/{len(texts):5d} = {len(flagged) / len(texts):.4f}")
         for t in flagged[:3]:
             print(f"      e.g. {guard.judge('x', t).reason}: {guard.judge('x', t).evidence[:110]!r}")
-    dt = time.perf_counter() - t0
-    print(f"  speed: {1e6 * dt / n:.0f} us per text on average ({n} texts)")
-    results["us_per_text"] = 1e6 * dt / n
+    dt, dc = time.perf_counter() - t0, time.process_time() - c0
+    print(f"  speed: {1e6 * dc / n:.0f} us CPU ({1e6 * dt / n:.0f} us wall) per text on average "
+          f"({n} texts, mean {sum(map(len, (t for v in clean.values() for t in v))) // n} chars;"
+          " includes re-judging flagged examples for printing; the machine is shared)")
+    results["us_per_text_cpu"] = 1e6 * dc / n
+    results["us_per_text_wall"] = 1e6 * dt / n
     print("recall on the injection test set")
     for name, texts in injection_sets(clean["hotpotqa_paragraphs"]).items():
         hits = [guard.judge("x", t).flagged for t in texts]

@@ -54,13 +54,13 @@ SECTIONS = {
 }
 
 
-def _cell(s: dict | None) -> str:
+def _cell(s: dict | None, metric: str = "") -> str:
     if not s or not s.get("n"):
         return "–"
     m = s["mean"]
     if s.get("ci_low") is None or (isinstance(s["ci_low"], float) and math.isnan(s["ci_low"])):
         return f"{m:.3f}"
-    fmt = "{:.1f}" if m >= 10 else "{:.3f}"
+    fmt = "{:.1f}" if m >= 10 or metric in ("chunks", "tokens") else "{:.3f}"
     return f"{fmt.format(m)} [{fmt.format(s['ci_low'])}–{fmt.format(s['ci_high'])}]"
 
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                       "report": rep.files.get("html")}
         for p in rep.pipelines:
             s = rep.summary[p]
-            figs = "; ".join(f"{m} {_cell(s.get(m))}" for m in sec["metrics"])
+            figs = "; ".join(f"{m} {_cell(s.get(m), m)}" for m in sec["metrics"])
             q = s["queries"]
             lines.append(f"| {rep.dataset['name']} ({q['total']}) | {p} | {figs} | "
                          f"{s['latency_ms']['p50']:.0f} | {q['failed']} |")

@@ -251,7 +251,9 @@ def run_eval(pipelines: Sequence[str | Path], dataset: str | Path | EvalDataset,
     todo: list[dict[str, Any]] = []
     cached: dict[str, dict[str, dict[str, Any]]] = {}
     for pf in files:
-        key = _run_key(pf, ds, corpus, ks, curve_ks, variables, keep_texts or ragas)
+        key = _run_key(pf, ds, corpus, ks, curve_ks,
+                       variables if index is None else {**variables, "__index": str(index)},
+                       keep_texts or ragas)
         run_files[pf.name] = out / "runs" / f"{pf.name}-{key}.jsonl"
         cached[pf.name] = done = _read_cache(run_files[pf.name])
         for q in ds.queries:

@@ -108,8 +108,7 @@ def add_documents(index: Any, docs: Iterable[Document], *, progress: bool = Fals
     pending = [d for d in docs if ledger_state.get(d.id, {}).get("fp") != d.fingerprint]
     report.unchanged = len(docs) - len(pending)
     chunker = make_chunker(index.chunker)
-    spec, threads, emb_batch = getattr(index, "_embedder_options", (index.embedder_spec, None,
-                                                                    64))
+    spec, threads, emb_batch = index._embedder_options
     embedder = load_embedder(spec, threads=threads, batch_size=emb_batch)
     col = index.collection
     total = sum(sum(1 for _ in chunker.chunk(d)) for d in pending) if progress else 0
@@ -165,7 +164,7 @@ def add_documents(index: Any, docs: Iterable[Document], *, progress: bool = Fals
         ledger.close()
 
     # BM25 is rebuilt over every chunk (bm25s has no incremental add; ~1 s per 5k chunks).
-    index._loaded, index._bm25, index._masks = False, None, type(index._masks)()
+    index._invalidate()
     index.load()
     if report.chunks_added or report.chunks_removed or not (index.path / "bm25" /
                                                             "ids.json").exists():

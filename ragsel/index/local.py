@@ -95,6 +95,9 @@ class LocalIndex:
         self._bm25: BM25Store | None = None
         self._bm25_rows: np.ndarray | None = None  # bm25 row -> matrix row
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
+        #: (embedder spec, threads, batch size) a writer embeds with (set by create()).
+        self._embedder_options: tuple[str, int | None, int] = (
+            manifest["embedder"]["spec"], None, 64)
 
     # --- opening ------------------------------------------------------------------------
     @classmethod
@@ -310,6 +313,12 @@ class LocalIndex:
     def warm_up(self) -> None:
         self.load()
         self.bm25()
+
+    def _invalidate(self) -> None:
+        """Forget what was loaded (after a write), so the next search reloads."""
+        with self._load_lock:
+            self._loaded, self._bm25, self._bm25_rows = False, None, None
+            self._masks.clear()
 
     # --- filters ------------------------------------------------------------------------
     def mask(self, where: Mapping[str, Any]) -> np.ndarray:

@@ -33,6 +33,26 @@ def minilm_model_dir() -> Path:
     return Path(pkg.get_model_path())
 
 
+def _is_packaged_minilm(model_dir: str) -> bool:
+    try:
+        return Path(model_dir).resolve() == minilm_model_dir().resolve()
+    except ImportError:
+        return False
+
+
+def _model_fingerprint(path: Path) -> str:
+    """The vector space of a local model: its folder name plus a hash of its configs, so two
+    different models in folders of the same name are not mistaken for one another."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=4)
+    for name in ("config.json", "modules.json", "config_sentence_transformers.json"):
+        f = path / name
+        if f.is_file():
+            h.update(f.read_bytes())
+    return f"{path.name}:{h.hexdigest()}"
+
+
 def _quiet_transformers() -> None:
     # transformers 5 prints a "Loading weights" bar to stderr; it would garble CLI progress.
     try:
@@ -53,18 +73,18 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, model_dir: str | None = None, *, threads: int | None = None,
                  batch_size: int = 64, max_length: int = 256, device: str = "cpu") -> None:
-        self.model_dir = model_dir
         self.threads = threads
         self.batch_size = batch_size
         self.max_length = max_length
         self.device = device
-        if model_dir is None:
+        if model_dir is None or _is_packaged_minilm(model_dir):
             self.name = f"sentence-transformers:{MINILM_SPACE}"
             self.space = MINILM_SPACE
+            model_dir = None
         else:
-            base = Path(model_dir).name
-            self.name = f"sentence-transformers:{base}"
-            self.space = base
+            self.name = f"sentence-transformers:{Path(model_dir).name}"
+            self.space = _model_fingerprint(Path(model_dir))
+        self.model_dir = model_dir
         self._model: Any = None
         self._dim: int | None = MINILM_DIM if model_dir is None else None
         self._load_lock = threading.Lock()

@@ -16,10 +16,16 @@ with label ``INJECTION``, a confidence and the matched evidence text:
                  tag characters, HTML comments and hidden spans, base64 blobs that decode to an
                  instruction. Hidden content is decoded and scanned with the other rules; a
                  hidden instruction scores higher than either signal alone.
+- ``cue``        weak cues (addressing a model, "your answer", sentence-initial imperatives,
+                 control vocabulary, secrecy) that only flag when several co-occur.
 
-Rules are regular expressions, so the guard is fast (tens of microseconds per chunk) and
-explainable, and it cannot catch an attack phrased as plain misinformation (that is the job of
-``poison_cluster_guard`` and the LLM verifier).
+Rules are precompiled regular expressions behind a substring prefilter, so the guard is fast
+and explainable. Measured (``eval/benchmarks/injection_guard.py``): no flags on 6,415 clean
+SciFact/PrivacyQA/HotpotQA/FinanceBench texts; 96-100% recall on attack phrasings of the kinds
+the rules were written for (visible, hidden, prepended to PoisonedRAG passages), but only about
+a third of freshly written held-out phrasings. Regexes do not generalise to new wording: treat
+this guard as a cheap first filter, not a defence; it also cannot catch an attack phrased as
+plain misinformation (that is the job of ``poison_cluster_guard`` and the LLM verifier).
 """
 
 from __future__ import annotations

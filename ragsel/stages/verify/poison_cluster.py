@@ -22,9 +22,22 @@ source metadata does not show corroboration: members from ``corroboration_sites`
 distinct sites (``site``/``source``/``domain``/``url`` metadata) are independent reports.
 
 Similarity between two chunks is the larger of their embedding cosine and their character
-n-gram Jaccard rescaled so that ``ngram_threshold`` maps to ``cosine_threshold``; clusters come
-from average-linkage agglomeration cut at ``cosine_threshold`` (average linkage keeps a gold
-passage that resembles each planted copy only moderately out of their tight group).
+n-gram Jaccard rescaled so that ``ngram_threshold`` maps to ``cosine_threshold``. Clusters:
+
+1. average-linkage agglomeration cut at ``cosine_threshold`` (average linkage keeps a gold
+   passage that resembles each planted copy only moderately out of their tight group);
+2. ``core_margin``: a member much less similar to the others than they are to each other is
+   peeled off (an honest passage on the same topic sits on the edge of a group of copies);
+3. ``merge_threshold``: groups of >= 2 (never singletons) merge at a looser threshold, because
+   copies often form several tight pairs that one cut splits;
+4. optionally ``expand_threshold``: absorb chunks that are fairly similar *and* repeat the
+   group's claim words.
+
+Defaults (cosine 0.75, core margin 0.05, merge 0.7, min size 3) were chosen on half of the
+PoisonedRAG NQ queries (``eval/benchmarks/poisoning.py``); ``mode`` defaults to the safe
+``collapse``. With ``mode: flag_densest`` they reached detection F1 0.95 (gold kept 0.95) on
+the held-out NQ half, 0.97 on PoisonedRAG HotpotQA and 0.93 on MS MARCO, but flagged 8% of
+the chunks of a clean SciFact set whose related papers repeat each other; see the benchmark.
 """
 
 from __future__ import annotations
@@ -210,13 +223,17 @@ class PoisonClusterGuard(Stage):
             "collapse", description="collapse clusters into one source, drop unsupported "
                                     "suspicious clusters, or flag the densest suspicious one")
         embedder: str = Field("minilm", description="embedder name for load_embedder")
-        cosine_threshold: float = Field(0.8, gt=0.0, le=1.0,
+        cosine_threshold: float = Field(0.75, gt=0.0, le=1.0,
                                         description="average-linkage cut on similarity")
         ngram_threshold: float = Field(0.5, gt=0.0, le=1.0,
                                        description="character n-gram Jaccard counted as "
                                                    "equally similar as cosine_threshold")
         ngram_size: int = Field(5, ge=2, le=12, description="character n-gram length")
         min_cluster_size: int = Field(3, ge=2, description="smallest suspicious cluster")
+        min_density: float = Field(
+            0.0, ge=0.0, le=1.0,
+            description="a cluster is suspicious only if its mean pairwise similarity is at "
+                        "least this (copies are tighter than topical neighbours)")
         use_metadata: bool = Field(True, description="use site/date/doc id metadata")
         site_keys: list[str] = Field(default_factory=lambda: list(SITE_KEYS),
                                      description="metadata keys naming a chunk's site")
@@ -232,7 +249,7 @@ class PoisonClusterGuard(Stage):
         drop_duplicates: bool = Field(
             False, description="collapse mode: remove duplicates instead of annotating them")
         merge_threshold: float | None = Field(
-            None, gt=0.0, le=1.0,
+            0.7, gt=0.0, le=1.0,
             description="merge clusters of >= 2 chunks whose average similarity is at least "
                         "this (looser than cosine_threshold; singletons are never merged). "
                         "None = off")
@@ -360,6 +377,8 @@ class PoisonClusterGuard(Stage):
             cl.why = f"only {sources} distinct documents"
         elif cfg.use_metadata and len(cl.sites) >= cfg.corroboration_sites:
             cl.why = f"corroborated by {len(cl.sites)} distinct sites"
+        elif cl.density < cfg.min_density:
+            cl.why = f"loose (density {cl.density:.2f} < {cfg.min_density})"
         else:
             cl.suspicious = True
             src = (f"{len(cl.sites)} site(s)" if cl.sites else "no site metadata")
