@@ -14,6 +14,10 @@ for _k, _v in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false",
                "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}.items():
     os.environ.setdefault(_k, _v)
+# a test that forgets to disable the LLM disk cache must not see hits from earlier runs
+import tempfile as _tempfile  # noqa: E402
+
+os.environ["RAGSEL_LLM_CACHE_DIR"] = _tempfile.mkdtemp(prefix="ragsel-llm-cache-")
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

@@ -127,3 +127,19 @@ def test_llm_metrics_only_with_a_judge(monkeypatch):
 
     with pytest.raises(ConfigError, match="unknown ragas metric"):
         RagasBridge(metrics=("bleu_maybe",))
+
+
+def test_runner_adds_ragas_metrics(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from ragsel_eval.runner import run_eval
+
+    monkeypatch.delenv("RAGSEL_JUDGE_BASE_URL", raising=False)
+    fix = Path(__file__).parent / "fixtures" / "eval"
+    rep = run_eval([fix / "pipelines" / "fake_top2.yaml"], fix / "fake_runner.jsonl",
+                   out_dir=tmp_path, chunker="sentences:7:0", ragas=True, progress=False)
+    r = rep.ragas["fake_top2"]
+    # the gold sentences are selected verbatim for g1 and g2 (both), g3 and g4 (one of one)
+    assert r["summary"]["non_llm_context_recall"]["mean"] == 1.0
+    assert r["summary"]["non_llm_context_recall"]["n"] == 4 and r["judge"] is None
+    assert "## ragas" in (tmp_path / "summary.md").read_text()

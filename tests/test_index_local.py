@@ -202,3 +202,20 @@ def test_incomplete_index_warns_on_open(built, tmp_path):
     (copy / "manifest.json").write_text(json.dumps(m))
     with pytest.warns(IndexIncompleteWarning, match="re-run the same `ragsel index`"):
         LocalIndex.open(copy)
+
+
+def test_run_killed_before_bm25_rebuild_is_repaired(built, tmp_path):
+    from ragsel.index.bm25 import BM25Store
+
+    copy = tmp_path / "half"
+    shutil.copytree(built[2], copy)
+    # every document is in the ledger, but the run died before BM25 was rebuilt: stale BM25
+    BM25Store.build(["stale"], ["x"], BM25Config()).save(copy / "bm25")
+    m = json.loads((copy / "manifest.json").read_text())
+    m["complete"] = False
+    (copy / "manifest.json").write_text(json.dumps(m))
+    with LocalIndex.create(copy, chunker=CHUNKER) as ix:
+        rep = ix.add_corpus(built[1])
+    assert rep.chunks_added == 0 and rep.unchanged == 5
+    ix = open_index(copy)
+    assert ix.manifest["complete"] and len(ix.bm25()) == rep.total_chunks

@@ -52,8 +52,8 @@ def steps(index: str, out: Path, quick: bool) -> dict[str, list[str]]:
                      "2" if q else "5"],
         "frameworks_overhead": ["frameworks_overhead.py", "--n", "200" if q else "1000",
                                 "--repeats", "2" if q else "5", "--out", str(out)],
-        "hybrid": ["frameworks_hybrid.py", "--index", index, "--out", str(out)]
-        + (["--limit", "30"] if q else []),
+        "hybrid": ["frameworks_hybrid.py", "--index", index, "--out", str(out), "--jobs", "3"]
+        + (["--limit", "30", "--latency-queries", "10"] if q else []),
         "throughput": ["throughput.py", "--index", index, "--out", str(out)]
         + (["--limit", "32", "--repeats", "1", "--raw-texts", "64", "--rounds", "1"] if q
            else []),

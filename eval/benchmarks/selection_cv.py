@@ -22,10 +22,19 @@ expansion, k = 1..15) needs for the same mean recall on the same queries (linear
 interpolation on the fixed-k curve; this baseline frontier is an oracle choice among fixed-k
 settings, so the comparison favours top-k).
 
-Run::
+The learned cutoff (``ragsel.stages.cutoff.learned``) is fitted per fold with its own
+out-of-fold choice of cut rule and order (``fit_cutoff_model``); ``learned`` uses that choice,
+``learned as-ranked`` forces a prefix of the hybrid ranking, ``selector+learned`` cuts the
+rationale selector's pooled ranking (sub-phrase rationales; pairing and pooled score are
+features).
 
-    OMP_NUM_THREADS=1 python eval/benchmarks/selection_cv.py            # all four settings
-    OMP_NUM_THREADS=1 python eval/benchmarks/selection_cv.py --only hotpot-para
+Run (the figures in the results were produced by these two commands)::
+
+    OMP_NUM_THREADS=1 python eval/benchmarks/selection_cv.py --parts elbow selector
+    OMP_NUM_THREADS=1 python eval/benchmarks/selection_cv.py --parts learned \
+        --out eval/benchmarks/results/selection_cv_learned.json
+
+(``--only hotpot-para`` runs one setting; fixed top-k always runs, it is the baseline.)
 
 Embeddings are cached in ``$RAGSEL_CACHE`` (default /work/cache)/selection_cv. Results go to
 ``eval/benchmarks/results/selection_cv.json``.
@@ -287,7 +296,7 @@ def learned_cv(cases: list[Case], emb, variant: str) -> tuple[list, list]:
         return c.lists["hybrid"]
 
     lists = [base_list(c) for c in cases]
-    order = "probability" if variant.endswith("rerank") else "input"
+    order = "input" if variant.endswith("as-ranked") else "auto"
     for f, test in enumerate(folds_of(n)):
         train = np.setdiff1d(np.arange(n), test)
         model = fit_cutoff_model([lists[i] for i in train], [cases[i].gold for i in train],
@@ -363,7 +372,10 @@ def run_setting(name: str, cases: list[Case], emb, parts: set[str], previous: di
             res[json.dumps(g, sort_keys=True)] = [
                 rationale_select(c, RATS.get(source, c), emb, e, **cfg) for c in cases]
         record(f"(c) rationale selector: {source}", *cv_choose(res, cases))
-    variants = ("learned", "learned-rerank", "selector+learned")
+    variants = ("learned", "learned as-ranked", "selector+learned")
+    if "learned" in parts:
+        for stale in [k for k in methods if k.startswith("(d)")]:
+            del methods[stale]
     for variant in variants if "learned" in parts else ():
         record(f"(d) {variant}", *learned_cv(cases, emb, variant))
     best_fixed = max(frontier_curves[0] + sum(frontier_curves[1:], []), key=lambda r: r["f1"])

@@ -91,6 +91,7 @@ def add_documents(index: Any, docs: Iterable[Document], *, progress: bool = Fals
     ``on_batch(n_done)`` is called after each stored batch (used by tests and benchmarks).
     """
     from ragsel.backends.embedders import load_embedder
+
     if not index.writable:
         raise IndexError_(f"the index at {index.path} was opened read-only; use "
                           "LocalIndex.create(path, ...) to add documents")
@@ -107,6 +108,9 @@ def add_documents(index: Any, docs: Iterable[Document], *, progress: bool = Fals
     ledger_state = read_ledger(index.path)
     pending = [d for d in docs if ledger_state.get(d.id, {}).get("fp") != d.fingerprint]
     report.unchanged = len(docs) - len(pending)
+    was_complete = bool(index.manifest.get("complete"))
+    if pending and was_complete:  # readers of a half-updated index get a warning
+        index._save_manifest(complete=False)
     chunker = make_chunker(index.chunker)
     spec, threads, emb_batch = index._embedder_options
     embedder = load_embedder(spec, threads=threads, batch_size=emb_batch)
@@ -163,11 +167,12 @@ def add_documents(index: Any, docs: Iterable[Document], *, progress: bool = Fals
             bar.stop()
         ledger.close()
 
-    # BM25 is rebuilt over every chunk (bm25s has no incremental add; ~1 s per 5k chunks).
+    # BM25 is rebuilt over every chunk (bm25s has no incremental add; a few seconds per 5k
+    # chunks). Also after an interrupted run, which may have died before this step.
     index._invalidate()
     index.load()
-    if report.chunks_added or report.chunks_removed or not (index.path / "bm25" /
-                                                            "ids.json").exists():
+    if report.chunks_added or report.chunks_removed or not was_complete or not (
+            index.path / "bm25" / "ids.json").exists():
         chunks = index.chunks
         BM25Store.build([c.text for c in chunks], [c.id for c in chunks],
                         index.bm25_config).save(index.path / "bm25")

@@ -92,11 +92,14 @@ RULE_GRID: list[dict[str, Any]] = (
 
 
 def _mean_f1(probs: Sequence[np.ndarray], labels: Sequence[np.ndarray],
-             rule: Mapping[str, Any]) -> float:
+             rule: Mapping[str, Any], order: str = "input") -> float:
     f1s = []
     for p, y in zip(probs, labels):
         if not y.any():
             continue
+        if order == "probability":
+            idx = np.argsort(-p, kind="stable")
+            p, y = p[idx], y[idx]
         k, _ = choose_cut(p, **rule)
         tp = float(y[:k].sum())
         f1s.append(2 * tp / (k + y.sum()) if k else 0.0)
@@ -175,8 +178,11 @@ class CutoffModel:
         return self.predict_proba(list_features(cands, self.retrievers))
 
     def cut(self, cands: Candidates, **options: Any) -> tuple[int, dict[str, Any]]:
+        """How many of ``cands`` (as ranked) to keep, with the fitted rule. (A rule fitted to
+        re-rank by probability is applied to the list order here: a cut keeps a prefix.)"""
         p = self.probabilities(cands)
         opts = {**self.header.get("defaults", {}), **options}
+        opts.pop("order", None)
         return choose_cut(p, **opts)
 
     # --- files -------------------------------------------------------------------------
@@ -228,8 +234,9 @@ def fit_cutoff_model(lists: Sequence[Candidates], golds: Sequence[set[str]], *,
     """Fit a cutoff model on labelled lists (``golds[i]`` = relevant chunk ids of list i).
 
     Unless ``defaults`` fixes the cut rule, the rule (expected F-beta with some beta, or a
-    probability threshold; :data:`RULE_GRID`) is chosen by the mean F1 it reaches on 3-fold
-    out-of-fold predictions over the training queries, and stored in the header.
+    probability threshold; :data:`RULE_GRID`) and the order it cuts (as ranked, or re-ranked
+    by predicted relevance) are chosen by the mean F1 they reach on 3-fold out-of-fold
+    predictions over the training queries, and stored in the header.
     """
     if len(lists) != len(golds):
         raise InputError(f"{len(lists)} candidate lists but {len(golds)} gold sets")
@@ -256,10 +263,10 @@ def fit_cutoff_model(lists: Sequence[Candidates], golds: Sequence[set[str]], *,
     if defaults is None:
         # choose the cut rule on out-of-fold predictions (in-sample ones are overconfident)
         folds = 3
-        order = np.random.default_rng(seed).permutation(len(per_list))
+        perm = np.random.default_rng(seed).permutation(len(per_list))
         oof: list[np.ndarray] = [np.empty(0)] * len(per_list)
         for f in range(folds):
-            test = set(order[f::folds].tolist())
+            test = set(perm[f::folds].tolist())
             tr = [i for i in range(len(per_list)) if i not in test]
             Xt = np.vstack([per_list[i][0] for i in tr])
             yt = np.concatenate([per_list[i][1] for i in tr]).astype(int)
@@ -269,8 +276,9 @@ def fit_cutoff_model(lists: Sequence[Candidates], golds: Sequence[set[str]], *,
             for i in test:
                 oof[i] = inner.predict_proba(per_list[i][0])
         pairs = [(p, per_list[i][1]) for i, p in enumerate(oof) if p.size]
-        scored = [(_mean_f1([a for a, _ in pairs], [b for _, b in pairs], rule), -j, rule)
-                  for j, rule in enumerate(RULE_GRID)]
+        scored = [(_mean_f1([a for a, _ in pairs], [b for _, b in pairs], rule, how), -j,
+                   {**rule, "order": how})
+                  for how in ("input", "probability") for j, rule in enumerate(RULE_GRID)]
         best = max(scored, key=lambda t: (t[0], t[1]))
         model.header["defaults"] = dict(best[2])
         model.header["training"]["out_of_fold_f1"] = round(best[0], 4)
@@ -341,8 +349,9 @@ class LearnedCutoff(Stage):
         threshold: float = Field(0.5, gt=0, lt=1.0, description="objective threshold: keep up "
                                  "to the last chunk with this relevance probability")
         keep_paired: bool = True
-        order: Literal["input", "probability"] = Field(
-            "input", description="cut the list as ranked, or re-rank by predicted relevance")
+        order: Literal["auto", "input", "probability"] = Field(
+            "auto", description="cut the list as ranked, or re-rank it by predicted relevance "
+            "first; auto: what the model was fitted to do best")
 
     blocking = False
 
@@ -374,13 +383,13 @@ class LearnedCutoff(Stage):
         model = self._get_model()
         p = model.probabilities(candidates)
         items = list(candidates.items)
-        order = np.arange(len(items))
-        if c.order == "probability":
-            order = np.argsort(-p, kind="stable")
-        rule = dict(model.header.get("defaults") or {"objective": "f1"}) \
-            if c.objective == "auto" else {"objective": c.objective, "beta": c.beta,
-                                           "target_recall": c.target_recall,
-                                           "threshold": c.threshold}
+        fitted = dict(model.header.get("defaults") or {"objective": "f1"})
+        how = fitted.pop("order", "input") if c.order == "auto" else c.order
+        fitted.pop("order", None)
+        order = np.argsort(-p, kind="stable") if how == "probability" else np.arange(len(items))
+        rule = fitted if c.objective == "auto" else {
+            "objective": c.objective, "beta": c.beta, "target_recall": c.target_recall,
+            "threshold": c.threshold}
         k, info = choose_cut(p[order], **rule, min_k=c.min_k, max_k=c.max_k)
         keep = set(order[:k].tolist())
         if c.keep_paired:
@@ -396,5 +405,5 @@ class LearnedCutoff(Stage):
             else:
                 drops[sc.chunk.id] = (f"below the learned cut (rank {rank}, kept {k}; "
                                       f"p={p[i]:.2f})")
-        info.update(kept=len(out), cut=k, model=str(c.model))
+        info.update(kept=len(out), cut=k, order=how, model=str(c.model))
         return candidates.derive(self.name, out, drop_reasons=drops, note=info)

@@ -33,11 +33,13 @@ n-gram Jaccard rescaled so that ``ngram_threshold`` maps to ``cosine_threshold``
 4. optionally ``expand_threshold``: absorb chunks that are fairly similar *and* repeat the
    group's claim words.
 
-Defaults (cosine 0.75, core margin 0.05, merge 0.7, min size 3) were chosen on half of the
-PoisonedRAG NQ queries (``eval/benchmarks/poisoning.py``); ``mode`` defaults to the safe
-``collapse``. With ``mode: flag_densest`` they reached detection F1 0.95 (gold kept 0.95) on
-the held-out NQ half, 0.97 on PoisonedRAG HotpotQA and 0.93 on MS MARCO, but flagged 8% of
-the chunks of a clean SciFact set whose related papers repeat each other; see the benchmark.
+Defaults (cosine 0.75, core margin 0.05, no merge, min size 3) were chosen on half of the
+PoisonedRAG NQ queries and half of a clean, redundant SciFact set (``eval/benchmarks/
+poisoning.py``); ``mode`` defaults to the safe ``collapse``. With ``mode: flag_densest`` they
+reached detection F1 0.93 (gold kept 0.95) on the held-out NQ half, 0.97 on PoisonedRAG
+HotpotQA and 0.93 on MS MARCO, and flagged 4% of the chunks of held-out clean SciFact claims
+whose related papers repeat each other (16-21% when chunks carry no ids or sites at all:
+metadata matters). ``merge_threshold: 0.7`` raises NQ F1 to 0.95 at 8% clean false flags.
 """
 
 from __future__ import annotations
@@ -183,7 +185,8 @@ def merge_groups(sim: np.ndarray, groups: list[list[int]], threshold: float) -> 
     Planted copies often form several tight pairs and triples that a single cut splits; an
     honest passage rarely has a near-copy of its own, so joining *groups* (never singletons)
     at a looser threshold recovers the whole set without pulling in a lone gold passage."""
-    groups = [list(g) for g in groups]
+    singles = [list(g) for g in groups if len(g) < 2]
+    groups = [list(g) for g in groups if len(g) >= 2]
     while True:
         best, pair = threshold, None
         for a in range(len(groups)):
@@ -192,7 +195,7 @@ def merge_groups(sim: np.ndarray, groups: list[list[int]], threshold: float) -> 
                 if s >= best:
                     best, pair = s, (a, b)
         if pair is None:
-            return sorted((sorted(g) for g in groups), key=lambda g: g[0])
+            return sorted((sorted(g) for g in groups + singles), key=lambda g: g[0])
         a, b = pair
         groups[a] = groups[a] + groups[b]
         del groups[b]
@@ -249,7 +252,7 @@ class PoisonClusterGuard(Stage):
         drop_duplicates: bool = Field(
             False, description="collapse mode: remove duplicates instead of annotating them")
         merge_threshold: float | None = Field(
-            0.7, gt=0.0, le=1.0,
+            None, gt=0.0, le=1.0,
             description="merge clusters of >= 2 chunks whose average similarity is at least "
                         "this (looser than cosine_threshold; singletons are never merged). "
                         "None = off")
