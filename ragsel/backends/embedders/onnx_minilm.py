@@ -45,6 +45,10 @@ class OnnxMiniLMEmbedder:
     name = f"onnx-int8:{MINILM_SPACE}"
     space = MINILM_SPACE
 
+    #: Cap on padded tokens per forward pass: long texts go in smaller batches, which keeps
+    #: onnxruntime's memory arena (it grows to the largest batch seen) small.
+    max_batch_tokens = 4096
+
     def __init__(self, *, threads: int | None = None, batch_size: int = 64,
                  max_length: int = 256) -> None:
         self.threads = threads
@@ -109,11 +113,17 @@ class OnnxMiniLMEmbedder:
         if not texts:
             return out
         self.warm_up()
-        # Sort by length so each batch pads to similar lengths (a big win on mixed corpora).
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
+        # Sort by length so each batch pads to similar lengths (a big win on mixed corpora),
+        # longest first so the token cap is checked against the batch's longest text.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        start = 0
+        while start < len(order):
+            # ~4 characters per token; the cap keeps at least one text per batch
+            longest = min(self.max_length, len(texts[order[start]]) // 4 + 2)
+            n = max(1, min(self.batch_size, self.max_batch_tokens // max(longest, 1)))
+            idx = order[start:start + n]
             out[idx] = self._embed_batch([texts[i] for i in idx])
+            start += n
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
