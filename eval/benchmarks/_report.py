@@ -87,9 +87,9 @@ def headline(out: Path) -> list[tuple[str, str, str, str]]:
                          f"({best['system']})", verdict))
             fast = min(peers, key=lambda r: r["no_embed_p50_ms"])
             x = fast["no_embed_p50_ms"] / me["no_embed_p50_ms"]
-            rows.append(("same task, p50 ms/query with query embedding | without",
-                         f"{me['p50_ms']:.1f} | {me['no_embed_p50_ms']:.2f}",
-                         f"{fast['p50_ms']:.1f} | {fast['no_embed_p50_ms']:.2f} "
+            rows.append(("same task, p50 ms/query with / without the query embedding",
+                         f"{me['p50_ms']:.1f} / {me['no_embed_p50_ms']:.2f}",
+                         f"{fast['p50_ms']:.1f} / {fast['no_embed_p50_ms']:.2f} "
                          f"({fast['system']})",
                          f"ragsel {x:.1f}x faster without the embedding" if x >= 1 else
                          f"ragsel loses ({1 / x:.1f}x slower): per-stage tracing and "
@@ -133,10 +133,10 @@ def headline(out: Path) -> list[tuple[str, str, str, str]]:
                               st.get("import_ragsel_heaviest_ms", [])[:3])
             verdict = (f"ragsel {peers[best] / mine:.1f}x faster than the fastest peer"
                        if mine <= peers[best] else
-                       f"ragsel loses to {best.split()[-1]} ({mine / peers[best]:.1f}x): "
+                       f"ragsel loses to {best.split()[-1].strip(chr(39))} ({mine / peers[best]:.1f}x): "
                        f"import pulls {heavy}")
-            rows.append(("start-up: import ragsel | ragsel --help, median ms",
-                         f"{mine:.0f} | {r.get('ragsel --help', float('nan')):.0f}",
+            rows.append(("start-up: import ragsel / ragsel --help, median ms",
+                         f"{mine:.0f} / {r.get('ragsel --help', float('nan')):.0f}",
                          " / ".join(f"{k.split()[-1].strip(chr(39))} {v:.0f}"
                                     for k, v in peers.items()), verdict))
     return rows[:8]
@@ -198,8 +198,12 @@ def _hybrid_section(out: Path) -> str:
             f"load average {hy['machine_start']['load_avg']} -> "
             f"{hy['machine_end']['load_avg']})\n\n{table}\n\n"
             "`× ragsel` = p50 / ragsel's p50. \"w/o query embedding\": a second interleaved pass "
-            "in which the one shared MiniLM serves each query's vector from memory (rankings "
-            "checked identical), i.e. what the framework's retrieval + fusion costs.\n\n"
+            "in which the one shared MiniLM serves each query's vector from memory, i.e. what the "
+            "framework's retrieval + fusion costs. Quality is scored on every query; latency on "
+            f"the first {hy.get('latency_queries', hy['queries'])}, interleaved across "
+            "frameworks (timed rankings equal to the scored ones: "
+            + ", ".join(f"{r['system'].split(' (')[0]} {r.get('timed_rankings_identical', '?')}"
+                        for r in hy["rows"]) + ").\n\n"
             f"{ref}\n\n{HYBRID_NOTES}\n![hybrid](frameworks_hybrid.png)\n")
 
 
@@ -388,7 +392,7 @@ its section; raw numbers are in the `*.json` next to this file, logs in `logs/`.
 
 ## 1. Orchestration overhead (6 no-op steps)
 
-Command: `python eval/benchmarks/frameworks_overhead.py --n 1000 --repeats 5` (per query, after
+Command: `{steps.get('frameworks_overhead', {}).get('command', 'python eval/benchmarks/frameworks_overhead.py --n 1000 --repeats 5')}` (per query, after
 warm-up; ratio to ragsel sync; LlamaIndex Workflow runs 1/10 of the queries, it is slow).
 Reference before ragsel existed: plain 5 µs, LlamaIndex postprocessors 176 µs, LangChain
 compression retriever 276 µs, LCEL 705 µs, Haystack 1,199 µs, LlamaIndex Workflow 2,500 µs.
@@ -397,7 +401,7 @@ compression retriever 276 µs, LCEL 705 µs, Haystack 1,199 µs, LlamaIndex Work
 
 ![overhead](frameworks_overhead.png)
 
-ragsel alone (`python eval/benchmarks/overhead.py`):
+ragsel alone (`{steps.get('overhead', {}).get('command', 'python eval/benchmarks/overhead.py')}`):
 
 ```
 {oh.strip() or 'not run'}

@@ -198,6 +198,7 @@ def main() -> None:
                          "scifact-index) in a fresh process")
     ap.add_argument("--serve-embedder", default=None, help="query embedder for --serve")
     ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--out", default=str(RESULTS), help="results JSON file")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--corpus", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -230,9 +231,10 @@ def main() -> None:
             args.raw_texts, args.threads, args.rounds)
         print(json.dumps(results["embedding_vs_raw_sentence_transformers"]))
     results["machine"]["load_avg_end"] = os.getloadavg()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written to {RESULTS.relative_to(REPO)}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ class OnnxMiniLMEmbedder:
     space = MINILM_SPACE
 
     #: Cap on padded tokens per forward pass: long texts go in smaller batches, which keeps
-    #: onnxruntime's memory arena (it grows to the largest batch seen) small.
+    #: onnxruntime's memory arena (it grows to the largest batch seen) small. Uncapped
+    #: 64 x 256-token batches took indexing SciFact abstracts to 2.8 GB peak RSS.
     max_batch_tokens = 4096
 
     def __init__(self, *, threads: int | None = None, batch_size: int = 64,
