@@ -13,6 +13,7 @@ from pathlib import Path
 
 import _bench
 
+FO_CMD = "python eval/benchmarks/frameworks_overhead.py --n 1000 --repeats 5"
 TIE_NDCG = 0.005  # nDCG@10 differences below this are reported as a tie
 
 
@@ -133,8 +134,8 @@ def headline(out: Path) -> list[tuple[str, str, str, str]]:
                               st.get("import_ragsel_heaviest_ms", [])[:3])
             verdict = (f"ragsel {peers[best] / mine:.1f}x faster than the fastest peer"
                        if mine <= peers[best] else
-                       f"ragsel loses to {best.split()[-1].strip(chr(39))} ({mine / peers[best]:.1f}x): "
-                       f"import pulls {heavy}")
+                       f"ragsel loses to {best.split()[-1].strip(chr(39))} "
+                       f"({mine / peers[best]:.1f}x): import pulls {heavy}")
             rows.append(("start-up: import ragsel / ragsel --help, median ms",
                          f"{mine:.0f} / {r.get('ragsel --help', float('nan')):.0f}",
                          " / ".join(f"{k.split()[-1].strip(chr(39))} {v:.0f}"
@@ -148,9 +149,10 @@ def _growth(a: dict, b: dict) -> str:
     def slope(x0: float, x1: float) -> str:
         return f"{math.log(x1 / x0) / math.log(f):.2f}" if x0 > 0 and x1 > 0 else "?"
 
-    return (f"{f:.0f}x chunks: latency x{b['without_query_embedding']['p50_ms'] / max(a['without_query_embedding']['p50_ms'], 1e-9):.1f} "  # noqa: E501
-            f"(exponent {slope(a['without_query_embedding']['p50_ms'], b['without_query_embedding']['p50_ms'])}), "  # noqa: E501
-            f"disk x{b['disk']['total_mb'] / max(a['disk']['total_mb'], 1e-9):.1f}, "
+    la, lb = a["without_query_embedding"]["p50_ms"], b["without_query_embedding"]["p50_ms"]
+    da, db = a["disk"]["total_mb"], b["disk"]["total_mb"]
+    return (f"{f:.0f}x chunks: latency x{lb / max(la, 1e-9):.1f} (exponent {slope(la, lb)}), "
+            f"disk x{db / max(da, 1e-9):.1f} (exponent {slope(da, db)}), "
             f"RSS x{b['peak_rss_mb'] / max(a['peak_rss_mb'], 1e-9):.2f}")
 
 
@@ -392,7 +394,7 @@ its section; raw numbers are in the `*.json` next to this file, logs in `logs/`.
 
 ## 1. Orchestration overhead (6 no-op steps)
 
-Command: `{steps.get('frameworks_overhead', {}).get('command', 'python eval/benchmarks/frameworks_overhead.py --n 1000 --repeats 5')}` (per query, after
+Command: `{steps.get('frameworks_overhead', {}).get('command', FO_CMD)}` (per query, after
 warm-up; ratio to ragsel sync; LlamaIndex Workflow runs 1/10 of the queries, it is slow).
 Reference before ragsel existed: plain 5 µs, LlamaIndex postprocessors 176 µs, LangChain
 compression retriever 276 µs, LCEL 705 µs, Haystack 1,199 µs, LlamaIndex Workflow 2,500 µs.

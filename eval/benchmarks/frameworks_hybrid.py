@@ -409,8 +409,8 @@ def markdown(res: dict) -> str:
                      f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['x_ragsel_p50']:.2f} | "
                      f"{r['no_embed_p50_ms']:.2f} | {r['no_embed_p95_ms']:.2f} | "
                      f"{r['x_ragsel_no_embed_p50']:.1f} | {r['fusion']} |")
-    lines += [f"| {n} | – | – | – | – | – | – | – | – | skipped: {why} |" for n, why in
-              res["skipped"].items()]
+    dash = " – |" * 8
+    lines += [f"| {n} |{dash} skipped: {why} |" for n, why in res["skipped"].items()]
     return "\n".join(lines)
 
 

@@ -125,11 +125,17 @@ def serve(index: Path, embedder: str | None, threads: int | None, n: int) -> dic
                                                                  "queries.jsonl")}
     queries = [texts[q] for q in qids][:n]
     ix, emb = dense._index, dense._embedder
+    from bm25_scifact import load as load_scifact
+    from bm25_scifact import ndcg_at
+
+    qrels = load_scifact()[3]
     full, dense_only, bm25_ms, embed_ms = [], [], [], []
-    for q in queries:
+    nd_dense, nd_bm25 = [], []
+    for qid, q in zip(qids, queries):
         t0 = time.perf_counter()
-        dense.run(query=Query(q))
+        got = dense.run(query=Query(q))
         full.append((time.perf_counter() - t0) * 1e3)
+        nd_dense.append(ndcg_at([c.doc_id for c in got.chunks], qrels[qid], 10))
         t0 = time.perf_counter()
         v = emb.embed([q])
         embed_ms.append((time.perf_counter() - t0) * 1e3)
@@ -137,8 +143,9 @@ def serve(index: Path, embedder: str | None, threads: int | None, n: int) -> dic
         ix.dense_search(v, 100)
         dense_only.append((time.perf_counter() - t0) * 1e3)
         t0 = time.perf_counter()
-        bm25.run(query=Query(q))
+        got = bm25.run(query=Query(q))
         bm25_ms.append((time.perf_counter() - t0) * 1e3)
+        nd_bm25.append(ndcg_at([c.doc_id for c in got.chunks], qrels[qid], 10))
     pct = lambda xs, p: round(float(np.percentile(xs, p)), 3)  # noqa: E731
     return {"index": str(index), "chunks": len(ix), "embedder": emb.name, "queries": len(queries),
             "warm_up_s": round(warm_s, 2),
@@ -147,7 +154,10 @@ def serve(index: Path, embedder: str | None, threads: int | None, n: int) -> dic
             "dense_top100_numpy_ms_p50": pct(dense_only, 50),
             "dense_top100_numpy_ms_p95": pct(dense_only, 95),
             "bm25_stage_ms_p50": pct(bm25_ms, 50), "bm25_stage_ms_p95": pct(bm25_ms, 95),
-            "peak_rss_mb_serving": round(peak_rss_mb())}
+            "peak_rss_mb_serving": round(peak_rss_mb()),
+            # sanity check of the index (the quality benchmark proper is scifact_quality.py)
+            "ndcg@10_dense": round(sum(nd_dense) / len(nd_dense), 4),
+            "ndcg@10_bm25": round(sum(nd_bm25) / len(nd_bm25), 4)}
 
 
 def raw_vs_ragsel(n: int, threads: int | None, rounds: int) -> dict:
@@ -209,7 +219,8 @@ def main() -> None:
         row = serve(Path(args.serve), args.serve_embedder, args.threads, args.queries)
         row["load_avg"] = os.getloadavg()
         print(json.dumps(row))
-        out = RESULTS.with_name("serve_scifact.json")
+        suffix = f"_{args.serve_embedder}" if args.serve_embedder else ""
+        out = RESULTS.with_name(f"serve_scifact{suffix}.json")
         out.write_text(json.dumps(row, indent=2) + "\n")
         print(f"written to {out.relative_to(REPO)}")
         return

@@ -5,7 +5,7 @@ Markdown report: every table, the command behind each, the machine load) and PNG
     OMP_NUM_THREADS=1 python eval/benchmarks/run_all.py --index /work/cache/scifact-index
     python eval/benchmarks/run_all.py --quick            # small sizes, a couple of minutes
     python eval/benchmarks/run_all.py --report-only      # rebuild README.md from results/*.json
-    python eval/benchmarks/run_all.py --only hybrid,scaling
+    python eval/benchmarks/run_all.py --only hybrid,scaling --extra "scaling=--queries 50"
 
 Steps (each a script in this folder, run in its own process; each interleaves its own
 repetitions so drift hits every contender equally; the steps themselves run one after another):
@@ -106,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated steps to run")
     ap.add_argument("--with-quality", action="store_true", help="also run scifact_quality")
     ap.add_argument("--report-only", action="store_true", help="only rebuild README.md")
+    ap.add_argument("--extra", action="append", default=[], metavar="STEP=ARGS",
+                    help="extra arguments for one step (they override its defaults), e.g. "
+                         "--extra 'hybrid=--latency-queries 50 --jobs 4'")
     args = ap.parse_args(argv)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -113,6 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     runlog = json.loads(runlog_path.read_text()) if runlog_path.is_file() else {"steps": {}}
     if not args.report_only:
         plan = steps(args.index, out, args.quick)
+        for item in args.extra:
+            step, _, extra = item.partition("=")
+            if step not in plan:
+                ap.error(f"--extra: unknown step {step!r}; choose from {', '.join(plan)}")
+            plan[step] = plan[step] + extra.split()
         chosen = [s for s in args.only.split(",") if s] or [
             s for s in plan if s != "quality" or args.with_quality]
         unknown = set(chosen) - set(plan)
@@ -124,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             runlog["steps"][name] = run_step(name, plan[name], out)
         runlog.update(finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                       machine_end=_bench.machine())
+        if runlog_path.is_file():  # another run_all may have finished meanwhile: keep its steps
+            mine = runlog["steps"]
+            runlog["steps"] = {**json.loads(runlog_path.read_text()).get("steps", {}), **mine}
         _bench.write_json("run_all.json", runlog, out)
         _bench.write_json("versions.json", all_versions(), out)
     readme = _report.write_report(out, runlog)
