@@ -222,3 +222,20 @@ def test_scoring_is_chunker_independent():
     m = out["metrics"]
     assert m["precision"] == 0.5 and m["recall"] == 0.5 and m["pool_recall"] == 1.0
     assert out["curve"]["recall"] == [0.5, 0.5, 1.0]  # p0, p2 (not gold), then dropped p1
+
+
+def test_pool_orders_later_stage_drops_first():
+    from ragsel.types import Candidates, Query, Selection
+    from ragsel.testing import make_chunks
+    from ragsel_eval.worker import _pool
+
+    ch = make_chunks(["a", "b", "c", "d"])
+    # a retriever-like stage with big scores drops d; a cutoff on small scores drops c
+    cands = Candidates.retrieved("r", [(ch[0], 30.0), (ch[1], 20.0), (ch[2], 10.0),
+                                       (ch[3], 5.0)])
+    fused = cands.derive("fuse", [cands.items[0].rescored("fuse", 0.03),
+                                  cands.items[1].rescored("fuse", 0.02),
+                                  cands.items[2].rescored("fuse", 0.01)])
+    cut = fused.derive("cut", fused.items[:2])
+    order = [c.id for c in _pool(Selection.from_candidates(Query("q"), cut))]
+    assert order == ["doc#0", "doc#1", "doc#2", "doc#3"]

@@ -84,9 +84,18 @@ def build(source: Path, size: int, path: Path) -> dict:
         took = time.perf_counter() - t0
     finally:  # put the real embedder back (matters when called in-process, e.g. tests)
         E._cache[spec] = real
-    (path / "bench_build.json").write_text(json.dumps({"chunks": rep.total_chunks,
-                                                       "build_s": round(took, 1)}))
-    return {"chunks": rep.total_chunks, "build_s": round(took, 1)}
+    info = {"chunks": rep.total_chunks, "build_s": round(took, 1), "source": _fingerprint(source)}
+    (path / "bench_build.json").write_text(json.dumps(info))
+    return info
+
+
+def _fingerprint(source: Path) -> str:
+    """Identifies the exported source corpus (a cached index is reused only for the same)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=8)
+    h.update((source / "chunks.jsonl").read_bytes())
+    return h.hexdigest()
 
 
 def measure(index: Path, queries: list[str]) -> dict:
@@ -142,10 +151,11 @@ def run(index: str | Path, queries: list[str], sizes: Sequence[int] = SIZES,
     built: dict[int, dict] = {}
     for size in sizes:
         path = work / f"n{size}"
-        manifest = path / "manifest.json"
-        fresh = (not rebuild and manifest.is_file()
+        manifest, info = path / "manifest.json", path / "bench_build.json"
+        fresh = (not rebuild and manifest.is_file() and info.is_file()
                  and json.loads(manifest.read_text()).get("complete")
-                 and json.loads(manifest.read_text()).get("counts", {}).get("chunks") == size)
+                 and json.loads(info.read_text()).get("source") == _fingerprint(source)
+                 and json.loads(info.read_text()).get("chunks") == size)
         if not fresh:
             if path.exists():
                 import shutil
@@ -153,10 +163,8 @@ def run(index: str | Path, queries: list[str], sizes: Sequence[int] = SIZES,
                 shutil.rmtree(path)
             built[size] = _child(["--build", str(size), "--source", str(source),
                                   "--path", str(path)])
-        else:  # built by an earlier run: report that run's build time
-            info = path / "bench_build.json"
-            built[size] = {**(json.loads(info.read_text()) if info.is_file() else
-                              {"chunks": size, "build_s": None}), "reused": True}
+        else:  # built by an earlier run from the same source: report that run's build time
+            built[size] = {**json.loads(info.read_text()), "reused": True}
     samples: dict[int, dict[str, list[float]]] = {s: {"live": [], "precomputed": []}
                                                    for s in sizes}
     extra: dict[int, dict] = {}

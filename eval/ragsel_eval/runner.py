@@ -43,7 +43,7 @@ from ragsel_eval.worker import evaluate_query, query_to_dict
 
 DEFAULT_KS = (1, 5, 10, 20, 100)
 DEFAULT_CURVE_KS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 30, 50, 100)
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # bump when per-query records change meaning
 
 
 @dataclass(frozen=True)

@@ -83,18 +83,24 @@ def _covered(units: list[dict], chunks: list[Any]) -> int:
 
 
 def _pool(selection: Any) -> list[Any]:
-    """Final chunks in order, then every dropped chunk by descending score: the ranking the
-    pipeline worked from (exact for a cutoff over one ranked list)."""
+    """The ranking the pipeline worked from: final chunks in order, then the dropped ones, the
+    last stage's drops first (they ranked just below what it kept), each stage's drops by
+    descending score. Exact for a linear pipeline ending in a cutoff; scores of different
+    stages are never compared."""
     seen: set[str] = set()
     out = []
     for sc in selection.chunks:
         if sc.chunk.id not in seen:
             seen.add(sc.chunk.id)
             out.append(sc.chunk)
-    for d in sorted(selection.dropped, key=lambda d: -d.item.score):
-        if d.id not in seen:
-            seen.add(d.id)
-            out.append(d.item.chunk)
+    stages: dict[str, list[Any]] = {}
+    for d in selection.dropped:
+        stages.setdefault(d.stage, []).append(d)
+    for drops in reversed(list(stages.values())):
+        for d in sorted(drops, key=lambda d: -d.item.score):
+            if d.id not in seen:
+                seen.add(d.id)
+                out.append(d.item.chunk)
     return out
 
 

@@ -52,6 +52,9 @@ def selection_table(selection: Selection, max_text: int = 240):
     table = Table(title=f"Evidence for: {selection.query.text}", show_lines=True)
     for col in ("#", "document", "pos", "score", "kept/added by", "text"):
         table.add_column(col, overflow="fold")
+    # anchors named by document and position (ids are content hashes)
+    where = {sc.chunk.id: f"#{sc.chunk.position} of {sc.chunk.doc_id}"
+             for sc in selection.chunks if sc.chunk.position is not None}
     for rank, sc in enumerate(selection.chunks, 1):
         c = sc.chunk
         text = c.text if len(c.text) <= max_text else c.text[: max_text - 1] + "…"
@@ -59,7 +62,7 @@ def selection_table(selection: Selection, max_text: int = 240):
         if sc.rationales:
             prov += f"\nrationales: {', '.join(sc.rationales)}"
         if sc.expanded_from:
-            prov += f"\nneighbour of {sc.expanded_from}"
+            prov += f"\nneighbour of {where.get(sc.expanded_from, sc.expanded_from)}"
         table.add_row(str(rank), c.doc_id, "" if c.position is None else str(c.position),
                       f"{sc.score:.4g}", prov, text)
     return table
