@@ -116,6 +116,8 @@ def _resolve_type(type_: str, allow_modules: Sequence[str]) -> type:
             raise DefinitionError(f"cannot import stage '{type_}': {exc}") from exc
         if not (isinstance(cls, type) and issubclass(cls, Stage)):
             raise DefinitionError(f"'{type_}' is not a ragsel Stage subclass")
+        if not cls.__dict__.get("type_name"):
+            cls.type_name = type_  # errors and to_dict() name it by the path it was loaded by
         return cls
     return get_stage_class(type_)
 

@@ -100,7 +100,23 @@ def test_dotted_types_need_an_allowlist(tmp_path):
     probs = check_pipeline(f)
     assert probs and "allow_modules" in probs[0].message
     assert "allow_modules" in str(probs[0])
-    assert check_pipeline(f, allow_modules=["ragsel.testing"]) == [] or True
+    assert check_pipeline(f, allow_modules=["ragsel.testing"]) == []
+
+
+def test_import_path_stage_is_named_by_its_path(tmp_path):
+    import ragsel.testing as t
+
+    class Boom(t.RecordingStage):
+        """Fails on purpose."""
+
+    Boom.type_name = ""
+    t._BoomForTest = Boom
+    f = write(tmp_path, "stages:\n  - {type: fake_retriever, texts: [a]}\n"
+                        "  - {type: 'ragsel.testing:_BoomForTest', name: boom, fail: true}\n")
+    p = load_pipeline(f, allow_modules=["ragsel.testing"])
+    with pytest.raises(Exception, match=r"stage 'boom' \(ragsel.testing:_BoomForTest\) failed"):
+        p.run("a")
+    assert p.stages["boom"].to_dict()["type"] == "ragsel.testing:_BoomForTest"
 
 
 def test_dump_roundtrip_has_schema_line(tmp_path):
