@@ -154,7 +154,9 @@ def _build(data: Any, ctx: _Ctx, *, variables: Mapping[str, str], strict_env: bo
         entries = []
         for i, raw in enumerate(stages_raw):
             name = raw.get("name") or raw.get("type") if isinstance(raw, Mapping) else None
-            entries.append((str(name) if name else f"stage{i}", raw, ("stages", i)))
+            # a dotted type ("pkg.mod:Class") becomes a valid default name ("pkg_mod_Class")
+            name = re.sub(r"[^\w-]", "_", str(name)) if name else f"stage{i}"
+            entries.append((name, raw, ("stages", i)))
     elif isinstance(stages_raw, Mapping):
         entries = [(str(n), raw, ("stages", n)) for n, raw in stages_raw.items()]
     else:
