@@ -95,8 +95,8 @@ def test_env_interpolation_with_defaults_and_strictness(tmp_path, monkeypatch):
 
 
 def test_dotted_types_need_an_allowlist(tmp_path):
-    f = write(tmp_path, "stages:\n  - {type: 'ragsel.testing:NoOpStage'}\n"
-                        "  - {type: noop, name: second}\n")
+    f = write(tmp_path, "stages:\n  - {type: fake_retriever, texts: [a]}\n"
+                        "  - {type: 'ragsel.testing:NoOpStage'}\n")
     probs = check_pipeline(f)
     assert probs and "allow_modules" in probs[0].message
     assert "allow_modules" in str(probs[0])
