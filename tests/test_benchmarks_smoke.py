@@ -60,7 +60,9 @@ def test_frameworks_hybrid_scores_every_installed_framework(tiny_index, minilm_e
          "machine_end": {"load_avg": [0]}}))
     (tmp_path / "frameworks_hybrid.md").write_text(fh.markdown(res))
     readme = _report.write_report(tmp_path, {}).read_text()
-    assert "SciFact hybrid" in readme and "| ragsel (pipelines/local.yaml retrieval) |" in readme
+    assert "| ragsel (pipelines/local.yaml retrieval) |" in readme
+    if len(names) > 1:  # the headline compares with the best peer, when any peer is installed
+        assert "SciFact hybrid" in readme
 
 
 def test_frameworks_hybrid_reports_missing_peers(monkeypatch):
