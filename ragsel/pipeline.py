@@ -172,6 +172,18 @@ class Pipeline:
             self._plan = None
         return self
 
+    def upstream_of(self, stage: str) -> set[str]:
+        """Names of every stage whose output reaches ``stage`` (directly or not)."""
+        ups: set[str] = set()
+        frontier = [stage]
+        while frontier:
+            node = frontier.pop()
+            for c in self.connections:
+                if c.dst == node and c.src not in ups:
+                    ups.add(c.src)
+                    frontier.append(c.src)
+        return ups
+
     def _is_fed(self, stage: str, spec: InputSpec) -> bool:
         return any(c.dst == stage and c.dst_in == spec.name for c in self.connections)
 

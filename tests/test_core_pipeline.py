@@ -291,3 +291,17 @@ def test_register_stage_decorator_and_conflicts():
 def test_fixed_candidates_validation():
     with pytest.raises(Exception, match="same length"):
         FixedCandidates(texts=["a"], scores=[1.0, 2.0])
+
+
+def test_upstream_of_follows_every_path():
+    p = Pipeline()
+    p.add("a", FakeRetriever(texts=TEXTS))
+    p.add("b", FakeRetriever(texts=TEXTS))
+    p.add("m", _Merge())
+    p.add("z", NoOpStage())
+    p.add("other", FakeRetriever(texts=TEXTS))
+    p.connect("a", "m")
+    p.connect("b", "m")
+    p.connect("m", "z")
+    assert p.upstream_of("z") == {"a", "b", "m"}
+    assert p.upstream_of("a") == set()

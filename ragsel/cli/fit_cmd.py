@@ -41,14 +41,7 @@ def collect_lists(pipe: Any, target: str, queries: list[Any]) -> list[Any]:
     """The candidate list the target stage would cut, for each query (``Query`` objects)."""
     from ragsel.pipeline import Pipeline
 
-    ups: set[str] = set()
-    frontier = [target]
-    while frontier:
-        node = frontier.pop()
-        for c in pipe.connections:
-            if c.dst == node and c.src not in ups:
-                ups.add(c.src)
-                frontier.append(c.src)
+    ups = pipe.upstream_of(target)
     sub = Pipeline(name=f"{pipe.name}-upstream-of-{target}")
     for name in pipe.stages:
         if name in ups:

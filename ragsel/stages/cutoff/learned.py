@@ -109,14 +109,7 @@ def _mean_f1(probs: Sequence[np.ndarray], labels: Sequence[np.ndarray],
 def pipeline_hash(pipeline: Any, stage_name: str) -> tuple[str, list[list[str]]]:
     """Hash of the stages upstream of ``stage_name`` (types, configs without paths, wiring),
     and their ``[name, type]`` list. Paths are left out so a model moves with its index."""
-    ups: set[str] = set()
-    frontier = [stage_name]
-    while frontier:
-        node = frontier.pop()
-        for c in pipeline.connections:
-            if c.dst == node and c.src not in ups:
-                ups.add(c.src)
-                frontier.append(c.src)
+    ups = pipeline.upstream_of(stage_name)
     desc = []
     for name in sorted(ups):
         st = pipeline.stages[name]
