@@ -174,7 +174,9 @@ class BM25Store:
             kk = min(k, n)
             idx = np.argpartition(-scores, kk - 1)[:kk] if kk < n else np.arange(n)
             idx = idx[np.lexsort((idx, -scores[idx]))]
-            out.append([(int(i), float(scores[i])) for i in idx if scores[i] > 0])
+            top = scores[idx]
+            keep = top > 0
+            out.append(list(zip(idx[keep].tolist(), top[keep].tolist())))
         return out
 
     def search(self, query: str, k: int = 10) -> list[tuple[str, float]]:

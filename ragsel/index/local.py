@@ -291,6 +291,17 @@ class LocalIndex:
         self.load()
         return [self._chunks[r] if (r := self._row.get(i)) is not None else None for i in ids]
 
+    def vectors(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The stored (unit) vectors of chunk ``ids``, without embedding anything.
+
+        Returns ``(vectors, found)``: ``found`` is a boolean mask over ``ids`` and ``vectors``
+        holds the rows of the found ids, in order (``(found.sum(), dim)``).
+        """
+        self.load()
+        rows = np.fromiter((self._row.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+        found = rows >= 0
+        return self._matrix[rows[found]], found
+
     def chunk_at(self, doc_id: str, position: int) -> Chunk | None:
         """The chunk at ``position`` of ``doc_id`` (for neighbour expansion), or ``None``."""
         r = self.load()._by_pos.get((doc_id, position))
@@ -375,9 +386,10 @@ class LocalIndex:
         idx = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
         # sort by score desc, then row for deterministic ties
         idx = idx[np.lexsort((idx, -scores[idx]))]
-        if rows is not None:
-            return [(self._chunks[rows[i]], float(scores[i])) for i in idx]
-        return [(self._chunks[i], float(scores[i])) for i in idx]
+        chunks = self._chunks
+        top = scores[idx].tolist()  # python floats in one call, not one numpy scalar per hit
+        rows_of = (rows[idx] if rows is not None else idx).tolist()
+        return [(chunks[r], s) for r, s in zip(rows_of, top)]
 
     def bm25_search(self, queries: Sequence[str], k: int,
                     where: Mapping[str, Any] | None = None) -> list[list[tuple[Chunk, float]]]:
@@ -391,13 +403,11 @@ class LocalIndex:
             if not weight.any():
                 return [[] for _ in queries]
         out = []
+        chunks, to_row = self._chunks, self._bm25_rows
         for hits in store.search_many(queries, k, mask=weight):
-            res = []
-            for r, s in hits:
-                mr = self._bm25_rows[r]
-                if mr >= 0:  # a row whose chunk is gone (interrupted re-index) is skipped
-                    res.append((self._chunks[mr], s))
-            out.append(res)
+            rows = to_row[[r for r, _ in hits]].tolist() if hits else []
+            # a row whose chunk is gone (interrupted re-index, row -1) is skipped
+            out.append([(chunks[mr], s) for mr, (_, s) in zip(rows, hits) if mr >= 0])
         return out
 
     # --- writing (see builder.py) -------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 
 from ragsel.errors import ConfigError, InputError
 from ragsel.stages.retrieve._rank_fusion import reciprocal_rank_fusion
-from ragsel.types import Candidates, Chunk, Event, Query, ScoredChunk, StageNote
+from ragsel.types import Candidates, Chunk, Event, Query, ScoredChunk, StageNote, rank_data
 
 Hits = list[tuple[Chunk, float]]
 
@@ -32,10 +32,10 @@ def to_candidates(stage: str, kind: str, texts: Sequence[str], hits: Sequence[Hi
     """
     info: dict[str, Any] = {"retriever": kind, "top_k": top_k, **note}
     if len(hits) == 1:
-        items = []
-        for rank, (c, s) in enumerate(hits[0][:top_k], 1):
-            ev = Event(stage, "retrieved", f"{kind} rank {rank}", s, {"rank": rank})
-            items.append(ScoredChunk(c, s, stage, (ev,)))
+        # the hot path of every query: one event and one scored chunk per hit, nothing more
+        items = [ScoredChunk(c, s, stage, (Event(stage, "retrieved", f"{kind} rank {rank}", s,
+                                                 rank_data(rank)),))
+                 for rank, (c, s) in enumerate(hits[0][:top_k], 1)]
         if not items:
             info["empty"] = "no chunk matched the query" + (
                 " filter" if note.get("where") else "")
