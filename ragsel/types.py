@@ -164,14 +164,18 @@ class ScoredChunk:
         return replace(self, events=self.events + (event,), **changes)
 
     def rescored(self, stage: str, score: float, reason: str = "") -> ScoredChunk:
-        return replace(self, score=float(score), stage=stage,
-                       events=self.events + (Event(stage, "rescored", reason, float(score)),))
+        s = float(score)
+        return ScoredChunk(self.chunk, s, stage, self.events + (Event(stage, "rescored", reason,
+                                                                      s),),
+                           self.rationales, self.expanded_from, self.verdicts)
 
     def kept(self, stage: str, reason: str = "", **data: Any) -> ScoredChunk:
+        # direct construction, not dataclasses.replace: cutoffs call this per kept chunk
         if len(data) == 1 and "rank" in data:  # the common case: a shared mapping
             data = rank_data(data["rank"])  # type: ignore[assignment]
-        return replace(self, events=self.events + (Event(stage, "kept", reason, self.score,
-                                                         data),))
+        return ScoredChunk(self.chunk, self.score, self.stage,
+                           self.events + (Event(stage, "kept", reason, self.score, data),),
+                           self.rationales, self.expanded_from, self.verdicts)
 
 
 @dataclass(frozen=True, slots=True)
