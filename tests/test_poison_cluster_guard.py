@@ -8,7 +8,8 @@ import pytest
 from ragsel.errors import ConfigError, StageError
 from ragsel.stage import Stage
 from ragsel.stages.verify.poison_cluster import (PoisonClusterGuard, average_linkage,
-                                                 merge_groups, ngram_jaccard, peel)
+                                                 merge_groups, ngram_jaccard,
+                                                 ngram_jaccard_pairwise, peel)
 from ragsel.types import Candidates, Chunk, Query
 
 QUERY = Query("how many episodes are in chicago fire season 4")
@@ -221,3 +222,71 @@ def test_helpers():
     s5 = np.array([[1, .9, .72, .72, .75], [.9, 1, .72, .72, .75], [.72, .72, 1, .9, .6],
                    [.72, .72, .9, 1, .6], [.75, .75, .6, .6, 1]])
     assert merge_groups(s5, [[0, 1], [2, 3], [4]], 0.7) == [[0, 1, 2, 3], [4]]
+
+
+# --- the vectorised n-gram Jaccard against the pairwise-set implementation it replaced ------
+EDGE_TEXTS = ["", "   ", "abc", "ABC  ", "abcde", "xabcde", "ab\tcd\n e", "ab cd e",
+              "Ünïcødé 中文 текст\u00a0nbsp", "ünïcødé 中文 текст nbsp", "emoji 🔥🔥 fire",
+              "tag \U000e0041 chars"]
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8])
+def test_vectorised_ngram_jaccard_equals_the_set_implementation(n):
+    texts = [GOLD] + PLANTED + OTHERS + REPORTS + EDGE_TEXTS + PLANTED[:2]
+    assert np.array_equal(ngram_jaccard(texts, n), ngram_jaccard_pairwise(texts, n))
+    assert ngram_jaccard([], n).shape == (0, 0) and ngram_jaccard(["x"], n).tolist() == [[1.0]]
+
+
+@pytest.mark.parametrize("mode", ["collapse", "drop_unsupported", "flag_densest"])
+def test_guard_decisions_unchanged_by_the_vectorised_similarity(emb, monkeypatch, mode):
+    from ragsel.stages.verify import poison_cluster
+
+    cands = _poisoned()
+    reports = _cands([Chunk(f"rep{i}", t, doc_id=f"r{i}") for i, t in enumerate(REPORTS)])
+
+    def run():
+        out = []
+        for c in (cands, reports):
+            g = PoisonClusterGuard(mode=mode).use_embedder(emb)
+            r = g.run(candidates=c, query=QUERY)
+            out.append((r.ids, sorted((d.id, d.reason) for d in r.dropped),
+                        r.note_of("poison_cluster_guard")["clusters"]))
+        return out
+
+    new = run()
+    monkeypatch.setattr(poison_cluster, "ngram_jaccard", ngram_jaccard_pairwise)
+    assert run() == new
+
+
+def _merge_groups_reference(sim, groups, threshold):
+    """The previous merge_groups: one sub-matrix mean per pair of groups per step."""
+    singles = [list(g) for g in groups if len(g) < 2]
+    groups = [list(g) for g in groups if len(g) >= 2]
+    while True:
+        best, pair = threshold, None
+        for a in range(len(groups)):
+            for b in range(a + 1, len(groups)):
+                s = float(sim[np.ix_(groups[a], groups[b])].mean())
+                if s >= best:
+                    best, pair = s, (a, b)
+        if pair is None:
+            return sorted((sorted(g) for g in groups + singles), key=lambda g: g[0])
+        a, b = pair
+        groups[a] = groups[a] + groups[b]
+        del groups[b]
+
+
+def test_incremental_merge_groups_equals_the_pairwise_version():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(4, 40))
+        x = rng.normal(size=(n, 8))
+        x[:, 0] += rng.uniform(0, 3)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        sim = (x @ x.T).astype(np.float32)
+        np.fill_diagonal(sim, 1.0)
+        t = float(rng.uniform(0.5, 0.95))
+        groups = [g for g in average_linkage(sim, t) if len(g) >= 2]
+        for merge_at in (t - 0.05, t - 0.2):
+            assert merge_groups(sim, groups, merge_at) == \
+                _merge_groups_reference(sim, groups, merge_at)

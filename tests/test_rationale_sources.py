@@ -48,6 +48,18 @@ def test_subphrases_quotes_clauses_and_dedupe():
     assert len(keys) == len(set(keys))
 
 
+def test_a_claim_with_a_full_stop_is_not_repeated_as_its_own_clause():
+    # a claim (SciFact style) used to come back as a "clause" equal to itself minus the stop,
+    # which embedded the same text twice per query
+    claim = "0-dimensional biomaterials show inductive properties."
+    assert extract_subphrases(claim) == []
+    r = SubphraseRationales().run(query=Query(claim))
+    assert [x.label for x in r] == ["query"]
+    # inner dots still count: "U.S." is kept as an entity of a longer question
+    assert ("entity", "U.S. Navy") in extract_subphrases(
+        "When did the U.S. Navy commission the first nuclear submarine?")
+
+
 def test_subphrase_stage_short_question_yields_only_the_query():
     r = SubphraseRationales().run(query=Query("is data sold?"))
     assert [x.label for x in r] == ["query"]

@@ -32,6 +32,10 @@ Metrics: detection precision/recall/F1 (micro over chunks), gold retention, atta
 poisoned chunks outnumber gold ones; in collapse mode duplicates do not count), the rate of
 queries where any poisoned chunk reaches the final context, and the SciFact false-flag rate.
 
+Timing (``timing`` in the results): the chosen guard on lists of 100 candidates pooled from
+the test contexts, vectors precomputed (as a pipeline reads them from the index), with the
+vectorised n-gram Jaccard and with the pairwise set version it replaced.
+
 Run: ``OMP_NUM_THREADS=1 python eval/benchmarks/poisoning.py`` (about 5-10 minutes on one
 busy core, mostly embedding; vectors are cached in ``~/.cache/ragsel/bench``). Results are
 written to ``eval/benchmarks/results/poisoning.json``.
@@ -256,6 +260,49 @@ def grid() -> list[dict]:
     return out
 
 
+def timing(cfg: dict, emb: CachedEmbedder, contexts: list[dict], size: int = 100,
+           reps: int = 3) -> dict:
+    """Guard time per candidate list of ``size`` chunks (lists pooled from ``contexts``),
+    vectors precomputed (as the pipeline reads them from the index), with the vectorised
+    n-gram Jaccard and with the pairwise set version it replaced."""
+    from ragsel.stages.verify import poison_cluster
+    from ragsel.stages.verify._ngrams import ngram_jaccard, ngram_jaccard_pairwise
+
+    pool = [ch for c in contexts for ch, _ in c["ranked"]]
+    lists = [pool[i:i + size] for i in range(0, len(pool) - size + 1, size)][:10]
+    query = contexts[0]["query"]
+    out: dict = {"candidates_per_list": size, "lists": len(lists), "config": cfg}
+    saved = poison_cluster.ngram_jaccard
+    try:
+        for label, fn in (("vectorised", ngram_jaccard), ("pairwise n-grams",
+                                                          ngram_jaccard_pairwise)):
+            poison_cluster.ngram_jaccard = fn
+            guard = _guard(cfg, emb)
+            ms = []
+            for chunks in lists:
+                cands = Candidates.retrieved("r", [(ch, 1.0) for ch in chunks])
+                guard.run(candidates=cands, query=query)  # vectors cached, as in a pipeline
+                for _ in range(reps if label == "vectorised" else 1):
+                    t0 = time.perf_counter()
+                    guard.run(candidates=cands, query=query)
+                    ms.append(1000 * (time.perf_counter() - t0))
+            out[label] = {"p50_ms": round(float(np.percentile(ms, 50)), 2),
+                          "p95_ms": round(float(np.percentile(ms, 95)), 2)}
+    finally:
+        poison_cluster.ngram_jaccard = saved
+    out["load_average"] = os.getloadavg()
+    print(f"\nguard time per list of {size} candidates (vectors precomputed): "
+          f"{out['vectorised']} now, {out['pairwise n-grams']} with the pairwise n-gram "
+          f"Jaccard (everything else as now; load {out['load_average'][0]:.1f})")
+    return out
+
+
+def _guard(cfg: dict, emb: CachedEmbedder):
+    from ragsel.stages.verify.poison_cluster import PoisonClusterGuard
+
+    return PoisonClusterGuard(**cfg).use_embedder(emb)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--distractors", type=int, default=10)
@@ -355,6 +402,7 @@ def main() -> None:
         for name, m in report[label].items():
             print(f"  {name:22s} {fmt(m)}")
     results["report"] = report
+    results["timing"] = timing(best, emb, sci_test + nq_test)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1, default=float))
     print(f"\nwritten {args.out} ({time.perf_counter() - t0:.0f}s)")

@@ -41,6 +41,12 @@ def content_words(text: str) -> list[str]:
     return [t for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS and len(t) > 1]
 
 
+def _key(text: str) -> str:
+    # tokens keep inner dots ("U.S."), so strip a sentence's final one: a claim and the same
+    # claim without its full stop are one rationale, not two
+    return " ".join(w.rstrip(".'-&") for w in content_words(text))
+
+
 def named_spans(text: str) -> list[str]:
     """Runs of capitalised words (connectors like 'of'/'the' allowed inside; a run breaks at
     punctuation), skipping a lone capitalised word at the start of a sentence (usually just
@@ -97,11 +103,11 @@ def extract_subphrases(text: str, *, min_clause_words: int = 2,
             part = part.strip(" \t\n'\"\u201c\u201d.")
             if len(content_words(part)) >= min_clause_words:
                 found.append(("clause", part))
-    whole = " ".join(content_words(text))
+    whole = _key(text)
     seen: set[str] = set()
     out = []
     for kind, phrase in found:
-        key = " ".join(content_words(phrase))
+        key = _key(phrase)
         if not key or key in seen or key == whole:
             continue
         seen.add(key)

@@ -3,8 +3,12 @@
 Given candidate chunks and rationales (from the LLM ``rationale_generator`` or an LLM-free
 source: ``query_rationales``, ``subphrase_rationales``, ``prf_rationales``):
 
-1. **Embed** rationales and chunks with the configured embedder (chunk vectors are cached per
-   chunk id for the life of the stage: a documented, bounded LRU cache).
+1. **Embed** rationales and chunks with the configured embedder. With ``index: <folder>``
+   (the LocalIndex the candidates came from), a candidate's vector is read from the index
+   instead of re-embedding it (the index must hold the embedder's vector space; a chunk whose
+   text differs from the stored one is embedded). Other chunk vectors are cached per chunk id
+   for the life of the stage (a documented, bounded LRU cache; see
+   :mod:`ragsel.stages._chunk_vectors`). The note's ``vectors`` says how many came from where.
 2. **Pair** (local relevance): each rationale picks its most similar chunk. With
    ``distinct: true`` (the paper's experiments) pairs are assigned greedily from the most
    similar (rationale, chunk) pair down, so no two rationales take the same chunk; with
@@ -36,8 +40,6 @@ rationale; noted), ``keep_all`` (pass the candidates through; noted) or ``error`
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
@@ -48,6 +50,7 @@ from pydantic import Field
 from ragsel.errors import ConfigError, InputError
 from ragsel.registry import register_stage
 from ragsel.stage import Stage, StageConfig
+from ragsel.stages._chunk_vectors import ChunkVectors
 from ragsel.stages.cutoff._curve import clamp, elbow_index
 from ragsel.types import Candidates, Event, Query, Rationales, ScoredChunk
 
@@ -106,6 +109,9 @@ class RationaleSelector(Stage):
 
     class Config(StageConfig):
         embedder: str = Field("minilm", description="embedder for chunks (and rationales)")
+        index: str | None = Field(
+            None, description="LocalIndex folder the candidates come from: their stored "
+                              "vectors are used instead of re-embedding them (None = embed)")
         rationale_embedder: str | None = Field(
             None, description="a different embedder for rationales (dimensions must match)")
         pairing: bool = True
@@ -134,8 +140,8 @@ class RationaleSelector(Stage):
                               "scope: global with cutoff: learned", stage=self.type_name,
                               field="scope")
         self._embedders: dict[str, Any] = {}
-        self._cache: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        self.vectors = ChunkVectors(lambda: self.name, lambda: self._embedder(c.embedder),
+                                    index=c.index, cache_size=c.cache_size)
         self._learned = None
 
     # --- resources ---------------------------------------------------------------------
@@ -158,6 +164,7 @@ class RationaleSelector(Stage):
             self._embedder(self.config.rationale_embedder).warm_up()
         if self.config.cutoff == "learned":
             self._learned_model()
+        self.vectors.index()  # open and check the index now, not on the first query
 
     def check_pipeline(self, pipeline: Any) -> None:
         """Before the first run: a learned cutoff model must come from this pipeline."""
@@ -176,28 +183,8 @@ class RationaleSelector(Stage):
         return self._learned
 
     def chunk_vectors(self, items: Sequence[ScoredChunk]) -> np.ndarray:
-        """Vectors of the candidates' chunks, from the per-chunk cache when possible."""
-        emb = self._embedder(self.config.embedder)
-        ename = getattr(emb, "name", self.config.embedder)
-        keys = [(ename, sc.chunk.id, hash(sc.chunk.text)) for sc in items]
-        with self._lock:
-            found = {k: self._cache[k] for k in keys if k in self._cache}
-            for k in found:
-                self._cache.move_to_end(k)
-        missing = [i for i, k in enumerate(keys) if k not in found]
-        if missing:
-            new = np.asarray(emb.embed([items[i].chunk.text for i in missing]), dtype=np.float32)
-            if new.ndim != 2 or new.shape[0] != len(missing):
-                raise InputError(f"embedder {ename!r} returned shape {new.shape} for "
-                                 f"{len(missing)} texts")
-            with self._lock:
-                for i, vec in zip(missing, new):
-                    found[keys[i]] = vec
-                    if self.config.cache_size:
-                        self._cache[keys[i]] = vec
-                while len(self._cache) > self.config.cache_size:
-                    self._cache.popitem(last=False)
-        return np.stack([found[k] for k in keys])
+        """Vectors of the candidates' chunks: from the index, the cache, or embedded."""
+        return self.vectors.get([sc.chunk for sc in items])[0]
 
     def rationale_vectors(self, texts: Sequence[str]) -> np.ndarray:
         name = self.config.rationale_embedder or self.config.embedder
@@ -241,7 +228,7 @@ class RationaleSelector(Stage):
                 return candidates.derive(self.name, list(items), note={
                     "no_rationales": True, "action": "kept all candidates unchanged"})
             texts, labels, fallback = [query.text], ["query"], "query"
-        cvec = self.chunk_vectors(items)
+        cvec, sources = self.vectors.get([sc.chunk for sc in items])
         rvec = self.rationale_vectors(texts)
         if rvec.shape[1] != cvec.shape[1]:
             raise InputError(
@@ -312,7 +299,7 @@ class RationaleSelector(Stage):
             "scope": c.scope, "cutoff": c.cutoff, "distinct": c.distinct,
             "n_candidates": len(items), "n_rationales": len(texts),
             "rationale_source": rationales.source or None,
-            "n_paired": len(paired_by), "n_selected": len(out),
+            "n_paired": len(paired_by), "n_selected": len(out), "vectors": sources,
             "pairs": {lab: items[i].chunk.id for i, labs in paired_by.items() for lab in labs},
             "cuts": cuts}
         if fallback:

@@ -33,6 +33,11 @@ n-gram Jaccard rescaled so that ``ngram_threshold`` maps to ``cosine_threshold``
 4. optionally ``expand_threshold``: absorb chunks that are fairly similar *and* repeat the
    group's claim words.
 
+Cost: with ``index:`` naming the LocalIndex the candidates came from, chunk vectors are read
+from it (nothing is embedded for indexed chunks); the n-gram Jaccard is vectorised
+(:mod:`ragsel.stages.verify._ngrams`, bit-identical to the pairwise set version). Clustering
+~100 candidates then takes milliseconds (``eval/benchmarks/poisoning.py`` prints the timing).
+
 Defaults (cosine 0.75, core margin 0.05, no merge, min size 3) were chosen on half of the
 PoisonedRAG NQ queries and half of a clean, redundant SciFact set (``eval/benchmarks/
 poisoning.py``); ``mode`` defaults to the safe ``collapse``. With ``mode: flag_densest`` they
@@ -59,10 +64,15 @@ from pydantic import Field
 from ragsel.errors import InputError
 from ragsel.registry import register_stage
 from ragsel.stage import Stage, StageConfig
+from ragsel.stages._chunk_vectors import ChunkVectors
+from ragsel.stages.verify._ngrams import (  # noqa: F401  (re-exported)
+    char_ngrams,
+    ngram_jaccard,
+    ngram_jaccard_pairwise,
+)
 from ragsel.types import Candidates, Chunk, Event, Query, ScoredChunk, Verdict
 
 _WORD = re.compile(r"\w+")
-_WS = re.compile(r"\s+")
 _STOP = frozenset(
     "a an and are as at be been by for from had has have he her his i in into is it its of on "
     "or she that the their them there these they this those to was were what when where which "
@@ -109,28 +119,6 @@ def _date_of(meta: Mapping[str, Any]) -> str | None:
         if meta.get(k):
             return str(meta[k])[:10]
     return None
-
-
-def char_ngrams(text: str, n: int) -> frozenset[str]:
-    t = _WS.sub(" ", text.lower()).strip()
-    if len(t) <= n:
-        return frozenset([t]) if t else frozenset()
-    return frozenset(t[i:i + n] for i in range(len(t) - n + 1))
-
-
-def ngram_jaccard(texts: Sequence[str], n: int) -> np.ndarray:
-    """Pairwise Jaccard similarity of the texts' character n-gram sets."""
-    grams = [char_ngrams(t, n) for t in texts]
-    k = len(texts)
-    out = np.eye(k, dtype=np.float32)
-    for i in range(k):
-        gi = grams[i]
-        for j in range(i + 1, k):
-            gj = grams[j]
-            inter = len(gi & gj)
-            if inter:
-                out[i, j] = out[j, i] = inter / (len(gi) + len(gj) - inter)
-    return out
 
 
 def average_linkage(sim: np.ndarray, threshold: float) -> list[list[int]]:
@@ -184,21 +172,33 @@ def merge_groups(sim: np.ndarray, groups: list[list[int]], threshold: float) -> 
 
     Planted copies often form several tight pairs and triples that a single cut splits; an
     honest passage rarely has a near-copy of its own, so joining *groups* (never singletons)
-    at a looser threshold recovers the whole set without pulling in a lone gold passage."""
+    at a looser threshold recovers the whole set without pulling in a lone gold passage.
+    Each step merges the pair with the highest average (ties: the last pair in list order);
+    cross-group similarity sums are kept in a matrix and updated in place, so a step costs
+    O(groups^2) numpy work rather than one sub-matrix mean per pair."""
     singles = [list(g) for g in groups if len(g) < 2]
     groups = [list(g) for g in groups if len(g) >= 2]
-    while True:
-        best, pair = threshold, None
-        for a in range(len(groups)):
-            for b in range(a + 1, len(groups)):
-                s = float(sim[np.ix_(groups[a], groups[b])].mean())
-                if s >= best:
-                    best, pair = s, (a, b)
-        if pair is None:
-            return sorted((sorted(g) for g in groups + singles), key=lambda g: g[0])
-        a, b = pair
-        groups[a] = groups[a] + groups[b]
-        del groups[b]
+    if len(groups) >= 2:
+        member = np.zeros((len(groups), len(sim)))
+        for r, g in enumerate(groups):
+            member[r, g] = 1.0
+        cross = member @ np.asarray(sim, dtype=np.float64) @ member.T
+        size = member.sum(axis=1)
+        while len(groups) > 1:
+            mean = cross / np.outer(size, size)
+            mean[np.tril_indices(len(groups))] = -np.inf
+            best = mean.max()
+            if best < threshold:
+                break
+            a, b = (int(x) for x in np.argwhere(mean == best)[-1])
+            groups[a] = groups[a] + groups[b]
+            del groups[b]
+            cross[a, :] += cross[b, :]
+            cross[:, a] += cross[:, b]
+            cross = np.delete(np.delete(cross, b, axis=0), b, axis=1)
+            size[a] += size[b]
+            size = np.delete(size, b)
+    return sorted((sorted(g) for g in groups + singles), key=lambda g: g[0])
 
 
 def _tokens(text: str) -> set[str]:
@@ -226,6 +226,10 @@ class PoisonClusterGuard(Stage):
             "collapse", description="collapse clusters into one source, drop unsupported "
                                     "suspicious clusters, or flag the densest suspicious one")
         embedder: str = Field("minilm", description="embedder name for load_embedder")
+        index: str | None = Field(
+            None, description="LocalIndex folder the candidates come from: their stored "
+                              "vectors are used instead of re-embedding them (None = embed)")
+        cache_size: int = Field(10_000, ge=0, description="chunk vectors cached (LRU)")
         cosine_threshold: float = Field(0.75, gt=0.0, le=1.0,
                                         description="average-linkage cut on similarity")
         ngram_threshold: float = Field(0.5, gt=0.0, le=1.0,
@@ -265,16 +269,19 @@ class PoisonClusterGuard(Stage):
             description="peel a member off its cluster when its mean similarity to the others "
                         "is this much below theirs (0 = off)")
 
-    blocking = True  # embeds the candidates
+    blocking = True  # may embed the candidates
 
     def _setup(self) -> None:
         self._embedder: Any = None
         self._lock = threading.Lock()
+        self.vectors = ChunkVectors(lambda: self.name, self._get_embedder,
+                                    index=self.config.index, cache_size=self.config.cache_size)
 
     def use_embedder(self, embedder: Any) -> PoisonClusterGuard:
         """Use this embedder object instead of ``load_embedder(config.embedder)`` (tests,
         benchmarks that cache vectors). Returns ``self``."""
         self._embedder = embedder
+        self.vectors.clear()
         return self
 
     def _get_embedder(self) -> Any:
@@ -287,6 +294,7 @@ class PoisonClusterGuard(Stage):
 
     def warm_up(self) -> None:
         self._get_embedder().warm_up()
+        self.vectors.index()  # open and check the index now, not on the first query
 
     # --- analysis ----------------------------------------------------------------------
     def similarity(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> np.ndarray:
@@ -413,7 +421,9 @@ class PoisonClusterGuard(Stage):
         if not items:
             return candidates.derive(self.name, [], note={"mode": cfg.mode, "clusters": [],
                                                           "empty_input": True})
-        clusters = self.analyse([sc.chunk for sc in items], query)
+        chunks = [sc.chunk for sc in items]
+        vectors, sources = self.vectors.get(chunks) if len(items) >= 2 else (None, {})
+        clusters = self.analyse(chunks, query, vectors)
         flagged: set[int] = set()
         dup_of: dict[int, int] = {}
         if cfg.mode == "collapse":
@@ -463,6 +473,7 @@ class PoisonClusterGuard(Stage):
             else:
                 keep.append(sc)
         note = {"mode": cfg.mode, "flagged": sorted(items[i].id for i in flagged),
+                "vectors": sources,
                 "clusters": [self._describe(cl, items) for cl in clusters]}
         return candidates.derive(self.name, keep, drop_reasons=reasons, verdicts=verdicts,
                                  note=note)
