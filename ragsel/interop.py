@@ -10,15 +10,21 @@ provenance survive ragsel -> LangChain/LlamaIndex -> ragsel::
      "ragsel": {"stage": "cut", "kept_by": ["cut"], "rationales": ["R1"],
                 "expanded_from": None, "events": [...], "verdicts": [...], "notes": [...]}}
 
-Nothing here imports LangChain or LlamaIndex.
+The conversions run on every call of an adapter, so they are written for speed (the budget is
+0.2 ms per call, ``eval/benchmarks/adapter_overhead.py``): one pass per list, metadata built
+once per document, framework objects and ragsel values made without validating again what
+this module already checked (:mod:`ragsel._prebuilt`). Nothing here imports LangChain or
+LlamaIndex.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
+from ragsel._prebuilt import slot_builder
 from ragsel.errors import ConfigError, InputError
 from ragsel.pipeline import Pipeline
 from ragsel.stage import Stage, StageConfig
@@ -28,8 +34,16 @@ from ragsel.types import Candidates, Chunk, Event, ScoredChunk, StageNote, Verdi
 RAGSEL_KEYS = ("chunk_id", "doc_id", "position", "span", "score", "rank", "ragsel")
 _RAGSEL_KEYSET = frozenset(RAGSEL_KEYS)
 _SCORE_KEYS = ("score", "relevance_score", "similarity")
+_WRITTEN = _RAGSEL_KEYSET - {"score"}  # "score" is common in other retrievers' metadata too
+_KEEP_ACTIONS = frozenset(("kept", "added"))
 NO_POSITION_NOTE = ("no doc_id/position in the document metadata: neighbour expansion "
                     "skipped for it")
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+# Chunk/Event/ScoredChunk without __post_init__: candidates_from_records checks what it would
+# (text is a str, id non-empty, position >= 0, span ordered, metadata read-only)
+_chunk = slot_builder(Chunk, ("x", "", "", None, None, _EMPTY))
+_event = slot_builder(Event, ("x", "retrieved", "", 1.0, _EMPTY))
+_scored = slot_builder(ScoredChunk, (Chunk("x", ""), 1.0, "x", (), (), None, ()))
 
 
 # --- ragsel -> documents ---------------------------------------------------------------------
@@ -41,32 +55,40 @@ def _verdict_dict(v: Verdict) -> dict[str, Any]:
 def provenance(sc: ScoredChunk) -> dict[str, Any]:
     """Why this chunk is in the selection: the stages that kept/added it, every event,
     the rationales that chose it and the verifiers' verdicts."""
+    events, kept_by = [], []
+    for e in sc.events:
+        ev = {"stage": e.stage, "action": e.action, "reason": e.reason, "score": e.score}
+        if e.data:
+            ev["data"] = dict(e.data)
+        events.append(ev)
+        if e.action in _KEEP_ACTIONS:
+            kept_by.append(e.stage)
     out: dict[str, Any] = {
-        "stage": sc.stage,
-        "kept_by": [e.stage for e in sc.events if e.action in ("kept", "added")],
-        "rationales": list(sc.rationales),
-        "expanded_from": sc.expanded_from,
-        "events": [{"stage": e.stage, "action": e.action, "reason": e.reason,
-                    "score": e.score, **({"data": dict(e.data)} if e.data else {})}
-                   for e in sc.events],
-        "verdicts": [_verdict_dict(v) for v in sc.verdicts],
+        "stage": sc.stage, "kept_by": kept_by, "rationales": list(sc.rationales),
+        "expanded_from": sc.expanded_from, "events": events,
+        "verdicts": [_verdict_dict(v) for v in sc.verdicts] if sc.verdicts else [],
     }
-    if sc.chunk.position is None or not sc.chunk.doc_id:
+    c = sc.chunk
+    if c.position is None or not c.doc_id:
         out["notes"] = [NO_POSITION_NOTE]
     return out
 
 
 def chunk_metadata(sc: ScoredChunk, rank: int) -> dict[str, Any]:
-    """The metadata dict a connector attaches to the document made from ``sc``."""
+    """The metadata dict a connector attaches to the document made from ``sc`` (a new dict
+    per call: the document owns it)."""
     c = sc.chunk
-    md = dict(c.metadata)
-    md.update(chunk_id=c.id, doc_id=c.doc_id, position=c.position,
-              span=list(c.span) if c.span else None, score=sc.score, rank=rank,
-              ragsel=provenance(sc))
-    return md
+    return {**c.metadata, "chunk_id": c.id, "doc_id": c.doc_id, "position": c.position,
+            "span": list(c.span) if c.span else None, "score": sc.score, "rank": rank,
+            "ragsel": provenance(sc)}
 
 
 # --- documents -> ragsel ---------------------------------------------------------------------
+#: One foreign document as the connectors hand it over:
+#: ``(text, metadata, id, doc_id, score, span)`` (``None`` where the framework has none).
+Record = tuple[Any, Any, Any, Any, Any, Any]
+
+
 def _events(raw: Any) -> tuple[Event, ...]:
     out = []
     for e in raw or ():
@@ -96,63 +118,93 @@ def _int_or_none(value: Any) -> int | None:
     return None
 
 
-def scored_chunk_from_record(text: Any, metadata: Mapping[str, Any] | None, *, rank: int,
-                             n: int, source: str, id: str | None = None,
-                             doc_id: str | None = None, score: float | None = None,
-                             span: tuple[int, int] | None = None,
-                             what: str = "document") -> tuple[ScoredChunk, bool]:
-    """A :class:`ScoredChunk` from one foreign document; also says whether the score was
-    rank-derived (the document carried none).
+def _other_score(md: Mapping[str, Any]) -> float | int | None:
+    """A score under another common key (rerankers write ``relevance_score``)."""
+    for key in _SCORE_KEYS[1:]:
+        value = md.get(key)
+        if type(value) is float or type(value) is int:  # not bool
+            return value
+    return None
 
-    Ids come from ``metadata["chunk_id"]``, then ``id``, then a content hash; the doc id from
-    ``metadata["doc_id"]``, ``doc_id`` or ``metadata["source"]``; the position from
-    ``metadata["position"]``. Provenance written by a connector (``metadata["ragsel"]``) is
-    restored, so earlier events and verdicts carry over.
+
+def candidates_from_records(records: Sequence[Record], source: str,
+                            what: str = "document") -> Candidates:
+    """Candidates from foreign documents (see :data:`Record`), in their order, with a note
+    saying where they came from; a chunk id seen twice is kept once (its first, best-ranked
+    occurrence).
+
+    Ids come from ``metadata["chunk_id"]``, then the record's id, then a content hash; the doc
+    id from ``metadata["doc_id"]``, the record's doc id or ``metadata["source"]``; the position
+    from ``metadata["position"]``; the score from the record, then ``metadata["score"]`` (or
+    ``relevance_score``/``similarity``), else it is derived from the rank (descending, so
+    score-sorting stages keep the order). Provenance written by a connector
+    (``metadata["ragsel"]``) is restored, so earlier events and verdicts carry over.
     """
-    if not isinstance(text, str):
-        raise InputError(f"{what} {rank} has {type(text).__name__} content; ragsel selects "
-                         "text: convert it to a string first (e.g. Document(page_content=str(x)))")
-    md = metadata if type(metadata) is dict else dict(metadata or {})
-    prov = md.get("ragsel")
-    if not isinstance(prov, dict):
-        prov = {}
-    did = md.get("doc_id") or doc_id or md.get("source") or ""
-    cid = md.get("chunk_id") or id or content_id(text, did)
-    raw_span = md.get("span")
-    if isinstance(raw_span, (list, tuple)) and len(raw_span) == 2:
-        span = (int(raw_span[0]), int(raw_span[1]))
-    derived = False
-    if score is None:
-        for key in _SCORE_KEYS:
-            value = md.get(key)
-            if type(value) in (float, int):  # not bool
-                score = value
-                break
-    if score is None:  # descending in rank, so rank order is kept by score-sorting stages
-        score, derived = 1.0 - (rank - 1) / max(n, 1), True
-    user_md = {k: v for k, v in md.items() if k not in _RAGSEL_KEYSET}
-    chunk = Chunk(str(cid), text, str(did), _int_or_none(md.get("position")), span, user_md)
-    reason = f"rank {rank} from {source}" + (" (rank-derived score)" if derived else "")
-    event = Event(source, "retrieved", reason, float(score))
-    if not prov:
-        return ScoredChunk(chunk, float(score), source, (event,)), derived
-    events = _events(prov.get("events")) + (event,)
-    rationales = tuple(str(r) for r in prov.get("rationales") or ())
-    sc = ScoredChunk(chunk, float(score), source, events, rationales,
-                     prov.get("expanded_from"), _verdicts(prov.get("verdicts"), chunk.id))
-    return sc, derived
-
-
-def candidates_from_records(items: Sequence[ScoredChunk], derived: int, source: str
-                            ) -> Candidates:
-    """Candidates from converted documents, with a note saying where they came from; a
-    chunk id seen twice is kept once (its first, best-ranked occurrence)."""
+    n = len(records)
+    items: list[ScoredChunk] = []
     seen: set[str] = set()
-    unique = [sc for sc in items if not (sc.id in seen or seen.add(sc.id))]
-    no_pos = sum(1 for sc in unique if sc.chunk.position is None or not sc.chunk.doc_id)
-    note = {"source": source, "documents": len(items), "duplicates": len(items) - len(unique),
+    derived = no_pos = 0
+    suffix = f" from {source}"
+    chunk_, event_, scored_, proxy, written = _chunk, _event, _scored, MappingProxyType, _WRITTEN
+    for rank, (text, md, rid, rdoc, score, span) in enumerate(records, 1):
+        if type(text) is not str and not isinstance(text, str):
+            raise InputError(f"{what} {rank} has {type(text).__name__} content; ragsel selects "
+                             "text: convert it to a string first (e.g. "
+                             "Document(page_content=str(x)))")
+        if type(md) is not dict:
+            md = dict(md or {})
+        pos = prov = None
+        if written.isdisjoint(md):  # another retriever's metadata: the fast path
+            did = rdoc or md.get("source") or ""
+            cid = rid or content_id(text, did)
+            user_md = md.copy()  # the document keeps its dict; the chunk gets its own
+            md_score = user_md.pop("score", None)  # becomes the chunk's score
+        else:  # metadata a connector wrote: ids, position, span and provenance come back
+            did = md.get("doc_id") or rdoc or md.get("source") or ""
+            cid = md.get("chunk_id") or rid or content_id(text, did)
+            raw_span = md.get("span")
+            if isinstance(raw_span, (list, tuple)) and len(raw_span) == 2:
+                span = (int(raw_span[0]), int(raw_span[1]))
+            pos = md.get("position")
+            if pos is not None:
+                pos = _int_or_none(pos)
+            prov = md.get("ragsel")
+            user_md = {k: v for k, v in md.items() if k not in _RAGSEL_KEYSET}
+            md_score = md.get("score")
+        if type(did) is not str:
+            did = str(did)
+        if type(cid) is not str:
+            cid = str(cid)
+        if cid in seen:
+            continue
+        seen.add(cid)
+        if span is not None and not 0 <= span[0] <= span[1]:
+            raise InputError(f"{what} {rank} ({cid!r}) has an invalid character span {span}: "
+                             "start and end must satisfy 0 <= start <= end")
+        if score is None:
+            score = md_score if type(md_score) is float or type(md_score) is int else \
+                _other_score(md)  # not bool
+        if score is None:  # descending in rank, so score-sorting stages keep the order
+            score = 1.0 - (rank - 1) / n
+            derived += 1
+            reason = f"rank {rank}{suffix} (rank-derived score)"
+        else:
+            score = float(score)
+            reason = f"rank {rank}{suffix}"
+        chunk = chunk_(cid, text, did, pos, span, proxy(user_md) if user_md else _EMPTY)
+        if pos is None or not did:
+            no_pos += 1
+        event = event_(source, "retrieved", reason, score, _EMPTY)
+        if not prov or not isinstance(prov, dict):
+            items.append(scored_(chunk, score, source, (event,), (), None, ()))
+        else:
+            items.append(scored_(
+                chunk, score, source, _events(prov.get("events")) + (event,),
+                tuple(str(r) for r in prov.get("rationales") or ()),
+                prov.get("expanded_from"), _verdicts(prov.get("verdicts"), cid)))
+    note = {"source": source, "documents": n, "duplicates": n - len(items),
             "rank_derived_scores": derived, "without_position": no_pos}
-    return Candidates(tuple(unique), (), (StageNote(source, note),))
+    return Candidates(tuple(items), (), (StageNote(source, note),))
 
 
 # --- checking a pipeline for a connector ---------------------------------------------------

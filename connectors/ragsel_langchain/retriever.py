@@ -18,6 +18,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ragsel import interop
+from ragsel._prebuilt import model_builder
 from ragsel.errors import InputError
 from ragsel.pipeline import Pipeline
 from ragsel.types import Candidates, Query, ScoredChunk
@@ -25,11 +26,15 @@ from ragsel.types import Candidates, Query, ScoredChunk
 SOURCE = "langchain"
 
 
+#: Documents made without a second validation of values ragsel built (see model_builder)
+_document = model_builder(Document, page_content="", id="x", metadata={})
+
+
 def to_documents(items: Sequence[ScoredChunk]) -> list[Document]:
     """LangChain Documents for selected chunks: ``id`` is the chunk id, metadata carries
     chunk id, doc id, position, span, score, rank and provenance (``metadata["ragsel"]``)."""
-    return [Document(page_content=sc.chunk.text, id=sc.chunk.id,
-                     metadata=interop.chunk_metadata(sc, rank))
+    make, meta = _document, interop.chunk_metadata
+    return [make(page_content=sc.chunk.text, id=sc.chunk.id, metadata=meta(sc, rank))
             for rank, sc in enumerate(items, 1)]
 
 
@@ -39,16 +44,12 @@ def from_documents(documents: Sequence[Document], source: str = SOURCE) -> Candi
     if isinstance(documents, (str, Document)):
         raise InputError(f"expected a list of Documents, got one {type(documents).__name__}")
     documents = list(documents)
-    items, derived, n = [], 0, len(documents)
     for rank, doc in enumerate(documents, 1):
-        if not isinstance(doc, Document):
+        if type(doc) is not Document and not isinstance(doc, Document):
             raise InputError(f"document {rank} is a {type(doc).__name__}, not a LangChain "
                              "Document")
-        sc, d = interop.scored_chunk_from_record(doc.page_content, doc.metadata, rank=rank, n=n,
-                                                 source=source, id=doc.id)
-        items.append(sc)
-        derived += d
-    return interop.candidates_from_records(items, derived, source)
+    records = [(d.page_content, d.metadata, d.id, None, None, None) for d in documents]
+    return interop.candidates_from_records(records, source)
 
 
 class _PipelineFields(BaseModel):

@@ -20,6 +20,7 @@ from llama_index.core.schema import (
 )
 
 from ragsel import interop
+from ragsel._prebuilt import model_builder
 from ragsel.errors import InputError
 from ragsel.types import Candidates, Query, ScoredChunk
 
@@ -27,19 +28,31 @@ SOURCE = "llamaindex"
 _HIDDEN = list(interop.RAGSEL_KEYS)  # kept out of LLM prompts and embedding text
 
 
+# Nodes made without a second validation of values ragsel built (see model_builder). The
+# hidden-key lists are copied per node: a node owns its lists, as after validation.
+_text_node = model_builder(
+    TextNode, id_="x", text="", metadata={}, relationships={}, excluded_llm_metadata_keys=[],
+    excluded_embed_metadata_keys=[], start_char_idx=None, end_char_idx=None)
+_related = model_builder(RelatedNodeInfo, node_id="x")
+_with_score = model_builder(NodeWithScore, node=TextNode(id_="x"), score=0.0)
+_SOURCE_REL = NodeRelationship.SOURCE
+
+
 def to_nodes(items: Sequence[ScoredChunk]) -> list[NodeWithScore]:
     """``NodeWithScore``\\ s for selected chunks: ``node_id`` is the chunk id, ``ref_doc_id``
     the doc id, metadata as in :mod:`ragsel.interop` (hidden from prompts and embeddings)."""
     out = []
+    meta = interop.chunk_metadata
     for rank, sc in enumerate(items, 1):
         c = sc.chunk
-        rel = {NodeRelationship.SOURCE: RelatedNodeInfo(node_id=c.doc_id)} if c.doc_id else {}
-        node = TextNode(id_=c.id, text=c.text, metadata=interop.chunk_metadata(sc, rank),
-                        relationships=rel, excluded_llm_metadata_keys=_HIDDEN,
-                        excluded_embed_metadata_keys=_HIDDEN,
-                        start_char_idx=c.span[0] if c.span else None,
-                        end_char_idx=c.span[1] if c.span else None)
-        out.append(NodeWithScore(node=node, score=sc.score))
+        span = c.span
+        node = _text_node(
+            id_=c.id, text=c.text, metadata=meta(sc, rank),
+            relationships={_SOURCE_REL: _related(node_id=c.doc_id)} if c.doc_id else {},
+            excluded_llm_metadata_keys=_HIDDEN.copy(),
+            excluded_embed_metadata_keys=_HIDDEN.copy(),
+            start_char_idx=span[0] if span else None, end_char_idx=span[1] if span else None)
+        out.append(_with_score(node=node, score=sc.score))
     return out
 
 
@@ -47,21 +60,22 @@ def from_nodes(nodes: Sequence[NodeWithScore], source: str = SOURCE) -> Candidat
     """Candidates from nodes another retriever returned (ids from ``metadata["chunk_id"]`` or
     ``node_id``; doc id from metadata or ``ref_doc_id``; scores from ``NodeWithScore.score``,
     else rank-derived)."""
-    nodes = list(nodes)
-    items, derived, n = [], 0, len(nodes)
+    records = []
     for rank, nws in enumerate(nodes, 1):
-        if not isinstance(nws, NodeWithScore):
+        if type(nws) is not NodeWithScore and not isinstance(nws, NodeWithScore):
             raise InputError(f"node {rank} is a {type(nws).__name__}, not a LlamaIndex "
                              "NodeWithScore")
         node = nws.node
+        md = node.metadata
+        ref = None  # ref_doc_id, read directly (the property costs ~2 µs a node)
+        if not md.get("doc_id") and node.relationships:
+            rel = node.relationships.get(_SOURCE_REL)
+            if isinstance(rel, RelatedNodeInfo):
+                ref = rel.node_id
         start, end = getattr(node, "start_char_idx", None), getattr(node, "end_char_idx", None)
-        span = (start, end) if isinstance(start, int) and isinstance(end, int) else None
-        sc, d = interop.scored_chunk_from_record(
-            getattr(node, "text", None), node.metadata, rank=rank, n=n, source=source,
-            id=node.node_id, doc_id=node.ref_doc_id, score=nws.score, span=span, what="node")
-        items.append(sc)
-        derived += d
-    return interop.candidates_from_records(items, derived, source)
+        span = (start, end) if type(start) is int and type(end) is int else None
+        records.append((getattr(node, "text", None), md, node.id_, ref, nws.score, span))
+    return interop.candidates_from_records(records, source, what="node")
 
 
 class RagselRetriever(BaseRetriever):

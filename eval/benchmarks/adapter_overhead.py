@@ -3,33 +3,74 @@
     python eval/benchmarks/adapter_overhead.py [--n 2000] [--repeats 5] [--chunks 5]
 
 The pipeline is ``FixedCandidates(20 chunks) -> top_k(k=--chunks)``: no model, so the time is
-orchestration and conversion. For each adapter call the *direct* equivalent is timed in the
-same interleaved round; the overhead is the difference, as wall-clock medians and as
-per-thread CPU time means (the CPU figure is what to compare on a shared, busy machine,
-where wall-clock time includes waiting for a core):
+orchestration and conversion. Every case pairs an *adapter* call with its *direct* equivalent
+(the same pipeline run on the same query), and the two are timed call by call, alternating
+which goes first, so machine load hits both alike. The overhead of a case is the **median of
+the paired differences** (adapter minus direct) in per-thread CPU time, which is what to read
+on a shared, busy machine (wall-clock time also counts waiting for a core); the mean CPU
+difference (it includes garbage collection) and wall-clock medians are printed too.
 
-- ``lc.invoke``        ``RagselRetriever.invoke(q)`` vs ``pipeline.run(q)`` (includes LangChain's
-                       own callback manager and run bookkeeping)
-- ``lc.adapter``       ``RagselRetriever._get_relevant_documents`` (our code only: query
-                       coercion, run, Document building) vs ``pipeline.run(q)``
-- ``lc.ainvoke``       ``ainvoke`` vs ``await pipeline.arun(q)``
-- ``lc.compress``      ``RagselCompressor.compress_documents(docs, q)`` over 20 Documents
-                       (id, score, source metadata) vs ``pipeline.run(q, inputs={...})`` with
-                       prebuilt Candidates: the overhead converts all 20 inputs
-- ``li.retrieve``      LlamaIndex ``RagselRetriever.retrieve(q)`` vs ``pipeline.run(q)``
-                       (includes LlamaIndex's dispatcher/callback events)
-- ``li.adapter``       ``RagselRetriever._retrieve`` (our code only)
-- ``li.postprocess``   ``RagselPostprocessor.postprocess_nodes`` over 20 nodes vs
-                       ``pipeline.run(q, inputs=...)`` (includes LlamaIndex's dispatcher)
-- ``li.post_adapter``  ``RagselPostprocessor._postprocess_nodes`` (our code only)
+Two kinds of rows:
 
-Target: our adapter code under 0.2 ms per call. Results also go to
-``eval/benchmarks/results/adapter_overhead.json``.
+*Our code* - what the target (**< 200 µs per call**) applies to: the adapter's own method,
+called without the framework's run machinery around it.
+
+- ``lc.adapter``      ``RagselRetriever._get_relevant_documents``: query, run, 5 Documents
+- ``lc.aadapter``     ``await RagselRetriever._aget_relevant_documents`` vs ``await arun``
+- ``lc.compress``     ``RagselCompressor.compress_documents(docs, q)`` over 20 Documents (id,
+                      score, source metadata) vs ``pipeline.run(q, inputs={...})`` given the
+                      same 20 chunks as prebuilt Candidates: converts 20 in and 5 out
+- ``lc.acompress``    ``await acompress_documents`` vs ``await arun`` (same inputs)
+- ``li.adapter``      LlamaIndex ``RagselRetriever._retrieve`` without LlamaIndex's
+                      instrumentation wrapper (``__wrapped__``): 5 NodeWithScore
+- ``li.aadapter``     the same for ``_aretrieve``
+- ``li.post_adapter`` ``RagselPostprocessor._postprocess_nodes`` (unwrapped) over 20 nodes
+
+*With the framework* - the public call a user makes, for reference. It adds the framework's
+own machinery, which every retriever of that framework pays, ragsel's or not: LangChain's
+callback manager and run bookkeeping in ``invoke``/``ainvoke``; LlamaIndex's dispatcher spans
+(a uuid and ``inspect.signature`` per decorated method), callback events and recursive-node
+handling in ``retrieve``/``postprocess_nodes``.
+
+- ``lc.invoke``, ``lc.ainvoke``, ``li.retrieve``, ``li.aretrieve``, ``li.postprocess``
+
+Results go to ``eval/benchmarks/results/adapter_overhead.json`` with the load average and a
+fixed-loop calibration time (``sum(range(1000))``), since every figure scales with both;
+``overhead_per_direct`` (overhead / direct time) is the most load-robust column.
+
+Where the time goes (``ragsel/interop.py``, ``ragsel/_prebuilt.py``): the retriever adapters
+build 5 documents whose provenance metadata is most of the cost (about three quarters for
+LangChain Documents, under half for LlamaIndex nodes, which also need a ``RelatedNodeInfo``
+and a ``NodeWithScore``). The compressor/postprocessor also turn 20 foreign documents into a
+``Chunk``, a ``retrieved`` ``Event`` and a ``ScoredChunk`` each: about 70 % of their
+overhead, and about as much work as ragsel's own retriever does to produce 20 candidates.
+Framework objects and ragsel values are built without re-validation (checked against the
+real constructors when first built), which halved the conversions.
+
+Last measured 2026-11-27, ``--n 300 --repeats 3``, 2 CPUs shared with other jobs (load
+average ~4.9; the direct pipeline took 125-160 µs, 90-100 µs at quieter moments). Before =
+the same script run on the adapter code of commit 3169bf1, alternating with the after runs
+(medians of 3 runs each, load 4.7-5.7)::
+
+    case             before   after  after/direct   two later runs (load 4.9)
+    lc.adapter         88 µs   49 µs     0.36          49, 46 µs
+    lc.aadapter        64      58        0.44          53, 52
+    lc.compress       379     225        1.58         212, 223
+    lc.acompress      369     234        1.74         221, 244
+    li.adapter        130      79        0.56          80, 81
+    li.aadapter       146      88        0.65          85, 87
+    li.post_adapter   493     230        1.88         268, 255
+
+The retriever adapters meet the 200 µs target with room to spare. The 20-document
+compressor/postprocessor paths are around it at load ~3 (three runs: lc.compress 160, 234,
+151 µs; li.post_adapter 221, 170, 225 µs) and miss it at load ~5, at 1.6-1.9 times the direct
+pipeline's own time.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import sys
@@ -40,8 +81,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared benchmark helpers
 
 from _bench import machine, versions, write_json  # noqa: E402  (sets offline/no-tracing env)
-from frameworks_overhead import _time_async as atimed  # noqa: E402
-from frameworks_overhead import _time_sync as timed  # noqa: E402
 
 from ragsel import Pipeline, Query  # noqa: E402
 from ragsel.stages.cutoff.top_k import TopKCutoff  # noqa: E402
@@ -49,6 +88,12 @@ from ragsel.testing import FixedCandidates  # noqa: E402
 
 TEXTS = [f"passage {i} about clause {i % 7} of the agreement" for i in range(20)]
 QUERY = "which clause restricts assignment"
+TARGET_US = 200.0
+#: cases measuring our adapter code only (the target applies to these)
+OURS = ("lc.adapter", "lc.aadapter", "lc.compress", "lc.acompress", "li.adapter",
+        "li.aadapter", "li.post_adapter")
+
+_clock, _cpu = time.perf_counter_ns, time.thread_time_ns
 
 
 def calibration_us() -> float:
@@ -73,6 +118,11 @@ def cases(k: int) -> dict[str, tuple[Callable, Callable, bool]]:
     def retrieval() -> Pipeline:
         return Pipeline.linear([FixedCandidates(texts=TEXTS), TopKCutoff(k=k)])
 
+    def unwrapped(cls: type, method: str) -> Callable:
+        """``cls.method`` without LlamaIndex's instrumentation (a wrapt wrapper)."""
+        fn = getattr(cls, method)
+        return getattr(fn, "__wrapped__", fn)
+
     q = Query(QUERY)
     lc = LCRetriever(pipeline=retrieval())
     li = LIRetriever(retrieval())
@@ -87,69 +137,171 @@ def cases(k: int) -> dict[str, tuple[Callable, Callable, bool]]:
     post = RagselPostprocessor(pipeline=Pipeline.linear([TopKCutoff(k=k)]))
     cands_lc, cands_li = from_documents(docs), from_nodes(nodes)
     bundle = QueryBundle(QUERY)
+    li_retrieve = unwrapped(LIRetriever, "_retrieve")
+    li_aretrieve = unwrapped(LIRetriever, "_aretrieve")
+    li_post = unwrapped(RagselPostprocessor, "_postprocess_nodes")
+
+    def run_lc() -> object:
+        return p_lc.run(q).candidates
+
+    def run_li() -> object:
+        return p_li.run(q).candidates
+
+    def run_comp() -> object:
+        return comp.pipeline.run(q, inputs={comp.input: cands_lc}).candidates
+
+    def run_post() -> object:
+        return post.pipeline.run(q, inputs={post.input: cands_li}).candidates
+
     return {
-        "lc.invoke": (lambda: lc.invoke(QUERY), lambda: p_lc.run(q).selection, False),
         "lc.adapter": (lambda: lc._get_relevant_documents(QUERY, run_manager=None),
-                       lambda: p_lc.run(q).selection, False),
+                       run_lc, False),
+        "lc.aadapter": (lambda: lc._aget_relevant_documents(QUERY, run_manager=None),
+                        lambda: p_lc.arun(q), True),
+        "lc.compress": (lambda: comp.compress_documents(docs, QUERY), run_comp, False),
+        "lc.acompress": (lambda: comp.acompress_documents(docs, QUERY),
+                         lambda: comp.pipeline.arun(q, inputs={comp.input: cands_lc}), True),
+        "li.adapter": (lambda: li_retrieve(li, bundle), run_li, False),
+        "li.aadapter": (lambda: li_aretrieve(li, bundle), lambda: p_li.arun(q), True),
+        "li.post_adapter": (lambda: li_post(post, nodes, bundle), run_post, False),
+        "lc.invoke": (lambda: lc.invoke(QUERY), run_lc, False),
         "lc.ainvoke": (lambda: lc.ainvoke(QUERY), lambda: p_lc.arun(q), True),
-        "lc.compress": (lambda: comp.compress_documents(docs, QUERY),
-                        lambda: comp.pipeline.run(q, inputs={comp.input: cands_lc}), False),
-        "li.retrieve": (lambda: li.retrieve(QUERY), lambda: p_li.run(q).selection, False),
-        "li.adapter": (lambda: li._retrieve(bundle), lambda: p_li.run(q).selection, False),
+        "li.retrieve": (lambda: li.retrieve(QUERY), run_li, False),
+        "li.aretrieve": (lambda: li.aretrieve(QUERY), lambda: p_li.arun(q), True),
         "li.postprocess": (lambda: post.postprocess_nodes(nodes, query_bundle=bundle),
-                           lambda: post.pipeline.run(q, inputs={post.input: cands_li}), False),
-        "li.post_adapter": (lambda: post._postprocess_nodes(nodes, bundle),
-                            lambda: post.pipeline.run(q, inputs={post.input: cands_li}), False),
+                           run_post, False),
     }
+
+
+def _ids(out: object) -> list[str]:
+    """Chunk ids of a pipeline result, Candidates, Documents or NodeWithScores."""
+    out = getattr(out, "candidates", out)  # a RunResult
+    if hasattr(out, "ids"):
+        return list(out.ids)
+    return [x.node.node_id if hasattr(x, "node") else x.id for x in out]
+
+
+def check_same_output(table: dict[str, tuple[Callable, Callable, bool]]) -> None:
+    """Every adapter call must return the chunks its direct call selects (else the pair
+    compares different work)."""
+    for name, (adapter, direct, is_async) in table.items():
+        if is_async:
+            async def both() -> tuple[object, object]:
+                return await adapter(), await direct()  # noqa: B023 - awaited right here
+
+            a, d = asyncio.run(both())
+        else:
+            a, d = adapter(), direct()
+        if _ids(a) != _ids(d) or not _ids(a):
+            raise SystemExit(f"{name}: adapter returned {_ids(a)}, direct {_ids(d)}")
+
+
+def paired_sync(adapter: Callable, direct: Callable, n: int) -> list[tuple[int, ...]]:
+    """``n`` pairs ``(adapter_cpu, direct_cpu, adapter_wall, direct_wall)`` in ns, the two
+    calls of a pair back to back, alternating which runs first."""
+    out = []
+    for i in range(n):
+        first, second = (adapter, direct) if i % 2 else (direct, adapter)
+        c0, w0 = _cpu(), _clock()
+        first()
+        c1, w1 = _cpu(), _clock()
+        second()
+        c2, w2 = _cpu(), _clock()
+        out.append(_pair(i, c0, c1, c2) + _pair(i, w0, w1, w2))
+    return out
+
+
+def _pair(i: int, t0: int, t1: int, t2: int) -> tuple[int, int]:
+    """(adapter, direct) durations of pair ``i``: the adapter ran first when ``i`` is odd."""
+    return (t1 - t0, t2 - t1) if i % 2 else (t2 - t1, t1 - t0)
+
+
+def paired_async(adapter: Callable, direct: Callable, n: int) -> list[tuple[int, ...]]:
+    """:func:`paired_sync` for coroutine functions, all in one event loop."""
+    async def go() -> list[tuple[int, ...]]:
+        out = []
+        for i in range(n):
+            first, second = (adapter, direct) if i % 2 else (direct, adapter)
+            c0, w0 = _cpu(), _clock()
+            await first()
+            c1, w1 = _cpu(), _clock()
+            await second()
+            c2, w2 = _cpu(), _clock()
+            out.append(_pair(i, c0, c1, c2) + _pair(i, w0, w1, w2))
+        return out
+
+    return asyncio.run(go())
+
+
+def summarise(name: str, pairs: list[tuple[int, ...]]) -> dict:
+    us = 1e3
+    cpu_a = [p[0] / us for p in pairs]
+    cpu_d = [p[1] / us for p in pairs]
+    wall_a = [p[2] / us for p in pairs]
+    wall_d = [p[3] / us for p in pairs]
+    diff = [a - d for a, d in zip(cpu_a, cpu_d)]
+    return {"case": name, "ours": name in OURS, "calls": len(pairs),
+            "cpu_direct_us": round(statistics.median(cpu_d), 1),
+            "cpu_adapter_us": round(statistics.median(cpu_a), 1),
+            "overhead_us": round(statistics.median(diff), 1),
+            "overhead_mean_us": round(statistics.fmean(diff), 1),
+            # load-robust: the direct run slows down with the machine exactly as the adapter
+            "overhead_per_direct": round(statistics.median(diff) / statistics.median(cpu_d), 2),
+            "wall_direct_us": round(statistics.median(wall_d), 1),
+            "wall_adapter_us": round(statistics.median(wall_a), 1),
+            "wall_overhead_us": round(statistics.median(wall_a) - statistics.median(wall_d),
+                                      1)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=2000, help="calls per measurement")
-    ap.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
+    ap.add_argument("--n", type=int, default=2000, help="call pairs per case and round")
+    ap.add_argument("--repeats", type=int, default=5, help="rounds over all cases")
     ap.add_argument("--chunks", type=int, default=5, help="chunks returned per call")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
     table = cases(args.chunks)
-    samples: dict[str, dict[str, list[float]]] = {n: {"adapter": [], "direct": []}
-                                                  for n in table}
-    cpu: dict[str, dict[str, int]] = {n: {"adapter": 0, "direct": 0} for n in table}
-    for name, (adapter, direct, is_async) in table.items():  # warm up every path
-        run = atimed if is_async else timed
-        run(adapter, 50), run(direct, 50)
-    for _ in range(args.repeats):
+    check_same_output(table)
+    load_before = os.getloadavg()
+    pairs: dict[str, list[tuple[int, ...]]] = {name: [] for name in table}
+    for adapter, direct, is_async in table.values():  # warm up every path
+        (paired_async if is_async else paired_sync)(adapter, direct, 50)
+    for _ in range(args.repeats):  # rounds: a load change mid-run spreads over every case
         for name, (adapter, direct, is_async) in table.items():
-            run = atimed if is_async else timed
-            for which, fn in (("direct", direct), ("adapter", adapter)):
-                t0 = time.thread_time_ns()  # CPU time of this thread: robust to a busy machine
-                samples[name][which] += run(fn, args.n)
-                cpu[name][which] += time.thread_time_ns() - t0
-    rows = []
-    print(f"adapter overhead per call ({args.chunks} chunks returned, n={args.n} x "
-          f"{args.repeats} rounds; medians in µs)")
-    print(f"{'':<16}{'wall-clock medians':^30}{'CPU time means':^30}")
-    print(f"{'case':<16}{'direct':>10}{'adapter':>10}{'overhead':>10}"
-          f"{'direct':>10}{'adapter':>10}{'overhead':>10}")
-    calls = args.n * args.repeats
-    for name, s in samples.items():
-        d, a = statistics.median(s["direct"]), statistics.median(s["adapter"])
-        cd, ca = cpu[name]["direct"] / calls / 1e3, cpu[name]["adapter"] / calls / 1e3
-        rows.append({"case": name, "direct_us": round(d, 1), "adapter_us": round(a, 1),
-                     "overhead_us": round(a - d, 1), "cpu_direct_us": round(cd, 1),
-                     "cpu_adapter_us": round(ca, 1), "cpu_overhead_us": round(ca - cd, 1)})
-        print(f"{name:<16}{d:>10.1f}{a:>10.1f}{a - d:>10.1f}{cd:>10.1f}{ca:>10.1f}"
-              f"{ca - cd:>10.1f}")
+            pairs[name] += (paired_async if is_async else paired_sync)(adapter, direct, args.n)
+    rows = [summarise(name, ps) for name, ps in pairs.items()]
     cal = calibration_us()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"calibration: sum(range(1000)) = {cal:.1f} µs; load average {load:.1f} on "
-          f"{os.cpu_count()} CPUs (a busy machine inflates every figure alike)")
-    ours = [r for r in rows if r["case"].endswith(("adapter", "compress"))]
-    print("overhead of our adapter code (CPU time): " + ", ".join(
-        f"{r['case']} {r['cpu_overhead_us']:.0f} µs" for r in ours) + " (target < 200 µs)")
+    load_after = os.getloadavg()
+
+    print(f"adapter overhead per call ({args.chunks} chunks returned, {args.n} x "
+          f"{args.repeats} paired calls per case; µs)")
+    print(f"{'':<17}{'CPU time, medians':^40}{'wall-clock medians':^30}")
+    print(f"{'case':<17}{'direct':>9}{'adapter':>9}{'overhead':>10}{'(mean)':>9}   "
+          f"{'direct':>9}{'adapter':>9}{'overhead':>10}")
+    for r in rows:
+        if r["case"] == "lc.invoke":
+            print("-- with the framework's own machinery (not the target):")
+        print(f"{r['case']:<17}{r['cpu_direct_us']:>9.1f}{r['cpu_adapter_us']:>9.1f}"
+              f"{r['overhead_us']:>10.1f}{r['overhead_mean_us']:>9.1f}   "
+              f"{r['wall_direct_us']:>9.1f}{r['wall_adapter_us']:>9.1f}"
+              f"{r['wall_overhead_us']:>10.1f}")
+    print(f"calibration: sum(range(1000)) = {cal:.1f} µs; load average {load_before[0]:.2f} "
+          f"before, {load_after[0]:.2f} after, on {os.cpu_count()} CPUs (a busy machine "
+          "inflates every figure)")
+    ours = [r for r in rows if r["ours"]]
+    worst = max(ours, key=lambda r: r["overhead_us"])
+    print("our adapter code (median paired CPU overhead): " + ", ".join(
+        f"{r['case']} {r['overhead_us']:.0f}" for r in ours)
+        + f" µs; target < {TARGET_US:.0f} µs: "
+        + ("met by every adapter" if worst["overhead_us"] < TARGET_US
+           else f"MISSED by {worst['case']}"))
     write_json("adapter_overhead.json", {
         "rows": rows, "n": args.n, "repeats": args.repeats, "chunks": args.chunks,
-        "calibration_us": round(cal, 2), "machine": machine(),
-        "versions": versions(("ragsel", "langchain-core", "llama-index-core"))}, args.out)
+        "target_us": TARGET_US, "overhead": "median of paired (adapter - direct) CPU time",
+        "calibration_us": round(cal, 2), "load_avg_before": [round(x, 2) for x in load_before],
+        "machine": machine(),
+        "versions": versions(("ragsel", "pydantic", "langchain-core", "llama-index-core"))},
+        args.out)
 
 
 if __name__ == "__main__":
