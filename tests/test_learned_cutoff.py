@@ -11,9 +11,11 @@ from typer.testing import CliRunner
 from ragsel.errors import InputError, StageError
 from ragsel.spec import load_pipeline
 from ragsel.stage import Stage
+from ragsel.stages.cutoff._learned_features import FEATURE_VERSION, QUERY_FEATURES
 from ragsel.stages.cutoff.learned import (MIN_QUERIES, CutoffModel, LearnedCutoff, choose_cut,
-                                          feature_names, fit_cutoff_model, list_features)
-from ragsel.types import Candidates, Chunk, Event, ScoredChunk
+                                          expected_f1, feature_names, fit_cutoff_model,
+                                          list_features)
+from ragsel.types import Candidates, Chunk, Event, Query, ScoredChunk
 
 
 def synthetic(n_queries, seed, n=15):
@@ -71,8 +73,25 @@ def test_choose_cut_objectives():
     assert choose_cut(np.array([]))[0] == 0
     assert choose_cut(np.array([0.9, 0.2, 0.6, 0.1]), objective="threshold",
                       threshold=0.5)[0] == 3  # up to the last chunk above the threshold
+    assert choose_cut(p, objective="top_k", k=4)[0] == 4
+    assert choose_cut(p, objective="ef1")[0] == 3
     with pytest.raises(Exception, match="unknown cut objective"):
         choose_cut(p, objective="nope")
+
+
+def test_expected_f1_is_exact():
+    """The Poisson-binomial decoding equals brute-force enumeration of all 2^n labellings."""
+    import itertools
+
+    p = np.random.default_rng(3).uniform(0, 1, 7)
+    brute = np.zeros(7)
+    for ys in itertools.product((0, 1), repeat=7):
+        y = np.array(ys)
+        w = np.prod(np.where(y == 1, p, 1 - p))
+        brute += w * 2 * np.cumsum(y) / (np.arange(1, 8) + y.sum())
+    assert np.allclose(expected_f1(p), brute)
+    # with one sure hit and the rest unlikely, E[F1] is best at k = 1
+    assert int(np.argmax(expected_f1(np.array([0.99, 0.05, 0.05, 0.05])))) == 0
 
 
 def test_fit_chooses_the_cut_rule_out_of_fold(model):
@@ -83,6 +102,19 @@ def test_fit_chooses_the_cut_rule_out_of_fold(model):
     assert fixed.header["defaults"] == {"objective": "f1", "beta": 2.0}
 
 
+def test_auto_kind_is_chosen_out_of_fold_and_round_trips(tmp_path):
+    lists, golds = synthetic(24, seed=12)
+    m = fit_cutoff_model(lists, golds, kind="auto", defaults={"objective": "ef1"})
+    assert m.header["kind"] in ("gbdt", "logistic")
+    assert m.header["defaults"] == {"objective": "ef1"}
+    assert m.header["training"]["out_of_fold_f1"] >= 0.8
+    loaded = CutoffModel.load(m.save(tmp_path / "auto.npz"))
+    test_lists, test_golds = synthetic(10, seed=13)
+    assert sum(loaded.cut(c)[0] == len(g) for c, g in zip(test_lists, test_golds)) >= 8
+    with pytest.raises(Exception, match="unknown cutoff model kind"):
+        fit_cutoff_model(lists, golds, kind="forest")
+
+
 def test_save_load_round_trip_without_pickle(model, tmp_path):
     path = model.save(tmp_path / "cut.npz")
     loaded = CutoffModel.load(path)
@@ -91,7 +123,7 @@ def test_save_load_round_trip_without_pickle(model, tmp_path):
         assert loaded.cut(c)[0] == model.cut(c)[0]
     with np.load(path, allow_pickle=False) as data:  # plain arrays only
         header = json.loads(str(data["__header__"]))
-    assert header["feature_version"] == 1 and header["pipeline_hash"] == "h1"
+    assert header["feature_version"] == FEATURE_VERSION and header["pipeline_hash"] == "h1"
     assert header["training"]["queries"] == 30
 
 
@@ -100,6 +132,12 @@ def test_feature_version_mismatch_is_refused(model, tmp_path):
     path = bad.save(tmp_path / "old.npz")
     with pytest.raises(InputError, match="feature version 999.*re-fit"):
         CutoffModel.load(path)
+
+
+def test_changed_feature_list_is_refused(model, tmp_path):
+    bad = CutoffModel(dict(model.header, features=model.header["features"][:-1]), model.arrays)
+    with pytest.raises(InputError, match="other features.*re-fit"):
+        CutoffModel.load(bad.save(tmp_path / "drift.npz"))
 
 
 def test_pipeline_mismatch_is_refused(model, tmp_path):
@@ -196,8 +234,8 @@ def test_ragsel_fit_cli_end_to_end(tmp_path):
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["queries"] == 24 and summary["stage"] == "cut"
-    assert summary["retrievers"] == ["ret"]
-    pipe = load_pipeline(pipe_path)
+    assert summary["retrievers"] == ["ret"] and summary["query_features"] is True
+    pipe = load_pipeline(pipe_path)  # the model reads the pipeline query: no wiring needed
     sel = pipe.run("where is w5").selection
     texts = [c.chunk.text for c in sel.chunks]
     assert texts and all(" w5 " in f" {t} " for t in texts)
@@ -211,6 +249,9 @@ def test_ragsel_fit_cli_end_to_end(tmp_path):
     res = runner.invoke(app, ["fit", str(pipe_path), "--dataset", str(data), "--limit", "5",
                               "--out", str(tmp_path / "few.npz")])
     assert res.exit_code == 2 and f"at least {MIN_QUERIES}" in res.output
+    res = runner.invoke(app, ["fit", str(pipe_path), "--dataset", str(data), "--kind", "forest",
+                              "--out", str(tmp_path / "k.npz")])
+    assert res.exit_code == 2 and "gbdt, logistic or auto" in res.output
     # a pipeline without a learned stage
     plain = tmp_path / "plain.yaml"
     plain.write_text("stages:\n  ret: {type: fake_retriever, texts: [a]}\n")
@@ -238,8 +279,99 @@ connections: ["ret -> sel.candidates", "why -> sel.rationales"]
     pipe = load_pipeline(spec, components=comps)
     model, summary = fit_for_pipeline(pipe, data)
     assert summary["stage"] == "sel" and summary["retrievers"] == ["ret"]
+    assert summary["query_features"] is False  # the selector's cut does not pass the query
     model.save(model_path)
     sel = load_pipeline(spec, components=comps).run("where is w7").selection
     note = next(n for n in sel.notes if n.stage == "sel")
     assert note.data["cuts"]["all"]["method"] == "learned"
     assert sel.chunks and " w7 " in f" {sel.chunks[0].chunk.text} "
+
+
+# --- query features ----------------------------------------------------------------------------
+NAMES = [f"name{i}" for i in range(40)]
+
+
+def lexical(n_queries, seed, n=12):
+    """Retrieval scores are noise; the relevant chunks (1 to 3) are those naming the query's
+    entity, in their text or their document title. Only the query features can see that."""
+    rng = np.random.default_rng(seed)
+    lists, golds, queries = [], [], []
+    for q in range(n_queries):
+        target = NAMES[int(rng.integers(len(NAMES)))]
+        k = int(rng.integers(1, 4))
+        items = []
+        s = np.sort(rng.uniform(0.3, 0.9, n))[::-1]
+        rel = set(rng.choice(n, k, replace=False).tolist())
+        for rank in range(n):
+            other = NAMES[int(rng.integers(len(NAMES)))]
+            name = target if rank in rel else (other if other != target else "nobody")
+            text = f"common words here about {name} and more common words"
+            title = name if rng.random() < 0.5 else "untitled"
+            ch = Chunk(f"x{seed}q{q}c{rank}", text, doc_id=f"d{q}-{rank}", position=0,
+                       metadata={"title": title})
+            ev = (Event("dense", "retrieved", f"rank {rank + 1}", float(s[rank])),)
+            items.append(ScoredChunk(ch, float(s[rank]), "dense", ev))
+        lists.append(Candidates(tuple(items)))
+        golds.append({f"x{seed}q{q}c{r}" for r in rel})
+        queries.append(f"what is known about {target}?")
+    return lists, golds, queries
+
+
+def _f1(picked, gold):
+    tp = len(set(picked) & gold)
+    return 2 * tp / (len(picked) + len(gold)) if picked else 0.0
+
+
+@pytest.fixture(scope="module")
+def query_model():
+    lists, golds, queries = lexical(40, seed=1)
+    return fit_cutoff_model(lists, golds, queries=queries, seed=0)
+
+
+def test_query_features_find_what_scores_cannot(query_model):
+    assert query_model.uses_query and query_model.header["features"][-len(QUERY_FEATURES):] \
+        == QUERY_FEATURES
+    blind = fit_cutoff_model(*lexical(40, seed=1)[:2], kind="logistic", seed=0)
+    lists, golds, queries = lexical(25, seed=8)
+    stage_q = LearnedCutoff(model="unused.npz")
+    stage_q._model = query_model
+    stage_b = LearnedCutoff(model="unused.npz")
+    stage_b._model = blind
+    f1_q = np.mean([_f1(stage_q.run(candidates=c, query=Query(t)).ids, g)
+                    for c, g, t in zip(lists, golds, queries)])
+    f1_b = np.mean([_f1(stage_b.run(candidates=c).ids, g) for c, g in zip(lists, golds)])
+    assert f1_q >= 0.9 and f1_b <= 0.6, (f1_q, f1_b)
+    # the relevant chunks were scattered through the list: the model re-ranked them first
+    assert stage_q.run(candidates=lists[0], query=Query(queries[0])).note_of(
+        "learned_cutoff")["order"] == "probability"
+
+
+def test_query_model_refuses_to_run_without_the_query(query_model):
+    lists, _, _ = lexical(1, seed=2)
+    with pytest.raises(InputError, match="needs the query"):
+        query_model.probabilities(lists[0])
+    stage = LearnedCutoff(model="unused.npz")
+    stage._model = query_model
+    with pytest.raises(StageError, match="needs the query"):
+        stage.run(candidates=lists[0])
+    with pytest.raises(InputError, match="2 candidate lists but 1 queries"):
+        fit_cutoff_model(lists * 2, [set()] * 2, queries=["q"])
+
+
+def test_query_and_title_features_values():
+    rows = [("Michael Jackson (writer)", "d1", "the beer hunter was written by someone"),
+            ("Lucy Saunders", "d2", "Lucy Saunders wrote about Michael Jackson and beer"),
+            ("Unrelated", "d3", "nothing to see")]
+    items = tuple(ScoredChunk(Chunk(f"c{i}", text, doc_id=d, position=0,
+                                    metadata={"title": title}), 1.0 - i / 10, "dense",
+                              (Event("dense", "retrieved", f"rank {i + 1}", 1.0 - i / 10),))
+                  for i, (title, d, text) in enumerate(rows))
+    X = list_features(Candidates(items), ["dense"], "Who did Lucy Saunders write about?")
+    names = feature_names(["dense"], True)
+    col = {n: X[:, names.index(n)] for n in QUERY_FEATURES}
+    # Jackson's paragraph does not name Lucy, but Lucy's (ranked 2nd) names Jackson
+    assert col["title_in_top_text"].tolist() == [1.0, 0.0, 0.0]
+    assert col["title_in_query"].tolist() == [0.0, 1.0, 0.0]
+    assert col["q_idf_cover"][1] == pytest.approx(1.0) and col["q_idf_cover"][2] == 0.0
+    assert col["q_bigram"][1] == 0.5 and col["q_rarest_hit"][0] == 0.0  # "wrote" != "write"
+    assert list_features(Candidates(items), ["dense"]).shape[1] == len(feature_names(["dense"]))

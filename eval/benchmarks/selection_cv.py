@@ -20,13 +20,17 @@ held-out folds, and **chunks saved at equal recall**: the method's chunks per qu
 with the fewest chunks any fixed-k configuration (any retriever, with or without +-1
 expansion, k = 1..15) needs for the same mean recall on the same queries (linear
 interpolation on the fixed-k curve; this baseline frontier is an oracle choice among fixed-k
-settings, so the comparison favours top-k).
+settings, so the comparison favours top-k), with a 95% bootstrap interval over queries (500
+resamples of the held-out selections, the fixed-k frontier recomputed on each).
 
-The learned cutoff (``ragsel.stages.cutoff.learned``) is fitted per fold with its own
-out-of-fold choice of cut rule and order (``fit_cutoff_model``); ``learned`` uses that choice,
-``learned as-ranked`` forces a prefix of the hybrid ranking, ``selector+learned`` cuts the
-rationale selector's pooled ranking (sub-phrase rationales; pairing and pooled score are
-features).
+The learned cutoff (``ragsel.stages.cutoff.learned``) is fitted per fold on the training folds
+only, with its own out-of-fold choice (3 inner folds) of model kind (GBDT or logistic), order
+(as ranked, or re-ranked by the predicted relevance) and cut rule (``fit_cutoff_model``, kind
+``auto``). Variants (see :func:`learned_cv`): ``learned`` (list + query features),
+``learned list-only`` (no query text), ``learned as-ranked`` (a prefix of the hybrid ranking),
+``selector+learned`` (cuts the rationale selector's pooled ranking; sub-phrase rationales;
+pairing and pooled score are features), ``learned rank, tuned k`` (ablation: the model's
+ranking cut at a fixed k chosen on the training folds).
 
 Run (the figures in the results were produced by these two commands)::
 
@@ -34,7 +38,9 @@ Run (the figures in the results were produced by these two commands)::
     OMP_NUM_THREADS=1 python eval/benchmarks/selection_cv.py --parts learned \
         --out eval/benchmarks/results/selection_cv_learned.json
 
-(``--only hotpot-para`` runs one setting; fixed top-k always runs, it is the baseline.)
+(``--only hotpot-para`` runs one setting, ``--variants learned`` one learned variant; fixed
+top-k always runs, it is the baseline. Settings may run in parallel processes on one results
+file.)
 
 Embeddings are cached in ``$RAGSEL_CACHE`` (default /work/cache)/selection_cv. Results go to
 ``eval/benchmarks/results/selection_cv.json``.
@@ -67,6 +73,7 @@ from ragsel_eval.metrics.selection import chunks_at_recall, selection_scores  # 
 CACHE = Path(os.environ.get("RAGSEL_CACHE", "/work/cache")) / "selection_cv"
 RESULTS = REPO / "eval" / "benchmarks" / "results" / "selection_cv.json"
 FOLDS, SEED, MAX_K = 5, 0, 15
+BOOTSTRAP = 500  # resamples of the queries for the interval of "chunks saved"
 
 
 class CachedEmbedder:
@@ -137,7 +144,7 @@ def privacyqa_cases(size: int, emb) -> list[Case]:
     from ragsel.ingest.documents import Document
 
     ds = load_dataset("privacyqa")
-    docs = [Document(d.id, d.text) for d in ds.documents.values()]
+    docs = [Document(d.id, d.text, d.title) for d in ds.documents.values()]
     chunks = list(chunk_documents(docs, ChunkerConfig("words", size=size)))
     cvecs = emb.embed([c.text for c in chunks])
     bm25 = BM25Store.build([c.text for c in chunks], [c.id for c in chunks], BM25Config())
@@ -160,13 +167,15 @@ def hotpot_cases(kind: str, emb) -> list[Case]:
         for d in ds.corpus_for(q):
             if kind == "para":
                 chunks.append(Chunk(content_id(d.text, d.id, 0), d.text, doc_id=d.id,
-                                    position=0, span=(0, len(d.text))))
+                                    position=0, span=(0, len(d.text)),
+                                    metadata={"title": d.title}))
             else:
                 for i, (s, e) in enumerate(d.metadata["sentence_spans"]):
                     t = d.text[s:e]
                     if t.strip():
                         chunks.append(Chunk(content_id(t, d.id, i), t, doc_id=d.id,
-                                            position=i, span=(s, e)))
+                                            position=i, span=(s, e),
+                                            metadata={"title": d.title}))
         query = Query(q.text, id=q.id)
         gold = gold_chunk_ids(q, chunks)
         if not gold:
@@ -258,6 +267,12 @@ def scores(selected: Sequence[list[str]], cases: Sequence[Case]) -> dict[str, fl
     return out
 
 
+def per_query_rc(selected: Sequence[list[str]], cases: Sequence[Case]) -> np.ndarray:
+    """``(2, n)``: each query's recall and number of chunks."""
+    rows = [selection_scores(s, c.gold) for s, c in zip(selected, cases)]
+    return np.array([[r["recall"] for r in rows], [r["chunks"] for r in rows]], dtype=float)
+
+
 def folds_of(n: int) -> list[np.ndarray]:
     idx = np.random.default_rng(SEED).permutation(n)
     return [idx[f::FOLDS] for f in range(FOLDS)]
@@ -280,6 +295,12 @@ def cv_choose(results: dict[str, list[list[str]]], cases: list[Case]) -> tuple[l
 
 
 def learned_cv(cases: list[Case], emb, variant: str) -> tuple[list, list]:
+    """One learned variant under the CV protocol. Variants: ``learned`` (list + query features,
+    cut rule and order chosen out-of-fold inside the fit), ``learned list-only`` (no query
+    features: the previous feature set's kind of model), ``learned as-ranked`` (a prefix of the
+    hybrid ranking), ``selector+learned`` (cuts the selector's pooled ranking),
+    ``learned rank, tuned k`` (ablation: re-rank by the model, then a fixed k chosen on the
+    training folds: how much comes from the ranking rather than the per-query cut)."""
     from ragsel.stages.cutoff.learned import LearnedCutoff, fit_cutoff_model
 
     n = len(cases)
@@ -297,39 +318,86 @@ def learned_cv(cases: list[Case], emb, variant: str) -> tuple[list, list]:
 
     lists = [base_list(c) for c in cases]
     order = "input" if variant.endswith("as-ranked") else "auto"
+    with_query = not variant.endswith("list-only")
     for f, test in enumerate(folds_of(n)):
         train = np.setdiff1d(np.arange(n), test)
         model = fit_cutoff_model([lists[i] for i in train], [cases[i].gold for i in train],
-                                 seed=SEED)
-        path = model.save(tmp / f"{variant}-fold{f}.npz")
+                                 queries=[cases[i].query for i in train] if with_query else None,
+                                 kind=KIND, seed=SEED)
+        path = model.save(tmp / f"{SETTING}-{variant.replace(' ', '_')}-fold{f}.npz")
+        if variant.endswith("tuned k"):
+            ranked = {i: ranked_by_model(LearnedCutoff(model=str(path)), lists[i], cases[i])
+                      for i in range(n)}
+            cfgs = {(k, e): [(expand(r.derive("top_k", r.items[:k])) if e else
+                              r.derive("top_k", r.items[:k])).ids for r in ranked.values()]
+                    for k in range(1, MAX_K + 1) for e in (False, True)}
+            best = max(cfgs, key=lambda ke: (scores([cfgs[ke][i] for i in train],
+                                                    [cases[i] for i in train])["f1"], ke))
+            chosen.append(f"k={best[0]} expand={best[1]}")
+            for i in test:
+                held[i] = cfgs[best][i]
+            continue
         # the selector variant: the model sees the pooled score and who paired each chunk as
         # features and decides alone (keeping every paired chunk over-selects)
         stage = LearnedCutoff(model=str(path), order=order, keep_paired=False)
-        picks = {i: stage.run(candidates=lists[i]) for i in range(n)}
+        picks = {i: stage.run(candidates=lists[i], query=cases[i].query) for i in range(n)}
         train_f1 = {e: scores([(expand(picks[i]) if e else picks[i]).ids for i in train],
                               [cases[i] for i in train])["f1"] for e in (False, True)}
         e = max(train_f1, key=lambda x: (train_f1[x], not x))
-        chosen.append(f"expand={e}")
+        chosen.append(f"expand={e} {model.header['kind']} {model.header['defaults']}")
         for i in test:
             held[i] = (expand(picks[i]) if e else picks[i]).ids
     return held, chosen
 
 
+def ranked_by_model(stage, cands: Candidates, case: Case) -> Candidates:
+    """``cands`` re-ranked by the stage's model (no cut)."""
+    p = stage._get_model().probabilities(cands, case.query)
+    order = np.argsort(-p, kind="stable")
+    return cands.derive("learned_rank", [cands.items[i] for i in order])
+
+
 RATS: Rationalizer
+ALL_VARIANTS = ("learned", "learned list-only", "learned as-ranked", "selector+learned",
+                "learned rank, tuned k")
+VARIANTS = ALL_VARIANTS
+KIND = "auto"  # the model kind, GBDT or logistic, is chosen out-of-fold inside each fit
+SETTING = ""
 
 
 def run_setting(name: str, cases: list[Case], emb, parts: set[str], previous: dict) -> dict:
-    global RATS
+    global RATS, SETTING
     RATS = Rationalizer(emb)
+    SETTING = name
     t0 = time.perf_counter()
     fixed: dict[str, list] = {}
     for r, e, k in itertools.product(("dense", "bm25", "hybrid"), (False, True),
                                      range(1, MAX_K + 1)):
         fixed[f"{r} top{k:02d} expand={e}"] = [fixed_k(c, r, k, e) for c in cases]
     frontier_curves = []
+    frontier_rc = []  # per query (recall, chunks) of every fixed-k setting, for the bootstrap
     for r, e in itertools.product(("dense", "bm25", "hybrid"), (False, True)):
         frontier_curves.append([scores(fixed[f"{r} top{k:02d} expand={e}"], cases)
                                 for k in range(1, MAX_K + 1)])
+        frontier_rc.append(np.stack([per_query_rc(fixed[f"{r} top{k:02d} expand={e}"], cases)
+                                     for k in range(1, MAX_K + 1)]))
+    boot = np.random.default_rng(SEED).integers(0, len(cases), (BOOTSTRAP, len(cases)))
+    # mean recall / chunks of each fixed-k setting on each resample: (curves, k, 2, B)
+    frontier_boot = np.stack([rc[:, :, boot].mean(axis=-1) for rc in frontier_rc])
+
+    def saved_ci(held: list) -> list[float]:
+        """95% bootstrap interval (queries resampled) of the chunks saved at equal recall."""
+        rc = per_query_rc(held, cases)[:, boot].mean(axis=-1)  # (2, B)
+        out = []
+        for b in range(BOOTSTRAP):
+            need = [chunks_at_recall([{"recall": fb[k, 0, b], "chunks": fb[k, 1, b]}
+                                      for k in range(MAX_K)], rc[0, b]) for fb in frontier_boot]
+            need = [x for x in need if not np.isnan(x)]
+            if need:
+                out.append(1 - rc[1, b] / min(need))
+        if len(out) < BOOTSTRAP // 2:
+            return []
+        return [round(float(q), 3) for q in np.percentile(out, [2.5, 97.5])]
 
     def saved(res: dict) -> dict:
         need = [chunks_at_recall(cv, res["recall"]) for cv in frontier_curves]
@@ -345,10 +413,12 @@ def run_setting(name: str, cases: list[Case], emb, parts: set[str], previous: di
     def record(label: str, held: list, chosen: list) -> None:
         res = scores(held, cases)
         res = {k: round(v, 4) for k, v in res.items()}
-        methods[label] = {**res, **saved(res), "chosen_per_fold": sorted(set(map(str, chosen)))}
+        methods[label] = {**res, **saved(res), "chunks_saved_ci95": saved_ci(held),
+                          "chosen_per_fold": sorted(set(map(str, chosen)))}
         print(f"  {label:38s} P {res['precision']:.3f} R {res['recall']:.3f} "
               f"F1 {res['f1']:.3f} chunks {res['chunks']:5.2f}  saved@recall "
-              f"{methods[label]['chunks_saved']}", flush=True)
+              f"{methods[label]['chunks_saved']} CI95 {methods[label]['chunks_saved_ci95']}",
+              flush=True)
 
     record("(a) fixed top-k (tuned)", *cv_choose(fixed, cases))
     if "elbow" in parts:
@@ -372,11 +442,11 @@ def run_setting(name: str, cases: list[Case], emb, parts: set[str], previous: di
             res[json.dumps(g, sort_keys=True)] = [
                 rationale_select(c, RATS.get(source, c), emb, e, **cfg) for c in cases]
         record(f"(c) rationale selector: {source}", *cv_choose(res, cases))
-    variants = ("learned", "learned as-ranked", "selector+learned")
     if "learned" in parts:
-        for stale in [k for k in methods if k.startswith("(d)")]:
+        for stale in [k for k in methods if k.startswith("(d)") and (
+                VARIANTS == ALL_VARIANTS or k[4:] in VARIANTS)]:
             del methods[stale]
-    for variant in variants if "learned" in parts else ():
+    for variant in VARIANTS if "learned" in parts else ():
         record(f"(d) {variant}", *learned_cv(cases, emb, variant))
     best_fixed = max(frontier_curves[0] + sum(frontier_curves[1:], []), key=lambda r: r["f1"])
     return {"setting": name, "queries": len(cases),
@@ -396,6 +466,18 @@ SETTINGS: dict[str, Callable] = {
 }
 
 
+def print_table(report: dict) -> None:
+    """Held-out F1, chunks per query and chunks saved at equal recall, per setting."""
+    for name, res in report.items():
+        print(f"== {name} ({res['queries']} queries)")
+        for label, m in res["methods"].items():
+            saved, ci = m["chunks_saved"], m.get("chunks_saved_ci95") or []
+            print(f"  {label:38s} P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f} "
+                  f"chunks {m['chunks']:5.2f}  saved@recall "
+                  f"{'n/a' if saved is None else f'{100 * saved:.1f}%'}"
+                  + (f" (95% CI {100 * ci[0]:.1f}% to {100 * ci[1]:.1f}%)" if ci else ""))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", nargs="*", choices=list(SETTINGS), default=None)
@@ -404,8 +486,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     choices=["elbow", "selector", "learned"],
                     help="which methods to (re)run; fixed top-k always runs; others are kept "
                          "from the existing results file")
+    ap.add_argument("--variants", nargs="*", default=None, choices=list(ALL_VARIANTS),
+                    help="learned variants to (re)run (default: all)")
     ap.add_argument("--limit", type=int, default=None, help="first N queries (smoke runs)")
+    ap.add_argument("--table", action="store_true",
+                    help="only print the results file (--out) as a table")
+    ap.add_argument("--kind", default="auto", choices=["auto", "gbdt", "logistic"],
+                    help="learned model kind (auto: chosen on the training folds)")
     args = ap.parse_args(argv)
+    global VARIANTS, KIND
+    VARIANTS = tuple(args.variants) if args.variants else ALL_VARIANTS
+    KIND = args.kind
+    if args.table:
+        print_table(json.loads(args.out.read_text()))
+        return 0
     from ragsel.backends.embedders import load_embedder
 
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -415,9 +509,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"== {name}", flush=True)
         cases = SETTINGS[name](emb)[: args.limit]
         emb.save()
-        report[name] = run_setting(name, cases, emb, set(args.parts), report.get(name, {}))
+        result = run_setting(name, cases, emb, set(args.parts), report.get(name, {}))
         emb.save()
         args.out.parent.mkdir(parents=True, exist_ok=True)
+        # re-read before writing: runs of other settings may have written meanwhile
+        report = json.loads(args.out.read_text()) if args.out.is_file() else {}
+        report[name] = result
         args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0

@@ -4,6 +4,8 @@ Runs the stages upstream of the pipeline's ``learned_cutoff`` (or of a ``rationa
 with ``cutoff: learned``, whose pooled ranking is then recomputed with ``cutoff: none``) over
 the dataset's queries, labels each candidate with the dataset's gold (a chunk is gold when it
 overlaps a gold span, or belongs to a relevant document), fits the model and writes it.
+A ``learned_cutoff`` model also reads the query text (query-term and title features) unless
+``--list-only``; a selector's built-in learned cut uses list features only.
 """
 
 from __future__ import annotations
@@ -66,8 +68,9 @@ def collect_lists(pipe: Any, target: str, queries: list[Any]) -> list[Any]:
 
 
 def fit_for_pipeline(pipe: Any, dataset: Any, *, stage: str | None = None, kind: str = "gbdt",
-                     seed: int = 0) -> tuple[Any, dict[str, Any]]:
-    """Fit a cutoff model for ``pipe`` on an :class:`~ragsel_eval.datasets.EvalDataset`."""
+                     seed: int = 0, list_only: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Fit a cutoff model for ``pipe`` on an :class:`~ragsel_eval.datasets.EvalDataset`
+    (with query features when the target is a ``learned_cutoff`` and not ``list_only``)."""
     from ragsel.errors import InputError
     from ragsel.stages.cutoff.learned import fit_cutoff_model, pipeline_hash
     from ragsel.types import Query
@@ -83,10 +86,14 @@ def fit_for_pipeline(pipe: Any, dataset: Any, *, stage: str | None = None, kind:
     lists = collect_lists(pipe, target, queries)
     golds = [gold_chunk_ids(q, c.items) for q, c in zip(dataset.queries, lists)]
     phash, upstream = pipeline_hash(pipe, target)
-    model = fit_cutoff_model(lists, golds, kind=kind, pipeline_hash=phash, upstream=upstream,
+    with_query = not list_only and pipe.stages[target].type_name == "learned_cutoff"
+    model = fit_cutoff_model(lists, golds, queries=queries if with_query else None, kind=kind,
+                             pipeline_hash=phash, upstream=upstream,
                              seed=seed, info={"dataset": dataset.name, "pipeline": pipe.name,
                                               "stage": target})
     summary = {"stage": target, "pipeline_hash": phash, "retrievers": model.retrievers,
+               "kind": model.header["kind"], "query_features": model.uses_query,
+               "rule": model.header["defaults"],
                **model.header["training"],
                "queries_with_gold_in_candidates": sum(bool(g) for g in golds)}
     return model, summary
@@ -100,9 +107,12 @@ def fit(
                                      "or a path (ragsel JSONL, BEIR folder, ...)."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the model (.npz)."),
     stage: str = typer.Option(None, "--stage", help="The stage to fit for (if several)."),
-    kind: str = typer.Option("gbdt", "--kind", help="gbdt (default) or logistic."),
+    kind: str = typer.Option("gbdt", "--kind", help="gbdt (default), logistic, or auto "
+                             "(the better of both on out-of-fold predictions)."),
     limit: int = typer.Option(None, "--limit", help="Use only the first N queries."),
     seed: int = typer.Option(0, "--seed"),
+    list_only: bool = typer.Option(False, "--list-only",
+                                   help="No query features (the model then ignores the query)."),
     var: list[str] = typer.Option(None, "--var", help="Set a ${VAR} (KEY=VALUE); repeatable."),
     index: Path = typer.Option(None, "--index", help="Index folder (sets RAGSEL_INDEX)."),
 ) -> None:
@@ -114,8 +124,8 @@ def fit(
         from ragsel_eval.datasets import load_dataset
     except ImportError as exc:  # pragma: no cover - ragsel_eval ships with ragsel
         raise InputError("'ragsel fit' needs the ragsel_eval package") from exc
-    if kind not in ("gbdt", "logistic"):
-        raise InputError(f"--kind must be gbdt or logistic, got {kind!r}")
+    if kind not in ("gbdt", "logistic", "auto"):
+        raise InputError(f"--kind must be gbdt, logistic or auto, got {kind!r}")
     variables = parse_vars(var)
     if index is not None:
         variables["RAGSEL_INDEX"] = str(index)
@@ -123,7 +133,8 @@ def fit(
     ds = load_dataset(dataset)
     if limit is not None:
         ds = ds.subset(limit)
-    model, summary = fit_for_pipeline(pipe, ds, stage=stage, kind=kind, seed=seed)
+    model, summary = fit_for_pipeline(pipe, ds, stage=stage, kind=kind, seed=seed,
+                                      list_only=list_only)
     path = model.save(out)
     print_json({"model": str(path), **summary})
 

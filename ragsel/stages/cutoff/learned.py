@@ -1,14 +1,22 @@
 """Learned ranked-list truncation (in the spirit of Choppy, SIGIR 2020, and AttnCut, AAAI 2021).
 
-A small model predicts, for every position of a candidate list, the probability that the chunk
-there is relevant, from features of the list itself: the current score and its gaps and
-z-scores, each retriever's score and rank (read from the chunks' "retrieved" events), how many
-retrievers agree, the chunk's position in its document and whether its neighbours rank above
-it, its length, whether a rationale paired it, and where the elbow rule would cut. At run time
-the stage keeps the prefix that maximises the expected F-beta (``objective: f1``), the
-shortest prefix expected to reach ``target_recall``, everything up to the last chunk above a
-probability ``threshold``, or (``auto``, the default) the rule that scored best on
-out-of-fold predictions when the model was fitted.
+A small model (GBDT or logistic regression) predicts, for every chunk of a candidate list, the
+probability that it is relevant, from features of the list itself: the current score and its
+gaps and z-scores, each retriever's score, rank and reciprocal rank (read from the chunks'
+"retrieved" events), how many retrievers agree, the chunk's position in its document, the
+scores of its document neighbours and of its document's best chunk, its length, whether a
+rationale paired it, where the elbow rule would cut; and, when fitted with the queries (the
+default of ``ragsel fit`` for this stage), how the chunk covers the query's terms (IDF-weighted
+within the list, whole chunk and best window), the query's rarest term and bigrams, and its
+document title (named in the query, or in the top chunks of other documents). See
+``_learned_features``; everything is normalised within the query's list.
+
+At run time the stage may first re-rank the list by that probability (``order:
+probability``), then keeps the prefix that maximises the exact expected F1 (``ef1``) or an
+approximate expected F-beta (``f1``), the shortest prefix expected to reach
+``target_recall``, everything up to the last chunk above a probability ``threshold``, or the
+``k`` most probable (``top_k``); by default (``auto``) the order and rule that scored best on
+3-fold out-of-fold predictions over the training queries when the model was fitted.
 
 The model is fitted with ``ragsel fit PIPELINE --dataset NAME --out MODEL`` (or
 :func:`fit_cutoff_model`) and stored as one ``.npz`` file holding plain arrays (no pickle, so
@@ -38,21 +46,49 @@ from ragsel.stage import Stage
 from ragsel.stages.cutoff._apply import ClampConfig
 from ragsel.stages.cutoff._learned_features import (FEATURE_VERSION, discover_retrievers,
                                                      feature_names, list_features)
-from ragsel.types import Candidates, Event
+from ragsel.types import Candidates, Event, Query
 
 MIN_QUERIES = 20  # fewer labelled queries than this give a model that mostly memorises
 MODEL_FORMAT = "ragsel-learned-cutoff"
 _PATHLIKE = ("index", "path", "dir", "file", "model", "corpus")
 
+_EXACT_MAX_K = 60  # exact expected F1 is O(k·n) per prefix: longer prefixes are never wanted
+
+
+def expected_f1(p: np.ndarray, max_k: int = _EXACT_MAX_K) -> np.ndarray:
+    """Exact ``E[F1]`` of keeping each prefix ``k = 1..min(n, max_k)`` when item ``i`` is
+    relevant with probability ``p[i]``, independently: ``E[2a / (k + a + b)]`` with ``a`` the
+    relevant items kept and ``b`` those left out (Poisson-binomial distributions; Jansche 2007
+    / Nan Ye et al. 2012 decode F1 the same way)."""
+    n = int(p.size)
+    top = min(n, max_k)
+    # suffix[k] = distribution of relevant items among p[k:], built from the end
+    suffix: list[np.ndarray] = [np.ones(1)] * (n + 1)
+    for k in range(n - 1, 0, -1):
+        d = suffix[k + 1]
+        suffix[k] = np.append(d * (1 - p[k]), 0.0) + np.insert(d * p[k], 0, 0.0)
+    out = np.zeros(top)
+    pre = np.ones(1)
+    for k in range(1, top + 1):
+        pre = np.append(pre * (1 - p[k - 1]), 0.0) + np.insert(pre * p[k - 1], 0, 0.0)
+        a = np.arange(k + 1, dtype=np.float64)[:, None]
+        b = np.arange(suffix[k].size, dtype=np.float64)[None, :]
+        out[k - 1] = float(pre @ (2 * a / (k + a + b)) @ suffix[k])
+    return out
+
+
 def choose_cut(p: np.ndarray, *, objective: str = "f1", beta: float = 1.0,
-               target_recall: float = 0.9, threshold: float = 0.5, min_k: int = 1,
+               target_recall: float = 0.9, threshold: float = 0.5, k: int = 5, min_k: int = 1,
                max_k: int | None = None) -> tuple[int, dict[str, Any]]:
     """Where to cut a list whose items have relevance probabilities ``p`` (in list order).
 
-    - ``f1``: the prefix maximising expected F-beta, ``(1+b²)·TP_k / (k + b²·R)`` with
-      ``TP_k`` the summed probabilities of the prefix and ``R`` of the whole list;
+    - ``f1``: the prefix maximising expected F-beta, approximated as
+      ``(1+b²)·TP_k / (k + b²·R)`` with ``TP_k`` the summed probabilities of the prefix and
+      ``R`` of the whole list;
+    - ``ef1``: the prefix maximising the exact expected F1 (:func:`expected_f1`);
     - ``recall``: the shortest prefix whose expected recall reaches ``target_recall``;
-    - ``threshold``: up to the last item with ``p >= threshold``.
+    - ``threshold``: up to the last item with ``p >= threshold``;
+    - ``top_k``: the first ``k`` (useful after re-ranking by ``p``).
     """
     n = int(p.size)
     if n == 0:
@@ -70,6 +106,15 @@ def choose_cut(p: np.ndarray, *, objective: str = "f1", beta: float = 1.0,
         k = int(above[-1]) + 1 if above.size else 0
         value = float(p[k - 1]) if k else 0.0
         param = {"threshold": threshold}
+    elif objective == "ef1":
+        ef = expected_f1(np.asarray(p, dtype=np.float64))
+        k = int(np.argmax(ef)) + 1
+        value = float(ef[k - 1])
+        param = {}
+    elif objective == "top_k":
+        k = min(int(k), n)
+        value = float(cum[k - 1] / total) if total > 0 and k else 0.0
+        param = {"k": k}
     elif objective == "f1":
         b2 = beta * beta
         ef = (1 + b2) * cum / (ks + b2 * total)
@@ -77,7 +122,8 @@ def choose_cut(p: np.ndarray, *, objective: str = "f1", beta: float = 1.0,
         value = float(ef[k - 1])
         param = {"beta": beta}
     else:
-        raise ConfigError(f"unknown cut objective {objective!r}: use f1, recall or threshold")
+        raise ConfigError(f"unknown cut objective {objective!r}: use f1, ef1, recall, "
+                          "threshold or top_k")
     lo = min(max(min_k, 0), n)
     hi = n if max_k is None else min(max_k, n)
     k = min(max(k, lo), hi)
@@ -88,7 +134,9 @@ def choose_cut(p: np.ndarray, *, objective: str = "f1", beta: float = 1.0,
 #: Cut rules tried when fitting; the one with the best out-of-fold F1 becomes the default.
 RULE_GRID: list[dict[str, Any]] = (
     [{"objective": "f1", "beta": b} for b in (0.5, 0.75, 1.0, 1.5, 2.0)]
-    + [{"objective": "threshold", "threshold": t} for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)])
+    + [{"objective": "ef1"}]
+    + [{"objective": "threshold", "threshold": t} for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]
+    + [{"objective": "top_k", "k": k} for k in range(1, 11)])
 
 
 def _mean_f1(probs: Sequence[np.ndarray], labels: Sequence[np.ndarray],
@@ -166,14 +214,28 @@ class CutoffModel:
                 f"from retrievers {self.retrievers}, but these come from {sorted(seen)}: it "
                 "belongs to another pipeline. Re-fit it with 'ragsel fit' for this pipeline.")
 
-    def probabilities(self, cands: Candidates) -> np.ndarray:
-        self.check_candidates(cands)
-        return self.predict_proba(list_features(cands, self.retrievers))
+    @property
+    def uses_query(self) -> bool:
+        """Whether the model reads the query text (fitted with ``queries``)."""
+        return bool(self.header.get("query_features"))
 
-    def cut(self, cands: Candidates, **options: Any) -> tuple[int, dict[str, Any]]:
+    def probabilities(self, cands: Candidates, query: Query | str | None = None) -> np.ndarray:
+        """Relevance probability of every candidate (in list order)."""
+        self.check_candidates(cands)
+        text = query.text if isinstance(query, Query) else query
+        if self.uses_query and text is None:
+            raise InputError(
+                f"learned cutoff model {self.header.get('path', '')!r} was fitted with query "
+                "features and needs the query: connect the pipeline query (a 'query' input) or "
+                "pass query=..., or fit a model without queries")
+        return self.predict_proba(list_features(cands, self.retrievers,
+                                                text if self.uses_query else None))
+
+    def cut(self, cands: Candidates, query: Query | str | None = None,
+            **options: Any) -> tuple[int, dict[str, Any]]:
         """How many of ``cands`` (as ranked) to keep, with the fitted rule. (A rule fitted to
         re-rank by probability is applied to the list order here: a cut keeps a prefix.)"""
-        p = self.probabilities(cands)
+        p = self.probabilities(cands, query)
         opts = {**self.header.get("defaults", {}), **options}
         opts.pop("order", None)
         return choose_cut(p, **opts)
@@ -208,6 +270,11 @@ class CutoffModel:
                 f"learned cutoff model {path} uses feature version "
                 f"{header.get('feature_version')}, this ragsel computes version "
                 f"{FEATURE_VERSION}: re-fit it with 'ragsel fit'")
+        if header.get("features") != feature_names(header.get("retrievers", []),
+                                                   bool(header.get("query_features"))):
+            raise InputError(f"learned cutoff model {path} lists other features than this "
+                             f"ragsel computes (feature version {FEATURE_VERSION}): re-fit it "
+                             "with 'ragsel fit'")
         if expect_pipeline is not None and header.get("pipeline_hash") != expect_pipeline:
             raise InputError(
                 f"learned cutoff model {path} was fitted for another pipeline (its upstream "
@@ -219,63 +286,89 @@ class CutoffModel:
 
 
 def fit_cutoff_model(lists: Sequence[Candidates], golds: Sequence[set[str]], *,
-                     kind: Literal["gbdt", "logistic"] = "gbdt",
+                     queries: Sequence[Query | str] | None = None,
+                     kind: Literal["gbdt", "logistic", "auto"] = "gbdt",
                      retrievers: Sequence[str] | None = None, pipeline_hash: str = "",
                      upstream: Sequence[Sequence[str]] = (), seed: int = 0,
                      defaults: Mapping[str, Any] | None = None,
                      info: Mapping[str, Any] | None = None) -> CutoffModel:
     """Fit a cutoff model on labelled lists (``golds[i]`` = relevant chunk ids of list i).
 
-    Unless ``defaults`` fixes the cut rule, the rule (expected F-beta with some beta, or a
-    probability threshold; :data:`RULE_GRID`) and the order it cuts (as ranked, or re-ranked
-    by predicted relevance) are chosen by the mean F1 they reach on 3-fold out-of-fold
-    predictions over the training queries, and stored in the header.
+    With ``queries`` (one per list) the model also reads the query text (query-term and title
+    features) and then needs the query at run time. Unless ``defaults`` fixes the cut rule,
+    the rule (expected F-beta, exact expected F1, a probability threshold or a fixed k;
+    :data:`RULE_GRID`) and the order it cuts (as ranked, or re-ranked by predicted relevance)
+    are chosen by the mean F1 they reach on 3-fold out-of-fold predictions over the training
+    queries, and stored in the header. ``kind="auto"`` chooses between GBDT and logistic
+    regression the same way (with a fixed rule, by that rule's out-of-fold F1).
     """
     if len(lists) != len(golds):
         raise InputError(f"{len(lists)} candidate lists but {len(golds)} gold sets")
-    usable = [(c, g) for c, g in zip(lists, golds) if len(c.items)]
+    if queries is not None and len(queries) != len(lists):
+        raise InputError(f"{len(lists)} candidate lists but {len(queries)} queries")
+    texts = ([q.text if isinstance(q, Query) else str(q) for q in queries]
+             if queries is not None else [None] * len(lists))
+    usable = [(c, g, t) for c, g, t in zip(lists, golds, texts) if len(c.items)]
     if len(usable) < MIN_QUERIES:
         raise InputError(f"a learned cutoff needs at least {MIN_QUERIES} labelled queries with "
                          f"candidates to fit; got {len(usable)}. Label more queries.")
     rets = list(retrievers) if retrievers is not None else discover_retrievers(lists)
-    per_list = [(list_features(c, rets), np.array([sc.chunk.id in g for sc in c.items]))
-                for c, g in usable]
+    per_list = [(list_features(c, rets, t), np.array([sc.chunk.id in g for sc in c.items]))
+                for c, g, t in usable]
     X = np.vstack([f for f, _ in per_list])
     y = np.concatenate([lab for _, lab in per_list]).astype(int)
     if y.min() == y.max():
         raise InputError("the labelled lists contain only "
                          f"{'relevant' if y[0] else 'irrelevant'} candidates; a cutoff cannot "
                          "be learned (check that gold ids match the pipeline's chunk ids)")
+    if kind not in ("gbdt", "logistic", "auto"):
+        raise ConfigError(f"unknown cutoff model kind {kind!r}; use gbdt, logistic or auto")
     header: dict[str, Any] = {
         "format": MODEL_FORMAT, "feature_version": FEATURE_VERSION, "kind": kind,
-        "retrievers": rets, "features": feature_names(rets), "pipeline_hash": pipeline_hash,
+        "retrievers": rets, "features": feature_names(rets, queries is not None),
+        "query_features": queries is not None, "pipeline_hash": pipeline_hash,
         "upstream": [list(u) for u in upstream], "defaults": dict(defaults or {}),
         "training": {"queries": len(usable), "rows": int(len(y)), "positives": int(y.sum()),
                      "seed": seed, **dict(info or {})}}
-    model = _fit_arrays(header, X, y, kind, seed)
+    kinds = ("gbdt", "logistic") if kind == "auto" else (kind,)
+    if defaults is not None and len(kinds) == 1:
+        return _fit_arrays(header, X, y, kind, seed)
+    # choose on out-of-fold predictions (in-sample ones are overconfident)
+    rules = ([{"objective": "f1", **dict(defaults)}] if defaults is not None else
+             [{**r, "order": how} for how in ("input", "probability") for r in RULE_GRID])
+    scored = []
+    for kd in kinds:
+        pairs = _out_of_fold(per_list, header, kd, seed)
+        for j, rule in enumerate(rules):
+            how = rule.get("order", "input")
+            cut = {k: v for k, v in rule.items() if k != "order"}
+            f1 = _mean_f1([a for a, _ in pairs], [b for _, b in pairs], cut, how)
+            scored.append((f1, -j, kd == "gbdt", kd, rule))
+    f1, _, _, best_kind, rule = max(scored, key=lambda t: t[:3])
+    header["kind"] = best_kind
+    model = _fit_arrays(header, X, y, best_kind, seed)
     if defaults is None:
-        # choose the cut rule on out-of-fold predictions (in-sample ones are overconfident)
-        folds = 3
-        perm = np.random.default_rng(seed).permutation(len(per_list))
-        oof: list[np.ndarray] = [np.empty(0)] * len(per_list)
-        for f in range(folds):
-            test = set(perm[f::folds].tolist())
-            tr = [i for i in range(len(per_list)) if i not in test]
-            Xt = np.vstack([per_list[i][0] for i in tr])
-            yt = np.concatenate([per_list[i][1] for i in tr]).astype(int)
-            if yt.min() == yt.max():
-                continue
-            inner = _fit_arrays(header, Xt, yt, kind, seed, check=False)
-            for i in test:
-                oof[i] = inner.predict_proba(per_list[i][0])
-        pairs = [(p, per_list[i][1]) for i, p in enumerate(oof) if p.size]
-        scored = [(_mean_f1([a for a, _ in pairs], [b for _, b in pairs], rule, how), -j,
-                   {**rule, "order": how})
-                  for how in ("input", "probability") for j, rule in enumerate(RULE_GRID)]
-        best = max(scored, key=lambda t: (t[0], t[1]))
-        model.header["defaults"] = dict(best[2])
-        model.header["training"]["out_of_fold_f1"] = round(best[0], 4)
+        model.header["defaults"] = dict(rule)
+    model.header["training"]["out_of_fold_f1"] = round(f1, 4)
     return model
+
+
+def _out_of_fold(per_list: Sequence[tuple[np.ndarray, np.ndarray]], header: dict[str, Any],
+                 kind: str, seed: int, folds: int = 3) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(3-fold out-of-fold probabilities, labels) for every labelled list."""
+    perm = np.random.default_rng(seed).permutation(len(per_list))
+    oof: list[np.ndarray] = [np.empty(0)] * len(per_list)
+    for f in range(folds):
+        test = set(perm[f::folds].tolist())
+        tr = [i for i in range(len(per_list)) if i not in test]
+        Xt = np.vstack([per_list[i][0] for i in tr])
+        yt = np.concatenate([per_list[i][1] for i in tr]).astype(int)
+        if yt.min() == yt.max():
+            continue
+        inner = _fit_arrays(header, Xt, yt, kind, seed, check=False)
+        for i in test:
+            oof[i] = inner.predict_proba(per_list[i][0])
+    return [(p, per_list[i][1]) for i, p in enumerate(oof) if p.size]
 
 
 def _fit_arrays(header: dict[str, Any], X: np.ndarray, y: np.ndarray, kind: str, seed: int,
@@ -283,7 +376,7 @@ def _fit_arrays(header: dict[str, Any], X: np.ndarray, y: np.ndarray, kind: str,
     from sklearn.ensemble import GradientBoostingClassifier  # fitting only
     from sklearn.linear_model import LogisticRegression
 
-    header = json.loads(json.dumps(header))
+    header = dict(json.loads(json.dumps(header)), kind=kind)
     if kind == "logistic":
         mean, scale = X.mean(axis=0), X.std(axis=0)
         scale[scale == 0] = 1.0
@@ -328,19 +421,23 @@ def _fit_arrays(header: dict[str, Any], X: np.ndarray, y: np.ndarray, kind: str,
 class LearnedCutoff(Stage):
     """Keep the prefix a fitted model expects to be best (see the module docstring).
 
-    Example (YAML): ``{type: learned_cutoff, model: models/cut.npz, objective: f1}``.
+    Example (YAML): ``{type: learned_cutoff, model: models/cut.npz}`` (order and rule as
+    fitted) or ``{type: learned_cutoff, model: cut.npz, order: probability, objective: ef1}``.
+    Models fitted with query features read the pipeline query (the ``query`` input).
     With ``keep_paired`` (default) chunks a rationale paired are kept even below the cut, so
     ``rationale_selector (cutoff: none) -> learned_cutoff`` is METEORA with a learned cut.
     """
 
     class Config(ClampConfig):
         model: str = Field(..., description="model file written by 'ragsel fit'")
-        objective: Literal["auto", "f1", "recall", "threshold"] = Field(
-            "auto", description="auto: the rule chosen when the model was fitted")
+        objective: Literal["auto", "f1", "ef1", "recall", "threshold", "top_k"] = Field(
+            "auto", description="auto: the rule chosen when the model was fitted; ef1: exact "
+            "expected F1; top_k: the k most probable (with order: probability)")
         beta: float = Field(1.0, gt=0, description="F-beta for objective f1 (>1 favours recall)")
         target_recall: float = Field(0.9, gt=0, le=1.0)
         threshold: float = Field(0.5, gt=0, lt=1.0, description="objective threshold: keep up "
                                  "to the last chunk with this relevance probability")
+        k: int = Field(5, ge=1, description="how many to keep for objective top_k")
         keep_paired: bool = True
         order: Literal["auto", "input", "probability"] = Field(
             "auto", description="cut the list as ranked, or re-rank it by predicted relevance "
@@ -369,12 +466,12 @@ class LearnedCutoff(Stage):
     def warm_up(self) -> None:
         self._get_model()
 
-    def _run(self, candidates: Candidates) -> Candidates:
+    def _run(self, candidates: Candidates, query: Query | None = None) -> Candidates:
         c = self.config
         if not candidates.items:
             return candidates.derive(self.name, [], note={"empty": True})
         model = self._get_model()
-        p = model.probabilities(candidates)
+        p = model.probabilities(candidates, query)
         items = list(candidates.items)
         fitted = dict(model.header.get("defaults") or {"objective": "f1"})
         how = fitted.pop("order", "input") if c.order == "auto" else c.order
@@ -382,7 +479,7 @@ class LearnedCutoff(Stage):
         order = np.argsort(-p, kind="stable") if how == "probability" else np.arange(len(items))
         rule = fitted if c.objective == "auto" else {
             "objective": c.objective, "beta": c.beta, "target_recall": c.target_recall,
-            "threshold": c.threshold}
+            "threshold": c.threshold, "k": c.k}
         k, info = choose_cut(p[order], **rule, min_k=c.min_k, max_k=c.max_k)
         keep = set(order[:k].tolist())
         if c.keep_paired:
