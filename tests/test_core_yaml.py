@@ -135,3 +135,12 @@ def test_unknown_stage_lookup_suggests():
 def test_missing_file(tmp_path):
     with pytest.raises(DefinitionError, match="not found"):
         load_pipeline(tmp_path / "nope.yaml")
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "pipelines").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_pipeline_validates_without_models(path):
+    assert check_pipeline(path) == []
+    assert path.read_text().startswith("# yaml-language-server: $schema=ragsel.schema.json")

@@ -279,7 +279,7 @@ connections: ["ret -> sel.candidates", "why -> sel.rationales"]
     pipe = load_pipeline(spec, components=comps)
     model, summary = fit_for_pipeline(pipe, data)
     assert summary["stage"] == "sel" and summary["retrievers"] == ["ret"]
-    assert summary["query_features"] is False  # the selector's cut does not pass the query
+    assert summary["query_features"] is True  # the selector passes the query to its cut
     model.save(model_path)
     sel = load_pipeline(spec, components=comps).run("where is w7").selection
     note = next(n for n in sel.notes if n.stage == "sel")

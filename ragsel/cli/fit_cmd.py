@@ -4,8 +4,8 @@ Runs the stages upstream of the pipeline's ``learned_cutoff`` (or of a ``rationa
 with ``cutoff: learned``, whose pooled ranking is then recomputed with ``cutoff: none``) over
 the dataset's queries, labels each candidate with the dataset's gold (a chunk is gold when it
 overlaps a gold span, or belongs to a relevant document), fits the model and writes it.
-A ``learned_cutoff`` model also reads the query text (query-term and title features) unless
-``--list-only``; a selector's built-in learned cut uses list features only.
+The model also reads the query text (query-term and title features) unless ``--list-only``;
+both targets pass the pipeline query to it at run time.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def collect_lists(pipe: Any, target: str, queries: list[Any]) -> list[Any]:
 def fit_for_pipeline(pipe: Any, dataset: Any, *, stage: str | None = None, kind: str = "gbdt",
                      seed: int = 0, list_only: bool = False) -> tuple[Any, dict[str, Any]]:
     """Fit a cutoff model for ``pipe`` on an :class:`~ragsel_eval.datasets.EvalDataset`
-    (with query features when the target is a ``learned_cutoff`` and not ``list_only``)."""
+    (with query features unless ``list_only``)."""
     from ragsel.errors import InputError
     from ragsel.stages.cutoff.learned import fit_cutoff_model, pipeline_hash
     from ragsel.types import Query
@@ -86,7 +86,7 @@ def fit_for_pipeline(pipe: Any, dataset: Any, *, stage: str | None = None, kind:
     lists = collect_lists(pipe, target, queries)
     golds = [gold_chunk_ids(q, c.items) for q, c in zip(dataset.queries, lists)]
     phash, upstream = pipeline_hash(pipe, target)
-    with_query = not list_only and pipe.stages[target].type_name == "learned_cutoff"
+    with_query = not list_only  # both targets pass the query to the model at run time
     model = fit_cutoff_model(lists, golds, queries=queries if with_query else None, kind=kind,
                              pipeline_hash=phash, upstream=upstream,
                              seed=seed, info={"dataset": dataset.name, "pipeline": pipe.name,

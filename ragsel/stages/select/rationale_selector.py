@@ -196,7 +196,7 @@ class RationaleSelector(Stage):
 
     # --- the method --------------------------------------------------------------------
     def _cut(self, pooled: np.ndarray, order: np.ndarray, ranked: Candidates | None,
-             ) -> tuple[int, dict[str, Any]]:
+             query: Query | None = None) -> tuple[int, dict[str, Any]]:
         c = self.config
         n = len(order)
         if c.cutoff == "none":
@@ -204,7 +204,7 @@ class RationaleSelector(Stage):
         if c.cutoff == "elbow":
             cut, info = elbow_index(pooled[order], c.z_threshold)
         else:
-            cut, info = self._learned_model().cut(ranked)
+            cut, info = self._learned_model().cut(ranked, query)
         clamped = clamp(cut, n, c.min_k, c.max_k)
         if clamped != cut:
             info = {**info, "unclamped": cut}
@@ -264,7 +264,7 @@ class RationaleSelector(Stage):
                 ranked = candidates.derive(self.name, [
                     replace(items[i], score=float(pooled[i]),
                             rationales=tuple(paired_by.get(int(i), ()))) for i in order])
-            cut, info = self._cut(pooled, order, ranked)
+            cut, info = self._cut(pooled, order, ranked, query)
             info = {**info, "kept": cut, "n": len(order)}
             if cut and cut <= len(order):
                 info["cut_score"] = round(float(pooled[order[cut - 1]]), 6)
