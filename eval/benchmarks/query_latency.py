@@ -106,6 +106,7 @@ def main() -> None:
         "index": args.index, "pipeline": args.pipeline, "queries": len(texts),
         "repeats": args.repeats, "torch_threads": torch.get_num_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "gc_freeze": args.gc_freeze,
         "load_avg_1m": os.getloadavg()[0], "warm_up_s": round(warm_s, 2),
         "with_query_embedding": summary(with_emb), "stage_mean_ms_with": stages_with,
