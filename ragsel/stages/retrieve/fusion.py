@@ -146,7 +146,8 @@ class RankFusion(Stage):
         # best rank) and, per chunk, its first occurrence, its events from every list and its
         # rank in each -- the hot path of every query (~200 inputs, ~100 kept)
         rankings: list[list[str]] = []
-        seen: dict[str, tuple[ScoredChunk, list[Event], dict[str, int]]] = {}
+        # chunk id -> (first occurrence, events of later lists or None, rank per list)
+        seen: dict[str, tuple[ScoredChunk, list[Event] | None, dict[str, int]]] = {}
         for cands, name in zip(candidates, names):
             ids: list[str] = []
             for sc in cands.items:
@@ -154,10 +155,13 @@ class RankFusion(Stage):
                 rec = seen.get(cid)
                 if rec is None:
                     ids.append(cid)
-                    seen[cid] = (sc, list(sc.events), {name: len(ids)})
+                    seen[cid] = (sc, None, {name: len(ids)})
                 elif name not in rec[2]:
                     ids.append(cid)
-                    rec[1].extend(sc.events)
+                    if rec[1] is None:
+                        seen[cid] = rec = (rec[0], list(sc.events), rec[2])
+                    else:
+                        rec[1].extend(sc.events)
                     rec[2][name] = len(ids)
             rankings.append(ids)
         if cfg.method == "rrf":
@@ -168,11 +172,11 @@ class RankFusion(Stage):
         items = []
         method, me = cfg.method, self.name
         for cid, score in keep:
-            src, evs, r = seen[cid]
+            src, more, r = seen[cid]
             why = ", ".join([f"{n} rank {v}" for n, v in r.items()])
-            evs.append(Event(me, "fused", f"{method}: {why}", score,
-                             MappingProxyType({"ranks": r})))
-            items.append(ScoredChunk(src.chunk, score, me, tuple(evs), src.rationales,
+            ev = Event(me, "fused", f"{method}: {why}", score, MappingProxyType({"ranks": r}))
+            events = src.events + (ev,) if more is None else (*src.events, *more, ev)
+            items.append(ScoredChunk(src.chunk, score, me, events, src.rationales,
                                      src.expanded_from, src.verdicts))
         note: dict[str, Any] = {
             "method": method, "inputs": [{"stage": n, "n": len(c), "weight": w}
