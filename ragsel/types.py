@@ -31,8 +31,8 @@ def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
 
-# ``{"rank": r}`` event data, built once per rank: retrievers and cutoffs attach it to every
-# chunk they touch, and sharing the read-only mapping halves the cost of those events.
+# ``{"rank": r}`` event data, built once per rank: retrievers attach it to every chunk they
+# return, and sharing the read-only mapping halves the cost of those events.
 _RANK_DATA: tuple[Mapping[str, Any], ...] = tuple(MappingProxyType({"rank": r})
                                                   for r in range(1025))
 
@@ -165,16 +165,14 @@ class ScoredChunk:
 
     def rescored(self, stage: str, score: float, reason: str = "") -> ScoredChunk:
         s = float(score)
-        return ScoredChunk(self.chunk, s, stage, self.events + (Event(stage, "rescored", reason,
-                                                                      s),),
-                           self.rationales, self.expanded_from, self.verdicts)
+        ev = Event(stage, "rescored", reason, s)
+        return ScoredChunk(self.chunk, s, stage, self.events + (ev,), self.rationales,
+                           self.expanded_from, self.verdicts)
 
     def kept(self, stage: str, reason: str = "", **data: Any) -> ScoredChunk:
         # direct construction, not dataclasses.replace: cutoffs call this per kept chunk
-        if len(data) == 1 and "rank" in data:  # the common case: a shared mapping
-            data = rank_data(data["rank"])  # type: ignore[assignment]
-        return ScoredChunk(self.chunk, self.score, self.stage,
-                           self.events + (Event(stage, "kept", reason, self.score, data),),
+        ev = Event(stage, "kept", reason, self.score, data)
+        return ScoredChunk(self.chunk, self.score, self.stage, self.events + (ev,),
                            self.rationales, self.expanded_from, self.verdicts)
 
 

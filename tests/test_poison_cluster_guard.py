@@ -7,9 +7,9 @@ import pytest
 
 from ragsel.errors import ConfigError, StageError
 from ragsel.stage import Stage
+from ragsel.stages.verify._ngrams import ngram_jaccard, ngram_jaccard_pairwise
 from ragsel.stages.verify.poison_cluster import (PoisonClusterGuard, average_linkage,
-                                                 merge_groups, ngram_jaccard,
-                                                 ngram_jaccard_pairwise, peel)
+                                                 merge_groups, peel)
 from ragsel.types import Candidates, Chunk, Query
 
 QUERY = Query("how many episodes are in chicago fire season 4")

@@ -5,6 +5,7 @@ MiniLM embedder against raw ``SentenceTransformer.encode`` on the same texts.
     OMP_NUM_THREADS=1 python eval/benchmarks/index_scifact.py --threads 1
     python eval/benchmarks/index_scifact.py --limit 500 --embedders minilm-onnx
     python eval/benchmarks/index_scifact.py --serve /work/cache/scifact-index --threads 1
+    python eval/benchmarks/index_scifact.py --count-tokens   # tokens and TFLOP to embed
 
 Each embedder's index build runs in its own subprocess so its peak RSS is its own. Numbers on a
 shared machine are noisy (other processes compete for the same 2 cores): the ragsel/raw ratio
@@ -47,6 +48,33 @@ def scifact_corpus(limit: int | None, out_dir: Path) -> Path:
             out.write(line)
     (out_dir / "queries.jsonl").write_text("")
     return out_dir
+
+
+def count_tokens(limit: int | None, max_length: int = 256) -> dict:
+    """MiniLM tokens in the SciFact abstracts (title + text), as embedded (cut at
+    ``max_length``), and the compute that implies: ~21 MFLOP per token for MiniLM-L6's
+    matrix products plus attention over the sequence. Prints why the 60 s goal is far."""
+    from tokenizers import Tokenizer
+
+    from ragsel.backends.embedders.sentence_transformers import minilm_model_dir
+
+    tok = Tokenizer.from_file(str(minilm_model_dir() / "tokenizer.json"))
+    tok.no_truncation()
+    tok.no_padding()
+    texts = []
+    with open(DATA / "scifact" / "corpus.jsonl") as fh:
+        for i, line in enumerate(fh):
+            if limit is not None and i >= limit:
+                break
+            d = json.loads(line)
+            texts.append(f"{d.get('title', '')} {d['text']}".strip())
+    lens = [min(len(e.ids), max_length) for e in tok.encode_batch(texts)]
+    layers, hidden, ffn = 6, 384, 1536
+    per_token = 2 * layers * (4 * hidden * hidden + 2 * hidden * ffn)  # matmul FLOPs
+    attention = sum(2 * 2 * layers * n * n * hidden for n in lens)  # QK^T and AV
+    total = per_token * sum(lens) + attention
+    return {"documents": len(texts), "tokens": sum(lens), "max_length": max_length,
+            "tflop": round(total / 1e12, 1), "flop_per_token_matmul": per_token}
 
 
 def peak_rss_mb() -> float:
@@ -211,7 +239,12 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS), help="results JSON file")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--corpus", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--count-tokens", action="store_true",
+                    help="only count the tokens to embed and the compute they need")
     args = ap.parse_args()
+    if args.count_tokens:
+        print(json.dumps(count_tokens(args.limit)))
+        return
     if args.child:
         print(json.dumps(child(args.child, Path(args.corpus), args.threads)))
         return

@@ -49,7 +49,6 @@ import itertools
 import json
 import os
 import random
-import re
 import sys
 import time
 from pathlib import Path

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -40,15 +39,12 @@ from ragsel_eval.datasets import data_root  # noqa: E402
 from ragsel_eval.datasets.beir import load_beir  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench import peak_rss_mb, summary_ms  # noqa: E402
 from _vectors import use_precomputed  # noqa: E402
 
 set_offline_env()
 DATA = data_root()
 RESULTS = REPO / "eval" / "benchmarks" / "results"
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def measure(pipe, queries: list[str], repeats: int) -> tuple[np.ndarray, dict[str, float]]:
@@ -65,10 +61,8 @@ def measure(pipe, queries: list[str], repeats: int) -> tuple[np.ndarray, dict[st
 
 def summary(t: np.ndarray) -> dict[str, float]:
     # min and p5 show what the code costs when the VM's neighbours leave it alone
-    return {"min_ms": round(float(t.min()), 2), "p5_ms": round(float(np.percentile(t, 5)), 2),
-            "p50_ms": round(float(np.percentile(t, 50)), 2),
-            "p95_ms": round(float(np.percentile(t, 95)), 2),
-            "mean_ms": round(float(t.mean()), 2), "runs": int(t.size)}
+    return {**summary_ms(t), "min_ms": round(float(t.min()), 2),
+            "p5_ms": round(float(np.percentile(t, 5)), 2)}
 
 
 def main() -> None:
@@ -83,7 +77,7 @@ def main() -> None:
     args = ap.parse_args()
 
     texts = [q.text for q in load_beir(DATA / "scifact", split="test").queries][: args.queries]
-    rss0 = rss_mb()
+    rss0 = peak_rss_mb()
     pipe = load_pipeline(args.pipeline, variables={"RAGSEL_INDEX": args.index})
     t0 = time.perf_counter()
     pipe.warm_up()
@@ -97,7 +91,7 @@ def main() -> None:
 
         gc.freeze()
     with_emb, stages_with = measure(pipe, texts, args.repeats)
-    rss_serving = rss_mb()
+    rss_serving = peak_rss_mb()
 
     use_precomputed(pipe, texts)  # dense retrievers now look query vectors up
     without, stages_without = measure(pipe, texts, args.repeats)

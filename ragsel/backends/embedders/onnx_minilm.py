@@ -88,7 +88,7 @@ class OnnxMiniLMEmbedder:
                 opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 # No busy-waiting between runs: in a pipeline, numpy/BLAS work (dense search,
                 # BM25, fusion) runs between query embeddings, and spinning ORT threads fought
-                # it for the 2 cores here (local.yaml p50 33 -> 18 ms, query_latency.py).
+                # it for the 2 cores here (query_latency.py: local.yaml p50 39 -> 19 ms).
                 opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 session = ort.InferenceSession(str(onnx_file), sess_options=opts,
                                                providers=["CPUExecutionProvider"])

@@ -52,7 +52,7 @@ from ragsel.registry import register_stage
 from ragsel.stage import Stage, StageConfig
 from ragsel.stages._chunk_vectors import ChunkVectors
 from ragsel.stages.cutoff._curve import clamp, elbow_index
-from ragsel.types import Candidates, Event, Query, Rationales, ScoredChunk
+from ragsel.types import Candidates, Event, Query, Rationales
 
 
 def pair_rationales(sim: np.ndarray, *, distinct: bool,
@@ -181,10 +181,6 @@ class RationaleSelector(Stage):
 
             self._learned = CutoffModel.load(self.config.model)  # type: ignore[arg-type]
         return self._learned
-
-    def chunk_vectors(self, items: Sequence[ScoredChunk]) -> np.ndarray:
-        """Vectors of the candidates' chunks: from the index, the cache, or embedded."""
-        return self.vectors.get([sc.chunk for sc in items])[0]
 
     def rationale_vectors(self, texts: Sequence[str]) -> np.ndarray:
         name = self.config.rationale_embedder or self.config.embedder

@@ -65,11 +65,7 @@ from ragsel.errors import InputError
 from ragsel.registry import register_stage
 from ragsel.stage import Stage, StageConfig
 from ragsel.stages._chunk_vectors import ChunkVectors
-from ragsel.stages.verify._ngrams import (  # noqa: F401  (re-exported)
-    char_ngrams,
-    ngram_jaccard,
-    ngram_jaccard_pairwise,
-)
+from ragsel.stages.verify._ngrams import ngram_jaccard
 from ragsel.types import Candidates, Chunk, Event, Query, ScoredChunk, Verdict
 
 _WORD = re.compile(r"\w+")
