@@ -28,7 +28,8 @@ from ragsel._prebuilt import slot_builder
 from ragsel.errors import ConfigError, InputError
 from ragsel.pipeline import Pipeline
 from ragsel.stage import Stage, StageConfig
-from ragsel.types import Candidates, Chunk, Event, ScoredChunk, StageNote, Verdict, content_id
+from ragsel.types import (Candidates, Chunk, Event, ScoredChunk, StageNote, Verdict, content_id,
+                          new_event, new_scored_chunk)
 
 #: Keys the connectors write; everything else in a document's metadata is the user's.
 RAGSEL_KEYS = ("chunk_id", "doc_id", "position", "span", "score", "rank", "ragsel")
@@ -39,11 +40,9 @@ _KEEP_ACTIONS = frozenset(("kept", "added"))
 NO_POSITION_NOTE = ("no doc_id/position in the document metadata: neighbour expansion "
                     "skipped for it")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-# Chunk/Event/ScoredChunk without __post_init__: candidates_from_records checks what it would
-# (text is a str, id non-empty, position >= 0, span ordered, metadata read-only)
+# Chunk without __post_init__: candidates_from_records checks what it would (text is a str,
+# id non-empty, position >= 0, span ordered, metadata read-only)
 _chunk = slot_builder(Chunk, ("x", "", "", None, None, _EMPTY))
-_event = slot_builder(Event, ("x", "retrieved", "", 1.0, _EMPTY))
-_scored = slot_builder(ScoredChunk, (Chunk("x", ""), 1.0, "x", (), (), None, ()))
 
 
 # --- ragsel -> documents ---------------------------------------------------------------------
@@ -145,7 +144,8 @@ def candidates_from_records(records: Sequence[Record], source: str,
     seen: set[str] = set()
     derived = no_pos = 0
     suffix = f" from {source}"
-    chunk_, event_, scored_, proxy, written = _chunk, _event, _scored, MappingProxyType, _WRITTEN
+    chunk_, event_, scored_ = _chunk, new_event, new_scored_chunk
+    proxy, written = MappingProxyType, _WRITTEN
     for rank, (text, md, rid, rdoc, score, span) in enumerate(records, 1):
         if type(text) is not str and not isinstance(text, str):
             raise InputError(f"{what} {rank} has {type(text).__name__} content; ragsel selects "

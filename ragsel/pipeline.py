@@ -376,7 +376,7 @@ class Pipeline:
             n_out: int | None = len(out_val.items)
             all_drops = out_val.dropped
             dropped = () if len(all_drops) == drops_before else tuple(
-                d.id for d in all_drops[drops_before:] if d.stage == step.name)
+                d.item.chunk.id for d in all_drops[drops_before:] if d.stage == step.name)
         else:
             n_out, dropped = None, ()
         trace.append(StageTrace(step.name, step.type_name, elapsed_ns, n_in, n_out, dropped))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
+from ragsel._prebuilt import slot_builder
 from ragsel.errors import InputError
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -165,15 +166,16 @@ class ScoredChunk:
 
     def rescored(self, stage: str, score: float, reason: str = "") -> ScoredChunk:
         s = float(score)
-        ev = Event(stage, "rescored", reason, s)
-        return ScoredChunk(self.chunk, s, stage, self.events + (ev,), self.rationales,
-                           self.expanded_from, self.verdicts)
+        ev = new_event(stage, "rescored", reason, s, _EMPTY)
+        return new_scored_chunk(self.chunk, s, stage, self.events + (ev,), self.rationales,
+                                self.expanded_from, self.verdicts)
 
     def kept(self, stage: str, reason: str = "", **data: Any) -> ScoredChunk:
-        # direct construction, not dataclasses.replace: cutoffs call this per kept chunk
-        ev = Event(stage, "kept", reason, self.score, data)
-        return ScoredChunk(self.chunk, self.score, self.stage, self.events + (ev,),
-                           self.rationales, self.expanded_from, self.verdicts)
+        # unchecked construction, not dataclasses.replace: cutoffs call this per kept chunk
+        ev = new_event(stage, "kept", reason, self.score,
+                       MappingProxyType(data) if data else _EMPTY)
+        return new_scored_chunk(self.chunk, self.score, self.stage, self.events + (ev,),
+                                self.rationales, self.expanded_from, self.verdicts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +190,16 @@ class Dropped:
     @property
     def id(self) -> str:
         return self.item.chunk.id
+
+
+# Constructors that skip validation, for the hot path (retrievers, fusion, cutoffs build ~600
+# of these per query; see ragsel._prebuilt.slot_builder, ~4x cheaper than the dataclass
+# __init__). Arguments are positional, one per field, already valid: an Event's ``data`` must
+# be read-only (a MappingProxyType or _EMPTY), a ScoredChunk's score a float.
+new_event = slot_builder(Event, ("x", "kept", "", None, _EMPTY))
+new_scored_chunk = slot_builder(ScoredChunk, (Chunk("x", ""), 1.0, "x", (), (), None, ()))
+new_dropped = slot_builder(Dropped, (new_scored_chunk(Chunk("x", ""), 1.0, "x", (), (), None,
+                                                      ()), "x", "", None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,9 +252,12 @@ class Candidates:
         """A fresh list from a retriever: ``(chunk, score)`` pairs in rank order."""
         items = []
         for rank, (chunk, score) in enumerate(scored, 1):
+            if not isinstance(chunk, Chunk):
+                raise InputError(f"stage '{stage}': expected (Chunk, score) pairs, got "
+                                 f"{type(chunk).__name__} at rank {rank}")
             s = float(score)
-            items.append(ScoredChunk(chunk, s, stage, (Event(stage, "retrieved",
-                                                             reason or f"rank {rank}", s),)))
+            ev = new_event(stage, "retrieved", reason or f"rank {rank}", s, rank_data(rank))
+            items.append(new_scored_chunk(chunk, s, stage, (ev,), (), None, ()))
         return cls(tuple(items))
 
     def derive(self, stage: str, items: Sequence[ScoredChunk], *,
@@ -263,7 +278,7 @@ class Candidates:
             if cid not in kept_ids:
                 reason = drop_reasons.get(cid, fallback) if drop_reasons else fallback
                 verdict = verdicts.get(cid) if verdicts else None
-                new_drops.append(Dropped(sc, stage, reason, verdict))
+                new_drops.append(new_dropped(sc, stage, reason, verdict))
         notes = self.notes + (StageNote(stage, note),) if note is not None else self.notes
         return Candidates(tuple(items), self.dropped + tuple(new_drops), notes)
 

@@ -114,6 +114,34 @@ def test_slot_builder_matches_constructors_and_falls_back():
     assert slot_builder(NoSlots, (1,)) is NoSlots
     assert slot_builder(Event, ("s", "retrieved")) is Event  # not one value per field
 
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Base:
+        a: int
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Derived(Base):
+        b: int
+
+    assert slot_builder(Derived, (1, 2)) is Derived  # inherited slots: a different layout
+
+
+def test_hot_path_builders_make_genuine_frozen_instances():
+    from ragsel.types import new_dropped, new_event, new_scored_chunk
+
+    # the hot path relies on these being the fast builders, not the class fallback
+    assert new_event is not Event and new_scored_chunk is not ScoredChunk
+    chunk = Chunk("c", "t", "d", 0)
+    sc = new_scored_chunk(chunk, 0.5, "s", (), ("r1",), None, ())
+    plain = ScoredChunk(chunk, 0.5, "s", rationales=("r1",))
+    assert type(sc) is ScoredChunk and sc == plain and hash(sc) == hash(plain)
+    assert repr(sc) == repr(plain) and dataclasses.replace(sc, score=1.0).score == 1.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sc.score = 2.0
+    ev = new_event("s", "kept", "why", 0.5, MappingProxyType({"rank": 1}))
+    assert ev == Event("s", "kept", "why", 0.5, {"rank": 1}) and type(ev) is Event
+    d = new_dropped(sc, "cut", "below", None)
+    assert d.id == "c" and d.stage == "cut" and d.verdict is None
+
 
 # --- ragsel -> LangChain / LlamaIndex --------------------------------------------------------
 def test_to_documents_equals_validated_documents_with_provenance():

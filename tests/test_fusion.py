@@ -152,3 +152,25 @@ def test_score_fusion_rejects_non_finite_scores_but_rrf_does_not_care():
         RankFusion(method="dbsf").run(candidates=[a, b])
     assert exc.value.exit_code == 2
     assert RankFusion().run(candidates=[a, b]).ids == ["y", "x"]
+
+
+def test_rrf_stage_matches_the_reference_function_on_random_lists():
+    """The stage computes RRF inline (hot path); it must rank and score exactly like
+    reciprocal_rank_fusion over each list with its duplicates removed (a duplicate does not
+    push later chunks down), ties included."""
+    import random
+
+    from ragsel.stages.retrieve._rank_fusion import reciprocal_rank_fusion
+
+    rng = random.Random(7)
+    pool = [Chunk(f"c{i}", f"text {i}", "d", i) for i in range(30)]
+    for trial in range(50):
+        lists = [[rng.choice(pool) for _ in range(rng.randint(0, 25))] for _ in range(3)]
+        weights = [rng.choice([0.5, 1.0, 1.5]) for _ in lists]
+        k = rng.choice([0, 1, 5, 60])
+        cands = [ranked(f"r{i}", [(c, 1.0) for c in lst]) for i, lst in enumerate(lists)]
+        out = RankFusion(k=k, weights=weights).run(candidates=cands)
+        deduped = [list(dict.fromkeys(c.id for c in lst)) for lst in lists]
+        ref = reciprocal_rank_fusion(deduped, k=k, weights=weights)
+        assert out.ids == [cid for cid, _ in ref], trial
+        assert out.scores == pytest.approx([s for _, s in ref])

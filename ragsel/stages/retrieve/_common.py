@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from ragsel.errors import ConfigError, InputError
 from ragsel.stages.retrieve._rank_fusion import reciprocal_rank_fusion
-from ragsel.types import Candidates, Chunk, Event, Query, ScoredChunk, StageNote, rank_data
+from ragsel.types import (Candidates, Chunk, Query, StageNote, new_event, new_scored_chunk,
+                          rank_data)
 
 Hits = list[tuple[Chunk, float]]
+
+
+@functools.cache
+def rank_reasons(kind: str) -> tuple[str, ...]:
+    """``"<kind> rank r"`` for ranks 0..1024, formatted once per retriever kind (index 0
+    unused): every hit of every query carries one."""
+    return tuple(f"{kind} rank {r}" for r in range(1025))
 
 
 def query_texts(query: Query, use_rewrites: bool) -> list[str]:
@@ -33,9 +43,11 @@ def to_candidates(stage: str, kind: str, texts: Sequence[str], hits: Sequence[Hi
     info: dict[str, Any] = {"retriever": kind, "top_k": top_k, **note}
     if len(hits) == 1:
         # the hot path of every query: one event and one scored chunk per hit, nothing more
-        items = [ScoredChunk(c, s, stage, (Event(stage, "retrieved", f"{kind} rank {rank}", s,
-                                                 rank_data(rank)),))
-                 for rank, (c, s) in enumerate(hits[0][:top_k], 1)]
+        reasons, items = rank_reasons(kind), []
+        for rank, (c, s) in enumerate(hits[0][:top_k], 1):
+            why = reasons[rank] if rank < len(reasons) else f"{kind} rank {rank}"
+            ev = new_event(stage, "retrieved", why, s, rank_data(rank))
+            items.append(new_scored_chunk(c, s, stage, (ev,), (), None, ()))
         if not items:
             info["empty"] = "no chunk matched the query" + (
                 " filter" if note.get("where") else "")
@@ -56,9 +68,10 @@ def to_candidates(stage: str, kind: str, texts: Sequence[str], hits: Sequence[Hi
                           for qi, (r, _) in sorted(per.items())},
                 "scores": {("query" if qi == 0 else f"rewrite {qi}"): s
                            for qi, (_, s) in sorted(per.items())}}
-        ev = Event(stage, "retrieved", f"{kind} rank {rank} (RRF over {len(texts)} queries)",
-                   score, data)
-        items.append(ScoredChunk(by_id[cid], score, stage, (ev,)))
+        ev = new_event(stage, "retrieved",
+                       f"{kind} rank {rank} (RRF over {len(texts)} queries)", score,
+                       MappingProxyType(data))
+        items.append(new_scored_chunk(by_id[cid], score, stage, (ev,), (), None, ()))
     info.update(queries=list(texts), fusion="rrf", rrf_k=rrf_k)
     if not items:
         info["empty"] = "no chunk matched any query text"

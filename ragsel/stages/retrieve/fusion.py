@@ -12,9 +12,10 @@ from pydantic import Field, field_validator
 from ragsel.errors import ConfigError, InputError
 from ragsel.registry import register_stage
 from ragsel.stage import Stage, StageConfig
-from ragsel.stages.retrieve._rank_fusion import reciprocal_rank_fusion
+from ragsel.stages.retrieve._common import rank_reasons
 from ragsel.typecheck import Variadic
-from ragsel.types import Candidates, Dropped, Event, ScoredChunk, StageNote
+from ragsel.types import (Candidates, Event, ScoredChunk, StageNote, new_dropped, new_event,
+                          new_scored_chunk)
 
 Method = Literal["rrf", "relative_score", "dbsf"]
 
@@ -143,13 +144,16 @@ class RankFusion(Stage):
         weights = self._weights(names)
         drops, notes = Candidates.merge_history(candidates)
         # one pass over the inputs: each list's ranking (a chunk counts once per list, at its
-        # best rank) and, per chunk, its first occurrence, its events from every list and its
-        # rank in each -- the hot path of every query (~200 inputs, ~100 kept)
+        # best rank), its RRF share, and per chunk its first occurrence, its events from every
+        # list and its rank in each -- the hot path of every query (~200 inputs, ~100 kept)
+        rrf = cfg.method == "rrf"
         rankings: list[list[str]] = []
+        rrf_score: dict[str, float] = {}
         # chunk id -> (first occurrence, events of later lists or None, rank per list)
         seen: dict[str, tuple[ScoredChunk, list[Event] | None, dict[str, int]]] = {}
-        for cands, name in zip(candidates, names):
+        for li, (cands, name) in enumerate(zip(candidates, names)):
             ids: list[str] = []
+            w, k = weights[li], cfg.k
             for sc in cands.items:
                 cid = sc.chunk.id
                 rec = seen.get(cid)
@@ -163,9 +167,16 @@ class RankFusion(Stage):
                     else:
                         rec[1].extend(sc.events)
                     rec[2][name] = len(ids)
+                else:
+                    continue  # a duplicate inside one list counts once, at its best rank
+                if rrf:
+                    rrf_score[cid] = rrf_score.get(cid, 0.0) + w / (k + len(ids))
             rankings.append(ids)
-        if cfg.method == "rrf":
-            fused = reciprocal_rank_fusion(rankings, k=cfg.k, weights=weights)
+        if rrf:
+            # ties as in reciprocal_rank_fusion: best rank in any list, then the earliest
+            # list, which is the order chunks were first seen (sorted() is stable)
+            best = {cid: min(r.values()) for cid, (_, _, r) in seen.items()}
+            fused = sorted(rrf_score.items(), key=lambda kv: (-kv[1], best[kv[0]]))
         else:
             fused = self._score_fusion([_unique(c) for c in candidates], names, weights)
         keep = fused if cfg.top_k is None else fused[: cfg.top_k]
@@ -173,11 +184,13 @@ class RankFusion(Stage):
         method, me = cfg.method, self.name
         for cid, score in keep:
             src, more, r = seen[cid]
-            why = ", ".join([f"{n} rank {v}" for n, v in r.items()])
-            ev = Event(me, "fused", f"{method}: {why}", score, MappingProxyType({"ranks": r}))
+            why = ", ".join([rank_reasons(n)[v] if v < 1025 else f"{n} rank {v}"
+                             for n, v in r.items()])
+            ev = new_event(me, "fused", f"{method}: {why}", score,
+                           MappingProxyType({"ranks": r}))
             events = src.events + (ev,) if more is None else (*src.events, *more, ev)
-            items.append(ScoredChunk(src.chunk, score, me, events, src.rationales,
-                                     src.expanded_from, src.verdicts))
+            items.append(new_scored_chunk(src.chunk, score, me, events, src.rationales,
+                                          src.expanded_from, src.verdicts))
         note: dict[str, Any] = {
             "method": method, "inputs": [{"stage": n, "n": len(c), "weight": w}
                                          for n, c, w in zip(names, candidates, weights)],
@@ -188,6 +201,6 @@ class RankFusion(Stage):
             note["empty"] = "no input list had any candidate"
         if len(keep) < len(fused):
             reason = f"fused rank below top_k={cfg.top_k}"
-            drops += tuple(Dropped(seen[cid][0], self.name, reason) for cid, _ in
+            drops += tuple(new_dropped(seen[cid][0], self.name, reason, None) for cid, _ in
                            fused[len(keep):])
         return Candidates(tuple(items), drops, notes + (StageNote(self.name, note),))
