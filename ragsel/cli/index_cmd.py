@@ -20,7 +20,7 @@ def index(
     overlap: int = typer.Option(None, "--overlap", min=0,
                                 help="Words shared by neighbouring chunks (default 10%)."),
     embedder: str = typer.Option("minilm", "--embedder",
-                                 help="minilm | minilm-onnx | a local sentence-transformers dir."),
+                                 help="minilm | minilm-onnx | minilm-onnx-q8 | a local sentence-transformers dir."),
     threads: int = typer.Option(None, "--threads", min=1,
                                 help="CPU threads for embedding (default: the library's)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per forward pass."),
