@@ -43,6 +43,14 @@ def rank_data(rank: int) -> Mapping[str, Any]:
     return _RANK_DATA[rank] if 0 <= rank < len(_RANK_DATA) else MappingProxyType({"rank": rank})
 
 
+def _reduce_with_plain_mappings(self: Any) -> tuple[Any, tuple[Any, ...]]:
+    """``__reduce__`` of the values holding read-only mappings: ``MappingProxyType`` cannot be
+    pickled or deep-copied, so those fields travel as plain dicts and the constructor freezes
+    them again. Makes results picklable (multiprocessing, caches) and ``copy.deepcopy``-able."""
+    return type(self), tuple(dict(v) if type(v) is MappingProxyType else v
+                             for v in (getattr(self, n) for n in self.__slots__))
+
+
 def content_id(text: str, *parts: object) -> str:
     """A stable id from content (used when a document or chunk has none)."""
     h = hashlib.blake2b(digest_size=10)
@@ -61,6 +69,8 @@ class Query:
     id: str | None = None
     rewrites: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    __reduce__ = _reduce_with_plain_mappings
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str):
@@ -90,6 +100,8 @@ class Chunk:
     position: int | None = None
     span: tuple[int, int] | None = None
     metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    __reduce__ = _reduce_with_plain_mappings
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str):
@@ -123,6 +135,8 @@ class Event:
     reason: str = ""
     score: float | None = None
     data: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    __reduce__ = _reduce_with_plain_mappings
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", _frozen_mapping(self.data))
@@ -208,6 +222,8 @@ class StageNote:
 
     stage: str
     data: Mapping[str, Any]
+
+    __reduce__ = _reduce_with_plain_mappings
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", _frozen_mapping(self.data))
@@ -334,6 +350,8 @@ class Rationales:
     source: str = ""
     notes: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
+    __reduce__ = _reduce_with_plain_mappings
+
     def __post_init__(self) -> None:
         if not isinstance(self.items, tuple):
             object.__setattr__(self, "items", tuple(self.items))
@@ -354,6 +372,8 @@ class Answer:
     citations: tuple[str, ...] = ()
     model: str = ""
     metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    __reduce__ = _reduce_with_plain_mappings
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metadata", _frozen_mapping(self.metadata))

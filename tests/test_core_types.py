@@ -53,3 +53,24 @@ def test_merge_history_deduplicates():
     cut = cands.derive("cut", cands.items[:1])
     drops, notes = Candidates.merge_history([cut, cut])
     assert len(drops) == 1
+
+
+def test_results_pickle_and_deepcopy_with_their_provenance():
+    """Read-only mappings (metadata, event data, notes) cannot be pickled as they are; the
+    values carry them as plain dicts and freeze them again."""
+    import copy
+    import pickle
+
+    from ragsel.pipeline import Pipeline
+    from ragsel.stages.cutoff.top_k import TopKCutoff
+    from ragsel.testing import FakeRetriever
+
+    pipe = Pipeline.linear([("ret", FakeRetriever(texts=["red apple", "green apple", "pear"])),
+                            ("cut", TopKCutoff(k=1))])
+    sel = pipe.run(Query("apple", metadata={"user": "u1"})).selection
+    assert sel.dropped and sel.notes and sel.chunks[0].events[0].data  # provenance to carry
+    for clone in (pickle.loads(pickle.dumps(sel)), copy.deepcopy(sel)):
+        assert clone.to_dict() == sel.to_dict()
+        assert clone.query == sel.query and clone.chunks == sel.chunks
+        with pytest.raises(TypeError):  # still read-only after the trip
+            clone.chunks[0].events[0].data["rank"] = 9  # type: ignore[index]
