@@ -69,6 +69,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--index", default=os.environ.get("RAGSEL_INDEX", "/work/cache/scifact-index"))
     ap.add_argument("--pipeline", default=str(REPO / "pipelines" / "local.yaml"))
+    ap.add_argument("--query-embedder", default=None,
+                    help="sets ${RAGSEL_QUERY_EMBEDDER} (local.yaml: minilm-onnx by default; "
+                         "e.g. minilm-onnx-q8)")
     ap.add_argument("--queries", type=int, default=300, help="SciFact test queries to time")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--gc-freeze", action="store_true",
@@ -78,7 +81,10 @@ def main() -> None:
 
     texts = [q.text for q in load_beir(DATA / "scifact", split="test").queries][: args.queries]
     rss0 = peak_rss_mb()
-    pipe = load_pipeline(args.pipeline, variables={"RAGSEL_INDEX": args.index})
+    variables = {"RAGSEL_INDEX": args.index}
+    if args.query_embedder:
+        variables["RAGSEL_QUERY_EMBEDDER"] = args.query_embedder
+    pipe = load_pipeline(args.pipeline, variables=variables)
     t0 = time.perf_counter()
     pipe.warm_up()
     for q in texts[:5]:  # first queries pay lazy loads (BM25 vocab, filters, caches)
@@ -100,6 +106,7 @@ def main() -> None:
 
     result = {
         "index": args.index, "pipeline": args.pipeline, "queries": len(texts),
+        "query_embedder": args.query_embedder or "the pipeline's",
         "repeats": args.repeats, "torch_threads": torch.get_num_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),

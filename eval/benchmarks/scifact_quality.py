@@ -165,6 +165,9 @@ def main() -> None:
     ap.add_argument("--index", default=os.environ.get("RAGSEL_INDEX", "/work/cache/scifact-index"))
     ap.add_argument("--data", default=str(DATA / "scifact"))
     ap.add_argument("--pipeline", default=str(REPO / "pipelines" / "local.yaml"))
+    ap.add_argument("--query-embedder", default=None,
+                    help="sets ${RAGSEL_QUERY_EMBEDDER} (local.yaml: minilm-onnx by default; "
+                         "e.g. minilm-onnx-q8)")
     ap.add_argument("--depth", type=int, default=100, help="candidates per retriever")
     ap.add_argument("--skip-bm25-variants", action="store_true")
     ap.add_argument("--no-grid", action="store_true",
@@ -176,7 +179,10 @@ def main() -> None:
     test = load_beir(args.data, split="test")
     print(f"SciFact: {len(train.queries)} train / {len(test.queries)} test queries, "
           f"{len(test.documents)} documents; index {args.index}", flush=True)
-    pipe = load_pipeline(args.pipeline, variables={"RAGSEL_INDEX": args.index})
+    variables = {"RAGSEL_INDEX": args.index}
+    if args.query_embedder:
+        variables["RAGSEL_QUERY_EMBEDDER"] = args.query_embedder
+    pipe = load_pipeline(args.pipeline, variables=variables)
     b_name = stage_of_type(pipe, "bm25_retriever")
     d_name = stage_of_type(pipe, "dense_retriever")
     f_name = stage_of_type(pipe, "fusion")
@@ -188,6 +194,7 @@ def main() -> None:
     # query vectors cached on disk across runs (same vectors the retriever would compute)
     use_precomputed(pipe, [q.text for ds in (train, test) for q in ds.queries])
     result: dict = {"index": args.index, "pipeline": str(args.pipeline), "depth": args.depth,
+                    "query_embedder": args.query_embedder or "the pipeline's",
                     "train_queries": len(train.queries), "test_queries": len(test.queries)}
 
     from ragsel.index import open_index
