@@ -24,9 +24,14 @@ settings, so the comparison favours top-k), with a 95% bootstrap interval over q
 resamples of the held-out selections, the fixed-k frontier recomputed on each).
 
 The learned cutoff (``ragsel.stages.cutoff.learned``) is fitted per fold on the training folds
-only, with its own out-of-fold choice (3 inner folds) of model kind (GBDT or logistic), order
-(as ranked, or re-ranked by the predicted relevance) and cut rule (``fit_cutoff_model``, kind
-``auto``). Variants (see :func:`learned_cv`): ``learned`` (list + query features),
+only, with its own out-of-fold choice (3 inner folds, two different splits averaged) of model
+kind (GBDT or logistic), order (as ranked, or re-ranked by the predicted relevance) and cut
+rule (``fit_cutoff_model``, kind ``auto``; the exact expected-F1 cut is kept unless another
+rule beats it by more than one standard error). Its corpus priors (what the training folds'
+queries found in each chunk and document, ``_learned_priors``) are counted from the training
+folds only; the held-out queries' labels never reach a model. Ablations: ``--no-priors``,
+``--inner-repeats 1``, ``--no-one-se``.
+Variants (see :func:`learned_cv`): ``learned`` (list + query features),
 ``learned list-only`` (no query text), ``learned as-ranked`` (a prefix of the hybrid ranking),
 ``selector+learned`` (cuts the rationale selector's pooled ranking; sub-phrase rationales;
 pairing and pooled score are features), ``learned rank, tuned k`` (ablation: the model's
@@ -323,7 +328,9 @@ def learned_cv(cases: list[Case], emb, variant: str) -> tuple[list, list]:
         train = np.setdiff1d(np.arange(n), test)
         model = fit_cutoff_model([lists[i] for i in train], [cases[i].gold for i in train],
                                  queries=[cases[i].query for i in train] if with_query else None,
-                                 kind=KIND, seed=SEED)
+                                 kind=KIND, seed=SEED, **FIT,
+                                 orders=("input",) if order == "input" else
+                                 ("input", "probability"))
         path = model.save(tmp / f"{SETTING}-{variant.replace(' ', '_')}-fold{f}.npz")
         if variant.endswith("tuned k"):
             ranked = {i: ranked_by_model(LearnedCutoff(model=str(path)), lists[i], cases[i])
@@ -361,6 +368,7 @@ RATS: Rationalizer
 ALL_VARIANTS = ("learned", "learned list-only", "learned as-ranked", "selector+learned",
                 "learned rank, tuned k")
 VARIANTS = ALL_VARIANTS
+FIT: dict = {}  # ablation options of fit_cutoff_model (priors, inner_repeats, one_se)
 KIND = "auto"  # the model kind, GBDT or logistic, is chosen out-of-fold inside each fit
 SETTING = ""
 
@@ -493,8 +501,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="only print the results file (--out) as a table")
     ap.add_argument("--kind", default="auto", choices=["auto", "gbdt", "logistic"],
                     help="learned model kind (auto: chosen on the training folds)")
+    ap.add_argument("--no-priors", action="store_true",
+                    help="ablation: fit without corpus priors (what the training queries found)")
+    ap.add_argument("--inner-repeats", type=int, default=None,
+                    help="ablation: inner out-of-fold splits averaged by the fit (default 2)")
+    ap.add_argument("--no-one-se", action="store_true",
+                    help="ablation: take the grid's best rule, not the default within 1 SE")
+    ap.add_argument("--no-calibrate", action="store_true",
+                    help="ablation: no Platt scaling of the model's probabilities")
     args = ap.parse_args(argv)
     global VARIANTS, KIND
+    FIT.update({"priors": False} if args.no_priors else {},
+               **({"inner_repeats": args.inner_repeats} if args.inner_repeats else {}),
+               **({"one_se": False} if args.no_one_se else {}),
+               **({"calibrate": False} if args.no_calibrate else {}))
     VARIANTS = tuple(args.variants) if args.variants else ALL_VARIANTS
     KIND = args.kind
     if args.table:

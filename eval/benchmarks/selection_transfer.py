@@ -1,8 +1,8 @@
 """Does a learned cutoff transfer to a corpus it never saw? Fit on one dataset, cut another.
 
 The cross-validated figures (``selection_cv.py``) fit and test on queries of the same corpus.
-Here the learned cutoff (list + query features, kind/order/rule chosen out-of-fold on the
-source, as in ``selection_cv.py``) is fitted on *all* queries of a source setting and applied
+Here the learned cutoff (list + query features, no corpus priors, kind/order/rule chosen
+out-of-fold on the source, as in ``selection_cv.py``) is fitted on *all* queries of a source setting and applied
 unchanged to every query of a target setting; nothing is chosen on the target (no expansion).
 Baselines on the target: the fixed top-k whose k/retriever/expansion had the best F1 on the
 source (the same transfer for top-k), and the chunks-saved comparison with the target's own
@@ -46,7 +46,10 @@ def transfer(src: list, dst: list, tag: str) -> dict:
     from ragsel.stages.cutoff.learned import LearnedCutoff, fit_cutoff_model
 
     model = fit_cutoff_model([c.lists["hybrid"] for c in src], [c.gold for c in src],
-                             queries=[c.query for c in src], kind="auto", seed=cv.SEED)
+                             queries=[c.query for c in src], kind="auto", seed=cv.SEED,
+                             # corpus priors count what the source's queries found in the
+                             # source's chunks: nothing of it carries to another corpus
+                             priors=False)
     path = model.save(cv.CACHE / "models" / f"transfer-{tag}.npz")
     stage = LearnedCutoff(model=str(path), keep_paired=False)
     learned = [stage.run(candidates=c.lists["hybrid"], query=c.query).ids for c in dst]

@@ -68,9 +68,11 @@ def collect_lists(pipe: Any, target: str, queries: list[Any]) -> list[Any]:
 
 
 def fit_for_pipeline(pipe: Any, dataset: Any, *, stage: str | None = None, kind: str = "gbdt",
-                     seed: int = 0, list_only: bool = False) -> tuple[Any, dict[str, Any]]:
+                     seed: int = 0, list_only: bool = False,
+                     priors: bool = True) -> tuple[Any, dict[str, Any]]:
     """Fit a cutoff model for ``pipe`` on an :class:`~ragsel_eval.datasets.EvalDataset`
-    (with query features unless ``list_only``)."""
+    (with query features unless ``list_only``; with corpus priors, what the labelled queries
+    found in this corpus, unless not ``priors``)."""
     from ragsel.errors import InputError
     from ragsel.stages.cutoff.learned import fit_cutoff_model, pipeline_hash
     from ragsel.types import Query
@@ -88,11 +90,15 @@ def fit_for_pipeline(pipe: Any, dataset: Any, *, stage: str | None = None, kind:
     phash, upstream = pipeline_hash(pipe, target)
     with_query = not list_only  # both targets pass the query to the model at run time
     model = fit_cutoff_model(lists, golds, queries=queries if with_query else None, kind=kind,
-                             pipeline_hash=phash, upstream=upstream,
+                             pipeline_hash=phash, upstream=upstream, priors=priors,
+                             # the selector's built-in cut keeps a prefix of its ranking
+                             orders=(("input",) if pipe.stages[target].type_name ==
+                                     "rationale_selector" else ("input", "probability")),
                              seed=seed, info={"dataset": dataset.name, "pipeline": pipe.name,
                                               "stage": target})
     summary = {"stage": target, "pipeline_hash": phash, "retrievers": model.retrievers,
                "kind": model.header["kind"], "query_features": model.uses_query,
+               "corpus_priors": bool(model.header.get("corpus_priors")),
                "rule": model.header["defaults"],
                **model.header["training"],
                "queries_with_gold_in_candidates": sum(bool(g) for g in golds)}
@@ -113,6 +119,9 @@ def fit(
     seed: int = typer.Option(0, "--seed"),
     list_only: bool = typer.Option(False, "--list-only",
                                    help="No query features (the model then ignores the query)."),
+    no_priors: bool = typer.Option(
+        False, "--no-priors", help="No corpus priors (what the labelled queries found in this "
+        "corpus); they help when many queries share a corpus, and are inert otherwise."),
     var: list[str] = typer.Option(None, "--var", help="Set a ${VAR} (KEY=VALUE); repeatable."),
     index: Path = typer.Option(None, "--index", help="Index folder (sets RAGSEL_INDEX)."),
 ) -> None:
@@ -134,7 +143,7 @@ def fit(
     if limit is not None:
         ds = ds.subset(limit)
     model, summary = fit_for_pipeline(pipe, ds, stage=stage, kind=kind, seed=seed,
-                                      list_only=list_only)
+                                      list_only=list_only, priors=not no_priors)
     path = model.save(out)
     print_json({"model": str(path), **summary})
 

@@ -225,7 +225,8 @@ def _query_features(items: Sequence[Any], query: str, groups: list[np.ndarray]) 
             weight = {t: w for t, w in zip(q, idf)}
             best = 0.0
             for start in range(0, max(1, len(tk) - _WINDOW + 1), max(1, _WINDOW // 3)):
-                best = max(best, sum(weight.get(t, 0.0) for t in set(tk[start:start + _WINDOW])))
+                best = max(best, sum(weight.get(t, 0.0)
+                                        for t in sorted(set(tk[start:start + _WINDOW]))))
             out[i, 15] = best / idf_total
     cover = out[:, 1]
     out[:, 2] = _z(cover)

@@ -9,14 +9,18 @@ rationale paired it, where the elbow rule would cut; and, when fitted with the q
 default of ``ragsel fit`` for this stage), how the chunk covers the query's terms (IDF-weighted
 within the list, whole chunk and best window), the query's rarest term and bigrams, and its
 document title (named in the query, or in the top chunks of other documents). See
-``_learned_features``; everything is normalised within the query's list.
+``_learned_features``; everything is normalised within the query's list. With corpus priors
+(default) also what the labelled queries found in this corpus (``_learned_priors``).
+Probabilities are Platt-scaled on out-of-fold predictions (the expected-F1 cut reads them).
 
 At run time the stage may first re-rank the list by that probability (``order:
 probability``), then keeps the prefix that maximises the exact expected F1 (``ef1``) or an
 approximate expected F-beta (``f1``), the shortest prefix expected to reach
 ``target_recall``, everything up to the last chunk above a probability ``threshold``, or the
-``k`` most probable (``top_k``); by default (``auto``) the order and rule that scored best on
-3-fold out-of-fold predictions over the training queries when the model was fitted.
+``k`` most probable (``top_k``); by default (``auto``) the order and rule chosen when the model
+was fitted: re-rank and cut at the exact expected F1 (:data:`DEFAULT_RULE`), unless another
+rule beat it by more than one standard error on out-of-fold predictions over the training
+queries (two 3-fold splits averaged; a few dozen queries make the grid's best mostly noise).
 
 The model is fitted with ``ragsel fit PIPELINE --dataset NAME --out MODEL`` (or
 :func:`fit_cutoff_model`) and stored as one ``.npz`` file holding plain arrays (no pickle, so
@@ -46,112 +50,20 @@ from ragsel.stage import Stage
 from ragsel.stages.cutoff._apply import ClampConfig
 from ragsel.stages.cutoff._learned_features import (FEATURE_VERSION, discover_retrievers,
                                                      feature_names, list_features)
+from ragsel.stages.cutoff._learned_priors import PRIOR_ARRAYS, PRIOR_FEATURES, CorpusPriors
+from ragsel.stages.cutoff._learned_rules import (DEFAULT_RULE, RULE_GRID, choose_cut, cut_f1s,
+                                                  platt_apply, platt_fit)
 from ragsel.types import Candidates, Event, Query
 
 MIN_QUERIES = 20  # fewer labelled queries than this give a model that mostly memorises
 MODEL_FORMAT = "ragsel-learned-cutoff"
+_Z_CLIP = 10.0  # standardised features beyond this many training SDs are clipped
 _PATHLIKE = ("index", "path", "dir", "file", "model", "corpus")
 
-_EXACT_MAX_K = 60  # exact expected F1 is O(k·n) per prefix: longer prefixes are never wanted
-
-
-def expected_f1(p: np.ndarray, max_k: int = _EXACT_MAX_K) -> np.ndarray:
-    """Exact ``E[F1]`` of keeping each prefix ``k = 1..min(n, max_k)`` when item ``i`` is
-    relevant with probability ``p[i]``, independently: ``E[2a / (k + a + b)]`` with ``a`` the
-    relevant items kept and ``b`` those left out (Poisson-binomial distributions; Jansche 2007
-    / Nan Ye et al. 2012 decode F1 the same way)."""
-    n = int(p.size)
-    top = min(n, max_k)
-    # suffix[k] = distribution of relevant items among p[k:], built from the end
-    suffix: list[np.ndarray] = [np.ones(1)] * (n + 1)
-    for k in range(n - 1, 0, -1):
-        d = suffix[k + 1]
-        suffix[k] = np.append(d * (1 - p[k]), 0.0) + np.insert(d * p[k], 0, 0.0)
-    out = np.zeros(top)
-    pre = np.ones(1)
-    for k in range(1, top + 1):
-        pre = np.append(pre * (1 - p[k - 1]), 0.0) + np.insert(pre * p[k - 1], 0, 0.0)
-        a = np.arange(k + 1, dtype=np.float64)[:, None]
-        b = np.arange(suffix[k].size, dtype=np.float64)[None, :]
-        out[k - 1] = float(pre @ (2 * a / (k + a + b)) @ suffix[k])
-    return out
-
-
-def choose_cut(p: np.ndarray, *, objective: str = "f1", beta: float = 1.0,
-               target_recall: float = 0.9, threshold: float = 0.5, k: int = 5, min_k: int = 1,
-               max_k: int | None = None) -> tuple[int, dict[str, Any]]:
-    """Where to cut a list whose items have relevance probabilities ``p`` (in list order).
-
-    - ``f1``: the prefix maximising expected F-beta, approximated as
-      ``(1+b²)·TP_k / (k + b²·R)`` with ``TP_k`` the summed probabilities of the prefix and
-      ``R`` of the whole list;
-    - ``ef1``: the prefix maximising the exact expected F1 (:func:`expected_f1`);
-    - ``recall``: the shortest prefix whose expected recall reaches ``target_recall``;
-    - ``threshold``: up to the last item with ``p >= threshold``;
-    - ``top_k``: the first ``k`` (useful after re-ranking by ``p``).
-    """
-    n = int(p.size)
-    if n == 0:
-        return 0, {"method": "learned", "n": 0}
-    cum = np.cumsum(p)
-    total = float(cum[-1])
-    ks = np.arange(1, n + 1)
-    param: dict[str, Any]
-    if objective == "recall":
-        k = n if total <= 0 else int(np.searchsorted(cum / total, target_recall - 1e-9)) + 1
-        value = float(cum[k - 1] / total) if total > 0 else 0.0
-        param = {"target_recall": target_recall}
-    elif objective == "threshold":
-        above = np.flatnonzero(p >= threshold)
-        k = int(above[-1]) + 1 if above.size else 0
-        value = float(p[k - 1]) if k else 0.0
-        param = {"threshold": threshold}
-    elif objective == "ef1":
-        ef = expected_f1(np.asarray(p, dtype=np.float64))
-        k = int(np.argmax(ef)) + 1
-        value = float(ef[k - 1])
-        param = {}
-    elif objective == "top_k":
-        k = min(int(k), n)
-        value = float(cum[k - 1] / total) if total > 0 and k else 0.0
-        param = {"k": k}
-    elif objective == "f1":
-        b2 = beta * beta
-        ef = (1 + b2) * cum / (ks + b2 * total)
-        k = int(np.argmax(ef)) + 1
-        value = float(ef[k - 1])
-        param = {"beta": beta}
-    else:
-        raise ConfigError(f"unknown cut objective {objective!r}: use f1, ef1, recall, "
-                          "threshold or top_k")
-    lo = min(max(min_k, 0), n)
-    hi = n if max_k is None else min(max_k, n)
-    k = min(max(k, lo), hi)
-    return k, {"method": "learned", "objective": objective, **param, "n": n,
-               "expected": round(value, 4), "expected_relevant": round(total, 3)}
-
-
-#: Cut rules tried when fitting; the one with the best out-of-fold F1 becomes the default.
-RULE_GRID: list[dict[str, Any]] = (
-    [{"objective": "f1", "beta": b} for b in (0.5, 0.75, 1.0, 1.5, 2.0)]
-    + [{"objective": "ef1"}]
-    + [{"objective": "threshold", "threshold": t} for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]
-    + [{"objective": "top_k", "k": k} for k in range(1, 11)])
-
-
-def _mean_f1(probs: Sequence[np.ndarray], labels: Sequence[np.ndarray],
-             rule: Mapping[str, Any], order: str = "input") -> float:
-    f1s = []
-    for p, y in zip(probs, labels):
-        if not y.any():
-            continue
-        if order == "probability":
-            idx = np.argsort(-p, kind="stable")
-            p, y = p[idx], y[idx]
-        k, _ = choose_cut(p, **rule)
-        tp = float(y[:k].sum())
-        f1s.append(2 * tp / (k + y.sum()) if k else 0.0)
-    return float(np.mean(f1s)) if f1s else 0.0
+def model_features(header: Mapping[str, Any]) -> list[str]:
+    """The feature names a model with this header reads."""
+    return (feature_names(header.get("retrievers", []), bool(header.get("query_features")))
+            + (list(PRIOR_FEATURES) if header.get("corpus_priors") else []))
 
 
 def pipeline_hash(pipeline: Any, stage_name: str) -> tuple[str, list[list[str]]]:
@@ -177,6 +89,7 @@ class CutoffModel:
 
     header: dict[str, Any]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    _priors: CorpusPriors | None = field(default=None, repr=False, compare=False)
 
     @property
     def retrievers(self) -> list[str]:
@@ -186,7 +99,9 @@ class CutoffModel:
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         a = self.arrays
         if self.header["kind"] == "logistic":
-            z = ((X - a["mean"]) / a["scale"]) @ a["coef"] + float(a["intercept"][0])
+            # clipped: a feature far outside its training range should not decide alone
+            z = (np.clip((X - a["mean"]) / a["scale"], -_Z_CLIP, _Z_CLIP) @ a["coef"]
+                 + float(a["intercept"][0]))
         else:
             # scikit-learn trees compare float32 copies of the features: do the same, or a
             # value at a split threshold can take the other branch
@@ -203,6 +118,8 @@ class CutoffModel:
                 go_left = X[rows, feat[node]] <= thr[node]
                 node = np.where(inner, np.where(go_left, left[node], right[node]), node)
             z = float(a["init"][0]) + float(a["learning_rate"][0]) * val[node].sum(axis=1)
+        if "calibration" in a:  # Platt scaling fitted on out-of-fold predictions
+            z = float(a["calibration"][0]) * z + float(a["calibration"][1])
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
     def check_candidates(self, cands: Candidates) -> None:
@@ -228,8 +145,13 @@ class CutoffModel:
                 f"learned cutoff model {self.header.get('path', '')!r} was fitted with query "
                 "features and needs the query: connect the pipeline query (a 'query' input) or "
                 "pass query=..., or fit a model without queries")
-        return self.predict_proba(list_features(cands, self.retrievers,
-                                                text if self.uses_query else None))
+        text = text if self.uses_query else None  # as fitted: a list-only model never reads it
+        X = list_features(cands, self.retrievers, text)
+        if self.header.get("corpus_priors"):
+            if self._priors is None:
+                self._priors = CorpusPriors.from_arrays(self.arrays)
+            X = np.hstack([X, self._priors.features(cands, text)])
+        return self.predict_proba(X)
 
     def cut(self, cands: Candidates, query: Query | str | None = None,
             **options: Any) -> tuple[int, dict[str, Any]]:
@@ -270,11 +192,15 @@ class CutoffModel:
                 f"learned cutoff model {path} uses feature version "
                 f"{header.get('feature_version')}, this ragsel computes version "
                 f"{FEATURE_VERSION}: re-fit it with 'ragsel fit'")
-        if header.get("features") != feature_names(header.get("retrievers", []),
-                                                   bool(header.get("query_features"))):
+        if header.get("features") != model_features(header):
             raise InputError(f"learned cutoff model {path} lists other features than this "
                              f"ragsel computes (feature version {FEATURE_VERSION}): re-fit it "
                              "with 'ragsel fit'")
+        missing = [k for k in PRIOR_ARRAYS if k not in arrays] if header.get("corpus_priors") \
+            else []
+        if missing:
+            raise InputError(f"learned cutoff model {path} declares corpus priors but lacks "
+                             f"{missing}: the file is damaged; re-fit it with 'ragsel fit'")
         if expect_pipeline is not None and header.get("pipeline_hash") != expect_pipeline:
             raise InputError(
                 f"learned cutoff model {path} was fitted for another pipeline (its upstream "
@@ -290,16 +216,25 @@ def fit_cutoff_model(lists: Sequence[Candidates], golds: Sequence[set[str]], *,
                      kind: Literal["gbdt", "logistic", "auto"] = "gbdt",
                      retrievers: Sequence[str] | None = None, pipeline_hash: str = "",
                      upstream: Sequence[Sequence[str]] = (), seed: int = 0,
-                     defaults: Mapping[str, Any] | None = None,
+                     defaults: Mapping[str, Any] | None = None, priors: bool = True,
+                     inner_repeats: int = 2, one_se: bool = True, calibrate: bool = True,
+                     orders: Sequence[str] = ("input", "probability"),
                      info: Mapping[str, Any] | None = None) -> CutoffModel:
     """Fit a cutoff model on labelled lists (``golds[i]`` = relevant chunk ids of list i).
 
     With ``queries`` (one per list) the model also reads the query text (query-term and title
-    features) and then needs the query at run time. Unless ``defaults`` fixes the cut rule,
-    the rule (expected F-beta, exact expected F1, a probability threshold or a fixed k;
-    :data:`RULE_GRID`) and the order it cuts (as ranked, or re-ranked by predicted relevance)
-    are chosen by the mean F1 they reach on 3-fold out-of-fold predictions over the training
-    queries, and stored in the header. ``kind="auto"`` chooses between GBDT and logistic
+    features) and then needs the query at run time. With ``priors`` (default) it also reads
+    what the training queries found in this corpus (:mod:`._learned_priors`: per chunk,
+    per document, per similar query; leave-one-query-out on the training rows), which pays
+    when many queries share a corpus and is inert when they do not. Unless ``defaults`` fixes
+    the cut rule, the rule (expected F-beta, exact expected F1, a probability threshold or a
+    fixed k; :data:`RULE_GRID`) and the order it cuts (as ranked, or re-ranked by predicted
+    relevance) are chosen by the mean F1 they reach on 3-fold out-of-fold predictions over
+    the training queries (averaged over ``inner_repeats`` splits), and stored in the header
+    (``orders=("input",)`` for a consumer that always cuts a prefix of the list as ranked);
+    with ``one_se`` (default) the parameter-free :data:`DEFAULT_RULE` is kept unless the best
+    rule beats it by more than one standard error, as a guard against choosing noise among
+    ~50 rules on a few dozen queries. ``kind="auto"`` chooses between GBDT and logistic
     regression the same way (with a fixed rule, by that rule's out-of-fold F1).
     """
     if len(lists) != len(golds):
@@ -313,62 +248,127 @@ def fit_cutoff_model(lists: Sequence[Candidates], golds: Sequence[set[str]], *,
         raise InputError(f"a learned cutoff needs at least {MIN_QUERIES} labelled queries with "
                          f"candidates to fit; got {len(usable)}. Label more queries.")
     rets = list(retrievers) if retrievers is not None else discover_retrievers(lists)
-    per_list = [(list_features(c, rets, t), np.array([sc.chunk.id in g for sc in c.items]))
-                for c, g, t in usable]
-    X = np.vstack([f for f, _ in per_list])
-    y = np.concatenate([lab for _, lab in per_list]).astype(int)
+    data = _Data(usable, rets, priors)
+    y = np.concatenate(data.labels).astype(int)
     if y.min() == y.max():
         raise InputError("the labelled lists contain only "
                          f"{'relevant' if y[0] else 'irrelevant'} candidates; a cutoff cannot "
                          "be learned (check that gold ids match the pipeline's chunk ids)")
     if kind not in ("gbdt", "logistic", "auto"):
         raise ConfigError(f"unknown cutoff model kind {kind!r}; use gbdt, logistic or auto")
+    if not orders or set(orders) - {"input", "probability"}:
+        raise ConfigError(f"orders must be input and/or probability, got {list(orders)}")
     header: dict[str, Any] = {
         "format": MODEL_FORMAT, "feature_version": FEATURE_VERSION, "kind": kind,
-        "retrievers": rets, "features": feature_names(rets, queries is not None),
-        "query_features": queries is not None, "pipeline_hash": pipeline_hash,
+        "retrievers": rets, "query_features": queries is not None, "corpus_priors": priors,
+        "pipeline_hash": pipeline_hash,
         "upstream": [list(u) for u in upstream], "defaults": dict(defaults or {}),
         "training": {"queries": len(usable), "rows": int(len(y)), "positives": int(y.sum()),
                      "seed": seed, **dict(info or {})}}
+    header["features"] = model_features(header)
+    everything = list(range(len(usable)))
+    X, _ = data.rows(everything, everything)
     kinds = ("gbdt", "logistic") if kind == "auto" else (kind,)
     if defaults is not None and len(kinds) == 1:
-        return _fit_arrays(header, X, y, kind, seed)
-    # choose on out-of-fold predictions (in-sample ones are overconfident)
+        return _finish(_fit_arrays(header, X, y, kind, seed), data)
+    # choose on out-of-fold predictions (in-sample ones are overconfident), averaged over
+    # `inner_repeats` different 3-fold splits: with a few dozen queries one split is noisy
     rules = ([{"objective": "f1", **dict(defaults)}] if defaults is not None else
-             [{**r, "order": how} for how in ("input", "probability") for r in RULE_GRID])
-    scored = []
+             [{**r, "order": how} for how in orders for r in RULE_GRID])
+    dflt_rule = (DEFAULT_RULE if DEFAULT_RULE["order"] in orders
+                 else {**DEFAULT_RULE, "order": orders[0]})
+    per_query: dict[tuple[str, int], np.ndarray] = {}
+    platt: dict[str, np.ndarray] = {}
     for kd in kinds:
-        pairs = _out_of_fold(per_list, header, kd, seed)
+        runs = [_out_of_fold(data, header, kd, seed + r) for r in range(max(1, inner_repeats))]
+        if calibrate:
+            platt[kd] = platt_fit(runs)
+            runs = [[(platt_apply(p, platt[kd]), lab) for p, lab in pairs] for pairs in runs]
         for j, rule in enumerate(rules):
-            how = rule.get("order", "input")
             cut = {k: v for k, v in rule.items() if k != "order"}
-            f1 = _mean_f1([a for a, _ in pairs], [b for _, b in pairs], cut, how)
-            scored.append((f1, -j, kd == "gbdt", kd, rule))
-    f1, _, _, best_kind, rule = max(scored, key=lambda t: t[:3])
-    header["kind"] = best_kind
-    model = _fit_arrays(header, X, y, best_kind, seed)
+            per_query[kd, j] = np.mean([cut_f1s([a for a, _ in pairs], [b for _, b in pairs],
+                                                cut, rule.get("order", "input"))
+                                        for pairs in runs], axis=0)
+    mean = {key: float(v.mean()) if v.size else 0.0 for key, v in per_query.items()}
+    best = max(per_query, key=lambda key: (mean[key], -key[1], key[0] == "gbdt"))
+    choice = {"best_out_of_fold": [best[0], rules[best[1]], round(mean[best], 4)]}
+    if defaults is None and one_se:
+        # keep the parameter-free default rule unless the best of the grid beats it by more
+        # than one standard error of the per-query difference (the grid's maximum is biased
+        # upwards by the number of rules tried)
+        dflt = max((key for key in per_query if rules[key[1]] == dflt_rule),
+                   key=lambda key: (mean[key], key[0] == "gbdt"))
+        diff = per_query[best] - per_query[dflt]
+        se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
+        choice["default_out_of_fold"] = [dflt[0], round(mean[dflt], 4)]
+        if float(diff.mean()) <= se:
+            best = dflt
+    f1 = mean[best]
+    header["kind"] = best[0]
+    model = _finish(_fit_arrays(header, X, y, best[0], seed), data)
+    if best[0] in platt:
+        model.arrays["calibration"] = platt[best[0]]
     if defaults is None:
-        model.header["defaults"] = dict(rule)
-    model.header["training"]["out_of_fold_f1"] = round(f1, 4)
+        model.header["defaults"] = dict(rules[best[1]])
+    model.header["training"].update(out_of_fold_f1=round(f1, 4), choice=choice)
     return model
 
 
-def _out_of_fold(per_list: Sequence[tuple[np.ndarray, np.ndarray]], header: dict[str, Any],
-                 kind: str, seed: int, folds: int = 3) -> list[tuple[np.ndarray, np.ndarray]]:
+class _Data:
+    """The labelled lists of a fit, their list/query features (computed once) and, with
+    priors, the prior block for any split (counts from the fitting queries only)."""
+
+    def __init__(self, usable: Sequence[tuple[Candidates, set[str], str | None]],
+                 rets: Sequence[str], priors: bool):
+        self.usable, self.priors = usable, priors
+        self.base = [list_features(c, rets, t) for c, _, t in usable]
+        self.labels = [np.array([sc.chunk.id in g for sc in c.items]) for c, g, _ in usable]
+
+    def counts(self, fit: Sequence[int]) -> CorpusPriors:
+        return CorpusPriors.count([self.usable[i][0] for i in fit],
+                                  [self.usable[i][1] for i in fit],
+                                  [self.usable[i][2] for i in fit])
+
+    def blocks(self, fit: Sequence[int], apply: Sequence[int]) -> list[np.ndarray]:
+        """Feature matrices of the lists ``apply`` for a model fitted on ``fit`` (the lists
+        of ``fit`` itself get leave-one-query-out priors)."""
+        if not self.priors:
+            return [self.base[i] for i in apply]
+        pri = self.counts(fit)
+        where = {i: j for j, i in enumerate(fit)}
+        return [np.hstack([self.base[i], pri.features(self.usable[i][0], self.usable[i][2],
+                                                      exclude=where.get(i))]) for i in apply]
+
+    def rows(self, fit: Sequence[int], apply: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        return (np.vstack(self.blocks(fit, apply)),
+                np.concatenate([self.labels[i] for i in apply]).astype(int))
+
+
+def _finish(model: CutoffModel, data: _Data) -> CutoffModel:
+    """Store the priors of all the fitting queries in the model."""
+    if data.priors:
+        model.arrays.update(data.counts(range(len(data.usable))).to_arrays())
+    return model
+
+
+def _out_of_fold(data: _Data, header: dict[str, Any], kind: str, seed: int,
+                 folds: int = 3) -> list[tuple[np.ndarray, np.ndarray]]:
     """(3-fold out-of-fold probabilities, labels) for every labelled list."""
-    perm = np.random.default_rng(seed).permutation(len(per_list))
-    oof: list[np.ndarray] = [np.empty(0)] * len(per_list)
+    n = len(data.usable)
+    perm = np.random.default_rng(seed).permutation(n)
+    oof: list[np.ndarray] = [np.empty(0)] * n
     for f in range(folds):
-        test = set(perm[f::folds].tolist())
-        tr = [i for i in range(len(per_list)) if i not in test]
-        Xt = np.vstack([per_list[i][0] for i in tr])
-        yt = np.concatenate([per_list[i][1] for i in tr]).astype(int)
-        if yt.min() == yt.max():
+        test = sorted(perm[f::folds].tolist())
+        tr = [i for i in range(n) if i not in set(test)]
+        Xt, yt = data.rows(tr, tr)
+        if yt.min() == yt.max():  # a degenerate split: predict the only rate it saw
+            for i in test:
+                oof[i] = np.full(data.labels[i].size, float(yt[0]))
             continue
         inner = _fit_arrays(header, Xt, yt, kind, seed, check=False)
-        for i in test:
-            oof[i] = inner.predict_proba(per_list[i][0])
-    return [(p, per_list[i][1]) for i, p in enumerate(oof) if p.size]
+        for i, Xi in zip(test, data.blocks(tr, test)):
+            oof[i] = inner.predict_proba(Xi)
+    return [(p, data.labels[i]) for i, p in enumerate(oof)]
 
 
 def _fit_arrays(header: dict[str, Any], X: np.ndarray, y: np.ndarray, kind: str, seed: int,
@@ -379,7 +379,9 @@ def _fit_arrays(header: dict[str, Any], X: np.ndarray, y: np.ndarray, kind: str,
     header = dict(json.loads(json.dumps(header)), kind=kind)
     if kind == "logistic":
         mean, scale = X.mean(axis=0), X.std(axis=0)
-        scale[scale == 0] = 1.0
+        # a column constant in training (up to rounding: std ~1e-14) must not blow up a value
+        # that differs slightly at run time (e.g. a prior counted over one more query)
+        scale[scale <= 1e-9 * np.maximum(1.0, np.abs(mean))] = 1.0
         lr = LogisticRegression(C=1.0, max_iter=2000).fit((X - mean) / scale, y)
         arrays = {"mean": mean, "scale": scale, "coef": lr.coef_[0],
                   "intercept": lr.intercept_.astype(np.float64)}
