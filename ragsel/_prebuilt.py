@@ -4,7 +4,7 @@ call, and re-validation was most of their cost (budget: 0.2 ms per call).
 
 - :func:`model_builder` - pydantic models (LangChain ``Document``, LlamaIndex ``TextNode``).
 - :func:`slot_builder` - ragsel's frozen slotted dataclasses (``Chunk``, ``Event``,
-  ``ScoredChunk``).
+  ``ScoredChunk``, ``Dropped``); also the retrieval hot path's ``ragsel.types.new_*``.
 
 Both check themselves when created: each builds a sample and compares it with the normal,
 validating constructor, and falls back to that constructor if they differ (a changed class, a
@@ -104,11 +104,11 @@ def slot_builder(cls: type, sample: Sequence[Any]) -> Callable[..., Any]:
     >>> build("bm25", "retrieved", "rank 1", 0.7, _EMPTY) == Event("bm25", "retrieved", ...)
 
     How: a frozen dataclass sets every field through ``object.__setattr__``, a slow generic
-    call (~0.2 us a field on a 2.4 GHz EPYC, so ~2 us for a ``ScoredChunk``). ``build`` fills
-    an instance of a plain twin class with the same slots by ordinary attribute stores and
-    then relabels it as ``cls`` (``__class__`` assignment, allowed between classes with the
-    same slot layout): ~2.4x cheaper, and the result is a genuine, still frozen ``cls``
-    instance. The hot path (retrievers, fusion, cutoffs) builds ~600 of these per query.
+    call. ``build`` fills an instance of a plain twin class with the same slots by ordinary
+    attribute stores and then relabels it as ``cls`` (``__class__`` assignment, allowed
+    between classes with the same slot layout): 3-4x cheaper (``eval/benchmarks/hot_path.py``),
+    and the result is a genuine, still frozen ``cls`` instance. The hot path (retrievers,
+    fusion, cutoffs) builds ~600 of these per query.
     """
     if (not dataclasses.is_dataclass(cls) or "__slots__" not in cls.__dict__
             or cls.__bases__ != (object,)):

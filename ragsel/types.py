@@ -207,7 +207,7 @@ class Dropped:
 
 
 # Constructors that skip validation, for the hot path (retrievers, fusion, cutoffs build ~600
-# of these per query; see ragsel._prebuilt.slot_builder, ~4x cheaper than the dataclass
+# of these per query; see ragsel._prebuilt.slot_builder, 3-4x cheaper than the dataclass
 # __init__). Arguments are positional, one per field, already valid: an Event's ``data`` must
 # be read-only (a MappingProxyType or _EMPTY), a ScoredChunk's score a float.
 new_event = slot_builder(Event, ("x", "kept", "", None, _EMPTY))

@@ -155,9 +155,8 @@ def test_score_fusion_rejects_non_finite_scores_but_rrf_does_not_care():
 
 
 def test_rrf_stage_matches_the_reference_function_on_random_lists():
-    """The stage computes RRF inline (hot path); it must rank and score exactly like
-    reciprocal_rank_fusion over each list with its duplicates removed (a duplicate does not
-    push later chunks down), ties included."""
+    """The stage ranks and scores exactly like reciprocal_rank_fusion over each list with its
+    duplicates removed (a duplicate does not push later chunks down), ties included."""
     import random
 
     from ragsel.stages.retrieve._rank_fusion import reciprocal_rank_fusion

@@ -32,3 +32,9 @@ def test_weights_and_ties_are_deterministic():
 
 def test_rank_map():
     assert rank_map(["a", "b", "a"]) == {"a": 1, "b": 2}
+
+
+def test_ties_go_to_the_better_best_rank_then_the_earlier_list():
+    # k=0: x = 1/1, a = 1/2 + 1/2, b = 1/1 -- all tied at 1.0
+    fused = reciprocal_rank_fusion([["x", "a"], ["b", "a"]], k=0)
+    assert [key for key, _ in fused] == ["x", "b", "a"]

@@ -377,9 +377,9 @@ class LocalIndex:
             mat = mat[rows]
         if len(q) <= 4:
             # A query and its rewrites: row-wise dot products on this thread, not BLAS's
-            # threaded mat-vec, whose workers then busy-wait. On 2 cores that cost a median
-            # 8 ms instead of 0.3 ms under load, and the spinning workers slowed the query
-            # embedder (onnxruntime) that runs next by ~4 ms even on an idle machine.
+            # threaded mat-vec, which waits for a descheduled worker on a busy machine
+            # (eval/benchmarks/hot_path.py: p50/p95 0.78/1.0 ms vs 0.60/0.72 idle, 0.71/0.99
+            # vs 1.13/5.66 ms with one competing process): steadier, slightly slower idle.
             sims = np.stack([np.vecdot(mat, v) for v in q])
         else:  # a batch: a real matrix product, worth all cores
             sims = q @ mat.T

@@ -17,10 +17,15 @@ Hits = list[tuple[Chunk, float]]
 
 
 @functools.cache
-def rank_reasons(kind: str) -> tuple[str, ...]:
-    """``"<kind> rank r"`` for ranks 0..1024, formatted once per retriever kind (index 0
-    unused): every hit of every query carries one."""
-    return tuple(f"{kind} rank {r}" for r in range(1025))
+def _rank_reasons(kind: str) -> tuple[str, ...]:
+    return tuple(f"{kind} rank {r}" for r in range(1025))  # index 0 unused
+
+
+def rank_reason(kind: str, rank: int) -> str:
+    """``"<kind> rank <rank>"``, formatted once per kind for ranks up to 1024: every hit of
+    every query carries one."""
+    reasons = _rank_reasons(kind)
+    return reasons[rank] if rank < len(reasons) else f"{kind} rank {rank}"
 
 
 def query_texts(query: Query, use_rewrites: bool) -> list[str]:
@@ -43,10 +48,9 @@ def to_candidates(stage: str, kind: str, texts: Sequence[str], hits: Sequence[Hi
     info: dict[str, Any] = {"retriever": kind, "top_k": top_k, **note}
     if len(hits) == 1:
         # the hot path of every query: one event and one scored chunk per hit, nothing more
-        reasons, items = rank_reasons(kind), []
+        items = []
         for rank, (c, s) in enumerate(hits[0][:top_k], 1):
-            why = reasons[rank] if rank < len(reasons) else f"{kind} rank {rank}"
-            ev = new_event(stage, "retrieved", why, s, rank_data(rank))
+            ev = new_event(stage, "retrieved", rank_reason(kind, rank), s, rank_data(rank))
             items.append(new_scored_chunk(c, s, stage, (ev,), (), None, ()))
         if not items:
             info["empty"] = "no chunk matched the query" + (

@@ -30,7 +30,7 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[K]], *, k: float = 60.0,
     if weights is not None and len(weights) != len(rankings):
         raise ValueError(f"got {len(weights)} weights for {len(rankings)} ranked lists")
     scores: dict[K, float] = {}
-    first_seen: dict[K, tuple[int, int]] = {}
+    best: dict[K, int] = {}
     for li, ranking in enumerate(rankings):
         w = 1.0 if weights is None else float(weights[li])
         seen: set[K] = set()
@@ -39,10 +39,11 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[K]], *, k: float = 60.0,
                 continue  # a duplicate inside one list counts once, at its best rank
             seen.add(key)
             scores[key] = scores.get(key, 0.0) + w / (k + rank)
-            prev = first_seen.get(key)
-            if prev is None or rank < prev[0]:
-                first_seen[key] = (rank, li if prev is None else prev[1])
-    return sorted(scores.items(), key=lambda kv: (-kv[1], first_seen[kv[0]]))
+            if rank < best.get(key, rank + 1):
+                best[key] = rank
+    # ties: the better best rank, then the earlier list, which is the order keys entered
+    # ``scores`` (sorted() is stable)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], best[kv[0]]))
 
 
 def rank_map(ranking: Sequence[K]) -> dict[K, int]:

@@ -12,7 +12,8 @@ from pydantic import Field, field_validator
 from ragsel.errors import ConfigError, InputError
 from ragsel.registry import register_stage
 from ragsel.stage import Stage, StageConfig
-from ragsel.stages.retrieve._common import rank_reasons
+from ragsel.stages.retrieve._common import rank_reason
+from ragsel.stages.retrieve._rank_fusion import reciprocal_rank_fusion
 from ragsel.typecheck import Variadic
 from ragsel.types import (Candidates, Event, ScoredChunk, StageNote, new_dropped, new_event,
                           new_scored_chunk)
@@ -144,16 +145,13 @@ class RankFusion(Stage):
         weights = self._weights(names)
         drops, notes = Candidates.merge_history(candidates)
         # one pass over the inputs: each list's ranking (a chunk counts once per list, at its
-        # best rank), its RRF share, and per chunk its first occurrence, its events from every
-        # list and its rank in each -- the hot path of every query (~200 inputs, ~100 kept)
-        rrf = cfg.method == "rrf"
+        # best rank) and, per chunk, its first occurrence, its events from every list and its
+        # rank in each -- the hot path of every query (~200 inputs, ~100 kept)
         rankings: list[list[str]] = []
-        rrf_score: dict[str, float] = {}
         # chunk id -> (first occurrence, events of later lists or None, rank per list)
         seen: dict[str, tuple[ScoredChunk, list[Event] | None, dict[str, int]]] = {}
-        for li, (cands, name) in enumerate(zip(candidates, names)):
+        for cands, name in zip(candidates, names):
             ids: list[str] = []
-            w, k = weights[li], cfg.k
             for sc in cands.items:
                 cid = sc.chunk.id
                 rec = seen.get(cid)
@@ -167,16 +165,9 @@ class RankFusion(Stage):
                     else:
                         rec[1].extend(sc.events)
                     rec[2][name] = len(ids)
-                else:
-                    continue  # a duplicate inside one list counts once, at its best rank
-                if rrf:
-                    rrf_score[cid] = rrf_score.get(cid, 0.0) + w / (k + len(ids))
             rankings.append(ids)
-        if rrf:
-            # ties as in reciprocal_rank_fusion: best rank in any list, then the earliest
-            # list, which is the order chunks were first seen (sorted() is stable)
-            best = {cid: min(r.values()) for cid, (_, _, r) in seen.items()}
-            fused = sorted(rrf_score.items(), key=lambda kv: (-kv[1], best[kv[0]]))
+        if cfg.method == "rrf":
+            fused = reciprocal_rank_fusion(rankings, k=cfg.k, weights=weights)
         else:
             fused = self._score_fusion([_unique(c) for c in candidates], names, weights)
         keep = fused if cfg.top_k is None else fused[: cfg.top_k]
@@ -184,8 +175,7 @@ class RankFusion(Stage):
         method, me = cfg.method, self.name
         for cid, score in keep:
             src, more, r = seen[cid]
-            why = ", ".join([rank_reasons(n)[v] if v < 1025 else f"{n} rank {v}"
-                             for n, v in r.items()])
+            why = ", ".join([rank_reason(n, v) for n, v in r.items()])
             ev = new_event(me, "fused", f"{method}: {why}", score,
                            MappingProxyType({"ranks": r}))
             events = src.events + (ev,) if more is None else (*src.events, *more, ev)
