@@ -9,14 +9,13 @@ FakeListChatModel as a STAND-IN for your chat model (swap in ChatOpenAI, ChatOll
 import os
 from pathlib import Path
 
+from _connector_corpus import LEASE, QUESTION
 from langchain_core.documents import Document
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
-
-from _connector_corpus import LEASE, QUESTION
 from ragsel_langchain import RagselEmbeddings, RagselRetriever
 
 HERE = Path(__file__).resolve().parent
@@ -28,11 +27,14 @@ store.add_documents([Document(page_content=t, metadata={"source": "lease.md"}) f
 plain = store.as_retriever(search_kwargs={"k": 4})
 
 # --- the one-line change: ragsel selects from what the same retriever returns ---------------
-selecting = RagselRetriever(pipeline=HERE / "langchain_select.yaml",
-                            components={"app_retriever": store.as_retriever(search_kwargs={"k": 8})})
+selecting = RagselRetriever(
+    pipeline=HERE / "langchain_select.yaml",
+    components={"app_retriever": store.as_retriever(search_kwargs={"k": 8})},
+)
 
-prompt = ChatPromptTemplate.from_messages([
-    ("system", "Answer only from the context.\n\n{context}"), ("human", "{question}")])
+prompt = ChatPromptTemplate.from_messages(
+    [("system", "Answer only from the context.\n\n{context}"), ("human", "{question}")]
+)
 llm = FakeListChatModel(responses=["(stand-in LLM: replace with your chat model)"])
 
 
@@ -41,16 +43,22 @@ def context(docs: list[Document]) -> str:
 
 
 for label, retriever in (("plain top-4", plain), ("ragsel selection", selecting)):
-    chain = ({"context": retriever | context, "question": RunnablePassthrough()}
-             | prompt | llm | StrOutputParser())
+    chain = (
+        {"context": retriever | context, "question": RunnablePassthrough()}
+        | prompt
+        | llm
+        | StrOutputParser()
+    )
     docs = retriever.invoke(QUESTION)
     print(f"== {label}: {len(docs)} passages")
     for d in docs:
         why = d.metadata.get("ragsel", {}).get("kept_by")
         flag = "  <-- prompt injection" if "ignore all previous" in d.page_content else ""
         score = d.metadata.get("score")
-        print(f"  {score if score is None else round(score, 3)!s:>6}  {d.page_content[:70]}"
-              f"{'  kept by ' + ', '.join(why) if why else ''}{flag}")
+        print(
+            f"  {score if score is None else round(score, 3)!s:>6}  {d.page_content[:70]}"
+            f"{'  kept by ' + ', '.join(why) if why else ''}{flag}"
+        )
     print("  answer:", chain.invoke(QUESTION))
 
 # batch and async work the same way (LCEL runs ragsel's native async pipeline under ainvoke)

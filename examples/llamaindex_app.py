@@ -10,29 +10,33 @@ LlamaIndex's OpenAI defaults (Settings) are never used.
 import os
 from pathlib import Path
 
+from _connector_corpus import LEASE, QUESTION
 from llama_index.core import VectorStoreIndex
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import TextNode
+from ragsel_llamaindex import RagselEmbedding, RagselPostprocessor, RagselRetriever
 
-from _connector_corpus import LEASE, QUESTION
+from ragsel import Pipeline
 from ragsel.stages.cutoff.elbow import ElbowCutoff
 from ragsel.stages.verify.injection import InjectionGuard
-from ragsel import Pipeline
-from ragsel_llamaindex import RagselEmbedding, RagselPostprocessor, RagselRetriever
 
 HERE = Path(__file__).resolve().parent
 EMBEDDER = os.environ.get("RAGSEL_EXAMPLE_EMBEDDER", "minilm")  # "minilm-onnx": int8, faster
 llm = MockLLM(max_tokens=12)  # stand-in for your LLM
 
 # --- the app as it was ---------------------------------------------------------------------
-index = VectorStoreIndex([TextNode(text=t, id_=f"lease#{i}") for i, t in enumerate(LEASE)],
-                         embed_model=RagselEmbedding(EMBEDDER))
+index = VectorStoreIndex(
+    [TextNode(text=t, id_=f"lease#{i}") for i, t in enumerate(LEASE)],
+    embed_model=RagselEmbedding(EMBEDDER),
+)
 plain = index.as_retriever(similarity_top_k=4)
 
 # --- the one-line change: ragsel selects from what the same retriever returns ---------------
-selecting = RagselRetriever(HERE / "llamaindex_select.yaml",
-                            components={"app_retriever": index.as_retriever(similarity_top_k=8)})
+selecting = RagselRetriever(
+    HERE / "llamaindex_select.yaml",
+    components={"app_retriever": index.as_retriever(similarity_top_k=8)},
+)
 
 for label, retriever in (("plain top-4", plain), ("ragsel selection", selecting)):
     engine = RetrieverQueryEngine.from_args(retriever, llm=llm)
@@ -41,12 +45,15 @@ for label, retriever in (("plain top-4", plain), ("ragsel selection", selecting)
     for n in response.source_nodes:
         why = n.node.metadata.get("ragsel", {}).get("kept_by")
         flag = "  <-- prompt injection" if "ignore all previous" in n.node.get_content() else ""
-        print(f"  {n.score:6.3f}  {n.node.get_content()[:70]}"
-              f"{'  kept by ' + ', '.join(why) if why else ''}{flag}")
+        print(
+            f"  {n.score:6.3f}  {n.node.get_content()[:70]}"
+            f"{'  kept by ' + ', '.join(why) if why else ''}{flag}"
+        )
     print("  answer (MockLLM echo):", str(response).strip()[:60])
 
 # or keep the app's retriever and add ragsel as a node postprocessor
 post = RagselPostprocessor(pipeline=Pipeline.linear([InjectionGuard(), ElbowCutoff(max_k=5)]))
-engine = RetrieverQueryEngine.from_args(index.as_retriever(similarity_top_k=8), llm=llm,
-                                        node_postprocessors=[post])
+engine = RetrieverQueryEngine.from_args(
+    index.as_retriever(similarity_top_k=8), llm=llm, node_postprocessors=[post]
+)
 print("postprocessor kept:", [n.node.node_id for n in engine.query(QUESTION).source_nodes])

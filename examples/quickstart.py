@@ -1,4 +1,5 @@
 """Index the example corpus and select evidence for a question, offline (MiniLM + BM25)."""
+
 from pathlib import Path
 
 from ragsel.index import LocalIndex

@@ -43,14 +43,20 @@ def model_builder(cls: type, **sample: Any) -> Callable[..., Any]:
     validate). Values are not copied: pass objects the new instance may own.
     """
     validated = cls(**sample)
-    if (getattr(cls, "__pydantic_post_init__", "?") is not None
-            or getattr(cls, "__private_attributes__", True)
-            or validated.__pydantic_extra__ is not None
-            or validated.__pydantic_private__ is not None
-            or not all(_usable(n) for n in validated.__dict__)):
+    if (
+        getattr(cls, "__pydantic_post_init__", "?") is not None
+        or getattr(cls, "__private_attributes__", True)
+        or validated.__pydantic_extra__ is not None
+        or validated.__pydantic_private__ is not None
+        or not all(_usable(n) for n in validated.__dict__)
+    ):
         return cls
-    namespace: dict[str, Any] = {"_pb_new": _new, "_pb_set": _setattr, "_pb_cls": cls,
-                                 "_pb_fields": frozenset(sample)}
+    namespace: dict[str, Any] = {
+        "_pb_new": _new,
+        "_pb_set": _setattr,
+        "_pb_cls": cls,
+        "_pb_fields": frozenset(sample),
+    }
     entries = []
     for name, default in validated.__dict__.items():
         if name in sample:
@@ -63,19 +69,24 @@ def model_builder(cls: type, **sample: Any) -> Callable[..., Any]:
             entries.append(f"{name!r}: _pb_d_{name}")
         else:  # a default that instances could share and mutate: let pydantic make it
             return cls
-    code = (f"def build(*, {', '.join(sample)}):\n"
-            "    obj = _pb_new(_pb_cls)\n"
-            f"    _pb_set(obj, '__dict__', {{{', '.join(entries)}}})\n"
-            "    _pb_set(obj, '__pydantic_fields_set__', set(_pb_fields))\n"
-            "    _pb_set(obj, '__pydantic_extra__', None)\n"
-            "    _pb_set(obj, '__pydantic_private__', None)\n"
-            "    return obj\n")
+    code = (
+        f"def build(*, {', '.join(sample)}):\n"
+        "    obj = _pb_new(_pb_cls)\n"
+        f"    _pb_set(obj, '__dict__', {{{', '.join(entries)}}})\n"
+        "    _pb_set(obj, '__pydantic_fields_set__', set(_pb_fields))\n"
+        "    _pb_set(obj, '__pydantic_extra__', None)\n"
+        "    _pb_set(obj, '__pydantic_private__', None)\n"
+        "    return obj\n"
+    )
     build = _compile(code, namespace, f"build_{cls.__name__}")
     try:
         probe = build(**sample)
-        same = (type(probe) is cls and probe == validated
-                and probe.model_fields_set == validated.model_fields_set
-                and probe.model_dump() == validated.model_dump())
+        same = (
+            type(probe) is cls
+            and probe == validated
+            and probe.model_fields_set == validated.model_fields_set
+            and probe.model_dump() == validated.model_dump()
+        )
     except Exception:  # noqa: BLE001 - any failure means: use the real constructor
         same = False
     return build if same else cls
@@ -110,19 +121,27 @@ def slot_builder(cls: type, sample: Sequence[Any]) -> Callable[..., Any]:
     and the result is a genuine, still frozen ``cls`` instance. The hot path (retrievers,
     fusion, cutoffs) builds ~600 of these per query.
     """
-    if (not dataclasses.is_dataclass(cls) or "__slots__" not in cls.__dict__
-            or cls.__bases__ != (object,)):
+    if (
+        not dataclasses.is_dataclass(cls)
+        or "__slots__" not in cls.__dict__
+        or cls.__bases__ != (object,)
+    ):
         return cls
     names = [f.name for f in dataclasses.fields(cls)]
-    if (len(names) != len(sample) or tuple(names) != tuple(cls.__slots__)
-            or not all(_usable(n) for n in names)):
+    if (
+        len(names) != len(sample)
+        or tuple(names) != tuple(cls.__slots__)
+        or not all(_usable(n) for n in names)
+    ):
         return cls
-    twin = type(f"_{cls.__name__}Slots", (), {"__slots__": cls.__slots__,
-                                              "__module__": __name__})
+    twin = type(f"_{cls.__name__}Slots", (), {"__slots__": cls.__slots__, "__module__": __name__})
     body = "".join(f"    obj.{n} = {n}\n" for n in names)
-    build = _compile(f"def build({', '.join(names)}):\n    obj = _pb_twin()\n{body}"
-                     "    obj.__class__ = _pb_cls\n    return obj\n",
-                     {"_pb_twin": twin, "_pb_cls": cls}, f"build_{cls.__name__}")
+    build = _compile(
+        f"def build({', '.join(names)}):\n    obj = _pb_twin()\n{body}"
+        "    obj.__class__ = _pb_cls\n    return obj\n",
+        {"_pb_twin": twin, "_pb_cls": cls},
+        f"build_{cls.__name__}",
+    )
     try:
         probe = build(*sample)
         same = type(probe) is cls and probe == cls(*sample)

@@ -91,7 +91,8 @@ class CycleError(WiringError):
     def __init__(self, cycle: list[str]):
         self.cycle = cycle
         super().__init__(
-            "the pipeline has a cycle: " + " -> ".join(cycle + cycle[:1])
+            "the pipeline has a cycle: "
+            + " -> ".join(cycle + cycle[:1])
             + ". Remove one of these connections; a pipeline must be a DAG."
         )
 

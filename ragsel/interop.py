@@ -28,8 +28,17 @@ from ragsel._prebuilt import slot_builder
 from ragsel.errors import ConfigError, InputError
 from ragsel.pipeline import Pipeline
 from ragsel.stage import Stage, StageConfig
-from ragsel.types import (Candidates, Chunk, Event, ScoredChunk, StageNote, Verdict, content_id,
-                          new_event, new_scored_chunk)
+from ragsel.types import (
+    Candidates,
+    Chunk,
+    Event,
+    ScoredChunk,
+    StageNote,
+    Verdict,
+    content_id,
+    new_event,
+    new_scored_chunk,
+)
 
 #: Keys the connectors write; everything else in a document's metadata is the user's.
 RAGSEL_KEYS = ("chunk_id", "doc_id", "position", "span", "score", "rank", "ragsel")
@@ -37,8 +46,7 @@ _RAGSEL_KEYSET = frozenset(RAGSEL_KEYS)
 _SCORE_KEYS = ("score", "relevance_score", "similarity")
 _WRITTEN = _RAGSEL_KEYSET - {"score"}  # "score" is common in other retrievers' metadata too
 _KEEP_ACTIONS = frozenset(("kept", "added"))
-NO_POSITION_NOTE = ("no doc_id/position in the document metadata: neighbour expansion "
-                    "skipped for it")
+NO_POSITION_NOTE = "no doc_id/position in the document metadata: neighbour expansion skipped for it"
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # Chunk without __post_init__: candidates_from_records checks what it would (text is a str,
 # id non-empty, position >= 0, span ordered, metadata read-only)
@@ -47,8 +55,14 @@ _chunk = slot_builder(Chunk, ("x", "", "", None, None, _EMPTY))
 
 # --- ragsel -> documents ---------------------------------------------------------------------
 def _verdict_dict(v: Verdict) -> dict[str, Any]:
-    return {"stage": v.stage, "flagged": v.flagged, "label": v.label,
-            "confidence": v.confidence, "reason": v.reason, "evidence": v.evidence}
+    return {
+        "stage": v.stage,
+        "flagged": v.flagged,
+        "label": v.label,
+        "confidence": v.confidence,
+        "reason": v.reason,
+        "evidence": v.evidence,
+    }
 
 
 def provenance(sc: ScoredChunk) -> dict[str, Any]:
@@ -63,8 +77,11 @@ def provenance(sc: ScoredChunk) -> dict[str, Any]:
         if e.action in _KEEP_ACTIONS:
             kept_by.append(e.stage)
     out: dict[str, Any] = {
-        "stage": sc.stage, "kept_by": kept_by, "rationales": list(sc.rationales),
-        "expanded_from": sc.expanded_from, "events": events,
+        "stage": sc.stage,
+        "kept_by": kept_by,
+        "rationales": list(sc.rationales),
+        "expanded_from": sc.expanded_from,
+        "events": events,
         "verdicts": [_verdict_dict(v) for v in sc.verdicts] if sc.verdicts else [],
     }
     c = sc.chunk
@@ -77,9 +94,16 @@ def chunk_metadata(sc: ScoredChunk, rank: int) -> dict[str, Any]:
     """The metadata dict a connector attaches to the document made from ``sc`` (a new dict
     per call: the document owns it)."""
     c = sc.chunk
-    return {**c.metadata, "chunk_id": c.id, "doc_id": c.doc_id, "position": c.position,
-            "span": list(c.span) if c.span else None, "score": sc.score, "rank": rank,
-            "ragsel": provenance(sc)}
+    return {
+        **c.metadata,
+        "chunk_id": c.id,
+        "doc_id": c.doc_id,
+        "position": c.position,
+        "span": list(c.span) if c.span else None,
+        "score": sc.score,
+        "rank": rank,
+        "ragsel": provenance(sc),
+    }
 
 
 # --- documents -> ragsel ---------------------------------------------------------------------
@@ -92,8 +116,15 @@ def _events(raw: Any) -> tuple[Event, ...]:
     out = []
     for e in raw or ():
         if isinstance(e, Mapping) and "stage" in e and "action" in e:
-            out.append(Event(str(e["stage"]), e["action"], str(e.get("reason", "")),
-                             e.get("score"), e.get("data") or {}))
+            out.append(
+                Event(
+                    str(e["stage"]),
+                    e["action"],
+                    str(e.get("reason", "")),
+                    e.get("score"),
+                    e.get("data") or {},
+                )
+            )
     return tuple(out)
 
 
@@ -101,9 +132,17 @@ def _verdicts(raw: Any, chunk_id: str) -> tuple[Verdict, ...]:
     out = []
     for v in raw or ():
         if isinstance(v, Mapping) and "stage" in v:
-            out.append(Verdict(chunk_id, str(v["stage"]), bool(v.get("flagged")),
-                               str(v.get("label", "OK")), float(v.get("confidence", 1.0)),
-                               str(v.get("reason", "")), str(v.get("evidence", ""))))
+            out.append(
+                Verdict(
+                    chunk_id,
+                    str(v["stage"]),
+                    bool(v.get("flagged")),
+                    str(v.get("label", "OK")),
+                    float(v.get("confidence", 1.0)),
+                    str(v.get("reason", "")),
+                    str(v.get("evidence", "")),
+                )
+            )
     return tuple(out)
 
 
@@ -126,8 +165,9 @@ def _other_score(md: Mapping[str, Any]) -> float | int | None:
     return None
 
 
-def candidates_from_records(records: Sequence[Record], source: str,
-                            what: str = "document") -> Candidates:
+def candidates_from_records(
+    records: Sequence[Record], source: str, what: str = "document"
+) -> Candidates:
     """Candidates from foreign documents (see :data:`Record`), in their order, with a note
     saying where they came from; a chunk id seen twice is kept once (its first, best-ranked
     occurrence).
@@ -148,9 +188,11 @@ def candidates_from_records(records: Sequence[Record], source: str,
     proxy, written = MappingProxyType, _WRITTEN
     for rank, (text, md, rid, rdoc, score, span) in enumerate(records, 1):
         if type(text) is not str and not isinstance(text, str):
-            raise InputError(f"{what} {rank} has {type(text).__name__} content; ragsel selects "
-                             "text: convert it to a string first (e.g. "
-                             "Document(page_content=str(x)))")
+            raise InputError(
+                f"{what} {rank} has {type(text).__name__} content; ragsel selects "
+                "text: convert it to a string first (e.g. "
+                "Document(page_content=str(x)))"
+            )
         if type(md) is not dict:
             md = dict(md or {})
         pos = prov = None
@@ -179,11 +221,14 @@ def candidates_from_records(records: Sequence[Record], source: str,
             continue
         seen.add(cid)
         if span is not None and not 0 <= span[0] <= span[1]:
-            raise InputError(f"{what} {rank} ({cid!r}) has an invalid character span {span}: "
-                             "start and end must satisfy 0 <= start <= end")
+            raise InputError(
+                f"{what} {rank} ({cid!r}) has an invalid character span {span}: "
+                "start and end must satisfy 0 <= start <= end"
+            )
         if score is None:
-            score = md_score if type(md_score) is float or type(md_score) is int else \
-                _other_score(md)  # not bool
+            score = (
+                md_score if type(md_score) is float or type(md_score) is int else _other_score(md)
+            )  # not bool
         if score is None:  # descending in rank, so score-sorting stages keep the order
             score = 1.0 - (rank - 1) / n
             derived += 1
@@ -198,12 +243,24 @@ def candidates_from_records(records: Sequence[Record], source: str,
         if not prov or not isinstance(prov, dict):
             items.append(scored_(chunk, score, source, (event,), (), None, ()))
         else:
-            items.append(scored_(
-                chunk, score, source, _events(prov.get("events")) + (event,),
-                tuple(str(r) for r in prov.get("rationales") or ()),
-                prov.get("expanded_from"), _verdicts(prov.get("verdicts"), cid)))
-    note = {"source": source, "documents": n, "duplicates": n - len(items),
-            "rank_derived_scores": derived, "without_position": no_pos}
+            items.append(
+                scored_(
+                    chunk,
+                    score,
+                    source,
+                    _events(prov.get("events")) + (event,),
+                    tuple(str(r) for r in prov.get("rationales") or ()),
+                    prov.get("expanded_from"),
+                    _verdicts(prov.get("verdicts"), cid),
+                )
+            )
+    note = {
+        "source": source,
+        "documents": n,
+        "duplicates": n - len(items),
+        "rank_derived_scores": derived,
+        "without_position": no_pos,
+    }
     return Candidates(tuple(items), (), (StageNote(source, note),))
 
 
@@ -211,8 +268,10 @@ def candidates_from_records(records: Sequence[Record], source: str,
 def check_selection_pipeline(pipeline: Any, who: str) -> Pipeline:
     """``pipeline`` must be a valid :class:`Pipeline` whose output stage gives Candidates."""
     if not isinstance(pipeline, Pipeline):
-        raise ConfigError(f"{who} needs a ragsel Pipeline (or the path of a pipeline YAML), "
-                          f"got {type(pipeline).__name__}")
+        raise ConfigError(
+            f"{who} needs a ragsel Pipeline (or the path of a pipeline YAML), "
+            f"got {type(pipeline).__name__}"
+        )
     pipeline.validate()
     out = pipeline.output_stage()
     stage = pipeline.stages[out]
@@ -221,7 +280,8 @@ def check_selection_pipeline(pipeline: Any, who: str) -> Pipeline:
             f"{who}: pipeline '{pipeline.name}' ends in stage '{out}' ({stage.type_name}) "
             f"with outputs {stage.describe_sockets()}, not a ranked list of chunks. Set "
             f"'output: <stage>' to a stage that gives Candidates (a retriever, cutoff, "
-            f"selector or verifier)")
+            f"selector or verifier)"
+        )
     return pipeline
 
 
@@ -231,21 +291,29 @@ def candidates_input(pipeline: Pipeline, ref: str | None, who: str) -> str:
     input."""
     if ref is None:
         declared = [r for r in pipeline.inputs if _accepts_candidates(pipeline, r)]
-        open_ = [f"{n}.{s.name}" for n, st in pipeline.stages.items()
-                 for s in st.input_specs().values()
-                 if s.required and not s.variadic and not pipeline._is_fed(n, s)
-                 and f"{n}.{s.name}" not in pipeline.inputs
-                 and _accepts_candidates(pipeline, f"{n}.{s.name}")]
+        open_ = [
+            f"{n}.{s.name}"
+            for n, st in pipeline.stages.items()
+            for s in st.input_specs().values()
+            if s.required
+            and not s.variadic
+            and not pipeline._is_fed(n, s)
+            and f"{n}.{s.name}" not in pipeline.inputs
+            and _accepts_candidates(pipeline, f"{n}.{s.name}")
+        ]
         options = declared or open_
         if len(options) != 1:
             raise ConfigError(
                 f"{who}: cannot tell which stage receives the documents in pipeline "
                 f"'{pipeline.name}' (candidates inputs: {options or 'none'}). Declare one: "
-                f"'inputs: [<stage>.candidates]' in the YAML, or pass input='<stage>.candidates'")
+                f"'inputs: [<stage>.candidates]' in the YAML, or pass input='<stage>.candidates'"
+            )
         ref = options[0]
     elif not _accepts_candidates(pipeline, ref):
-        raise ConfigError(f"{who}: '{ref}' is not an input of pipeline '{pipeline.name}' that "
-                          "takes Candidates; write '<stage>.<input>'")
+        raise ConfigError(
+            f"{who}: '{ref}' is not an input of pipeline '{pipeline.name}' that "
+            "takes Candidates; write '<stage>.<input>'"
+        )
     pipeline.declare_input(ref)
     return ref
 
@@ -273,16 +341,22 @@ def cap(items: Iterable[ScoredChunk], k: int | None) -> list[ScoredChunk]:
     return items if k is None else items[:k]
 
 
-def resolve_pipeline(pipeline: Any, variables: Mapping[str, str] | None,
-                     components: Mapping[str, Any] | None, who: str) -> Pipeline:
+def resolve_pipeline(
+    pipeline: Any,
+    variables: Mapping[str, str] | None,
+    components: Mapping[str, Any] | None,
+    who: str,
+) -> Pipeline:
     """A Pipeline object as is, or a YAML path loaded with ``variables``/``components``."""
     if isinstance(pipeline, (str, os.PathLike)):
         from ragsel.spec import load_pipeline
 
         return load_pipeline(pipeline, variables=variables, components=components)
     if not isinstance(pipeline, Pipeline):
-        raise ConfigError(f"{who} needs a ragsel Pipeline or the path of a pipeline YAML, got "
-                          f"{type(pipeline).__name__}")
+        raise ConfigError(
+            f"{who} needs a ragsel Pipeline or the path of a pipeline YAML, got "
+            f"{type(pipeline).__name__}"
+        )
     if components:
         for stage in pipeline.stages.values():
             stage.bind_components(components)
@@ -294,18 +368,22 @@ def component_type_error(where: str, kind: str, expected: str, hint: str) -> Con
     return ConfigError(f"{where}: got a {kind}, expected {expected}; {hint}")
 
 
-def bind_component(stage: Stage, components: Mapping[str, Any],
-                   check: Callable[[Any, str], Any], current: Any) -> Any:
+def bind_component(
+    stage: Stage, components: Mapping[str, Any], check: Callable[[Any, str], Any], current: Any
+) -> Any:
     """The object named by ``stage.config.component`` in ``components``, type-checked by
     ``check``; ``current`` (the object passed in Python) when the stage names none."""
     name = getattr(stage.config, "component", None)
     if name is None:
         return current
     if name not in components:
-        raise ConfigError(f"component '{name}' is not bound. Pass it when loading: "
-                          f"load_pipeline(path, components={{'{name}': obj}}) (bound: "
-                          f"{sorted(components) or 'none'})", stage=stage.name,
-                          field="component")
+        raise ConfigError(
+            f"component '{name}' is not bound. Pass it when loading: "
+            f"load_pipeline(path, components={{'{name}': obj}}) (bound: "
+            f"{sorted(components) or 'none'})",
+            stage=stage.name,
+            field="component",
+        )
     return check(components[name], f"stage '{stage.name}', component '{name}'")
 
 
@@ -315,11 +393,17 @@ def bound(stage: Stage, obj: Any, python_form: str) -> Any:
         return obj
     name = getattr(stage.config, "component", None)
     if name is not None:
-        raise ConfigError(f"component '{name}' is not bound: load the pipeline with "
-                          f"load_pipeline(path, components={{'{name}': obj}})", stage=stage.name,
-                          field="component")
-    raise ConfigError(f"no object to call: construct {python_form} or set 'component: <name>' "
-                      "and bind it with load_pipeline(components=...)", stage=stage.name)
+        raise ConfigError(
+            f"component '{name}' is not bound: load the pipeline with "
+            f"load_pipeline(path, components={{'{name}': obj}})",
+            stage=stage.name,
+            field="component",
+        )
+    raise ConfigError(
+        f"no object to call: construct {python_form} or set 'component: <name>' "
+        "and bind it with load_pipeline(components=...)",
+        stage=stage.name,
+    )
 
 
 def from_framework(obj: Any, package: str) -> bool:
@@ -340,14 +424,18 @@ def adapt_embedder(obj: Any, where: str = "embedder component") -> Any:
         from ragsel_llamaindex import LlamaIndexEmbedder
 
         return LlamaIndexEmbedder(obj)
-    raise component_type_error(where, type(obj).__name__, "an embedder",
-                               "bind a ragsel Embedder, LangChain Embeddings or a LlamaIndex "
-                               "embed model")
+    raise component_type_error(
+        where,
+        type(obj).__name__,
+        "an embedder",
+        "bind a ragsel Embedder, LangChain Embeddings or a LlamaIndex embed model",
+    )
 
 
 # --- connector packages: lazy exports, LLM adapter registration -----------------------------
-def lazy_exports(package: str, exports: Mapping[str, str], framework: str, extra: str,
-                 purpose: str) -> Callable[[str], Any]:
+def lazy_exports(
+    package: str, exports: Mapping[str, str], framework: str, extra: str, purpose: str
+) -> Callable[[str], Any]:
     """A module ``__getattr__`` importing ``package.<module>`` (and so ``framework``) only
     when one of ``exports`` (name -> submodule) is first used."""
     import importlib

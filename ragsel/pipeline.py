@@ -76,8 +76,14 @@ class Pipeline:
     >>> result = p.run("which clauses restrict assignment?")  # doctest: +SKIP
     """
 
-    def __init__(self, *, name: str = "pipeline", description: str = "",
-                 output: str | None = None, inputs: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        name: str = "pipeline",
+        description: str = "",
+        output: str | None = None,
+        inputs: Sequence[str] = (),
+    ) -> None:
         self.name = name
         self.description = description
         self.output = output
@@ -109,8 +115,10 @@ class Pipeline:
         if name in self.stages:
             raise WiringError(f"duplicate stage name '{name}': every stage needs its own name")
         if any(s is stage for s in self.stages.values()):
-            raise WiringError(f"this {type(stage).__name__} instance is already in the pipeline; "
-                              "create a second instance for '{name}'")
+            raise WiringError(
+                f"this {type(stage).__name__} instance is already in the pipeline; "
+                "create a second instance for '{name}'"
+            )
         stage.name = name
         self.stages[name] = stage
         self._plan = None
@@ -123,43 +131,57 @@ class Pipeline:
         d_name, d_in = _split(dst)
         for n, ref in ((s_name, src), (d_name, dst)):
             if n not in self.stages:
-                raise WiringError(f"connection {src} -> {dst}: there is no stage '{n}' "
-                                  f"(stages: {', '.join(self.stages) or 'none'})")
+                raise WiringError(
+                    f"connection {src} -> {dst}: there is no stage '{n}' "
+                    f"(stages: {', '.join(self.stages) or 'none'})"
+                )
         s_stage, d_stage = self.stages[s_name], self.stages[d_name]
         outs = s_stage.output_types()
         ins = d_stage.input_specs()
         if s_out is not None and s_out not in outs:
-            raise WiringError(f"stage '{s_name}' ({s_stage.type_name}) has no output '{s_out}'; "
-                              f"its outputs are: {', '.join(outs)}")
+            raise WiringError(
+                f"stage '{s_name}' ({s_stage.type_name}) has no output '{s_out}'; "
+                f"its outputs are: {', '.join(outs)}"
+            )
         if d_in is not None and d_in not in ins:
-            raise WiringError(f"stage '{d_name}' ({d_stage.type_name}) has no input '{d_in}'; "
-                              f"its inputs are: {', '.join(ins) or 'none'}")
+            raise WiringError(
+                f"stage '{d_name}' ({d_stage.type_name}) has no input '{d_in}'; "
+                f"its inputs are: {', '.join(ins) or 'none'}"
+            )
         if s_name == d_name:
             raise CycleError([s_name])
         out_names = [s_out] if s_out else list(outs)
-        in_names = [d_in] if d_in else [n for n, sp in ins.items()
-                                         if sp.variadic or not self._is_fed(d_name, sp)]
-        pairs = [(o, i) for o in out_names for i in in_names
-                 if sockets_compatible(outs[o], ins[i])]
+        in_names = (
+            [d_in]
+            if d_in
+            else [n for n, sp in ins.items() if sp.variadic or not self._is_fed(d_name, sp)]
+        )
+        pairs = [(o, i) for o in out_names for i in in_names if sockets_compatible(outs[o], ins[i])]
         if not pairs:
             if s_out and d_in:
                 raise WiringError(
                     f"type mismatch: {s_name}.{s_out} gives {type_name(outs[s_out])} but "
                     f"{d_name}.{d_in} expects {type_name(ins[d_in].item_type)}. Put a stage "
-                    f"between them that converts one to the other, or connect other sockets.")
+                    f"between them that converts one to the other, or connect other sockets."
+                )
             raise WiringError(
                 f"nothing in '{s_name}' {s_stage.describe_sockets()} fits an open input of "
-                f"'{d_name}' {d_stage.describe_sockets()}")
+                f"'{d_name}' {d_stage.describe_sockets()}"
+            )
         if len(pairs) > 1:
             opts = ", ".join(f'connect("{s_name}.{o}", "{d_name}.{i}")' for o, i in pairs)
-            raise WiringError(f"ambiguous connection {src} -> {dst}: several sockets fit. "
-                              f"Name them explicitly, one of: {opts}")
+            raise WiringError(
+                f"ambiguous connection {src} -> {dst}: several sockets fit. "
+                f"Name them explicitly, one of: {opts}"
+            )
         o, i = pairs[0]
         spec = ins[i]
         if not spec.variadic and self._is_fed(d_name, spec):
             prev = next(c for c in self.connections if c.dst == d_name and c.dst_in == i)
-            raise WiringError(f"input {d_name}.{i} is already fed by {prev.src}.{prev.src_out}; "
-                              "only Variadic inputs take several connections")
+            raise WiringError(
+                f"input {d_name}.{i} is already fed by {prev.src}.{prev.src_out}; "
+                "only Variadic inputs take several connections"
+            )
         self.connections.append(Connection(s_name, o, d_name, i))
         self._plan = None
         return self
@@ -196,7 +218,8 @@ class Pipeline:
                     if len(fits) > 1:
                         raise WiringError(
                             f"linear pipeline: '{s_name}' has several outputs that fit "
-                            f"{d_name}.{spec.name} ({', '.join(fits)}); use explicit connections")
+                            f"{d_name}.{spec.name} ({', '.join(fits)}); use explicit connections"
+                        )
                     if fits:
                         self.connections.append(Connection(s_name, fits[0], d_name, spec.name))
                         break
@@ -211,22 +234,31 @@ class Pipeline:
             s_name, i_name = _split(ref)
             specs = self.stages[s_name].input_specs() if s_name in self.stages else {}
             if i_name not in specs:
-                out.append(f"pipeline input '{ref}' is not a stage input; write "
-                           f"'<stage>.<input>' (stages: {', '.join(self.stages) or 'none'})")
+                out.append(
+                    f"pipeline input '{ref}' is not a stage input; write "
+                    f"'<stage>.<input>' (stages: {', '.join(self.stages) or 'none'})"
+                )
             elif self._is_fed(s_name, specs[i_name]):
-                out.append(f"pipeline input '{ref}' is also connected to a stage; a declared "
-                           "input is supplied at run time, so remove the connection or the "
-                           "declaration")
+                out.append(
+                    f"pipeline input '{ref}' is also connected to a stage; a declared "
+                    "input is supplied at run time, so remove the connection or the "
+                    "declaration"
+                )
         for name, stage in self.stages.items():
             for spec in stage.input_specs().values():
-                if (self._is_fed(name, spec) or self._takes_pipeline_query(spec)
-                        or f"{name}.{spec.name}" in declared):
+                if (
+                    self._is_fed(name, spec)
+                    or self._takes_pipeline_query(spec)
+                    or f"{name}.{spec.name}" in declared
+                ):
                     continue
                 if spec.required:
-                    out.append(f"stage '{name}' ({stage.type_name}) is missing required input "
-                               f"'{spec.name}: {type_name(spec.type)}'. Connect a stage that "
-                               f"produces it, e.g. connections: [<stage>.<output> -> "
-                               f"{name}.{spec.name}]")
+                    out.append(
+                        f"stage '{name}' ({stage.type_name}) is missing required input "
+                        f"'{spec.name}: {type_name(spec.type)}'. Connect a stage that "
+                        f"produces it, e.g. connections: [<stage>.<output> -> "
+                        f"{name}.{spec.name}]"
+                    )
         try:
             self._topological_order()
         except CycleError as exc:
@@ -277,7 +309,7 @@ class Pipeline:
         while True:
             node = min(m for m in succ[node] if m in nodes)
             if node in seen:
-                return path[seen[node]:]
+                return path[seen[node] :]
             seen[node] = len(path)
             path.append(node)
 
@@ -295,9 +327,10 @@ class Pipeline:
             stage = self.stages[name]
             args: list[tuple[str, int, Any]] = []
             for spec in stage.input_specs().values():
-                feeds = sorted((c for c in self.connections
-                                if c.dst == name and c.dst_in == spec.name),
-                               key=lambda c: (c.src, c.src_out))
+                feeds = sorted(
+                    (c for c in self.connections if c.dst == name and c.dst_in == spec.name),
+                    key=lambda c: (c.src, c.src_out),
+                )
                 if spec.variadic and feeds:
                     args.append((spec.name, 2, [f"{c.src}.{c.src_out}" for c in feeds]))
                 elif feeds:
@@ -309,13 +342,24 @@ class Pipeline:
             ups = [level[c.src] for c in self.connections if c.dst == name]
             level[name] = 1 + max(ups, default=-1)
             single = stage.single_output()
-            steps.append(_Step(name, stage, args, single, tuple(stage.output_types()),
-                               level[name], f"{name}.{single}" if single else None,
-                               stage.type_name,
-                               tuple(sp.name for sp in stage.input_specs().values()
-                                     if compatible(Candidates, sp.item_type)
-                                     and sp.item_type is not Any),
-                               not stage.blocking and type(stage)._arun is Stage._arun))
+            steps.append(
+                _Step(
+                    name,
+                    stage,
+                    args,
+                    single,
+                    tuple(stage.output_types()),
+                    level[name],
+                    f"{name}.{single}" if single else None,
+                    stage.type_name,
+                    tuple(
+                        sp.name
+                        for sp in stage.input_specs().values()
+                        if compatible(Candidates, sp.item_type) and sp.item_type is not Any
+                    ),
+                    not stage.blocking and type(stage)._arun is Stage._arun,
+                )
+            )
         levels: list[list[_Step]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
         for st in steps:
             levels[st.level].append(st)
@@ -350,16 +394,24 @@ class Pipeline:
         return kw
 
     @staticmethod
-    def _record(step: _Step, kw: dict[str, Any], result: Any, values: dict[str, Any],
-                elapsed_ns: int, trace: list[StageTrace]) -> None:
+    def _record(
+        step: _Step,
+        kw: dict[str, Any],
+        result: Any,
+        values: dict[str, Any],
+        elapsed_ns: int,
+        trace: list[StageTrace],
+    ) -> None:
         if step.out_key is not None:
             values[step.out_key] = result
             out_val = result
         else:
             if not isinstance(result, Mapping):
-                raise StageError(step.name, step.stage.type_name,
-                                 f"returned {type(result).__name__}, expected a dict with "
-                                 f"{list(step.outputs)}")
+                raise StageError(
+                    step.name,
+                    step.stage.type_name,
+                    f"returned {type(result).__name__}, expected a dict with {list(step.outputs)}",
+                )
             for o in step.outputs:
                 values[f"{step.name}.{o}"] = result.get(o)
             out_val = next((v for v in result.values() if isinstance(v, Candidates)), None)
@@ -375,8 +427,13 @@ class Pipeline:
         if isinstance(out_val, Candidates):
             n_out: int | None = len(out_val.items)
             all_drops = out_val.dropped
-            dropped = () if len(all_drops) == drops_before else tuple(
-                d.item.chunk.id for d in all_drops[drops_before:] if d.stage == step.name)
+            dropped = (
+                ()
+                if len(all_drops) == drops_before
+                else tuple(
+                    d.item.chunk.id for d in all_drops[drops_before:] if d.stage == step.name
+                )
+            )
         else:
             n_out, dropped = None, ()
         trace.append(StageTrace(step.name, step.type_name, elapsed_ns, n_in, n_out, dropped))
@@ -388,15 +445,21 @@ class Pipeline:
         missing = [r for r in self.inputs if r not in given]
         if unknown or missing:
             raise InputError(
-                f"pipeline '{self.name}': " + (f"no declared input(s) {unknown}; " if unknown
-                                                else "") +
-                (f"missing value(s) for input(s) {missing}; " if missing else "") +
-                f"pass run(query, inputs={{...}}) with exactly the declared inputs "
-                f"{self.inputs}")
+                f"pipeline '{self.name}': "
+                + (f"no declared input(s) {unknown}; " if unknown else "")
+                + (f"missing value(s) for input(s) {missing}; " if missing else "")
+                + f"pass run(query, inputs={{...}}) with exactly the declared inputs "
+                f"{self.inputs}"
+            )
         return {_input_key(r): v for r, v in given.items()}
 
-    def run(self, query: Query | str, *, raise_on_error: bool = True,
-            inputs: Mapping[str, Any] | None = None) -> RunResult:
+    def run(
+        self,
+        query: Query | str,
+        *,
+        raise_on_error: bool = True,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> RunResult:
         """Run the pipeline for one query; returns outputs and a per-stage trace.
         ``inputs`` gives the values of the declared pipeline inputs (``"stage.input"``)."""
         q = Query.coerce(query)
@@ -416,8 +479,9 @@ class Pipeline:
             self._record(step, kw, result, values, perf_counter_ns() - t0, trace)
         return RunResult(self, q, values, Trace(trace, perf_counter_ns() - t_start))
 
-    async def arun(self, query: Query | str, *,
-                   inputs: Mapping[str, Any] | None = None) -> RunResult:
+    async def arun(
+        self, query: Query | str, *, inputs: Mapping[str, Any] | None = None
+    ) -> RunResult:
         """Async run; stages on the same level of the DAG run concurrently."""
         q = Query.coerce(query)
         plan = self._compile()
@@ -456,8 +520,13 @@ class Pipeline:
                 self._record(s, k, res, values, dt, trace)
         return RunResult(self, q, values, Trace(trace, perf_counter_ns() - t_start))
 
-    async def arun_batch(self, queries: Iterable[Query | str], *, concurrency: int = 4,
-                         return_exceptions: bool = False) -> list[RunResult | BaseException]:
+    async def arun_batch(
+        self,
+        queries: Iterable[Query | str],
+        *,
+        concurrency: int = 4,
+        return_exceptions: bool = False,
+    ) -> list[RunResult | BaseException]:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         qs = [Query.coerce(q) for q in queries]
@@ -470,19 +539,28 @@ class Pipeline:
             async with sem:
                 return await self.arun(q)
 
-        return await asyncio.gather(*(guarded(q) for q in qs),
-                                    return_exceptions=return_exceptions)
+        return await asyncio.gather(*(guarded(q) for q in qs), return_exceptions=return_exceptions)
 
-    def run_batch(self, queries: Iterable[Query | str], *, concurrency: int = 4,
-                  return_exceptions: bool = False) -> list[RunResult | BaseException]:
+    def run_batch(
+        self,
+        queries: Iterable[Query | str],
+        *,
+        concurrency: int = 4,
+        return_exceptions: bool = False,
+    ) -> list[RunResult | BaseException]:
         """Run many queries, up to ``concurrency`` at once; results keep the input order."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.arun_batch(queries, concurrency=concurrency,
-                                               return_exceptions=return_exceptions))
-        raise RuntimeError("run_batch() was called inside a running event loop; "
-                           "use 'await pipeline.arun_batch(...)' instead")
+            return asyncio.run(
+                self.arun_batch(
+                    queries, concurrency=concurrency, return_exceptions=return_exceptions
+                )
+            )
+        raise RuntimeError(
+            "run_batch() was called inside a running event loop; "
+            "use 'await pipeline.arun_batch(...)' instead"
+        )
 
     # --- introspection / serialisation ---------------------------------------------------
     def output_stage(self) -> str:

@@ -80,10 +80,15 @@ def register_stage(name: str) -> Callable[[S], S]:
         if builtin is not None and builtin != f"{cls.__module__}:{cls.__qualname__}":
             raise ConfigError(f"stage name '{name}' is a built-in ragsel stage; pick another")
         existing = _registered.get(name)
-        if existing is not None and existing is not cls and (
-            existing.__module__, existing.__qualname__) != (cls.__module__, cls.__qualname__):
-            raise ConfigError(f"stage name '{name}' is already registered to "
-                              f"{existing.__module__}.{existing.__qualname__}")
+        if (
+            existing is not None
+            and existing is not cls
+            and (existing.__module__, existing.__qualname__) != (cls.__module__, cls.__qualname__)
+        ):
+            raise ConfigError(
+                f"stage name '{name}' is already registered to "
+                f"{existing.__module__}.{existing.__qualname__}"
+            )
         cls.type_name = name
         _registered[name] = cls
         return cls

@@ -12,11 +12,18 @@ def stage_schema(name: str, defs: dict[str, Any]) -> dict[str, Any]:
     schema = cls.Config.model_json_schema(ref_template="#/$defs/{model}")
     for key, sub in schema.pop("$defs", {}).items():
         defs.setdefault(key, sub)
-    props = {"type": {"const": name, "description": (cls.__doc__ or "").strip().split("\n")[0]},
-             "name": {"type": "string"}}
+    props = {
+        "type": {"const": name, "description": (cls.__doc__ or "").strip().split("\n")[0]},
+        "name": {"type": "string"},
+    }
     props.update(schema.get("properties", {}))
-    return {"type": "object", "title": name, "properties": props,
-            "required": ["type", *schema.get("required", [])], "additionalProperties": False}
+    return {
+        "type": "object",
+        "title": name,
+        "properties": props,
+        "required": ["type", *schema.get("required", [])],
+        "additionalProperties": False,
+    }
 
 
 def pipeline_json_schema(names: list[str] | None = None) -> dict[str, Any]:
@@ -30,11 +37,17 @@ def pipeline_json_schema(names: list[str] | None = None) -> dict[str, Any]:
         except ImportError:  # a connector stage whose framework is not installed
             skipped.append(name)
     stage_ref = {"oneOf": stages}
-    conn = {"oneOf": [
-        {"type": "string", "pattern": r"^\s*[\w-]+(\.\w+)?\s*->\s*[\w-]+(\.\w+)?\s*$"},
-        {"type": "object", "properties": {"from": {"type": "string"}, "to": {"type": "string"}},
-         "required": ["from", "to"], "additionalProperties": False},
-    ]}
+    conn = {
+        "oneOf": [
+            {"type": "string", "pattern": r"^\s*[\w-]+(\.\w+)?\s*->\s*[\w-]+(\.\w+)?\s*$"},
+            {
+                "type": "object",
+                "properties": {"from": {"type": "string"}, "to": {"type": "string"}},
+                "required": ["from", "to"],
+                "additionalProperties": False,
+            },
+        ]
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "ragsel pipeline",
@@ -45,13 +58,14 @@ def pipeline_json_schema(names: list[str] | None = None) -> dict[str, Any]:
             "name": {"type": "string"},
             "description": {"type": "string"},
             "output": {"type": "string"},
-            "stages": {"oneOf": [
-                {"type": "object", "additionalProperties": stage_ref},
-                {"type": "array", "items": stage_ref},
-            ]},
+            "stages": {
+                "oneOf": [
+                    {"type": "object", "additionalProperties": stage_ref},
+                    {"type": "array", "items": stage_ref},
+                ]
+            },
             "connections": {"type": "array", "items": conn},
-            "inputs": {"type": "array", "items": {"type": "string",
-                                                  "pattern": r"^[\w-]+\.\w+$"}},
+            "inputs": {"type": "array", "items": {"type": "string", "pattern": r"^[\w-]+\.\w+$"}},
         },
         "required": ["stages"],
         "$defs": defs,

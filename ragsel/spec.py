@@ -79,9 +79,11 @@ class _Ctx:
         self.problems.append(Problem(message, self.file, *(loc or (None, None))))
 
 
-def _interpolate(value: Any, variables: Mapping[str, str], ctx: _Ctx, path: tuple,
-                 strict: bool) -> Any:
+def _interpolate(
+    value: Any, variables: Mapping[str, str], ctx: _Ctx, path: tuple, strict: bool
+) -> Any:
     if isinstance(value, str) and "${" in value:
+
         def sub(m: re.Match) -> str:
             name, default = m.group(1), m.group(2)
             if name in variables:
@@ -91,9 +93,13 @@ def _interpolate(value: Any, variables: Mapping[str, str], ctx: _Ctx, path: tupl
             if default is not None:
                 return default
             if strict:
-                ctx.add(f"environment variable {name} is not set; set it "
-                        f"(export {name}=...) or give a default: ${{{name}:-value}}", path)
+                ctx.add(
+                    f"environment variable {name} is not set; set it "
+                    f"(export {name}=...) or give a default: ${{{name}:-value}}",
+                    path,
+                )
             return m.group(0)
+
         return _VAR.sub(sub, value)
     if isinstance(value, dict):
         return {k: _interpolate(v, variables, ctx, path + (k,), strict) for k, v in value.items()}
@@ -109,7 +115,8 @@ def _resolve_type(type_: str, allow_modules: Sequence[str]) -> type:
             raise DefinitionError(
                 f"stage type '{type_}' is an import path, and importing code named in YAML is "
                 f"off. Allow it with load_pipeline(..., allow_modules=['{module}']) or "
-                f"--allow-module {module}, or register the stage under a short name.")
+                f"--allow-module {module}, or register the stage under a short name."
+            )
         try:
             cls = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as exc:
@@ -133,18 +140,30 @@ def _parse_connection(item: Any) -> tuple[str, str] | None:
     return None
 
 
-def _build(data: Any, ctx: _Ctx, *, variables: Mapping[str, str], strict_env: bool,
-           components: Mapping[str, Any] | None, allow_modules: Sequence[str]) -> Pipeline | None:
+def _build(
+    data: Any,
+    ctx: _Ctx,
+    *,
+    variables: Mapping[str, str],
+    strict_env: bool,
+    components: Mapping[str, Any] | None,
+    allow_modules: Sequence[str],
+) -> Pipeline | None:
     if not isinstance(data, Mapping):
         ctx.add("a pipeline file must be a mapping with at least a 'stages' key")
         return None
     for key in data:
         if key not in _TOP_KEYS:
-            ctx.add(f"unknown top-level key '{key}' (allowed: {', '.join(sorted(_TOP_KEYS))})",
-                    (key,), key=True)
+            ctx.add(
+                f"unknown top-level key '{key}' (allowed: {', '.join(sorted(_TOP_KEYS))})",
+                (key,),
+                key=True,
+            )
     if data.get("version", 1) != 1:
-        ctx.add(f"unsupported pipeline version {data.get('version')!r}; this ragsel reads "
-                "version 1", ("version",))
+        ctx.add(
+            f"unsupported pipeline version {data.get('version')!r}; this ragsel reads version 1",
+            ("version",),
+        )
     stages_raw = data.get("stages")
     if not stages_raw:
         ctx.add("the pipeline has no 'stages'", ("stages",))
@@ -164,12 +183,14 @@ def _build(data: Any, ctx: _Ctx, *, variables: Mapping[str, str], strict_env: bo
         return None
     inputs = data.get("inputs") or []
     if not (isinstance(inputs, list) and all(isinstance(r, str) for r in inputs)):
-        ctx.add("'inputs' must be a list of 'stage.input' names supplied at run time",
-                ("inputs",))
+        ctx.add("'inputs' must be a list of 'stage.input' names supplied at run time", ("inputs",))
         inputs = []
-    pipe = Pipeline(name=str(data.get("name", "pipeline")),
-                    description=str(data.get("description", "")), output=data.get("output"),
-                    inputs=inputs)
+    pipe = Pipeline(
+        name=str(data.get("name", "pipeline")),
+        description=str(data.get("description", "")),
+        output=data.get("output"),
+        inputs=inputs,
+    )
     failed: set[str] = set()
     for name, raw, path in entries:
         if not isinstance(raw, Mapping) or "type" not in raw:
@@ -189,11 +210,13 @@ def _build(data: Any, ctx: _Ctx, *, variables: Mapping[str, str], strict_env: bo
         except ConfigError as exc:
             for err in getattr(exc, "details", None) or [{"loc": (), "msg": str(exc)}]:
                 loc = tuple(err["loc"])
-                msg = "unknown config field" if err.get("type") == "extra_forbidden" \
-                    else err["msg"]
+                msg = "unknown config field" if err.get("type") == "extra_forbidden" else err["msg"]
                 field = ".".join(str(x) for x in loc)
-                ctx.add(f"stage '{name}' ({raw['type']}): {field + ': ' if field else ''}{msg}",
-                        path + loc, key=err.get("type") == "extra_forbidden")
+                ctx.add(
+                    f"stage '{name}' ({raw['type']}): {field + ': ' if field else ''}{msg}",
+                    path + loc,
+                    key=err.get("type") == "extra_forbidden",
+                )
             failed.add(name)
             continue
         except Exception as exc:  # a stage's own validation in _setup
@@ -220,8 +243,11 @@ def _build(data: Any, ctx: _Ctx, *, variables: Mapping[str, str], strict_env: bo
         if failed:
             return None  # the chain cannot be wired around a broken stage
         if data.get("connections"):
-            ctx.add("a linear 'stages' list takes no 'connections'; use a mapping of stages "
-                    "to wire a graph", ("connections",))
+            ctx.add(
+                "a linear 'stages' list takes no 'connections'; use a mapping of stages "
+                "to wire a graph",
+                ("connections",),
+            )
             return None
         try:
             pipe._connect_linear(list(pipe.stages))
@@ -237,8 +263,10 @@ def _build(data: Any, ctx: _Ctx, *, variables: Mapping[str, str], strict_env: bo
         for i, item in enumerate(conns):
             pair = _parse_connection(item)
             if pair is None:
-                ctx.add(f"cannot read connection {item!r}; write 'a.output -> b.input'",
-                        ("connections", i))
+                ctx.add(
+                    f"cannot read connection {item!r}; write 'a.output -> b.input'",
+                    ("connections", i),
+                )
                 continue
             ends = [ref.partition(".")[0] for ref in pair]
             if any(e in failed for e in ends):  # already reported at the stage itself
@@ -252,38 +280,59 @@ def _build(data: Any, ctx: _Ctx, *, variables: Mapping[str, str], strict_env: bo
     if not linear:
         failed |= tainted
     for msg in pipe.problems():
-        if failed and (msg == "the pipeline has no stages"
-                       or any(f"stage '{n}'" in msg for n in failed)):
+        if failed and (
+            msg == "the pipeline has no stages" or any(f"stage '{n}'" in msg for n in failed)
+        ):
             continue
-        ctx.add(msg, ("output",) if "output stage" in msg else
-                ("inputs",) if msg.startswith("pipeline input") else ("stages",))
+        ctx.add(
+            msg,
+            ("output",)
+            if "output stage" in msg
+            else ("inputs",)
+            if msg.startswith("pipeline input")
+            else ("stages",),
+        )
     return pipe
 
 
-def pipeline_from_dict(data: Mapping[str, Any], *, variables: Mapping[str, str] | None = None,
-                       components: Mapping[str, Any] | None = None,
-                       allow_modules: Sequence[str] = (), strict_env: bool = True,
-                       file: str | None = None, _locs: _Loc | None = None) -> Pipeline:
+def pipeline_from_dict(
+    data: Mapping[str, Any],
+    *,
+    variables: Mapping[str, str] | None = None,
+    components: Mapping[str, Any] | None = None,
+    allow_modules: Sequence[str] = (),
+    strict_env: bool = True,
+    file: str | None = None,
+    _locs: _Loc | None = None,
+) -> Pipeline:
     """Build a pipeline from its dict form; raises PipelineSpecError listing every problem."""
     ctx = _Ctx(file, _locs or {})
-    pipe = _build(data, ctx, variables=variables or {}, strict_env=strict_env,
-                  components=components, allow_modules=allow_modules)
+    pipe = _build(
+        data,
+        ctx,
+        variables=variables or {},
+        strict_env=strict_env,
+        components=components,
+        allow_modules=allow_modules,
+    )
     if ctx.problems or pipe is None:
         raise PipelineSpecError(ctx.problems or [Problem("invalid pipeline", file)])
     return pipe
 
 
 def _read(source: str | os.PathLike[str]) -> tuple[str, str | None]:
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
-                                           and source.endswith((".yaml", ".yml"))):
+    if isinstance(source, os.PathLike) or (
+        isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml"))
+    ):
         path = Path(source)
         if not path.is_file():
             raise PipelineSpecError(Problem(f"pipeline file not found: {path}", str(path)))
         try:
             return path.read_text(encoding="utf-8"), str(path)
         except (OSError, UnicodeDecodeError) as exc:
-            raise PipelineSpecError(Problem(f"cannot read pipeline file: {exc}",
-                                            str(path))) from exc
+            raise PipelineSpecError(
+                Problem(f"cannot read pipeline file: {exc}", str(path))
+            ) from exc
     return str(source), None
 
 
@@ -296,14 +345,20 @@ def _parse(text: str, file: str | None) -> tuple[Any, _Loc]:
         problem = getattr(exc, "problem", None) or str(exc)
         context = getattr(exc, "context", None)
         msg = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
-        raise PipelineSpecError(Problem(msg, file, mark.line + 1 if mark else None,
-                                        mark.column + 1 if mark else None)) from None
+        raise PipelineSpecError(
+            Problem(msg, file, mark.line + 1 if mark else None, mark.column + 1 if mark else None)
+        ) from None
     return data, (_locations(node) if node is not None else {})
 
 
-def load_pipeline(source: str | os.PathLike[str], *, variables: Mapping[str, str] | None = None,
-                  components: Mapping[str, Any] | None = None,
-                  allow_modules: Sequence[str] = (), strict_env: bool = True) -> Pipeline:
+def load_pipeline(
+    source: str | os.PathLike[str],
+    *,
+    variables: Mapping[str, str] | None = None,
+    components: Mapping[str, Any] | None = None,
+    allow_modules: Sequence[str] = (),
+    strict_env: bool = True,
+) -> Pipeline:
     """Load a pipeline from a YAML file path (or YAML text).
 
     ``variables`` override the environment for ``${VAR}``; ``components`` binds user objects
@@ -312,13 +367,20 @@ def load_pipeline(source: str | os.PathLike[str], *, variables: Mapping[str, str
     """
     text, file = _read(source)
     data, locs = _parse(text, file)
-    return pipeline_from_dict(data, variables=variables, components=components,
-                              allow_modules=allow_modules, strict_env=strict_env, file=file,
-                              _locs=locs)
+    return pipeline_from_dict(
+        data,
+        variables=variables,
+        components=components,
+        allow_modules=allow_modules,
+        strict_env=strict_env,
+        file=file,
+        _locs=locs,
+    )
 
 
-def check_pipeline(source: str | os.PathLike[str], *,
-                   allow_modules: Sequence[str] = ()) -> list[Problem]:
+def check_pipeline(
+    source: str | os.PathLike[str], *, allow_modules: Sequence[str] = ()
+) -> list[Problem]:
     """Every problem in a pipeline file (syntax, stage names, configs, wiring), without
     loading any model. Unset ``${VAR}`` without default are not problems here."""
     try:
@@ -328,8 +390,9 @@ def check_pipeline(source: str | os.PathLike[str], *,
     return []
 
 
-def dump_pipeline(pipeline: Pipeline, path: str | os.PathLike[str] | None = None, *,
-                  schema_ref: str = SCHEMA_FILE) -> str:
+def dump_pipeline(
+    pipeline: Pipeline, path: str | os.PathLike[str] | None = None, *, schema_ref: str = SCHEMA_FILE
+) -> str:
     """YAML text for ``pipeline`` (starting with a ``$schema`` line); written if ``path``."""
     body = yaml.safe_dump(pipeline.to_dict(), sort_keys=False, allow_unicode=True)
     text = f"# yaml-language-server: $schema={schema_ref}\n{body}"

@@ -71,8 +71,9 @@ class Stage:
     blocking: ClassVar[bool] = True
     output_name: ClassVar[str | None] = None
 
-    def __init__(self, config: StageConfig | Mapping[str, Any] | None = None, /,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, config: StageConfig | Mapping[str, Any] | None = None, /, **kwargs: Any
+    ) -> None:
         cls = type(self)
         if isinstance(config, cls.Config):
             if kwargs:
@@ -113,8 +114,9 @@ class Stage:
         try:
             hints = typing.get_type_hints(fn, include_extras=True)
         except Exception as exc:  # an unresolvable annotation is a bug in the stage
-            raise WiringError(f"cannot read the type annotations of {cls.__name__}._run: "
-                              f"{exc}") from exc
+            raise WiringError(
+                f"cannot read the type annotations of {cls.__name__}._run: {exc}"
+            ) from exc
         sig = inspect.signature(fn)
         inputs: dict[str, InputSpec] = {}
         for pname, param in sig.parameters.items():
@@ -160,12 +162,15 @@ class Stage:
         specs = self.input_specs()
         unknown = set(inputs) - set(specs)
         if unknown:
-            raise WiringError(f"stage '{self.name}' ({self.type_name}) has no input(s) "
-                              f"{sorted(unknown)}; its inputs are {sorted(specs)}")
+            raise WiringError(
+                f"stage '{self.name}' ({self.type_name}) has no input(s) "
+                f"{sorted(unknown)}; its inputs are {sorted(specs)}"
+            )
         missing = [n for n, s in specs.items() if s.required and n not in inputs]
         if missing:
-            raise WiringError(f"stage '{self.name}' ({self.type_name}) is missing required "
-                              f"input(s) {missing}")
+            raise WiringError(
+                f"stage '{self.name}' ({self.type_name}) is missing required input(s) {missing}"
+            )
 
     def run(self, **inputs: Any) -> Any:
         """Run this stage alone (outside a pipeline). Errors are wrapped in StageError."""
@@ -213,14 +218,17 @@ class Stage:
         return id(self)
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in
-                           self.config.model_dump(exclude_defaults=True).items())
+        fields = ", ".join(
+            f"{k}={v!r}" for k, v in self.config.model_dump(exclude_defaults=True).items()
+        )
         return f"{type(self).__name__}({fields})"
 
     @classmethod
     def describe_sockets(cls) -> str:
-        ins = ", ".join(f"{s.name}: {type_name(s.type)}{'' if s.required else ' = ...'}"
-                        for s in cls.input_specs().values())
+        ins = ", ".join(
+            f"{s.name}: {type_name(s.type)}{'' if s.required else ' = ...'}"
+            for s in cls.input_specs().values()
+        )
         outs = ", ".join(f"{n}: {type_name(t)}" for n, t in cls.output_types().items())
         return f"({ins}) -> ({outs})"
 

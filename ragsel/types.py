@@ -34,8 +34,9 @@ def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 # ``{"rank": r}`` event data, built once per rank: retrievers attach it to every chunk they
 # return, and sharing the read-only mapping halves the cost of those events.
-_RANK_DATA: tuple[Mapping[str, Any], ...] = tuple(MappingProxyType({"rank": r})
-                                                  for r in range(1025))
+_RANK_DATA: tuple[Mapping[str, Any], ...] = tuple(
+    MappingProxyType({"rank": r}) for r in range(1025)
+)
 
 
 def rank_data(rank: int) -> Mapping[str, Any]:
@@ -47,8 +48,10 @@ def _reduce_with_plain_mappings(self: Any) -> tuple[Any, tuple[Any, ...]]:
     """``__reduce__`` of the values holding read-only mappings: ``MappingProxyType`` cannot be
     pickled or deep-copied, so those fields travel as plain dicts and the constructor freezes
     them again. Makes results picklable (multiprocessing, caches) and ``copy.deepcopy``-able."""
-    return type(self), tuple(dict(v) if type(v) is MappingProxyType else v
-                             for v in (getattr(self, n) for n in self.__slots__))
+    return type(self), tuple(
+        dict(v) if type(v) is MappingProxyType else v
+        for v in (getattr(self, n) for n in self.__slots__)
+    )
 
 
 def content_id(text: str, *parts: object) -> str:
@@ -105,8 +108,9 @@ class Chunk:
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str):
-            raise InputError(f"chunk {self.id!r}: text must be a string, got "
-                             f"{type(self.text).__name__}")
+            raise InputError(
+                f"chunk {self.id!r}: text must be a string, got {type(self.text).__name__}"
+            )
         if not self.id:
             raise InputError("a chunk needs a non-empty id (use ragsel.types.content_id)")
         if self.position is not None and self.position < 0:
@@ -181,15 +185,30 @@ class ScoredChunk:
     def rescored(self, stage: str, score: float, reason: str = "") -> ScoredChunk:
         s = float(score)
         ev = new_event(stage, "rescored", reason, s, _EMPTY)
-        return new_scored_chunk(self.chunk, s, stage, self.events + (ev,), self.rationales,
-                                self.expanded_from, self.verdicts)
+        return new_scored_chunk(
+            self.chunk,
+            s,
+            stage,
+            self.events + (ev,),
+            self.rationales,
+            self.expanded_from,
+            self.verdicts,
+        )
 
     def kept(self, stage: str, reason: str = "", **data: Any) -> ScoredChunk:
         # unchecked construction, not dataclasses.replace: cutoffs call this per kept chunk
-        ev = new_event(stage, "kept", reason, self.score,
-                       MappingProxyType(data) if data else _EMPTY)
-        return new_scored_chunk(self.chunk, self.score, self.stage, self.events + (ev,),
-                                self.rationales, self.expanded_from, self.verdicts)
+        ev = new_event(
+            stage, "kept", reason, self.score, MappingProxyType(data) if data else _EMPTY
+        )
+        return new_scored_chunk(
+            self.chunk,
+            self.score,
+            self.stage,
+            self.events + (ev,),
+            self.rationales,
+            self.expanded_from,
+            self.verdicts,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,8 +231,9 @@ class Dropped:
 # be read-only (a MappingProxyType or _EMPTY), a ScoredChunk's score a float.
 new_event = slot_builder(Event, ("x", "kept", "", None, _EMPTY))
 new_scored_chunk = slot_builder(ScoredChunk, (Chunk("x", ""), 1.0, "x", (), (), None, ()))
-new_dropped = slot_builder(Dropped, (new_scored_chunk(Chunk("x", ""), 1.0, "x", (), (), None,
-                                                      ()), "x", "", None))
+new_dropped = slot_builder(
+    Dropped, (new_scored_chunk(Chunk("x", ""), 1.0, "x", (), (), None, ()), "x", "", None)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,24 +283,32 @@ class Candidates:
         return [sc.score for sc in self.items]
 
     @classmethod
-    def retrieved(cls, stage: str, scored: Iterable[tuple[Chunk, float]],
-                  reason: str = "") -> Candidates:
+    def retrieved(
+        cls, stage: str, scored: Iterable[tuple[Chunk, float]], reason: str = ""
+    ) -> Candidates:
         """A fresh list from a retriever: ``(chunk, score)`` pairs in rank order."""
         items = []
         for rank, (chunk, score) in enumerate(scored, 1):
             if not isinstance(chunk, Chunk):
-                raise InputError(f"stage '{stage}': expected (Chunk, score) pairs, got "
-                                 f"{type(chunk).__name__} at rank {rank}")
+                raise InputError(
+                    f"stage '{stage}': expected (Chunk, score) pairs, got "
+                    f"{type(chunk).__name__} at rank {rank}"
+                )
             s = float(score)
             ev = new_event(stage, "retrieved", reason or f"rank {rank}", s, rank_data(rank))
             items.append(new_scored_chunk(chunk, s, stage, (ev,), (), None, ()))
         return cls(tuple(items))
 
-    def derive(self, stage: str, items: Sequence[ScoredChunk], *,
-               drop_reasons: Mapping[str, str] | None = None,
-               default_reason: str | None = None,
-               verdicts: Mapping[str, Verdict] | None = None,
-               note: Mapping[str, Any] | None = None) -> Candidates:
+    def derive(
+        self,
+        stage: str,
+        items: Sequence[ScoredChunk],
+        *,
+        drop_reasons: Mapping[str, str] | None = None,
+        default_reason: str | None = None,
+        verdicts: Mapping[str, Verdict] | None = None,
+        note: Mapping[str, Any] | None = None,
+    ) -> Candidates:
         """The list ``stage`` produced from this one.
 
         Every chunk of ``self`` that is not in ``items`` is recorded as dropped by ``stage``,
@@ -299,8 +327,9 @@ class Candidates:
         return Candidates(tuple(items), self.dropped + tuple(new_drops), notes)
 
     @staticmethod
-    def merge_history(lists: Sequence[Candidates]) -> tuple[tuple[Dropped, ...],
-                                                            tuple[StageNote, ...]]:
+    def merge_history(
+        lists: Sequence[Candidates],
+    ) -> tuple[tuple[Dropped, ...], tuple[StageNote, ...]]:
         """Drops and notes of several input lists (for fan-in stages), without duplicates."""
         seen_drop: set[tuple[str, str]] = set()
         drops: list[Dropped] = []
@@ -405,40 +434,80 @@ class Selection:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: chunks with provenance, drops with reasons, stage notes."""
+
         def chunk(sc: ScoredChunk, rank: int) -> dict[str, Any]:
             c = sc.chunk
-            return {"rank": rank, "id": c.id, "doc_id": c.doc_id, "position": c.position,
-                    "span": list(c.span) if c.span else None, "score": sc.score,
-                    "stage": sc.stage, "rationales": list(sc.rationales),
-                    "expanded_from": sc.expanded_from, "text": c.text,
-                    "metadata": dict(c.metadata),
-                    "events": [{"stage": e.stage, "action": e.action, "reason": e.reason,
-                                "score": e.score, **({"data": dict(e.data)} if e.data else {})}
-                               for e in sc.events],
-                    "verdicts": [_verdict(v) for v in sc.verdicts]}
+            return {
+                "rank": rank,
+                "id": c.id,
+                "doc_id": c.doc_id,
+                "position": c.position,
+                "span": list(c.span) if c.span else None,
+                "score": sc.score,
+                "stage": sc.stage,
+                "rationales": list(sc.rationales),
+                "expanded_from": sc.expanded_from,
+                "text": c.text,
+                "metadata": dict(c.metadata),
+                "events": [
+                    {
+                        "stage": e.stage,
+                        "action": e.action,
+                        "reason": e.reason,
+                        "score": e.score,
+                        **({"data": dict(e.data)} if e.data else {}),
+                    }
+                    for e in sc.events
+                ],
+                "verdicts": [_verdict(v) for v in sc.verdicts],
+            }
 
         def _verdict(v: Verdict) -> dict[str, Any]:
-            return {"stage": v.stage, "flagged": v.flagged, "label": v.label,
-                    "confidence": v.confidence, "reason": v.reason, "evidence": v.evidence}
+            return {
+                "stage": v.stage,
+                "flagged": v.flagged,
+                "label": v.label,
+                "confidence": v.confidence,
+                "reason": v.reason,
+                "evidence": v.evidence,
+            }
 
         return {
-            "query": {"text": self.query.text, "id": self.query.id,
-                      "rewrites": list(self.query.rewrites)},
+            "query": {
+                "text": self.query.text,
+                "id": self.query.id,
+                "rewrites": list(self.query.rewrites),
+            },
             "chunks": [chunk(sc, i) for i, sc in enumerate(self.chunks, 1)],
-            "dropped": [{"id": d.id, "doc_id": d.item.chunk.doc_id, "stage": d.stage,
-                         "reason": d.reason, "score": d.item.score,
-                         "verdict": _verdict(d.verdict) if d.verdict else None}
-                        for d in self.dropped],
+            "dropped": [
+                {
+                    "id": d.id,
+                    "doc_id": d.item.chunk.doc_id,
+                    "stage": d.stage,
+                    "reason": d.reason,
+                    "score": d.item.score,
+                    "verdict": _verdict(d.verdict) if d.verdict else None,
+                }
+                for d in self.dropped
+            ],
             "notes": [{"stage": n.stage, **dict(n.data)} for n in self.notes],
-            "rationales": None if self.rationales is None else [
+            "rationales": None
+            if self.rationales is None
+            else [
                 {"label": r.label, "text": r.text, "flags": list(r.flags), "source": r.source}
-                for r in self.rationales],
+                for r in self.rationales
+            ],
             # where the rationales came from and what went wrong (fewer than asked, fallback)
-            "rationale_notes": None if self.rationales is None else {
-                "source": self.rationales.source, **dict(self.rationales.notes)},
-            "answer": None if self.answer is None else {
-                "text": self.answer.text, "citations": list(self.answer.citations),
-                "model": self.answer.model},
+            "rationale_notes": None
+            if self.rationales is None
+            else {"source": self.rationales.source, **dict(self.rationales.notes)},
+            "answer": None
+            if self.answer is None
+            else {
+                "text": self.answer.text,
+                "citations": list(self.answer.citations),
+                "model": self.answer.model,
+            },
         }
 
     def history(self, chunk_id: str) -> list[Event]:

@@ -9,10 +9,15 @@ from pathlib import Path
 
 import pytest
 
-for _k, _v in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "HF_HUB_DISABLE_PROGRESS_BARS": "1", "RAGAS_DO_NOT_TRACK": "true",
-               "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false",
-               "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}.items():
+for _k, _v in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "RAGAS_DO_NOT_TRACK": "true",
+    "ANONYMIZED_TELEMETRY": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+}.items():
     os.environ.setdefault(_k, _v)
 # a test that forgets to disable the LLM disk cache must not see hits from earlier runs
 import tempfile as _tempfile  # noqa: E402

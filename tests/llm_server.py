@@ -13,5 +13,14 @@ from ragsel.backends.llm.scripted_server import (
     completion_payload,
 )
 
-__all__ = ["BadBody", "Drop", "Ok", "Request", "ScriptedLLMServer", "Slow", "Status",
-           "Truncated", "completion_payload"]
+__all__ = [
+    "BadBody",
+    "Drop",
+    "Ok",
+    "Request",
+    "ScriptedLLMServer",
+    "Slow",
+    "Status",
+    "Truncated",
+    "completion_payload",
+]

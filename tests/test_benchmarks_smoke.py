@@ -21,9 +21,11 @@ DOCS = {
     "d5": "Antibiotics do not cure viral infections such as influenza.",
     "d6": "Sleep deprivation impairs memory consolidation.",
 }
-QUERIES = [("q1", "does aspirin prevent heart attacks?"),
-           ("q2", "antibiotics for influenza virus infection"),
-           ("q3", "vitamin D and bone fractures")]
+QUERIES = [
+    ("q1", "does aspirin prevent heart attacks?"),
+    ("q2", "antibiotics for influenza virus infection"),
+    ("q3", "vitamin D and bone fractures"),
+]
 QRELS = {"q1": {"d1": 1}, "q2": {"d5": 1}, "q3": {"d2": 1}}
 
 
@@ -39,8 +41,7 @@ def tiny_index(tmp_path_factory, minilm_embedder) -> Path:
     return path
 
 
-def test_frameworks_hybrid_scores_every_installed_framework(tiny_index, minilm_embedder,
-                                                            tmp_path):
+def test_frameworks_hybrid_scores_every_installed_framework(tiny_index, minilm_embedder, tmp_path):
     import _report
     import frameworks_hybrid as fh
 
@@ -55,9 +56,16 @@ def test_frameworks_hybrid_scores_every_installed_framework(tiny_index, minilm_e
         assert r["recall@100"] == 1.0, r
         assert r["p50_ms"] > r["no_embed_p50_ms"] > 0
     # the report renders the hybrid row of the headline from the files the script writes
-    (tmp_path / "frameworks_hybrid.json").write_text(json.dumps(
-        {**res, "command": "x", "machine_start": {"load_avg": [0]},
-         "machine_end": {"load_avg": [0]}}))
+    (tmp_path / "frameworks_hybrid.json").write_text(
+        json.dumps(
+            {
+                **res,
+                "command": "x",
+                "machine_start": {"load_avg": [0]},
+                "machine_end": {"load_avg": [0]},
+            }
+        )
+    )
     (tmp_path / "frameworks_hybrid.md").write_text(fh.markdown(res))
     readme = _report.write_report(tmp_path, {}).read_text()
     assert "| ragsel (pipelines/local.yaml retrieval) |" in readme
@@ -71,8 +79,7 @@ def test_frameworks_hybrid_reports_missing_peers(monkeypatch):
 
     monkeypatch.setattr(_bench, "has", lambda m: m != "haystack")
     ok, skipped = fh.available()
-    assert "Haystack DocumentJoiner (RRF)" in skipped and "haystack" in next(
-        iter(skipped.values()))
+    assert "Haystack DocumentJoiner (RRF)" in skipped and "haystack" in next(iter(skipped.values()))
     assert not any("Haystack" in n for n in ok)
 
 
@@ -85,9 +92,11 @@ def test_throughput_run_batch_levels(tiny_index, minilm_embedder):
     assert rows[0]["x_concurrency_1"] == 1.0 and all(r["qps"] > 0 for r in rows)
 
 
-def test_scaling_builds_a_repeated_corpus_with_reused_vectors(tiny_index, minilm_embedder,
-                                                              tmp_path):
+def test_scaling_builds_a_repeated_corpus_with_reused_vectors(
+    tiny_index, minilm_embedder, tmp_path
+):
     import scaling
+
     from ragsel.backends.embedders import load_embedder
     from ragsel.index import open_index
 
@@ -119,8 +128,16 @@ def test_run_all_knows_every_step_and_report_renders_empty(tmp_path):
     import run_all
 
     plan = run_all.steps("/idx", tmp_path, quick=True)
-    assert {"startup", "overhead", "frameworks_overhead", "hybrid", "throughput", "scaling",
-            "latency", "quality"} == set(plan)
+    assert {
+        "startup",
+        "overhead",
+        "frameworks_overhead",
+        "hybrid",
+        "throughput",
+        "scaling",
+        "latency",
+        "quality",
+    } == set(plan)
     for argv in plan.values():
         assert (BENCH / argv[0]).is_file()
     assert run_all.main(["--report-only", "--out", str(tmp_path)]) == 0

@@ -70,8 +70,13 @@ def test_local_index_vectors_returns_stored_rows(index):
 
 def test_selector_reads_candidate_vectors_from_the_index(index, minilm_embedder):
     cands = _retrieved(index, "Who may assign the lease without consent?")
-    rats = Rationales((Rationale("Who may assign the lease without consent?", label="query"),
-                       Rationale("landlord consent", label="entity1")), source="test")
+    rats = Rationales(
+        (
+            Rationale("Who may assign the lease without consent?", label="query"),
+            Rationale("landlord consent", label="entity1"),
+        ),
+        source="test",
+    )
     results = []
     for ix in (str(index), None):
         emb = CountingEmbedder(minilm_embedder)
@@ -93,8 +98,9 @@ def test_chunks_not_in_the_index_or_rewritten_are_embedded_and_cached(index, min
     first = base.items[0]
     edited = Chunk(first.chunk.id, first.chunk.text + " (edited)", first.chunk.doc_id)
     extra = Chunk("outside", "A chunk that was never indexed.", "elsewhere")
-    cands = Candidates.retrieved("r", [(edited, 1.0), (extra, 0.9)] +
-                                 [(sc.chunk, sc.score) for sc in base.items[1:]])
+    cands = Candidates.retrieved(
+        "r", [(edited, 1.0), (extra, 0.9)] + [(sc.chunk, sc.score) for sc in base.items[1:]]
+    )
     emb = CountingEmbedder(minilm_embedder)
     vecs = ChunkVectors("t", lambda: emb, index=str(index), cache_size=10)
     m, counts = vecs.get([sc.chunk for sc in cands])
@@ -110,10 +116,8 @@ def test_chunks_not_in_the_index_or_rewritten_are_embedded_and_cached(index, min
 def test_an_index_of_another_vector_space_is_refused(index):
     s = RationaleSelector(embedder="bow", index=str(index))
     s.bind_components({"bow": FakeEmbedder(dim=384)})
-    with pytest.raises(StageError, match="stage 'rationale_selector'.*set embedder: minilm") \
-            as ei:
-        s.run(candidates=_retrieved(index, "lease"), rationales=Rationales(
-            (Rationale("lease"),)))
+    with pytest.raises(StageError, match="stage 'rationale_selector'.*set embedder: minilm") as ei:
+        s.run(candidates=_retrieved(index, "lease"), rationales=Rationales((Rationale("lease"),)))
     assert isinstance(ei.value.__cause__, IndexError_)
     g = PoisonClusterGuard(index=str(index)).use_embedder(FakeEmbedder(dim=384))
     with pytest.raises(StageError, match="set embedder: minilm"):
@@ -124,8 +128,10 @@ def test_a_missing_index_folder_is_a_clear_error(tmp_path):
     s = RationaleSelector(embedder="bow", index=str(tmp_path / "nope"))
     s.bind_components({"bow": FakeEmbedder()})
     with pytest.raises(StageError, match="nope") as ei:
-        s.run(candidates=Candidates.retrieved("r", [(Chunk("a", "x y", "d"), 1.0)]),
-              rationales=Rationales((Rationale("x"),)))
+        s.run(
+            candidates=Candidates.retrieved("r", [(Chunk("a", "x y", "d"), 1.0)]),
+            rationales=Rationales((Rationale("x"),)),
+        )
     assert isinstance(ei.value.__cause__, IndexError_)
 
 

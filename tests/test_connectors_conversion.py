@@ -21,6 +21,8 @@ from llama_index.core.schema import (
     TextNode,
 )
 from pydantic import BaseModel, PrivateAttr, field_validator
+from ragsel_langchain import from_documents, to_documents
+from ragsel_llamaindex import from_nodes, to_nodes
 
 from ragsel import InputError, Pipeline
 from ragsel._prebuilt import model_builder, slot_builder
@@ -28,8 +30,6 @@ from ragsel.interop import candidates_from_records
 from ragsel.stages.cutoff.top_k import TopKCutoff
 from ragsel.testing import FakeRetriever
 from ragsel.types import Chunk, Event, ScoredChunk, Verdict
-from ragsel_langchain import from_documents, to_documents
-from ragsel_llamaindex import from_nodes, to_nodes
 
 TEXTS = ["alpha beta gamma", "beta gamma delta", "gamma delta epsilon", "delta epsilon zeta"]
 
@@ -39,9 +39,11 @@ def selection(k: int = 3) -> list[ScoredChunk]:
     items = list(p.run("gamma").candidates.items)
     # one chunk with a verdict, a rationale and user metadata, one without doc/position
     items[0] = dataclasses.replace(
-        items[0], rationales=("R1",), verdicts=(Verdict(items[0].id, "guard", True,
-                                                        "INJECTION", 0.9, "says ignore"),),
-        chunk=dataclasses.replace(items[0].chunk, metadata={"source": "a.txt"}))
+        items[0],
+        rationales=("R1",),
+        verdicts=(Verdict(items[0].id, "guard", True, "INJECTION", 0.9, "says ignore"),),
+        chunk=dataclasses.replace(items[0].chunk, metadata={"source": "a.txt"}),
+    )
     items[-1] = dataclasses.replace(items[-1], chunk=Chunk("loose", "no position", ""))
     return items
 
@@ -148,11 +150,15 @@ def test_to_documents_equals_validated_documents_with_provenance():
     items = selection()
     docs = to_documents(items)
     for rank, (doc, sc) in enumerate(zip(docs, items), 1):
-        assert doc == Document(page_content=sc.chunk.text, id=sc.id,
-                               metadata=dict(doc.metadata))
+        assert doc == Document(page_content=sc.chunk.text, id=sc.id, metadata=dict(doc.metadata))
         md = doc.metadata
-        assert (md["chunk_id"], md["doc_id"], md["position"], md["score"], md["rank"]) == \
-            (sc.id, sc.chunk.doc_id, sc.chunk.position, sc.score, rank)
+        assert (md["chunk_id"], md["doc_id"], md["position"], md["score"], md["rank"]) == (
+            sc.id,
+            sc.chunk.doc_id,
+            sc.chunk.position,
+            sc.score,
+            rank,
+        )
         assert [e["action"] for e in md["ragsel"]["events"]] == [e.action for e in sc.events]
     first, last = docs[0].metadata, docs[-1].metadata
     assert first["source"] == "a.txt" and first["ragsel"]["rationales"] == ["R1"]
@@ -169,14 +175,22 @@ def test_to_nodes_equals_validated_nodes():
     hidden = list(nodes[0].node.excluded_llm_metadata_keys)
     for nws, sc in zip(nodes, items):
         node = nws.node
-        rel = {NodeRelationship.SOURCE: RelatedNodeInfo(node_id=sc.chunk.doc_id)} \
-            if sc.chunk.doc_id else {}
+        rel = (
+            {NodeRelationship.SOURCE: RelatedNodeInfo(node_id=sc.chunk.doc_id)}
+            if sc.chunk.doc_id
+            else {}
+        )
         span = sc.chunk.span
-        expected = TextNode(id_=sc.id, text=sc.chunk.text, metadata=dict(node.metadata),
-                            relationships=rel, excluded_llm_metadata_keys=hidden,
-                            excluded_embed_metadata_keys=hidden,
-                            start_char_idx=span[0] if span else None,
-                            end_char_idx=span[1] if span else None)
+        expected = TextNode(
+            id_=sc.id,
+            text=sc.chunk.text,
+            metadata=dict(node.metadata),
+            relationships=rel,
+            excluded_llm_metadata_keys=hidden,
+            excluded_embed_metadata_keys=hidden,
+            start_char_idx=span[0] if span else None,
+            end_char_idx=span[1] if span else None,
+        )
         assert nws == NodeWithScore(node=expected, score=sc.score)
         assert node.hash == expected.hash and node.ref_doc_id == (sc.chunk.doc_id or None)
         assert "ragsel" not in node.get_content(metadata_mode="llm")
@@ -187,18 +201,21 @@ def test_to_nodes_equals_validated_nodes():
 
 # --- LangChain / LlamaIndex -> ragsel --------------------------------------------------------
 def test_foreign_documents_convert_like_the_constructors():
-    docs = [Document(page_content="one", id="a", metadata={"source": "s.txt", "score": 0.9,
-                                                           "page": 3}),
-            Document(page_content="two", metadata={"relevance_score": 0.4}),
-            Document(page_content="three"),
-            Document(page_content="one again", id="a")]  # a duplicate id
+    docs = [
+        Document(page_content="one", id="a", metadata={"source": "s.txt", "score": 0.9, "page": 3}),
+        Document(page_content="two", metadata={"relevance_score": 0.4}),
+        Document(page_content="three"),
+        Document(page_content="one again", id="a"),
+    ]  # a duplicate id
     cands = from_documents(docs)
     assert cands.ids[0] == "a" and len(cands) == 3
     first = cands.items[0]
-    assert first == ScoredChunk(Chunk("a", "one", "s.txt", None, None,
-                                      {"source": "s.txt", "page": 3}), 0.9, "langchain",
-                                (Event("langchain", "retrieved", "rank 1 from langchain",
-                                       0.9),))
+    assert first == ScoredChunk(
+        Chunk("a", "one", "s.txt", None, None, {"source": "s.txt", "page": 3}),
+        0.9,
+        "langchain",
+        (Event("langchain", "retrieved", "rank 1 from langchain", 0.9),),
+    )
     assert cands.items[1].score == 0.4 and cands.items[2].score == pytest.approx(0.5)
     assert "rank-derived" in cands.items[2].events[0].reason
     note = cands.notes[0].data
@@ -223,11 +240,13 @@ def test_round_trip_restores_everything_a_connector_wrote():
 
 def test_bad_records_name_the_document():
     with pytest.raises(InputError, match="document 2 has int content"):
-        candidates_from_records([("ok", {}, "a", None, None, None),
-                                 (3, {}, "b", None, None, None)], "x")
+        candidates_from_records(
+            [("ok", {}, "a", None, None, None), (3, {}, "b", None, None, None)], "x"
+        )
     with pytest.raises(InputError, match="node 1 .*invalid character span"):
-        from_nodes([NodeWithScore(node=TextNode(id_="n", text="t", start_char_idx=5,
-                                                end_char_idx=2))])
+        from_nodes(
+            [NodeWithScore(node=TextNode(id_="n", text="t", start_char_idx=5, end_char_idx=2))]
+        )
     with pytest.raises(InputError, match="document 1 is a str"):
         from_documents(["just text"])
 

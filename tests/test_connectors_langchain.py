@@ -24,13 +24,6 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableParallel, RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_tests.integration_tests import RetrieversIntegrationTests
-
-from ragsel import ConfigError, InputError, Pipeline, StageError, load_pipeline
-from ragsel.stage import Stage
-from ragsel.stages.cutoff.top_k import TopKCutoff
-from ragsel.stages.verify.injection import InjectionGuard
-from ragsel.testing import FakeRetriever, NoOpStage
-from ragsel.types import Candidates, Query, Rationale, Rationales
 from ragsel_langchain import (
     LangChainChatLLM,
     LangChainEmbedder,
@@ -39,6 +32,13 @@ from ragsel_langchain import (
     RagselEmbeddings,
     RagselRetriever,
 )
+
+from ragsel import ConfigError, InputError, Pipeline, StageError, load_pipeline
+from ragsel.stage import Stage
+from ragsel.stages.cutoff.top_k import TopKCutoff
+from ragsel.stages.verify.injection import InjectionGuard
+from ragsel.testing import FakeRetriever, NoOpStage
+from ragsel.types import Candidates, Query, Rationale, Rationales
 
 REPO = Path(__file__).resolve().parents[1]
 TEXTS = [
@@ -53,8 +53,13 @@ QUERY = "can the lease be assigned without consent"
 
 
 def selection_pipeline(top_k: int = 3) -> Pipeline:
-    return Pipeline.linear([FakeRetriever(texts=TEXTS, doc_id="lease"),
-                            InjectionGuard(mode="drop"), TopKCutoff(k=top_k)])
+    return Pipeline.linear(
+        [
+            FakeRetriever(texts=TEXTS, doc_id="lease"),
+            InjectionGuard(mode="drop"),
+            TopKCutoff(k=top_k),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +96,15 @@ def test_retriever_carries_verdicts_and_rationales():
         blocking = False
 
         def _run(self, candidates: Candidates, rationales: Rationales) -> Candidates:
-            items = [sc.kept(self.name, "matches R1").__class__(
-                **{**{f: getattr(sc, f) for f in sc.__slots__}, "rationales": ("R1",)})
-                for sc in candidates.items]
+            items = [
+                sc.kept(self.name, "matches R1").__class__(
+                    **{**{f: getattr(sc, f) for f in sc.__slots__}, "rationales": ("R1",)}
+                )
+                for sc in candidates.items
+            ]
             return candidates.derive(self.name, items)
 
-    p = Pipeline.linear([Rat(), FakeRetriever(texts=TEXTS), Tag(),
-                         InjectionGuard(mode="annotate")])
+    p = Pipeline.linear([Rat(), FakeRetriever(texts=TEXTS), Tag(), InjectionGuard(mode="annotate")])
     docs = RagselRetriever(pipeline=p).invoke(QUERY)
     flagged = [d for d in docs if d.metadata["ragsel"]["verdicts"]]
     assert len(flagged) == 1 and "Ignore all previous" in flagged[0].page_content
@@ -122,8 +129,9 @@ async def test_ainvoke_uses_native_arun():
             calls.append(threading.current_thread() is threading.main_thread())
             return candidates
 
-    r = RagselRetriever(pipeline=Pipeline.linear([FakeRetriever(texts=TEXTS),
-                                                  ("slow", AsyncOnly())]))
+    r = RagselRetriever(
+        pipeline=Pipeline.linear([FakeRetriever(texts=TEXTS), ("slow", AsyncOnly())])
+    )
     docs = await r.ainvoke(QUERY)
     assert len(docs) == len(TEXTS) and calls == [True]  # ran on the loop, not in a thread
     with pytest.raises(StageError, match="stage 'slow'.*only runs under arun"):
@@ -132,12 +140,16 @@ async def test_ainvoke_uses_native_arun():
 
 def test_retriever_from_yaml_path(tmp_path):
     path = tmp_path / "p.yaml"
-    path.write_text("version: 1\nstages:\n"
-                    "  - {type: fake_retriever, texts: ${TEXTS_UNUSED:-[]}}\n", encoding="utf-8")
+    path.write_text(
+        "version: 1\nstages:\n  - {type: fake_retriever, texts: ${TEXTS_UNUSED:-[]}}\n",
+        encoding="utf-8",
+    )
     path.write_text(
         "version: 1\nname: lease\nstages:\n"
         "  - {type: fake_retriever, doc_id: '${DOC:-x}', texts: [alpha beta, beta gamma, delta]}\n"
-        "  - {type: top_k, k: 2}\n", encoding="utf-8")
+        "  - {type: top_k, k: 2}\n",
+        encoding="utf-8",
+    )
     r = RagselRetriever(pipeline=str(path), variables={"DOC": "d1"})
     docs = r.invoke("beta")
     assert [d.metadata["doc_id"] for d in docs] == ["d1", "d1"]
@@ -155,11 +167,16 @@ class _PromptSpy(BaseCallbackHandler):
 
 def _chain(retriever):
     prompt = ChatPromptTemplate.from_messages(
-        [("system", "Answer from the context only.\n{context}"), ("human", "{question}")])
+        [("system", "Answer from the context only.\n{context}"), ("human", "{question}")]
+    )
     llm = FakeListChatModel(responses=["No, consent is required."])  # stand-in for a real LLM
     fmt = lambda docs: "\n".join(f"[{d.id}] {d.page_content}" for d in docs)  # noqa: E731
-    return {"context": retriever | fmt, "question": RunnablePassthrough()} | prompt | llm \
+    return (
+        {"context": retriever | fmt, "question": RunnablePassthrough()}
+        | prompt
+        | llm
         | StrOutputParser()
+    )
 
 
 def test_lcel_invoke_batch_and_async():
@@ -220,8 +237,11 @@ def test_compressor_over_in_memory_vector_store(store):
 
 
 def test_compressor_derives_ids_from_content_and_dedups():
-    docs = [Document(page_content="alpha"), Document(page_content="beta"),
-            Document(page_content="alpha")]
+    docs = [
+        Document(page_content="alpha"),
+        Document(page_content="beta"),
+        Document(page_content="alpha"),
+    ]
     comp = RagselCompressor(pipeline=Pipeline.linear([NoOpStage()]))
     out = comp.compress_documents(docs, "alpha")
     assert [d.page_content for d in out] == ["alpha", "beta"]
@@ -232,12 +252,16 @@ def test_compressor_derives_ids_from_content_and_dedups():
 
 def test_compressor_from_yaml_with_declared_input(tmp_path):
     path = tmp_path / "select.yaml"
-    path.write_text("version: 1\ninputs: [guard.candidates]\nstages:\n"
-                    "  guard: {type: injection_guard}\n  cut: {type: top_k, k: 1}\n"
-                    "connections: [guard -> cut]\n", encoding="utf-8")
+    path.write_text(
+        "version: 1\ninputs: [guard.candidates]\nstages:\n"
+        "  guard: {type: injection_guard}\n  cut: {type: top_k, k: 1}\n"
+        "connections: [guard -> cut]\n",
+        encoding="utf-8",
+    )
     comp = RagselCompressor(pipeline=str(path))
-    docs = [Document(page_content=t, metadata={"score": s}) for t, s in
-            zip(TEXTS[:3], (0.2, 0.9, 0.95))]
+    docs = [
+        Document(page_content=t, metadata={"score": s}) for t, s in zip(TEXTS[:3], (0.2, 0.9, 0.95))
+    ]
     out = comp.compress_documents(docs, QUERY)
     assert [d.page_content for d in out] == [TEXTS[1]]  # 0.95 was the injection
     assert out[0].metadata["score"] == 0.9
@@ -246,7 +270,8 @@ def test_compressor_from_yaml_with_declared_input(tmp_path):
 def test_round_trip_ids_scores_provenance():
     docs = RagselRetriever(pipeline=selection_pipeline(top_k=4)).invoke(QUERY)
     out = RagselCompressor(pipeline=Pipeline.linear([TopKCutoff(k=2)])).compress_documents(
-        docs, QUERY)
+        docs, QUERY
+    )
     assert [d.id for d in out] == [d.id for d in docs[:2]]
     for before, after in zip(docs, out):
         for key in ("chunk_id", "doc_id", "position", "span", "score"):
@@ -259,8 +284,9 @@ def test_round_trip_ids_scores_provenance():
 
 # --- LangChain objects inside ragsel ---------------------------------------------------------
 def test_vector_store_retriever_as_stage(store):
-    stage = LangChainRetrieverStage(store.as_retriever(search_kwargs={"k": 5}),
-                                    scores="vectorstore")
+    stage = LangChainRetrieverStage(
+        store.as_retriever(search_kwargs={"k": 5}), scores="vectorstore"
+    )
     p = Pipeline.linear([("vs", stage), TopKCutoff(k=2)])
     sel = p.run(QUERY).selection
     assert len(sel.chunks) == 2 and "written consent" in sel.chunks[0].chunk.text
@@ -273,9 +299,12 @@ def test_vector_store_retriever_as_stage(store):
 
 def test_stage_from_yaml_bound_by_name(store, tmp_path):
     path = tmp_path / "lc.yaml"
-    path.write_text("version: 1\nstages:\n"
-                    "  - {type: langchain_retriever, component: my_retriever, top_k: 3}\n"
-                    "  - {type: injection_guard}\n", encoding="utf-8")
+    path.write_text(
+        "version: 1\nstages:\n"
+        "  - {type: langchain_retriever, component: my_retriever, top_k: 3}\n"
+        "  - {type: injection_guard}\n",
+        encoding="utf-8",
+    )
     retr = store.as_retriever(search_kwargs={"k": 6})
     p = load_pipeline(path, components={"my_retriever": retr})
     sel = p.run(QUERY).selection
@@ -296,8 +325,9 @@ def test_sync_only_langchain_retriever_runs_off_the_loop():
     seen = []
 
     class SyncOnly(BaseRetriever):
-        def _get_relevant_documents(self, query: str, *,
-                                    run_manager: CallbackManagerForRetrieverRun):
+        def _get_relevant_documents(
+            self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        ):
             seen.append(threading.current_thread() is threading.main_thread())
             return [Document(page_content=t) for t in TEXTS[:3]]
 
@@ -308,16 +338,19 @@ def test_sync_only_langchain_retriever_runs_off_the_loop():
 
 def test_chat_model_and_embeddings_as_ragsel_backends(minilm_embedder):
     llm = LangChainChatLLM(FakeListChatModel(responses=['{"keep": [1, 3]}']))
-    c = llm.complete([{"role": "user", "content": "which?"}],
-                     json_schema={"type": "object", "required": ["keep"]})
+    c = llm.complete(
+        [{"role": "user", "content": "which?"}],
+        json_schema={"type": "object", "required": ["keep"]},
+    )
     assert c.data == {"keep": [1, 3]} and llm.name.startswith("langchain:")
     assert asyncio.run(llm.acomplete("which?")).text == '{"keep": [1, 3]}'
     emb = LangChainEmbedder(DeterministicFakeEmbedding(size=16), name="fake16")
     v = emb.embed(["a", "b"])
     assert v.shape == (2, 16) and abs(float((v[0] ** 2).sum()) - 1) < 1e-5
     round_trip = LangChainEmbedder(RagselEmbeddings(minilm_embedder))
-    assert abs(float(round_trip.embed(["lease"])[0] @ minilm_embedder.embed(["lease"])[0])
-               - 1) < 1e-5
+    assert (
+        abs(float(round_trip.embed(["lease"])[0] @ minilm_embedder.embed(["lease"])[0]) - 1) < 1e-5
+    )
 
 
 # --- bad input -------------------------------------------------------------------------------
@@ -356,15 +389,17 @@ def test_bad_inputs_give_clear_errors(store):
 
 
 def test_imports_are_lazy():
-    code = ("import sys, ragsel, ragsel_langchain, ragsel_llamaindex\n"
-            "from ragsel.spec import check_pipeline\n"
-            "y = 'version: 1\\nstages:\\n  - {type: langchain_retriever, component: r}\\n'\n"
-            "assert check_pipeline(y) == [], check_pipeline(y)\n"
-            "bad = [m for m in sys.modules if m.split('.')[0] in "
-            "('langchain_core', 'langchain', 'llama_index')]\n"
-            "assert not bad, bad\n"
-            "ragsel_langchain.RagselRetriever\n"
-            "assert 'langchain_core' in sys.modules and 'llama_index' not in sys.modules\n")
+    code = (
+        "import sys, ragsel, ragsel_langchain, ragsel_llamaindex\n"
+        "from ragsel.spec import check_pipeline\n"
+        "y = 'version: 1\\nstages:\\n  - {type: langchain_retriever, component: r}\\n'\n"
+        "assert check_pipeline(y) == [], check_pipeline(y)\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('langchain_core', 'langchain', 'llama_index')]\n"
+        "assert not bad, bad\n"
+        "ragsel_langchain.RagselRetriever\n"
+        "assert 'langchain_core' in sys.modules and 'llama_index' not in sys.modules\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=60)
 
 
@@ -381,10 +416,19 @@ def test_chat_model_bound_as_llm_component_and_embedder_seam():
 
 
 def _run_example(name: str) -> str:
-    env = {**__import__("os").environ, "RAGSEL_EXAMPLE_EMBEDDER": "minilm-onnx",
-           "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, str(REPO / "examples" / name)], env=env,
-                         capture_output=True, text=True, timeout=300, cwd=REPO)
+    env = {
+        **__import__("os").environ,
+        "RAGSEL_EXAMPLE_EMBEDDER": "minilm-onnx",
+        "OMP_NUM_THREADS": "1",
+    }
+    out = subprocess.run(
+        [sys.executable, str(REPO / "examples" / name)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
 
@@ -400,12 +444,30 @@ def test_public_names():
     import ragsel_langchain
     import ragsel_llamaindex
 
-    assert ragsel_langchain.__all__ == sorted([
-        "LangChainChatLLM", "LangChainEmbedder", "LangChainRetrieverStage", "RagselCompressor",
-        "RagselEmbeddings", "RagselRetriever", "from_documents", "to_documents"])
-    assert ragsel_llamaindex.__all__ == sorted([
-        "LlamaIndexEmbedder", "LlamaIndexLLM", "LlamaIndexRetrieverStage", "RagselEmbedding",
-        "RagselPostprocessor", "RagselRetriever", "from_nodes", "to_nodes"])
+    assert ragsel_langchain.__all__ == sorted(
+        [
+            "LangChainChatLLM",
+            "LangChainEmbedder",
+            "LangChainRetrieverStage",
+            "RagselCompressor",
+            "RagselEmbeddings",
+            "RagselRetriever",
+            "from_documents",
+            "to_documents",
+        ]
+    )
+    assert ragsel_llamaindex.__all__ == sorted(
+        [
+            "LlamaIndexEmbedder",
+            "LlamaIndexLLM",
+            "LlamaIndexRetrieverStage",
+            "RagselEmbedding",
+            "RagselPostprocessor",
+            "RagselRetriever",
+            "from_nodes",
+            "to_nodes",
+        ]
+    )
     for mod in (ragsel_langchain, ragsel_llamaindex):
         assert all(getattr(mod, name) for name in mod.__all__)
         with pytest.raises(AttributeError):
@@ -415,13 +477,12 @@ def test_public_names():
 def test_compressor_expands_neighbours_only_for_positioned_documents():
     from ragsel.stages.expand.neighbors import NeighborExpander
 
-    comp = RagselCompressor(pipeline=Pipeline.linear([TopKCutoff(k=1),
-                                                      NeighborExpander(window=1)]))
-    positioned = [Document(page_content=t, metadata={"doc_id": "lease", "position": i,
-                                                     "score": 1.0 - i / 10})
-                  for i, t in enumerate(TEXTS[:4])]
-    hit = positioned[1].model_copy(update={"metadata": {**positioned[1].metadata,
-                                                        "score": 2.0}})
+    comp = RagselCompressor(pipeline=Pipeline.linear([TopKCutoff(k=1), NeighborExpander(window=1)]))
+    positioned = [
+        Document(page_content=t, metadata={"doc_id": "lease", "position": i, "score": 1.0 - i / 10})
+        for i, t in enumerate(TEXTS[:4])
+    ]
+    hit = positioned[1].model_copy(update={"metadata": {**positioned[1].metadata, "score": 2.0}})
     out = comp.compress_documents([hit, positioned[0], positioned[2], positioned[3]], QUERY)
     assert [d.metadata["position"] for d in out] == [1, 0, 2]  # anchor, then its neighbours
     assert out[1].metadata["ragsel"]["expanded_from"] == out[0].id
@@ -429,4 +490,5 @@ def test_compressor_expands_neighbours_only_for_positioned_documents():
     bare = [Document(page_content=t) for t in TEXTS[:3]]
     out = comp.compress_documents(bare, QUERY)
     assert len(out) == 1 and out[0].metadata["ragsel"]["notes"] == [
-        "no doc_id/position in the document metadata: neighbour expansion skipped for it"]
+        "no doc_id/position in the document metadata: neighbour expansion skipped for it"
+    ]

@@ -18,12 +18,6 @@ from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-
-from ragsel import ConfigError, InputError, Pipeline, StageError, load_pipeline
-from ragsel.stages.cutoff.top_k import TopKCutoff
-from ragsel.stages.verify.injection import InjectionGuard
-from ragsel.testing import FakeRetriever, NoOpStage
-from ragsel.types import Query, Rationales
 from ragsel_llamaindex import (
     LlamaIndexEmbedder,
     LlamaIndexLLM,
@@ -32,6 +26,12 @@ from ragsel_llamaindex import (
     RagselPostprocessor,
     RagselRetriever,
 )
+
+from ragsel import ConfigError, InputError, Pipeline, StageError, load_pipeline
+from ragsel.stages.cutoff.top_k import TopKCutoff
+from ragsel.stages.verify.injection import InjectionGuard
+from ragsel.testing import FakeRetriever, NoOpStage
+from ragsel.types import Query, Rationales
 
 TEXTS = [
     "The lease may not be assigned without the landlord's written consent.",
@@ -54,19 +54,26 @@ def no_openai(monkeypatch):
     monkeypatch.setattr(Settings, "_llm", None)
     monkeypatch.setattr(Settings, "_embed_model", None)
     yield
-    assert Settings._llm is None and Settings._embed_model is None, \
+    assert Settings._llm is None and Settings._embed_model is None, (
         "a LlamaIndex default model was resolved"
+    )
 
 
 def selection_pipeline(top_k: int = 3) -> Pipeline:
-    return Pipeline.linear([FakeRetriever(texts=TEXTS, doc_id="lease"),
-                            InjectionGuard(mode="drop"), TopKCutoff(k=top_k)])
+    return Pipeline.linear(
+        [
+            FakeRetriever(texts=TEXTS, doc_id="lease"),
+            InjectionGuard(mode="drop"),
+            TopKCutoff(k=top_k),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
 def index(minilm_embedder) -> VectorStoreIndex:
-    nodes = [TextNode(text=t, id_=f"n{i}", metadata={"source": "lease.txt"})
-             for i, t in enumerate(TEXTS)]
+    nodes = [
+        TextNode(text=t, id_=f"n{i}", metadata={"source": "lease.txt"}) for i, t in enumerate(TEXTS)
+    ]
     return VectorStoreIndex(nodes, embed_model=RagselEmbedding(minilm_embedder))
 
 
@@ -81,23 +88,27 @@ def test_retriever_returns_nodes_with_provenance():
     assert (n0.node.start_char_idx, n0.node.end_char_idx) == tuple(n0.node.metadata["span"])
     # provenance stays out of what the LLM reads
     assert "ragsel" not in n0.node.get_content(metadata_mode="llm")
-    assert asyncio.run(RagselRetriever(selection_pipeline(), k=1).aretrieve(QUERY))[0].node \
-        .node_id == n0.node.node_id
+    assert (
+        asyncio.run(RagselRetriever(selection_pipeline(), k=1).aretrieve(QUERY))[0].node.node_id
+        == n0.node.node_id
+    )
 
 
 def test_query_engine_with_mock_llm_and_postprocessor():
     retriever = RagselRetriever(Pipeline.linear([FakeRetriever(texts=TEXTS, doc_id="lease")]))
     post = RagselPostprocessor(pipeline=Pipeline.linear([InjectionGuard(), TopKCutoff(k=2)]))
-    engine = RetrieverQueryEngine.from_args(retriever, llm=MockLLM(max_tokens=5),
-                                            node_postprocessors=[post])
+    engine = RetrieverQueryEngine.from_args(
+        retriever, llm=MockLLM(max_tokens=5), node_postprocessors=[post]
+    )
     response = engine.query(QUERY)
     assert len(response.source_nodes) == 2
     assert all("Ignore all previous" not in n.node.get_content() for n in response.source_nodes)
     assert response.source_nodes[0].node.metadata["ragsel"]["kept_by"] == ["top_k"]
     assert str(response).strip()  # MockLLM echoes tokens: the synthesizer really ran
     aresp = asyncio.run(engine.aquery(QUERY))
-    assert [n.node.node_id for n in aresp.source_nodes] == \
-        [n.node.node_id for n in response.source_nodes]
+    assert [n.node.node_id for n in aresp.source_nodes] == [
+        n.node.node_id for n in response.source_nodes
+    ]
 
 
 def test_vector_index_retriever_feeds_ragsel(index):
@@ -115,8 +126,11 @@ def test_postprocessor_over_vector_index(index):
     raw = index.as_retriever(similarity_top_k=6).retrieve(QUERY)
     post = RagselPostprocessor(pipeline=Pipeline.linear([InjectionGuard(), TopKCutoff(k=3)]))
     out = post.postprocess_nodes(raw, query_str=QUERY)
-    assert len(out) == 3 and [n.node.node_id for n in out] == \
-        [n.node.node_id for n in raw if "Ignore" not in n.node.get_content()][:3]
+    assert (
+        len(out) == 3
+        and [n.node.node_id for n in out]
+        == [n.node.node_id for n in raw if "Ignore" not in n.node.get_content()][:3]
+    )
     assert out[0].score == pytest.approx(raw[0].score)
     assert out[0].node.metadata["source"] == "lease.txt"
     assert out[0].node.metadata["ragsel"]["notes"]  # no position: expansion skipped, said so
@@ -127,7 +141,8 @@ def test_postprocessor_over_vector_index(index):
 def test_round_trip_ids_scores_provenance():
     nodes = RagselRetriever(selection_pipeline(top_k=4)).retrieve(QUERY)
     out = RagselPostprocessor(pipeline=Pipeline.linear([TopKCutoff(k=2)])).postprocess_nodes(
-        nodes, query_str=QUERY)
+        nodes, query_str=QUERY
+    )
     for before, after in zip(nodes, out):
         assert after.node.node_id == before.node.node_id and after.score == before.score
         for key in ("doc_id", "position", "span"):
@@ -138,9 +153,12 @@ def test_round_trip_ids_scores_provenance():
 
 def test_stage_from_yaml_bound_by_name(index, tmp_path):
     path = tmp_path / "li.yaml"
-    path.write_text("version: 1\nstages:\n"
-                    "  - {type: llamaindex_retriever, component: docs}\n"
-                    "  - {type: top_k, k: 2}\n", encoding="utf-8")
+    path.write_text(
+        "version: 1\nstages:\n"
+        "  - {type: llamaindex_retriever, component: docs}\n"
+        "  - {type: top_k, k: 2}\n",
+        encoding="utf-8",
+    )
     p = load_pipeline(path, components={"docs": index.as_retriever(similarity_top_k=5)})
     assert len(p.run(QUERY).selection.chunks) == 2
     with pytest.raises(Exception, match="it is a LlamaIndex index: pass index.as_retriever"):
@@ -162,14 +180,16 @@ def test_sync_only_llamaindex_retriever_runs_in_a_thread_under_arun():
     p = Pipeline.linear([LlamaIndexRetrieverStage(SyncOnly())])
     sel = asyncio.run(p.arun(QUERY)).selection
     assert len(sel.chunks) == 3 and seen == [False]
-    assert [sc.score for sc in sel.chunks] == sorted((sc.score for sc in sel.chunks),
-                                                     reverse=True)  # rank-derived
+    assert [sc.score for sc in sel.chunks] == sorted(
+        (sc.score for sc in sel.chunks), reverse=True
+    )  # rank-derived
 
 
 def test_llm_and_embedding_adapters(minilm_embedder):
     llm = LlamaIndexLLM(MockLLM(max_tokens=3))
-    c = llm.complete([{"role": "system", "content": "be brief"},
-                      {"role": "user", "content": "hello there"}])
+    c = llm.complete(
+        [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]
+    )
     assert c.text.strip() and llm.name.startswith("llamaindex:")
     assert asyncio.run(llm.acomplete("hello")).text.strip()
     emb = LlamaIndexEmbedder(MockEmbedding(embed_dim=8), name="mock8")
@@ -186,8 +206,9 @@ def test_bad_inputs_give_clear_errors(index):
     with pytest.raises(InputError, match="needs the query"):
         post.postprocess_nodes([NodeWithScore(node=TextNode(text="x"))])
     with pytest.raises(InputError, match="node 2 is a TextNode, not a LlamaIndex NodeWithScore"):
-        post.postprocess_nodes([NodeWithScore(node=TextNode(text="x")), TextNode(text="y")],
-                               query_str="q")
+        post.postprocess_nodes(
+            [NodeWithScore(node=TextNode(text="x")), TextNode(text="y")], query_str="q"
+        )
     bad = TextNode.model_construct(text=7, id_="z", metadata={}, relationships={})
     with pytest.raises(InputError, match="node 1 has int content"):
         post.postprocess_nodes([NodeWithScore(node=bad)], query_str="q")
@@ -230,8 +251,14 @@ def test_llamaindex_example_runs():
 
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "RAGSEL_EXAMPLE_EMBEDDER": "minilm-onnx", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, str(repo / "examples" / "llamaindex_app.py")],
-                         env=env, capture_output=True, text=True, timeout=300, cwd=repo)
+    out = subprocess.run(
+        [sys.executable, str(repo / "examples" / "llamaindex_app.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=repo,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     plain, selected = out.stdout.split("== ragsel selection")
     assert "prompt injection" in plain and "prompt injection" not in selected

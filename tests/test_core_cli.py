@@ -56,8 +56,10 @@ def test_schema_and_graph(tmp_path):
     res = runner.invoke(app, ["schema", "--out", str(out)])
     assert res.exit_code == 0, res.output
     schema = json.loads(out.read_text())
-    names = {s["properties"]["type"]["const"]
-             for s in schema["properties"]["stages"]["oneOf"][1]["items"]["oneOf"]}
+    names = {
+        s["properties"]["type"]["const"]
+        for s in schema["properties"]["stages"]["oneOf"][1]["items"]["oneOf"]
+    }
     assert {"elbow_cutoff", "fake_retriever", "rationale_selector"} <= names
     f = tmp_path / "p.yaml"
     f.write_text(PIPE)

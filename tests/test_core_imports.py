@@ -3,15 +3,29 @@
 import subprocess
 import sys
 
-HEAVY = ("torch", "transformers", "chromadb", "langchain_core", "llama_index",
-         "sentence_transformers", "ragas")
+HEAVY = (
+    "torch",
+    "transformers",
+    "chromadb",
+    "langchain_core",
+    "llama_index",
+    "sentence_transformers",
+    "ragas",
+)
 
 
 def _loaded_after(code: str) -> list[str]:
     out = subprocess.run(
-        [sys.executable, "-c", code + "\nimport sys\nprint('MODS:' + ','.join(m for m in "
-         f"{HEAVY!r} if m in sys.modules))"],
-        capture_output=True, text=True, check=True)
+        [
+            sys.executable,
+            "-c",
+            code + "\nimport sys\nprint('MODS:' + ','.join(m for m in "
+            f"{HEAVY!r} if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("MODS:"), out.stdout
     return [m for m in last[5:].split(",") if m]
@@ -22,16 +36,17 @@ def test_import_ragsel_is_light():
 
 
 def test_cli_help_is_light():
-    code = ("import sys\nsys.argv=['ragsel','--help']\nfrom ragsel.cli.main import app\n"
-            "try:\n    app()\nexcept SystemExit:\n    pass")
+    code = (
+        "import sys\nsys.argv=['ragsel','--help']\nfrom ragsel.cli.main import app\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass"
+    )
     assert _loaded_after(code) == []
 
 
 def test_validate_loads_no_model(tmp_path):
     f = tmp_path / "p.yaml"
     f.write_text("stages:\n  - {type: fake_retriever, texts: [a]}\n  - {type: top_k, k: 1}\n")
-    code = ("from ragsel.spec import check_pipeline\n"
-            f"assert check_pipeline({str(f)!r}) == []")
+    code = f"from ragsel.spec import check_pipeline\nassert check_pipeline({str(f)!r}) == []"
     assert _loaded_after(code) == []
 
 

@@ -59,7 +59,7 @@ class _MakeRationales(Stage):
 class _Optional(Stage):
     type_name = "_optional"
 
-    def _run(self, candidates: Optional[Candidates] = None) -> Candidates:
+    def _run(self, candidates: Candidates | None = None) -> Candidates:
         return candidates or Candidates()
 
 
@@ -73,14 +73,15 @@ class _Splitter(Stage):
     blocking = False
 
     def _run(self, candidates: Candidates) -> _TwoOut:
-        return {"kept": candidates.derive(self.name, candidates.items[:1]),
-                "rest": Candidates(candidates.items[1:])}
+        return {
+            "kept": candidates.derive(self.name, candidates.items[:1]),
+            "rest": Candidates(candidates.items[1:]),
+        }
 
 
 def test_linear_pipeline_runs_and_traces():
     rec = RecordingStage()
-    p = Pipeline.linear([("ret", FakeRetriever(texts=TEXTS)), ("noop", NoOpStage()),
-                         ("rec", rec)])
+    p = Pipeline.linear([("ret", FakeRetriever(texts=TEXTS)), ("noop", NoOpStage()), ("rec", rec)])
     res = p.run("cat")
     assert res.selection.ids[0] in ("doc#0", "doc#2")
     assert [s.stage for s in res.trace.stages] == ["ret", "noop", "rec"]
@@ -107,8 +108,12 @@ def test_fan_out_and_fan_in():
 def test_order_is_independent_of_insertion_order():
     def build(order):
         p = Pipeline()
-        stages = {"a": FakeRetriever(texts=TEXTS), "b": FakeRetriever(texts=TEXTS),
-                  "m": _Merge(), "z": NoOpStage()}
+        stages = {
+            "a": FakeRetriever(texts=TEXTS),
+            "b": FakeRetriever(texts=TEXTS),
+            "m": _Merge(),
+            "z": NoOpStage(),
+        }
         for n in order:
             p.add(n, stages[n])
         p.connect("a", "m")
@@ -123,8 +128,11 @@ def test_type_mismatch_names_both_sides():
     p = Pipeline()
     p.add("r", _MakeRationales())
     p.add("n", NoOpStage())
-    with pytest.raises(WiringError, match=r"type mismatch: r.rationales gives Rationales but "
-                                          r"n.candidates expects Candidates"):
+    with pytest.raises(
+        WiringError,
+        match=r"type mismatch: r.rationales gives Rationales but "
+        r"n.candidates expects Candidates",
+    ):
         p.connect("r.rationales", "n.candidates")
 
 
@@ -174,8 +182,13 @@ def test_duplicate_names_and_reused_instances_rejected():
 
 
 def test_linear_feeds_inputs_from_the_nearest_earlier_stage():
-    p = Pipeline.linear([("rat", _MakeRationales()), ("ret", FakeRetriever(texts=TEXTS)),
-                         ("sel", _NeedsRationales())])
+    p = Pipeline.linear(
+        [
+            ("rat", _MakeRationales()),
+            ("ret", FakeRetriever(texts=TEXTS)),
+            ("sel", _NeedsRationales()),
+        ]
+    )
     srcs = {(c.src, c.dst_in) for c in p.connections if c.dst == "sel"}
     assert srcs == {("rat", "rationales"), ("ret", "candidates")}
     assert p.run("cat").rationales.items[0].text == "cat"
@@ -277,11 +290,14 @@ def test_register_stage_decorator_and_conflicts():
 
     assert get_stage_class("my_custom_stage_for_test") is Custom
     with pytest.raises(ConfigError, match="already registered"):
+
         @register_stage("my_custom_stage_for_test")
         class Other(Stage):
             def _run(self, candidates: Candidates) -> Candidates:
                 return candidates
+
     with pytest.raises(ConfigError, match="built-in"):
+
         @register_stage("top_k")
         class Shadow(Stage):
             def _run(self, candidates: Candidates) -> Candidates:

@@ -34,8 +34,7 @@ def _minimal_config(cls) -> dict:
     for fname, field in cls.Config.model_fields.items():
         if field.is_required():
             ann = str(field.annotation)
-            cfg[fname] = ("x" if "str" in ann or "Path" in ann else
-                          [] if "list" in ann else 1)
+            cfg[fname] = "x" if "str" in ann or "Path" in ann else [] if "list" in ann else 1
     return cfg
 
 

@@ -37,11 +37,18 @@ def test_verdict_confidence_range():
 
 def test_derive_records_drops_with_reasons_and_notes():
     cands = Candidates.retrieved("ret", zip(make_chunks(["a", "b", "c"]), [3.0, 2.0, 1.0]))
-    out = cands.derive("cut", cands.items[:1], drop_reasons={"doc#1": "gap z=2.1"},
-                       default_reason="below cut", note={"cut_at": 1})
+    out = cands.derive(
+        "cut",
+        cands.items[:1],
+        drop_reasons={"doc#1": "gap z=2.1"},
+        default_reason="below cut",
+        note={"cut_at": 1},
+    )
     assert out.ids == ["doc#0"]
     assert [(d.id, d.stage, d.reason) for d in out.dropped] == [
-        ("doc#1", "cut", "gap z=2.1"), ("doc#2", "cut", "below cut")]
+        ("doc#1", "cut", "gap z=2.1"),
+        ("doc#2", "cut", "below cut"),
+    ]
     assert out.note_of("cut") == {"cut_at": 1}
     sel = Selection.from_candidates(Query("q"), out)
     assert [e.action for e in sel.history("doc#2")] == ["retrieved", "dropped"]
@@ -65,8 +72,12 @@ def test_results_pickle_and_deepcopy_with_their_provenance():
     from ragsel.stages.cutoff.top_k import TopKCutoff
     from ragsel.testing import FakeRetriever
 
-    pipe = Pipeline.linear([("ret", FakeRetriever(texts=["red apple", "green apple", "pear"])),
-                            ("cut", TopKCutoff(k=1))])
+    pipe = Pipeline.linear(
+        [
+            ("ret", FakeRetriever(texts=["red apple", "green apple", "pear"])),
+            ("cut", TopKCutoff(k=1)),
+        ]
+    )
     sel = pipe.run(Query("apple", metadata={"user": "u1"})).selection
     assert sel.dropped and sel.notes and sel.chunks[0].events[0].data  # provenance to carry
     for clone in (pickle.loads(pickle.dumps(sel)), copy.deepcopy(sel)):

@@ -31,15 +31,19 @@ def write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
 
 
 def test_load_and_run_linear_shorthand(tmp_path):
-    f = write(tmp_path, "stages:\n  - {type: fake_retriever, texts: [a b, c d]}\n"
-                        "  - {type: noop, name: pass}\n")
+    f = write(
+        tmp_path,
+        "stages:\n  - {type: fake_retriever, texts: [a b, c d]}\n  - {type: noop, name: pass}\n",
+    )
     p = load_pipeline(f)
     assert p.order == ["fake_retriever", "pass"]
     assert p.run("a").selection.ids[0] == "doc#0"
 
 
 def test_every_problem_is_reported_with_line_and_column(tmp_path):
-    f = write(tmp_path, """\
+    f = write(
+        tmp_path,
+        """\
 stages:
   a: {type: fake_retrievr}
   b: {type: noop, bogus: 1}
@@ -47,7 +51,8 @@ stages:
   d: {type: noop}
 connections:
   - ghost -> d
-""")
+""",
+    )
     problems = check_pipeline(f)
     text = "\n".join(map(str, problems))
     assert f"{f}:2:" in text and "Did you mean 'fake_retriever'" in text
@@ -60,11 +65,15 @@ connections:
 def test_missing_input_type_mismatch_cycle_duplicate(tmp_path):
     missing = write(tmp_path, "stages:\n  n: {type: noop}\n", "m.yaml")
     assert "missing required input 'candidates" in str(check_pipeline(missing)[0])
-    cyc = write(tmp_path, "stages:\n  a: {type: noop}\n  b: {type: noop}\n"
-                          "connections: [a -> b, b -> a]\n", "c.yaml")
+    cyc = write(
+        tmp_path,
+        "stages:\n  a: {type: noop}\n  b: {type: noop}\nconnections: [a -> b, b -> a]\n",
+        "c.yaml",
+    )
     assert any("cycle" in p.message for p in check_pipeline(cyc))
-    dup = write(tmp_path, "stages:\n  - {type: noop, name: x}\n  - {type: noop, name: x}\n",
-                "d.yaml")
+    dup = write(
+        tmp_path, "stages:\n  - {type: noop, name: x}\n  - {type: noop, name: x}\n", "d.yaml"
+    )
     assert any("duplicate stage name 'x'" in p.message for p in check_pipeline(dup))
 
 
@@ -83,8 +92,11 @@ def test_not_a_mapping_and_unknown_top_key(tmp_path):
 
 
 def test_env_interpolation_with_defaults_and_strictness(tmp_path, monkeypatch):
-    f = write(tmp_path, "stages:\n  - {type: fake_retriever, doc_id: '${DOC:-fallback}', "
-                        "texts: ['${SECRET_TEXT}']}\n")
+    f = write(
+        tmp_path,
+        "stages:\n  - {type: fake_retriever, doc_id: '${DOC:-fallback}', "
+        "texts: ['${SECRET_TEXT}']}\n",
+    )
     with pytest.raises(PipelineSpecError, match="SECRET_TEXT is not set"):
         load_pipeline(f)
     assert check_pipeline(f) == []  # validation does not need secrets
@@ -95,8 +107,10 @@ def test_env_interpolation_with_defaults_and_strictness(tmp_path, monkeypatch):
 
 
 def test_dotted_types_need_an_allowlist(tmp_path):
-    f = write(tmp_path, "stages:\n  - {type: fake_retriever, texts: [a]}\n"
-                        "  - {type: 'ragsel.testing:NoOpStage'}\n")
+    f = write(
+        tmp_path,
+        "stages:\n  - {type: fake_retriever, texts: [a]}\n  - {type: 'ragsel.testing:NoOpStage'}\n",
+    )
     probs = check_pipeline(f)
     assert probs and "allow_modules" in probs[0].message
     assert "allow_modules" in str(probs[0])
@@ -111,8 +125,11 @@ def test_import_path_stage_is_named_by_its_path(tmp_path):
 
     Boom.type_name = ""
     t._BoomForTest = Boom
-    f = write(tmp_path, "stages:\n  - {type: fake_retriever, texts: [a]}\n"
-                        "  - {type: 'ragsel.testing:_BoomForTest', name: boom, fail: true}\n")
+    f = write(
+        tmp_path,
+        "stages:\n  - {type: fake_retriever, texts: [a]}\n"
+        "  - {type: 'ragsel.testing:_BoomForTest', name: boom, fail: true}\n",
+    )
     p = load_pipeline(f, allow_modules=["ragsel.testing"])
     with pytest.raises(Exception, match=r"stage 'boom' \(ragsel.testing:_BoomForTest\) failed"):
         p.run("a")

@@ -20,8 +20,9 @@ from ragsel.types import Candidates
 
 
 def cands(scores, stage="ret"):
-    return Candidates.retrieved(stage, zip(make_chunks([f"t{i}" for i in range(len(scores))]),
-                                           scores))
+    return Candidates.retrieved(
+        stage, zip(make_chunks([f"t{i}" for i in range(len(scores))]), scores)
+    )
 
 
 # --- elbow_index: METEORA's rule ----------------------------------------------------------
@@ -52,14 +53,17 @@ def test_elbow_keeps_all_with_two_or_fewer(scores, expected):
     assert cut == expected and info["method"] in ("empty", "too_few")
 
 
-@pytest.mark.parametrize("scores,expected", [
-    # three scores: the two gaps z-score to exactly -1 and +1, never > 1 -> second difference
-    ([1.0, 0.99, 0.5], 2),   # d - next = [-.48, .49]: the final steep drop is the bend
-    ([1.0, 0.5, 0.49], 1),   # [.49, .01]
-    # a straight line: equal gaps (std 0, all z = 0); d - next = [0, 0, 1] because the
-    # curve is taken as flat after its last score, so the bend is before the last drop
-    ([4.0, 3.0, 2.0, 1.0], 3),
-])
+@pytest.mark.parametrize(
+    "scores,expected",
+    [
+        # three scores: the two gaps z-score to exactly -1 and +1, never > 1 -> second difference
+        ([1.0, 0.99, 0.5], 2),  # d - next = [-.48, .49]: the final steep drop is the bend
+        ([1.0, 0.5, 0.49], 1),  # [.49, .01]
+        # a straight line: equal gaps (std 0, all z = 0); d - next = [0, 0, 1] because the
+        # curve is taken as flat after its last score, so the bend is before the last drop
+        ([4.0, 3.0, 2.0, 1.0], 3),
+    ],
+)
 def test_elbow_falls_back_to_largest_second_difference(scores, expected):
     cut, info = elbow_index(scores)
     assert info["method"] == "second_difference"
@@ -95,8 +99,9 @@ def test_elbow_stage_records_where_and_why():
     assert note["cut"] == 2 and note["method"] == "z_score"
     assert "z=1.73 > 1" in note["why"] and note["gap"] == pytest.approx(0.36)
     assert [d.id for d in out.dropped] == ["doc#2", "doc#3", "doc#4"]
-    assert all(d.stage == "elbow_cutoff" and "below the cut after rank 2" in d.reason
-               for d in out.dropped)
+    assert all(
+        d.stage == "elbow_cutoff" and "below the cut after rank 2" in d.reason for d in out.dropped
+    )
     assert out.items[0].events[-1].action == "kept"
 
 
@@ -143,11 +148,11 @@ def test_score_threshold_raw_and_normalised():
     s = [0.9, 0.8, 0.45, 0.2]
     assert len(ScoreThresholdCutoff(threshold=0.5).run(candidates=cands(s))) == 2
     # within 50% of the best: .9 .8 .45 (0.45/0.9 = 0.5 exactly passes)
-    assert len(ScoreThresholdCutoff(threshold=0.5, normalize="max")
-               .run(candidates=cands(s))) == 3
+    assert len(ScoreThresholdCutoff(threshold=0.5, normalize="max").run(candidates=cands(s))) == 3
     # min-max: 1, .857, .357, 0
-    assert len(ScoreThresholdCutoff(threshold=0.3, normalize="minmax")
-               .run(candidates=cands(s))) == 3
+    assert (
+        len(ScoreThresholdCutoff(threshold=0.3, normalize="minmax").run(candidates=cands(s))) == 3
+    )
 
 
 def test_score_threshold_nothing_passes_is_never_silent():
@@ -166,17 +171,21 @@ def test_top_k():
     assert len(TopKCutoff(k=10).run(candidates=cands([0.9, 0.8]))) == 2
 
 
-@pytest.mark.parametrize("p,temperature,expected", [
-    (0.6, 1.0, 1),   # softmax(2,1,0) = .665 .245 .090
-    (0.9, 1.0, 2),   # cumulative .665 .910
-    (0.95, 1.0, 3),
-    (0.85, 0.5, 1),  # softmax(4,2,0) = .867 .117 .016
-    (0.9, 0.5, 2),
-])
+@pytest.mark.parametrize(
+    "p,temperature,expected",
+    [
+        (0.6, 1.0, 1),  # softmax(2,1,0) = .665 .245 .090
+        (0.9, 1.0, 2),  # cumulative .665 .910
+        (0.95, 1.0, 3),
+        (0.85, 0.5, 1),  # softmax(4,2,0) = .867 .117 .016
+        (0.9, 0.5, 2),
+    ],
+)
 def test_top_p_hand_computed(p, temperature, expected):
     assert top_p_index([2.0, 1.0, 0.0], p, temperature, "none")[0] == expected
     out = TopPCutoff(p=p, temperature=temperature, normalize="none").run(
-        candidates=cands([2.0, 1.0, 0.0]))
+        candidates=cands([2.0, 1.0, 0.0])
+    )
     assert len(out) == expected
 
 
@@ -187,9 +196,15 @@ def test_top_p_zscore_default_is_scale_free():
     assert len(a) == len(b) < len(s)
 
 
-@pytest.mark.parametrize("stage", [ElbowCutoff(z_threshold=1.5, max_k=8),
-                                   LargestGapCutoff(search_k=3), TopKCutoff(k=3),
-                                   ScoreThresholdCutoff(threshold=0.2, normalize="max"),
-                                   TopPCutoff(p=0.7, temperature=0.3)])
+@pytest.mark.parametrize(
+    "stage",
+    [
+        ElbowCutoff(z_threshold=1.5, max_k=8),
+        LargestGapCutoff(search_k=3),
+        TopKCutoff(k=3),
+        ScoreThresholdCutoff(threshold=0.2, normalize="max"),
+        TopPCutoff(p=0.7, temperature=0.3),
+    ],
+)
 def test_cutoff_configs_round_trip(stage):
     assert Stage.from_dict(stage.to_dict()) == stage

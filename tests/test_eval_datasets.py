@@ -6,12 +6,20 @@ import warnings
 from pathlib import Path
 
 import pytest
+from ragsel_eval.datasets import (
+    DatasetWarning,
+    EvalQuery,
+    GoldSpan,
+    detect_format,
+    gold_chunk_ids,
+    load_dataset,
+    load_jsonl,
+    poisoned_chunk_ids,
+    save_jsonl,
+)
 
 from ragsel.errors import InputError
 from ragsel.types import Chunk
-from ragsel_eval.datasets import (DatasetWarning, EvalQuery, GoldSpan, detect_format,
-                                  gold_chunk_ids, load_dataset, load_jsonl, poisoned_chunk_ids,
-                                  save_jsonl)
 
 FIX = Path(__file__).parent / "fixtures" / "eval"
 
@@ -55,7 +63,7 @@ def test_legalbench_spans_and_gold_chunks_for_any_chunker():
     q = ds.query("l1")
     (span,) = q.spans
     text = ds.documents["policies/A.txt"].text
-    assert text[span.start:span.end].startswith("We share data")
+    assert text[span.start : span.end].startswith("We share data")
     assert set(ds.documents) == {"policies/A.txt", "policies/B.txt"}
     # line chunker: only the second line overlaps the span
     lines, chunks, pos = text.split("\n"), [], 0
@@ -86,15 +94,18 @@ def test_hotpotqa_paragraph_and_sentence_gold():
     q = ds.queries[0]
     assert q.corpus == ("h1/p0", "h1/p1", "h1/p2") and q.answers == ("Amsterdam",)
     assert set(q.qrels) == {"h1/p0", "h1/p1"}
-    texts = [ds.documents[s.doc_id].text[s.start:s.end] for s in q.spans]
+    texts = [ds.documents[s.doc_id].text[s.start : s.end] for s in q.spans]
     assert texts == ["It ends in the Netherlands.", "Amsterdam is the capital of the Netherlands."]
     # sentence chunks built from the stored sentence offsets: exactly the supporting ones
-    sent_chunks = [Chunk(f"{d}#{i}", ds.documents[d].text[s:e], d, i, (s, e))
-                   for d in q.corpus
-                   for i, (s, e) in enumerate(ds.documents[d].metadata["sentence_spans"])]
+    sent_chunks = [
+        Chunk(f"{d}#{i}", ds.documents[d].text[s:e], d, i, (s, e))
+        for d in q.corpus
+        for i, (s, e) in enumerate(ds.documents[d].metadata["sentence_spans"])
+    ]
     assert gold_chunk_ids(q, sent_chunks) == {"h1/p0#1", "h1/p1#0"}
-    para_chunks = [Chunk(d, ds.documents[d].text, d, 0, (0, len(ds.documents[d].text)))
-                   for d in q.corpus]
+    para_chunks = [
+        Chunk(d, ds.documents[d].text, d, 0, (0, len(ds.documents[d].text))) for d in q.corpus
+    ]
     assert gold_chunk_ids(q, para_chunks) == {"h1/p0", "h1/p1"}
 
 
@@ -124,9 +135,11 @@ def test_generic_jsonl_roundtrip_and_errors(tmp_path):
     again = load_jsonl(out)
     assert again.queries == ds.queries and again.documents == ds.documents
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"type": "document", "id": "a", "text": "x"}\n'
-                   '{"type": "query", "id": "q", "text": "t", "spans": '
-                   '[{"doc_id": "a", "start": 0, "end": 9}]}\n')
+    bad.write_text(
+        '{"type": "document", "id": "a", "text": "x"}\n'
+        '{"type": "query", "id": "q", "text": "t", "spans": '
+        '[{"doc_id": "a", "start": 0, "end": 9}]}\n'
+    )
     with pytest.raises(InputError, match=r"bad.jsonl:2: span \[0, 9\) is outside"):
         load_jsonl(bad)
     bad.write_text('{"type": "doc", "id": "a", "text": "x"}\n')

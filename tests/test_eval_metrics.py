@@ -7,13 +7,30 @@ import math
 
 import numpy as np
 import pytest
-
-from ragsel_eval.metrics import (attack_success, average_precision, bootstrap_ci,
-                                 chunks_at_recall, count_tokens, detection_scores, doc_ranking,
-                                 evaluate_run, exact_match, fixed_k_curve, gold_retention,
-                                 micro_detection, mrr_at_k, nanmean, ndcg_at_k, paired_test,
-                                 pr_at_k, precision_at_k, recall_at_k, selection_scores,
-                                 summarize, token_f1)
+from ragsel_eval.metrics import (
+    attack_success,
+    average_precision,
+    bootstrap_ci,
+    chunks_at_recall,
+    count_tokens,
+    detection_scores,
+    doc_ranking,
+    evaluate_run,
+    exact_match,
+    fixed_k_curve,
+    gold_retention,
+    micro_detection,
+    mrr_at_k,
+    nanmean,
+    ndcg_at_k,
+    paired_test,
+    pr_at_k,
+    precision_at_k,
+    recall_at_k,
+    selection_scores,
+    summarize,
+    token_f1,
+)
 
 RANKED = ["d1", "d2", "d3", "d4"]
 QRELS = {"d2": 2, "d3": 1, "d5": 1, "d9": 0}
@@ -27,7 +44,8 @@ def test_ndcg_hand_computed_graded():
     assert ndcg_at_k(RANKED, QRELS, 3) == pytest.approx(0.562727, abs=1e-6)
     # binary: every relevant doc has gain 1
     assert ndcg_at_k(RANKED, QRELS, 3, binary=True) == pytest.approx(
-        (1 / math.log2(3) + 0.5) / (1 + 1 / math.log2(3) + 0.5))
+        (1 / math.log2(3) + 0.5) / (1 + 1 / math.log2(3) + 0.5)
+    )
     assert ndcg_at_k(["d2", "d3", "d5"], QRELS, 3) == pytest.approx(1.0)
     assert math.isnan(ndcg_at_k(RANKED, {"x": 0}, 10))
 

@@ -13,20 +13,38 @@ import pytest
 
 pytest.importorskip("ragas")
 
-from ragsel_eval.ragas_bridge import (LLM_METRICS, JudgeConfig, RagasBridge,  # noqa: E402
-                                      RagasSample)
+from ragsel_eval.ragas_bridge import (
+    LLM_METRICS,
+    JudgeConfig,
+    RagasBridge,  # noqa: E402
+    RagasSample,
+)
 
 GOLD = "Hamlet was written by William Shakespeare around 1600."
 
 
 def _samples():
     return [
-        RagasSample("hit", "who wrote hamlet", [GOLD, "Paris is the capital of France."],
-                    ["c1", "c2"], reference_contexts=[GOLD], reference_ids=["c1"],
-                    response="William Shakespeare", reference="William Shakespeare"),
-        RagasSample("miss", "who wrote hamlet", ["Paris is the capital of France."], ["c2"],
-                    reference_contexts=[GOLD], reference_ids=["c1"],
-                    response="Paris", reference="William Shakespeare"),
+        RagasSample(
+            "hit",
+            "who wrote hamlet",
+            [GOLD, "Paris is the capital of France."],
+            ["c1", "c2"],
+            reference_contexts=[GOLD],
+            reference_ids=["c1"],
+            response="William Shakespeare",
+            reference="William Shakespeare",
+        ),
+        RagasSample(
+            "miss",
+            "who wrote hamlet",
+            ["Paris is the capital of France."],
+            ["c2"],
+            reference_contexts=[GOLD],
+            reference_ids=["c1"],
+            response="Paris",
+            reference="William Shakespeare",
+        ),
         RagasSample("nogold", "anything", ["some text"], ["c9"]),
     ]
 
@@ -39,12 +57,18 @@ def offline_report():
 def test_non_llm_metrics_for_real(offline_report):
     r = offline_report
     assert r.judge is None and set(r.summary) == {
-        "non_llm_context_precision", "non_llm_context_recall", "id_context_precision",
-        "id_context_recall", "rouge_l", "string_similarity"}
+        "non_llm_context_precision",
+        "non_llm_context_recall",
+        "id_context_precision",
+        "id_context_recall",
+        "rouge_l",
+        "string_similarity",
+    }
     hit, miss = r.per_sample["hit"], r.per_sample["miss"]
     assert hit["id_context_precision"] == 0.5 and hit["id_context_recall"] == 1.0
-    assert hit["non_llm_context_recall"] == 1.0 and hit["non_llm_context_precision"] == \
-        pytest.approx(1.0)  # the gold passage is ranked first
+    assert hit["non_llm_context_recall"] == 1.0 and hit[
+        "non_llm_context_precision"
+    ] == pytest.approx(1.0)  # the gold passage is ranked first
     assert miss["id_context_recall"] == 0.0 and miss["non_llm_context_recall"] == 0.0
     assert hit["rouge_l"] == pytest.approx(1.0) and miss["rouge_l"] == 0.0
     # no gold for the third query: unmeasured, not zero, and excluded from the mean
@@ -64,8 +88,10 @@ def _closed_port() -> int:
 
 def test_judge_down_marks_llm_metrics_unmeasured():
     judge = JudgeConfig(f"http://127.0.0.1:{_closed_port()}/v1", "judge", timeout=5)
-    bridge = RagasBridge(judge=judge, metrics=("id_context_recall", "faithfulness",
-                                               "context_precision", "context_recall"))
+    bridge = RagasBridge(
+        judge=judge,
+        metrics=("id_context_recall", "faithfulness", "context_precision", "context_recall"),
+    )
     r = bridge.score(_samples()[:2])
     assert r.judge_down
     for m in ("faithfulness", "context_precision", "context_recall"):
@@ -83,12 +109,22 @@ class _GarbageJudge(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802
         type(self).calls += 1
         self.rfile.read(int(self.headers.get("content-length", 0)))
-        body = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "j",
-                           "choices": [{"index": 0, "finish_reason": "stop",
-                                        "message": {"role": "assistant",
-                                                    "content": "I cannot judge this."}}],
-                           "usage": {"prompt_tokens": 1, "completion_tokens": 1,
-                                     "total_tokens": 2}}).encode()
+        body = json.dumps(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "j",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": "I cannot judge this."},
+                    }
+                ],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -136,8 +172,14 @@ def test_runner_adds_ragas_metrics(tmp_path, monkeypatch):
 
     monkeypatch.delenv("RAGSEL_JUDGE_BASE_URL", raising=False)
     fix = Path(__file__).parent / "fixtures" / "eval"
-    rep = run_eval([fix / "pipelines" / "fake_top2.yaml"], fix / "fake_runner.jsonl",
-                   out_dir=tmp_path, chunker="sentences:7:0", ragas=True, progress=False)
+    rep = run_eval(
+        [fix / "pipelines" / "fake_top2.yaml"],
+        fix / "fake_runner.jsonl",
+        out_dir=tmp_path,
+        chunker="sentences:7:0",
+        ragas=True,
+        progress=False,
+    )
     r = rep.ragas["fake_top2"]
     # the gold sentences are selected verbatim for g1 and g2 (both), g3 and g4 (one of one)
     assert r["summary"]["non_llm_context_recall"]["mean"] == 1.0

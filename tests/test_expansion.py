@@ -98,12 +98,11 @@ def test_merge_adjacent_makes_one_passage_with_its_parts():
 
 def test_merge_writes_overlapping_window_text_once():
     src = "one two three four five six seven"
-    c0 = Chunk("o#0", src[0:13], "o", 0, (0, 13))    # "one two three"
-    c1 = Chunk("o#1", src[8:23], "o", 1, (8, 23))    # "three four five"
+    c0 = Chunk("o#0", src[0:13], "o", 0, (0, 13))  # "one two three"
+    c1 = Chunk("o#1", src[8:23], "o", 1, (8, 23))  # "three four five"
     c2 = Chunk("o#2", src[19:33], "o", 2, (19, 33))  # "five six seven"
     ex = NeighborExpander(window=1, order="document", merge_adjacent=True)
-    out = ex.use_store(InMemoryChunkStore([c0, c1, c2])).run(
-        candidates=anchors((c1, 1.0)))
+    out = ex.use_store(InMemoryChunkStore([c0, c1, c2])).run(candidates=anchors((c1, 1.0)))
     assert [sc.chunk.text for sc in out] == [src]
 
 
@@ -112,8 +111,9 @@ def test_chunks_without_positions_are_kept_and_noted():
     out = expand(anchors((loose, 0.9), (DOC[2], 0.5)), window=1)
     assert out.ids == ["loose", "a#2", "a#1", "a#3"]
     note = out.note_of("neighbor_expansion")
-    assert note["skipped_no_position"] == ["loose"] and "no doc_id/position" in \
-        note["skipped_reason"]
+    assert (
+        note["skipped_no_position"] == ["loose"] and "no doc_id/position" in note["skipped_reason"]
+    )
 
 
 def test_empty_candidates():
@@ -160,6 +160,7 @@ def test_bad_configs_and_stores():
 
 
 def test_round_trip():
-    s = NeighborExpander(before=0, after=2, budget=800, budget_unit="chars",
-                         order="document", merge_adjacent=True)
+    s = NeighborExpander(
+        before=0, after=2, budget=800, budget_unit="chars", order="document", merge_adjacent=True
+    )
     assert Stage.from_dict(s.to_dict()) == s

@@ -39,7 +39,8 @@ def test_rrf_k_and_list_weights_follow_input_order(two_lists):
     out = RankFusion(k=0, weights=[2.0, 1.0]).run(candidates=list(two_lists))
     # bm25 (first input) doubled: x = 2/1, y = 2/2 + 1/1, z = 2/3, w = 1/2
     assert dict(zip(out.ids, out.scores)) == pytest.approx(
-        {"x": 2.0, "y": 2.0, "z": 2 / 3, "w": 0.5})
+        {"x": 2.0, "y": 2.0, "z": 2 / 3, "w": 0.5}
+    )
     assert out.ids[:2] == ["x", "y"]  # tie broken by best rank (x: rank 1 in bm25)
 
 
@@ -48,8 +49,7 @@ def test_weights_by_upstream_name(two_lists):
     scores = dict(zip(out.ids, out.scores))
     assert scores["w"] == pytest.approx(3 / 62) and scores["x"] == pytest.approx(1 / 61)
     note = out.note_of("fusion")
-    assert [(i["stage"], i["weight"]) for i in note["inputs"]] == [("bm25", 1.0),
-                                                                   ("dense", 3.0)]
+    assert [(i["stage"], i["weight"]) for i in note["inputs"]] == [("bm25", 1.0), ("dense", 3.0)]
 
 
 def test_bad_weights_are_config_errors(two_lists):
@@ -75,8 +75,7 @@ def test_duplicates_count_once_per_input():
 def test_relative_score_fusion(two_lists):
     out = RankFusion(method="relative_score").run(candidates=list(two_lists))
     # bm25 3,2,1 -> 1, .5, 0; dense .9,.5 -> 1, 0
-    assert dict(zip(out.ids, out.scores)) == pytest.approx(
-        {"y": 1.5, "x": 1.0, "z": 0.0, "w": 0.0})
+    assert dict(zip(out.ids, out.scores)) == pytest.approx({"y": 1.5, "x": 1.0, "z": 0.0, "w": 0.0})
     assert out.ids[:2] == ["y", "x"]
 
 
@@ -95,7 +94,10 @@ def test_provenance_is_merged(two_lists):
     out = RankFusion().run(candidates=[a2, b])
     y = next(sc for sc in out if sc.id == "y")
     assert [(e.stage, e.action) for e in y.events] == [
-        ("bm25", "retrieved"), ("dense", "retrieved"), ("fusion", "fused")]
+        ("bm25", "retrieved"),
+        ("dense", "retrieved"),
+        ("fusion", "fused"),
+    ]
     assert [d.id for d in out.dropped] == ["z"] and out.dropped[0].stage == "cut"
     assert [n.stage for n in out.notes] == ["cut", "fusion"]
 
@@ -104,14 +106,17 @@ def test_top_k_drops_with_reason(two_lists):
     out = RankFusion(top_k=2).run(candidates=list(two_lists))
     assert out.ids == ["y", "x"]
     assert {d.id: d.reason for d in out.dropped} == {
-        "w": "fused rank below top_k=2", "z": "fused rank below top_k=2"}
+        "w": "fused rank below top_k=2",
+        "z": "fused rank below top_k=2",
+    }
 
 
 def test_empty_inputs():
     out = RankFusion().run(candidates=[Candidates(), Candidates()])
     assert len(out) == 0 and out.note_of("fusion")["empty"]
     out = RankFusion(weights={"dense": 2.0}).run(
-        candidates=[Candidates(), ranked("dense", [(X, 1.0)])])
+        candidates=[Candidates(), ranked("dense", [(X, 1.0)])]
+    )
     assert out.ids == ["x"] and out.scores[0] == pytest.approx(2 / 61)
 
 

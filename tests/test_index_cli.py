@@ -15,8 +15,19 @@ runner = CliRunner()
 
 def test_index_command_builds_and_is_idempotent(tmp_path, minilm_embedder):
     out = tmp_path / "ix"
-    args = ["index", str(FIXTURES), "--into", str(out), "--chunker", "sentences",
-            "--chunk-size", "30", "--overlap", "5", "--json"]
+    args = [
+        "index",
+        str(FIXTURES),
+        "--into",
+        str(out),
+        "--chunker",
+        "sentences",
+        "--chunk-size",
+        "30",
+        "--overlap",
+        "5",
+        "--json",
+    ]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
@@ -37,8 +48,9 @@ def test_index_command_bad_corpus(tmp_path):
     (tmp_path / "empty").mkdir()
     res = runner.invoke(app, ["index", str(tmp_path / "empty"), "--into", str(tmp_path / "i")])
     assert res.exit_code == 2 and "no documents found" in res.output
-    res = runner.invoke(app, ["index", str(FIXTURES), "--into", str(tmp_path / "j"),
-                              "--chunker", "pages"])
+    res = runner.invoke(
+        app, ["index", str(FIXTURES), "--into", str(tmp_path / "j"), "--chunker", "pages"]
+    )
     assert res.exit_code == 2 and "unknown chunker" in res.output
 
 

@@ -46,7 +46,7 @@ def test_build_stores_every_chunk_with_structure(built):
     assert got == expected  # text, doc_id, position, span and metadata survive the round trip
     docs = {d.id: d for d in load_documents(corpus)}
     for c in ix.chunks:
-        assert docs[c.doc_id].text[c.span[0]:c.span[1]] == c.text
+        assert docs[c.doc_id].text[c.span[0] : c.span[1]] == c.text
     assert ix.matrix.shape == (len(expected), 384)
     np.testing.assert_allclose(np.linalg.norm(ix.matrix, axis=1), 1.0, atol=1e-5)
 
@@ -56,8 +56,12 @@ def test_manifest_records_versions_and_settings(built):
     m = json.loads((path / "manifest.json").read_text())
     assert m["format"] == "ragsel-local-index" and m["format_version"] == 1
     assert m["ragsel_version"] and m["complete"] is True
-    assert m["embedder"] == {"spec": "minilm", "name": "sentence-transformers:all-MiniLM-L6-v2",
-                             "space": "all-MiniLM-L6-v2", "dim": 384}
+    assert m["embedder"] == {
+        "spec": "minilm",
+        "name": "sentence-transformers:all-MiniLM-L6-v2",
+        "space": "all-MiniLM-L6-v2",
+        "dim": 384,
+    }
     assert m["chunker"] == {"kind": "words", "size": 20, "overlap": 4}
     assert m["bm25"]["stemmer"] == "english" and m["bm25"]["stopwords"] == "en"
     assert m["counts"]["documents"] == 5
@@ -77,8 +81,7 @@ def test_numpy_search_matches_chroma(built, minilm_embedder):
     ours = ix.dense_search(q, 5)[0]
     res = ix.collection.query(query_embeddings=q.tolist(), n_results=5, include=["distances"])
     assert [c.id for c, _ in ours] == res["ids"][0]
-    np.testing.assert_allclose([s for _, s in ours], 1 - np.asarray(res["distances"][0]),
-                               atol=1e-4)
+    np.testing.assert_allclose([s for _, s in ours], 1 - np.asarray(res["distances"][0]), atol=1e-4)
     assert ours[0][0].doc_id == "lease.md"
 
 
@@ -122,8 +125,9 @@ def test_new_and_changed_files(tmp_path, minilm_embedder):
     with LocalIndex.create(tmp_path / "ix", chunker=CHUNKER) as ix:
         rep = ix.add_corpus(corpus)
     assert (rep.added, rep.updated, rep.unchanged) == (1, 0, 1)
-    assert rep.chunks_added == len([c for c in _expected_chunks(corpus).values()
-                                    if c.doc_id == "b.txt"])
+    assert rep.chunks_added == len(
+        [c for c in _expected_chunks(corpus).values() if c.doc_id == "b.txt"]
+    )
     (corpus / "a.txt").write_text("Alpha document, now shorter.")
     with LocalIndex.create(tmp_path / "ix", chunker=CHUNKER) as ix:
         rep = ix.add_corpus(corpus)

@@ -18,8 +18,13 @@ from ragsel.index import IndexIncompleteWarning, LocalIndex, open_index
 from ragsel.index.store import read_ledger
 from ragsel.ingest import ChunkerConfig, load_documents, make_chunker
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-       "ANONYMIZED_TELEMETRY": "False", "OMP_NUM_THREADS": "1"}
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+    "OMP_NUM_THREADS": "1",
+}
 CHUNKER = ChunkerConfig("words", 12, 2)
 
 WRITER = textwrap.dedent("""
@@ -41,13 +46,19 @@ def _corpus(root: Path, n: int = 12) -> Path:
     corpus.mkdir()
     for i in range(n):
         (corpus / f"doc{i:02d}.txt").write_text(
-            f"Document {i} explains clause {i}. " + "The parties agree to the terms. " * 4)
+            f"Document {i} explains clause {i}. " + "The parties agree to the terms. " * 4
+        )
     return corpus
 
 
 def _spawn(index: Path, corpus: Path, pause: float) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(index), str(corpus), str(pause)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(index), str(corpus), str(pause)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
 
 
 def _wait_for(proc: subprocess.Popen, word: str, timeout: float = 240) -> str:

@@ -10,29 +10,39 @@ from ragsel.errors import ConfigError, InputError
 from ragsel.ingest import ChunkerConfig, Document, load_documents, make_chunker
 
 FIXTURES = Path(__file__).parent / "fixtures" / "corpus_small"
-TEXT = ("Dr. Smith signed the lease on 3 May.  The tenant pays rent monthly! Is the deposit "
-        "refundable? Yes, within thirty days.\n\nA new paragraph starts here. It has two "
-        "sentences.\n# Heading\nBody under the heading. ") * 5
+TEXT = (
+    "Dr. Smith signed the lease on 3 May.  The tenant pays rent monthly! Is the deposit "
+    "refundable? Yes, within thirty days.\n\nA new paragraph starts here. It has two "
+    "sentences.\n# Heading\nBody under the heading. "
+) * 5
 
 
-@pytest.mark.parametrize("cfg", [ChunkerConfig("words", 10, 2), ChunkerConfig("words", 7, 0),
-                                 ChunkerConfig("sentences", 12, 4),
-                                 ChunkerConfig("sentences", 5, 1),
-                                 ChunkerConfig("document")])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        ChunkerConfig("words", 10, 2),
+        ChunkerConfig("words", 7, 0),
+        ChunkerConfig("sentences", 12, 4),
+        ChunkerConfig("sentences", 5, 1),
+        ChunkerConfig("document"),
+    ],
+)
 def test_spans_reproduce_chunk_text(cfg):
     doc = Document("d", TEXT)
     chunks = list(make_chunker(cfg).chunk(doc))
     assert chunks
     for i, c in enumerate(chunks):
-        assert TEXT[c.span[0]:c.span[1]] == c.text
+        assert TEXT[c.span[0] : c.span[1]] == c.text
         assert c.position == i and c.doc_id == "d" and c.text == c.text.strip()
     words_total = len(TEXT.split())
     # every word of the document is in some chunk
     covered = set()
     for c in chunks:
         covered.update(range(c.span[0], c.span[1]))
-    assert all(any(p in covered for p in range(m_s, m_s + 1)) for m_s in
-               [i for i in range(len(TEXT)) if not TEXT[i].isspace()])
+    assert all(
+        any(p in covered for p in range(m_s, m_s + 1))
+        for m_s in [i for i in range(len(TEXT)) if not TEXT[i].isspace()]
+    )
     assert words_total > 0
 
 
@@ -67,9 +77,11 @@ def test_sentence_chunker_keeps_sentences_whole():
 def test_sentence_overlap_repeats_trailing_sentences():
     doc = Document("d", "One two three. Four five six. Seven eight nine. Ten eleven twelve.")
     chunks = list(make_chunker("sentences", size=6, overlap=3).chunk(doc))
-    assert [c.text for c in chunks] == ["One two three. Four five six.",
-                                        "Four five six. Seven eight nine.",
-                                        "Seven eight nine. Ten eleven twelve."]
+    assert [c.text for c in chunks] == [
+        "One two three. Four five six.",
+        "Four five six. Seven eight nine.",
+        "Seven eight nine. Ten eleven twelve.",
+    ]
 
 
 def test_overlong_sentence_is_split_by_words():
@@ -91,7 +103,7 @@ def test_chunks_carry_document_metadata():
     docs = {d.id: d for d in load_documents(FIXTURES)}
     (c,) = make_chunker("document").chunk(docs["r1"])
     assert c.metadata["year"] == 2019 and c.metadata["title"] == "Aspirin and heart attacks"
-    assert docs["r1"].text[c.span[0]:c.span[1]] == c.text
+    assert docs["r1"].text[c.span[0] : c.span[1]] == c.text
 
 
 def test_whitespace_only_document_gives_no_chunks():

@@ -24,7 +24,7 @@ def test_fixture_corpus_loads_all_formats():
     r1 = docs["r1"]
     assert r1.text.startswith("Aspirin and heart attacks\n\nDaily low-dose")
     assert r1.metadata["year"] == 2019 and r1.metadata["topic"] == "medicine"
-    assert r1.text[r1.metadata["body_offset"]:].startswith("Daily")
+    assert r1.text[r1.metadata["body_offset"] :].startswith("Daily")
     assert docs["r2"].metadata["year"] == 2021
     assert docs["r3"].title == "" and docs["r3"].text.startswith("Warranty")
 
@@ -36,7 +36,8 @@ def test_title_as_metadata_only():
 
 def test_beir_folder_reads_only_the_corpus(tmp_path):
     (tmp_path / "corpus.jsonl").write_text(
-        json.dumps({"_id": "4983", "title": "T", "text": "An abstract."}) + "\n")
+        json.dumps({"_id": "4983", "title": "T", "text": "An abstract."}) + "\n"
+    )
     (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "a claim"}) + "\n")
     (tmp_path / "qrels").mkdir()
     docs = load_documents(tmp_path)
@@ -111,7 +112,7 @@ def test_large_file_is_streamed_and_chunked_with_exact_spans(tmp_path):
         chunks = list(make_chunker("words", size=128, overlap=13).chunk(doc))
     finally:
         docs_mod.BLOCK_BYTES = old
-    assert all(text[c.span[0]:c.span[1]] == c.text for c in chunks)
+    assert all(text[c.span[0] : c.span[1]] == c.text for c in chunks)
     assert [c.position for c in chunks] == list(range(len(chunks)))
     assert chunks[0].text.split()[:2] == ["w0é", "w1é"]
     assert chunks[-1].text.split()[-1] == "w39999é"

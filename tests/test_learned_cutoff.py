@@ -14,8 +14,14 @@ from ragsel.stage import Stage
 from ragsel.stages.cutoff._learned_features import FEATURE_VERSION, QUERY_FEATURES
 from ragsel.stages.cutoff._learned_priors import PRIOR_FEATURES, CorpusPriors
 from ragsel.stages.cutoff._learned_rules import DEFAULT_RULE, choose_cut, expected_f1
-from ragsel.stages.cutoff.learned import (MIN_QUERIES, CutoffModel, LearnedCutoff,
-                                          feature_names, fit_cutoff_model, list_features)
+from ragsel.stages.cutoff.learned import (
+    MIN_QUERIES,
+    CutoffModel,
+    LearnedCutoff,
+    feature_names,
+    fit_cutoff_model,
+    list_features,
+)
 from ragsel.types import Candidates, Chunk, Event, Query, ScoredChunk
 
 
@@ -30,8 +36,12 @@ def synthetic(n_queries, seed, n=15):
         order = np.argsort(-s)
         items = []
         for rank, i in enumerate(order, 1):
-            ch = Chunk(f"s{seed}q{q}c{i}", "word " * int(rng.integers(20, 80)), doc_id=f"d{q}",
-                       position=int(i))
+            ch = Chunk(
+                f"s{seed}q{q}c{i}",
+                "word " * int(rng.integers(20, 80)),
+                doc_id=f"d{q}",
+                position=int(i),
+            )
             ev = [Event("dense", "retrieved", f"rank {rank}", float(s[i]))]
             if i < k or rng.random() < 0.2:
                 ev.append(Event("bm25", "retrieved", f"rank {rank}", float(10 * s[i])))
@@ -72,8 +82,9 @@ def test_choose_cut_objectives():
     assert choose_cut(p, beta=0.3)[0] <= 3
     assert choose_cut(p, max_k=2)[0] == 2 and choose_cut(p, min_k=5)[0] == 5
     assert choose_cut(np.array([]))[0] == 0
-    assert choose_cut(np.array([0.9, 0.2, 0.6, 0.1]), objective="threshold",
-                      threshold=0.5)[0] == 3  # up to the last chunk above the threshold
+    assert (
+        choose_cut(np.array([0.9, 0.2, 0.6, 0.1]), objective="threshold", threshold=0.5)[0] == 3
+    )  # up to the last chunk above the threshold
     assert choose_cut(p, objective="top_k", k=4)[0] == 4
     assert choose_cut(p, objective="ef1")[0] == 3
     with pytest.raises(Exception, match="unknown cut objective"):
@@ -101,12 +112,13 @@ def test_fit_chooses_the_cut_rule_out_of_fold(model):
     # the grid's best is not clearly better than the parameter-free default here: kept
     best_kind, best_rule, best_f1 = training["choice"]["best_out_of_fold"]
     assert rule == DEFAULT_RULE and best_f1 >= training["out_of_fold_f1"]
-    greedy = fit_cutoff_model(*synthetic(30, seed=1), kind="logistic", one_se=False,
-                              inner_repeats=1)
-    assert greedy.header["defaults"] == greedy.header["training"]["choice"][
-        "best_out_of_fold"][1]
-    prefix = fit_cutoff_model(*synthetic(25, seed=5), kind="logistic", orders=("input",),
-                              inner_repeats=1)
+    greedy = fit_cutoff_model(
+        *synthetic(30, seed=1), kind="logistic", one_se=False, inner_repeats=1
+    )
+    assert greedy.header["defaults"] == greedy.header["training"]["choice"]["best_out_of_fold"][1]
+    prefix = fit_cutoff_model(
+        *synthetic(25, seed=5), kind="logistic", orders=("input",), inner_repeats=1
+    )
     assert prefix.header["defaults"]["order"] == "input"  # for a consumer that cuts as ranked
     with pytest.raises(Exception, match="orders must be"):
         fit_cutoff_model(*synthetic(25, seed=5), orders=("random",))
@@ -125,8 +137,7 @@ def test_probabilities_are_calibrated_out_of_fold(model):
 
 def test_auto_kind_is_chosen_out_of_fold_and_round_trips(tmp_path):
     lists, golds = synthetic(24, seed=12)
-    m = fit_cutoff_model(lists, golds, kind="auto", defaults={"objective": "ef1"},
-                         inner_repeats=1)
+    m = fit_cutoff_model(lists, golds, kind="auto", defaults={"objective": "ef1"}, inner_repeats=1)
     assert m.header["kind"] in ("gbdt", "logistic")
     assert m.header["defaults"] == {"objective": "ef1"}
     assert m.header["training"]["out_of_fold_f1"] >= 0.8
@@ -167,8 +178,7 @@ def test_pipeline_mismatch_is_refused(model, tmp_path):
     with pytest.raises(InputError, match="another pipeline"):
         CutoffModel.load(path, expect_pipeline="h2")
     lists, _ = synthetic(1, seed=2)
-    other = Candidates.retrieved("some_other_retriever",
-                                 [(sc.chunk, sc.score) for sc in lists[0]])
+    other = Candidates.retrieved("some_other_retriever", [(sc.chunk, sc.score) for sc in lists[0]])
     with pytest.raises(InputError, match="another pipeline"):
         CutoffModel.load(path).cut(other)
 
@@ -196,8 +206,9 @@ def test_stage_cuts_keeps_paired_and_records_why(model, tmp_path):
     c = lists[0]
     # a rationale paired the last chunk: it is kept although below the cut
     items = list(c.items)
-    items[-1] = ScoredChunk(items[-1].chunk, items[-1].score, "sel", items[-1].events,
-                            rationales=("r1",))
+    items[-1] = ScoredChunk(
+        items[-1].chunk, items[-1].score, "sel", items[-1].events, rationales=("r1",)
+    )
     out = stage.run(candidates=Candidates(tuple(items)))
     k = len(golds[0])
     assert out.ids[:k] == c.ids[:k] and out.ids[-1] == c.ids[-1] and len(out) == k + 1
@@ -213,8 +224,9 @@ WORDS = [f"w{i}" for i in range(24)]
 
 
 def _corpus():
-    texts = [f"filler text {WORDS[i % 24]} more filler {WORDS[(i * 7 + 3) % 24]} end"
-             for i in range(40)]
+    texts = [
+        f"filler text {WORDS[i % 24]} more filler {WORDS[(i * 7 + 3) % 24]} end" for i in range(40)
+    ]
     return texts
 
 
@@ -224,8 +236,11 @@ def _write_dataset(tmp_path):
     rows = [{"type": "document", "id": "doc", "text": doc}]
     starts = np.cumsum([0] + [len(t) + 1 for t in texts])
     for qi, w in enumerate(WORDS):
-        spans = [{"doc_id": "doc", "start": int(starts[i]), "end": int(starts[i] + len(t))}
-                 for i, t in enumerate(texts) if f" {w} " in f" {t} "]
+        spans = [
+            {"doc_id": "doc", "start": int(starts[i]), "end": int(starts[i] + len(t))}
+            for i, t in enumerate(texts)
+            if f" {w} " in f" {t} "
+        ]
         rows.append({"type": "query", "id": f"q{qi}", "text": f"where is {w}", "spans": spans})
     path = tmp_path / "labels.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -239,7 +254,7 @@ def _write_pipeline(tmp_path, top_k=10):
 name: fit-test
 stages:
   ret: {{type: fake_retriever, top_k: {top_k}, texts: {texts}}}
-  cut: {{type: learned_cutoff, model: "{tmp_path / 'cut.npz'}"}}
+  cut: {{type: learned_cutoff, model: "{tmp_path / "cut.npz"}"}}
 connections: ["ret -> cut"]
 """)
     return path
@@ -251,15 +266,28 @@ def test_ragsel_fit_cli_end_to_end(tmp_path):
     data = _write_dataset(tmp_path)
     pipe_path = _write_pipeline(tmp_path)
     runner = CliRunner()
-    res = runner.invoke(app, ["fit", str(pipe_path), "--dataset", str(data),
-                              "--out", str(tmp_path / "cut.npz")])
+    res = runner.invoke(
+        app, ["fit", str(pipe_path), "--dataset", str(data), "--out", str(tmp_path / "cut.npz")]
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["queries"] == 24 and summary["stage"] == "cut"
     assert summary["retrievers"] == ["ret"] and summary["query_features"] is True
     assert summary["corpus_priors"] is True
-    res = runner.invoke(app, ["fit", str(pipe_path), "--dataset", str(data), "--no-priors",
-                              "--kind", "logistic", "--out", str(tmp_path / "np.npz")])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            str(pipe_path),
+            "--dataset",
+            str(data),
+            "--no-priors",
+            "--kind",
+            "logistic",
+            "--out",
+            str(tmp_path / "np.npz"),
+        ],
+    )
     assert res.exit_code == 0 and json.loads(res.stdout)["corpus_priors"] is False
     pipe = load_pipeline(pipe_path)  # the model reads the pipeline query: no wiring needed
     sel = pipe.run("where is w5").selection
@@ -272,11 +300,33 @@ def test_ragsel_fit_cli_end_to_end(tmp_path):
         other.run("where is w5")
 
     # too few labelled queries: exit code 2 and the minimum in the message
-    res = runner.invoke(app, ["fit", str(pipe_path), "--dataset", str(data), "--limit", "5",
-                              "--out", str(tmp_path / "few.npz")])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            str(pipe_path),
+            "--dataset",
+            str(data),
+            "--limit",
+            "5",
+            "--out",
+            str(tmp_path / "few.npz"),
+        ],
+    )
     assert res.exit_code == 2 and f"at least {MIN_QUERIES}" in res.output
-    res = runner.invoke(app, ["fit", str(pipe_path), "--dataset", str(data), "--kind", "forest",
-                              "--out", str(tmp_path / "k.npz")])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            str(pipe_path),
+            "--dataset",
+            str(data),
+            "--kind",
+            "forest",
+            "--out",
+            str(tmp_path / "k.npz"),
+        ],
+    )
     assert res.exit_code == 2 and "gbdt, logistic or auto" in res.output
     # a pipeline without a learned stage
     plain = tmp_path / "plain.yaml"
@@ -287,9 +337,10 @@ def test_ragsel_fit_cli_end_to_end(tmp_path):
 
 def test_fit_for_a_selector_with_a_learned_cut(tmp_path):
     """The selector's own cut can be learned: fit on its pooled ranking (cutoff none)."""
+    from ragsel_eval.datasets import load_dataset
+
     from ragsel.cli.fit_cmd import fit_for_pipeline
     from ragsel.testing import FakeEmbedder
-    from ragsel_eval.datasets import load_dataset
 
     data = load_dataset(str(_write_dataset(tmp_path)))
     model_path = tmp_path / "sel.npz"
@@ -334,8 +385,13 @@ def lexical(n_queries, seed, n=12):
             name = target if rank in rel else (other if other != target else "nobody")
             text = f"common words here about {name} and more common words"
             title = name if rng.random() < 0.5 else "untitled"
-            ch = Chunk(f"x{seed}q{q}c{rank}", text, doc_id=f"d{q}-{rank}", position=0,
-                       metadata={"title": title})
+            ch = Chunk(
+                f"x{seed}q{q}c{rank}",
+                text,
+                doc_id=f"d{q}-{rank}",
+                position=0,
+                metadata={"title": title},
+            )
             ev = (Event("dense", "retrieved", f"rank {rank + 1}", float(s[rank])),)
             items.append(ScoredChunk(ch, float(s[rank]), "dense", ev))
         lists.append(Candidates(tuple(items)))
@@ -357,21 +413,29 @@ def query_model():
 
 def test_query_features_find_what_scores_cannot(query_model):
     names = query_model.header["features"]
-    assert query_model.uses_query and names[-len(QUERY_FEATURES) - len(PRIOR_FEATURES):] \
-        == QUERY_FEATURES + PRIOR_FEATURES
+    assert (
+        query_model.uses_query
+        and names[-len(QUERY_FEATURES) - len(PRIOR_FEATURES) :] == QUERY_FEATURES + PRIOR_FEATURES
+    )
     blind = fit_cutoff_model(*lexical(40, seed=1)[:2], kind="logistic", seed=0)
     lists, golds, queries = lexical(25, seed=8)
     stage_q = LearnedCutoff(model="unused.npz")
     stage_q._model = query_model
     stage_b = LearnedCutoff(model="unused.npz")
     stage_b._model = blind
-    f1_q = np.mean([_f1(stage_q.run(candidates=c, query=Query(t)).ids, g)
-                    for c, g, t in zip(lists, golds, queries)])
+    f1_q = np.mean(
+        [
+            _f1(stage_q.run(candidates=c, query=Query(t)).ids, g)
+            for c, g, t in zip(lists, golds, queries)
+        ]
+    )
     f1_b = np.mean([_f1(stage_b.run(candidates=c).ids, g) for c, g in zip(lists, golds)])
     assert f1_q >= 0.9 and f1_b <= 0.6, (f1_q, f1_b)
     # the relevant chunks were scattered through the list: the model re-ranked them first
-    assert stage_q.run(candidates=lists[0], query=Query(queries[0])).note_of(
-        "learned_cutoff")["order"] == "probability"
+    assert (
+        stage_q.run(candidates=lists[0], query=Query(queries[0])).note_of("learned_cutoff")["order"]
+        == "probability"
+    )
 
 
 def test_query_model_refuses_to_run_without_the_query(query_model):
@@ -387,13 +451,20 @@ def test_query_model_refuses_to_run_without_the_query(query_model):
 
 
 def test_query_and_title_features_values():
-    rows = [("Michael Jackson (writer)", "d1", "the beer hunter was written by someone"),
-            ("Lucy Saunders", "d2", "Lucy Saunders wrote about Michael Jackson and beer"),
-            ("Unrelated", "d3", "nothing to see")]
-    items = tuple(ScoredChunk(Chunk(f"c{i}", text, doc_id=d, position=0,
-                                    metadata={"title": title}), 1.0 - i / 10, "dense",
-                              (Event("dense", "retrieved", f"rank {i + 1}", 1.0 - i / 10),))
-                  for i, (title, d, text) in enumerate(rows))
+    rows = [
+        ("Michael Jackson (writer)", "d1", "the beer hunter was written by someone"),
+        ("Lucy Saunders", "d2", "Lucy Saunders wrote about Michael Jackson and beer"),
+        ("Unrelated", "d3", "nothing to see"),
+    ]
+    items = tuple(
+        ScoredChunk(
+            Chunk(f"c{i}", text, doc_id=d, position=0, metadata={"title": title}),
+            1.0 - i / 10,
+            "dense",
+            (Event("dense", "retrieved", f"rank {i + 1}", 1.0 - i / 10),),
+        )
+        for i, (title, d, text) in enumerate(rows)
+    )
     X = list_features(Candidates(items), ["dense"], "Who did Lucy Saunders write about?")
     names = feature_names(["dense"], True)
     col = {n: X[:, names.index(n)] for n in QUERY_FEATURES}
@@ -420,8 +491,9 @@ def shared_corpus(n_queries, seed, n=20):
         perm = rng.permutation(n)
         items = []
         for rank, c in enumerate(perm):
-            ch = Chunk(f"policy-c{c}", f"section {c} of the policy text", doc_id="policy",
-                       position=int(c))
+            ch = Chunk(
+                f"policy-c{c}", f"section {c} of the policy text", doc_id="policy", position=int(c)
+            )
             ev = (Event("dense", "retrieved", f"rank {rank + 1}", float(s[rank])),)
             items.append(ScoredChunk(ch, float(s[rank]), "dense", ev))
         lists.append(Candidates(tuple(items)))
@@ -433,9 +505,8 @@ def shared_corpus(n_queries, seed, n=20):
 def test_corpus_priors_find_the_answers_earlier_queries_found(tmp_path):
     lists, golds, queries = shared_corpus(40, seed=1)
     with_p = fit_cutoff_model(lists, golds, queries=queries, kind="logistic", seed=0)
-    without = fit_cutoff_model(lists, golds, queries=queries, kind="logistic", seed=0,
-                               priors=False)
-    assert with_p.header["features"][-len(PRIOR_FEATURES):] == PRIOR_FEATURES
+    without = fit_cutoff_model(lists, golds, queries=queries, kind="logistic", seed=0, priors=False)
+    assert with_p.header["features"][-len(PRIOR_FEATURES) :] == PRIOR_FEATURES
     assert not without.header["corpus_priors"] and "prior_chunk" not in without.header["features"]
     loaded = CutoffModel.load(with_p.save(tmp_path / "p.npz"))  # the priors travel in the file
     test_lists, test_golds, test_queries = shared_corpus(20, seed=9)
@@ -443,8 +514,12 @@ def test_corpus_priors_find_the_answers_earlier_queries_found(tmp_path):
     def f1(m):
         stage = LearnedCutoff(model="unused.npz")
         stage._model = m
-        return np.mean([_f1(stage.run(candidates=c, query=Query(q)).ids, g)
-                        for c, g, q in zip(test_lists, test_golds, test_queries)])
+        return np.mean(
+            [
+                _f1(stage.run(candidates=c, query=Query(q)).ids, g)
+                for c, g, q in zip(test_lists, test_golds, test_queries)
+            ]
+        )
 
     assert f1(loaded) >= 0.9 and f1(without) <= 0.5, (f1(loaded), f1(without))
     c, q = test_lists[0], test_queries[0]
@@ -452,8 +527,9 @@ def test_corpus_priors_find_the_answers_earlier_queries_found(tmp_path):
     blind = fit_cutoff_model(lists, golds, kind="logistic", seed=0, inner_repeats=1)
     assert blind.header["corpus_priors"] and not blind.uses_query  # fitted without the query,
     assert np.allclose(blind.probabilities(c, q), blind.probabilities(c))  # it never reads it
-    damaged = CutoffModel(dict(with_p.header), {k: v for k, v in with_p.arrays.items()
-                                                 if k != "prior_query_gold"})
+    damaged = CutoffModel(
+        dict(with_p.header), {k: v for k, v in with_p.arrays.items() if k != "prior_query_gold"}
+    )
     with pytest.raises(InputError, match="lacks.*prior_query_gold.*re-fit"):
         CutoffModel.load(damaged.save(tmp_path / "damaged.npz"))
 
@@ -485,15 +561,24 @@ def test_prior_features_do_not_depend_on_the_hash_seed():
     import subprocess
     import sys
 
-    code = ("import numpy as np, hashlib; from ragsel.types import *; "
-            "from ragsel.stages.cutoff._learned_priors import CorpusPriors; "
-            "ch = [Chunk(f'c{i}', f'text {i}', doc_id='d', position=i) for i in range(6)]; "
-            "L = Candidates(tuple(ScoredChunk(c, 1.0 - i / 10, 'r') for i, c in enumerate(ch)));"
-            "qs = [f'alpha beta gamma delta q{i} zeta{i % 3}' for i in range(30)]; "
-            "pri = CorpusPriors.count([L] * 30, [{f'c{i % 6}'} for i in range(30)], qs); "
-            "X = pri.features(L, 'alpha beta gamma delta zeta1 omega'); "
-            "print(hashlib.md5(X.tobytes()).hexdigest())")
-    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           env={**__import__("os").environ, "PYTHONHASHSEED": seed},
-                           check=True).stdout for seed in ("1", "2", "3")}
+    code = (
+        "import numpy as np, hashlib; from ragsel.types import *; "
+        "from ragsel.stages.cutoff._learned_priors import CorpusPriors; "
+        "ch = [Chunk(f'c{i}', f'text {i}', doc_id='d', position=i) for i in range(6)]; "
+        "L = Candidates(tuple(ScoredChunk(c, 1.0 - i / 10, 'r') for i, c in enumerate(ch)));"
+        "qs = [f'alpha beta gamma delta q{i} zeta{i % 3}' for i in range(30)]; "
+        "pri = CorpusPriors.count([L] * 30, [{f'c{i % 6}'} for i in range(30)], qs); "
+        "X = pri.features(L, 'alpha beta gamma delta zeta1 omega'); "
+        "print(hashlib.md5(X.tobytes()).hexdigest())"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env={**__import__("os").environ, "PYTHONHASHSEED": seed},
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
     assert len(outs) == 1, outs

@@ -44,10 +44,15 @@ from ragsel.stage import StageConfig
 from ragsel.testing import FakeLLM
 
 KEY = "sk-test-LEAKCHECK-9f8e7d6c5b4a"
-SCHEMA = {"type": "object", "properties": {"label": {"type": "string", "enum": ["yes", "no"]},
-                                           "confidence": {"type": "number", "minimum": 0,
-                                                          "maximum": 1}},
-          "required": ["label", "confidence"], "additionalProperties": False}
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "label": {"type": "string", "enum": ["yes", "no"]},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+    "required": ["label", "confidence"],
+    "additionalProperties": False,
+}
 FAST = {"backoff_initial": 0.02, "backoff_max": 0.1, "timeout": 2.0}
 
 
@@ -66,8 +71,13 @@ def srv(server):
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
-    for var in ("RAGSEL_LLM_BASE_URL", "RAGSEL_LLM_MODEL", "RAGSEL_LLM_API_KEY",
-                "RAGSEL_LLM_CACHE", "RAGSEL_LLM_CACHE_DIR"):
+    for var in (
+        "RAGSEL_LLM_BASE_URL",
+        "RAGSEL_LLM_MODEL",
+        "RAGSEL_LLM_API_KEY",
+        "RAGSEL_LLM_CACHE",
+        "RAGSEL_LLM_CACHE_DIR",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("RAGSEL_LLM_CACHE_DIR", str(tmp_path / "llm-cache"))
     clear_llm_cache()
@@ -115,11 +125,17 @@ MODES = ["sync", "async"]
 def test_success_records_usage_latency_and_sends_the_request(srv, mode):
     srv.script(Ok("Paris", usage=(11, 2)))
     llm = make(srv)
-    c = call(llm, mode, [{"role": "system", "content": "be brief"},
-                         {"role": "user", "content": "capital of France?"}],
-             temperature=0.3, max_tokens=7)
-    assert (c.text, c.model, c.prompt_tokens, c.completion_tokens) == ("Paris", "test-model",
-                                                                        11, 2)
+    c = call(
+        llm,
+        mode,
+        [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "capital of France?"},
+        ],
+        temperature=0.3,
+        max_tokens=7,
+    )
+    assert (c.text, c.model, c.prompt_tokens, c.completion_tokens) == ("Paris", "test-model", 11, 2)
     assert c.total_tokens == 13 and c.latency_ms > 0 and c.attempts == 1 and not c.cached
     req = srv.requests[-1]
     assert req.headers["Authorization"] == f"Bearer {KEY}"
@@ -133,8 +149,12 @@ def test_defaults_string_prompt_and_usage_summary(srv):
     c = llm.complete("hi")
     body = srv.requests[-1].body
     assert body["messages"] == [{"role": "user", "content": "hi"}]
-    assert (body["max_tokens"], body["temperature"], body["seed"], body["top_p"]) == (33, 0.0,
-                                                                                      5, 0.5)
+    assert (body["max_tokens"], body["temperature"], body["seed"], body["top_p"]) == (
+        33,
+        0.0,
+        5,
+        0.5,
+    )
     s = usage_summary([c, c, None])
     assert s["llm_calls"] == 2 and s["prompt_tokens"] == 14 and s["attempts"] == 2
 
@@ -208,8 +228,11 @@ def test_timeout_is_retried(srv, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("fault", [Truncated(), BadBody(), Drop()],
-                         ids=["truncated-body", "non-json-body", "dropped-connection"])
+@pytest.mark.parametrize(
+    "fault",
+    [Truncated(), BadBody(), Drop()],
+    ids=["truncated-body", "non-json-body", "dropped-connection"],
+)
 def test_broken_responses_are_retried(srv, mode, fault):
     srv.script(fault, Ok("recovered"))
     llm = make(srv)
@@ -217,9 +240,14 @@ def test_broken_responses_are_retried(srv, mode, fault):
     assert c.text == "recovered" and c.attempts == 2 and llm.stats["retries"] == 1
 
 
-@pytest.mark.parametrize("fault,words", [(Truncated(), "failed mid-request"),
-                                         (BadBody(), "malformed response"),
-                                         (Drop(), "failed mid-request")])
+@pytest.mark.parametrize(
+    "fault,words",
+    [
+        (Truncated(), "failed mid-request"),
+        (BadBody(), "malformed response"),
+        (Drop(), "failed mid-request"),
+    ],
+)
 def test_broken_responses_exhausted(srv, fault, words):
     srv.script(fault, fault)
     with pytest.raises(BackendError) as ei:
@@ -237,8 +265,12 @@ def _free_port() -> int:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_connection_refused_names_the_env_variable(mode):
-    llm = OpenAICompatLLM(base_url=f"http://127.0.0.1:{_free_port()}/v1", model="m",
-                          max_retries=1, backoff_initial=0.01)
+    llm = OpenAICompatLLM(
+        base_url=f"http://127.0.0.1:{_free_port()}/v1",
+        model="m",
+        max_retries=1,
+        backoff_initial=0.01,
+    )
     with pytest.raises(BackendError) as ei:
         call(llm, mode, "q")
     assert "cannot connect" in str(ei.value) and "RAGSEL_LLM_BASE_URL" in str(ei.value)
@@ -262,8 +294,13 @@ def test_not_found_hints_at_the_base_url(srv):
 
 
 def test_context_length_error_is_typed(srv):
-    srv.script(Status(400, '{"error": {"message": "This model\'s maximum context length is '
-                           '2048 tokens", "code": "context_length_exceeded"}}'))
+    srv.script(
+        Status(
+            400,
+            '{"error": {"message": "This model\'s maximum context length is '
+            '2048 tokens", "code": "context_length_exceeded"}}',
+        )
+    )
     with pytest.raises(ContextLengthError, match="too long"):
         make(srv).complete("q")
     assert len(srv.requests) == 1
@@ -281,8 +318,10 @@ def test_json_schema_requested_parsed_and_validated(srv, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_malformed_json_is_repaired_once_with_the_error_fed_back(srv, mode):
-    srv.script(Ok('{"label": "maybe", "confidence": 0.9}', usage=(10, 5)),
-               Ok('{"label": "no", "confidence": 0.2}', usage=(30, 6)))
+    srv.script(
+        Ok('{"label": "maybe", "confidence": 0.9}', usage=(10, 5)),
+        Ok('{"label": "no", "confidence": 0.2}', usage=(30, 6)),
+    )
     c = call(make(srv), mode, "verify", json_schema=SCHEMA)
     assert c.data == {"label": "no", "confidence": 0.2}
     assert c.attempts == 2 and c.prompt_tokens == 40 and c.completion_tokens == 11
@@ -302,8 +341,9 @@ def test_json_invalid_twice_is_a_clear_error(srv, mode):
 
 def test_json_mode_falls_back_when_the_server_rejects_response_format(srv):
     reject = Status(400, '{"error": {"message": "response_format json_schema is not supported"}}')
-    srv.script(reject, Ok('{"label": "yes", "confidence": 1}'),
-               Ok('{"label": "no", "confidence": 0}'))
+    srv.script(
+        reject, Ok('{"label": "yes", "confidence": 1}'), Ok('{"label": "no", "confidence": 0}')
+    )
     llm = make(srv)
     c = llm.complete("v", json_schema=SCHEMA)
     assert c.data["label"] == "yes" and llm.stats["json_downgrades"] == 1
@@ -319,7 +359,7 @@ def test_json_mode_off_sends_no_response_format(srv):
 
 
 def test_parse_json_and_fallback_validator():
-    assert parse_json('[1, 2]') == [1, 2]
+    assert parse_json("[1, 2]") == [1, 2]
     assert parse_json('The answer: {"a": {"b": [1]}} hope it helps') == {"a": {"b": [1]}}
     with pytest.raises(JSONProblem, match="empty"):
         parse_json("  ")
@@ -329,8 +369,9 @@ def test_parse_json_and_fallback_validator():
     assert "required property 'confidence'" in _small_validate({"label": "yes"}, SCHEMA, "")
     assert "one of" in _small_validate({"label": "x", "confidence": 0}, SCHEMA, "")
     assert "<= 1" in _small_validate({"label": "no", "confidence": 2}, SCHEMA, "")
-    assert "unexpected property" in _small_validate({"label": "no", "confidence": 0,
-                                                     "z": 1}, SCHEMA, "")
+    assert "unexpected property" in _small_validate(
+        {"label": "no", "confidence": 0, "z": 1}, SCHEMA, ""
+    )
     arr = {"type": "array", "items": {"type": "integer"}, "minItems": 1}
     assert "[1] must be of type integer" in _small_validate([1, "2"], arr, "")
     assert "at least 1" in _small_validate([], arr, "")
@@ -450,23 +491,42 @@ def test_cache_can_be_disabled(srv, tmp_path, monkeypatch):
 def test_api_key_never_leaks(srv, tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("RAGSEL_LLM_API_KEY", KEY)
-    spec = LLMSpec(base_url=srv.base_url, model="test-model", cache_dir=str(tmp_path / "c"),
-                   max_retries=1, backoff_initial=0.01, timeout=0.3)
+    spec = LLMSpec(
+        base_url=srv.base_url,
+        model="test-model",
+        cache_dir=str(tmp_path / "c"),
+        max_retries=1,
+        backoff_initial=0.01,
+        timeout=0.3,
+    )
     llm = load_llm(spec)
-    seen = [repr(llm), str(llm), repr(llm.inner), repr(spec), spec.model_dump_json(), llm.name,
-            repr(llm.inner.__dict__)]
+    seen = [
+        repr(llm),
+        str(llm),
+        repr(llm.inner),
+        repr(spec),
+        spec.model_dump_json(),
+        llm.name,
+        repr(llm.inner.__dict__),
+    ]
     srv.script(Ok("fine"))
     seen.append(repr(llm.complete("hello")))
     assert srv.requests[-1].headers["Authorization"] == f"Bearer {KEY}"  # it is really used
-    faults = [[Status(500), Status(500)], [Slow(1.0), Slow(1.0)],
-              [Status(401, f'{{"error": {{"message": "bad key {KEY}"}}}}')],
-              [Status(400, f"echo {KEY}")]]
+    faults = [
+        [Status(500), Status(500)],
+        [Slow(1.0), Slow(1.0)],
+        [Status(401, f'{{"error": {{"message": "bad key {KEY}"}}}}')],
+        [Status(400, f"echo {KEY}")],
+    ]
     for script in faults:
         srv.script(*script)
         with pytest.raises(BackendError) as ei:
             llm.complete(f"q{len(seen)}")
-        seen += [str(ei.value), repr(ei.value),
-                 "".join(traceback.format_exception(ei.type, ei.value, ei.tb))]
+        seen += [
+            str(ei.value),
+            repr(ei.value),
+            "".join(traceback.format_exception(ei.type, ei.value, ei.tb)),
+        ]
         srv.reset()
     seen += [r.getMessage() for r in caplog.records]
     for path in (tmp_path / "c").iterdir():
@@ -519,11 +579,19 @@ def test_env_defaults_and_shared_instances(srv, monkeypatch):
 
 
 def test_spec_roundtrips_as_a_nested_stage_config():
-    cfg = _StageLikeConfig(llm={"backend": "openai", "model": "qwen", "temperature": 0.2,
-                                "extra_body": {"top_p": 0.9}, "max_retries": 5})
+    cfg = _StageLikeConfig(
+        llm={
+            "backend": "openai",
+            "model": "qwen",
+            "temperature": 0.2,
+            "extra_body": {"top_p": 0.9},
+            "max_retries": 5,
+        }
+    )
     data = cfg.model_dump(mode="json", exclude_defaults=True)
-    assert data == {"llm": {"model": "qwen", "temperature": 0.2, "extra_body": {"top_p": 0.9},
-                            "max_retries": 5}}
+    assert data == {
+        "llm": {"model": "qwen", "temperature": 0.2, "extra_body": {"top_p": 0.9}, "max_retries": 5}
+    }
     assert _StageLikeConfig.model_validate(data) == cfg
     assert _StageLikeConfig().model_dump(exclude_defaults=True) == {}
     short = _StageLikeConfig(llm="transformers:smollm2")
@@ -532,12 +600,16 @@ def test_spec_roundtrips_as_a_nested_stage_config():
     assert "api_key" not in LLMSpec.model_fields  # secrets never live in a config
 
 
-@pytest.mark.parametrize("bad,words", [({"backend": "gpt"}, "backend"),
-                                       ({"base_url": "localhost:8000"}, "http://"),
-                                       ({"temperature": 5}, "temperature"),
-                                       ("claude:x", "unknown LLM backend"),
-                                       ({"headers": {"Authorization": "Bearer x"}},
-                                        "api_key_env")])
+@pytest.mark.parametrize(
+    "bad,words",
+    [
+        ({"backend": "gpt"}, "backend"),
+        ({"base_url": "localhost:8000"}, "http://"),
+        ({"temperature": 5}, "temperature"),
+        ("claude:x", "unknown LLM backend"),
+        ({"headers": {"Authorization": "Bearer x"}}, "api_key_env"),
+    ],
+)
 def test_bad_specs_are_config_errors(bad, words):
     with pytest.raises(ConfigError, match=words):
         load_llm(bad)
@@ -547,8 +619,10 @@ def test_component_backend(tmp_path):
     fake = FakeLLM(["hello"])
     llm = load_llm("component:chat", components={"chat": fake})
     assert llm is fake and llm.complete("x").text == "hello"
-    cached = load_llm(LLMSpec(backend="component", component="chat", cache=True,
-                              cache_dir=str(tmp_path)), components={"chat": fake})
+    cached = load_llm(
+        LLMSpec(backend="component", component="chat", cache=True, cache_dir=str(tmp_path)),
+        components={"chat": fake},
+    )
     cached.complete("y")
     assert cached.complete("y").cached and fake.prompts.count("y") == 1
     with pytest.raises(ConfigError, match="'other' was not provided.*chat"):
@@ -560,9 +634,16 @@ def test_component_backend(tmp_path):
 
 def test_api_key_in_another_header(srv, monkeypatch):
     monkeypatch.setenv("AZURE_KEY", KEY)
-    llm = load_llm(LLMSpec(base_url=srv.base_url, model="m", api_key_env="AZURE_KEY",
-                           api_key_header="api-key", headers={"X-Team": "search"},
-                           cache=False))
+    llm = load_llm(
+        LLMSpec(
+            base_url=srv.base_url,
+            model="m",
+            api_key_env="AZURE_KEY",
+            api_key_header="api-key",
+            headers={"X-Team": "search"},
+            cache=False,
+        )
+    )
     llm.complete("x")
     headers = srv.requests[-1].headers
     assert headers["api-key"] == KEY and headers["X-Team"] == "search"
@@ -573,6 +654,7 @@ def test_llama_cpp_without_the_extra_names_the_install():
     pytest.importorskip("ragsel.backends.llm.llama_cpp")
     try:
         import llama_cpp  # noqa: F401
+
         pytest.skip("llama-cpp-python is installed")
     except ImportError:
         pass
@@ -603,11 +685,12 @@ def test_local_model_resolution_errors(tmp_path):
 def test_importing_the_package_stays_light():
     import subprocess
 
-    code = ("import sys, ragsel.backends.llm, ragsel.backends.llm.config; "
-            "print([m for m in ('httpx', 'torch', 'transformers', 'jsonschema') "
-            "if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, ragsel.backends.llm, ragsel.backends.llm.config; "
+        "print([m for m in ('httpx', 'torch', 'transformers', 'jsonschema') "
+        "if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 

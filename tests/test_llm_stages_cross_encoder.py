@@ -18,10 +18,14 @@ from ragsel.testing import build_tiny_cross_encoder, make_chunks
 from ragsel.types import Candidates, Query
 
 Q = Query("which clauses restrict assignment?")
-TEXTS = ["The licensee may not assign this agreement without consent.",
-         "Payment is due within thirty days.", "Either party may terminate on notice.",
-         "Assignment to affiliates is permitted.", "This agreement is governed by Delaware law.",
-         "Notices must be in writing."]
+TEXTS = [
+    "The licensee may not assign this agreement without consent.",
+    "Payment is due within thirty days.",
+    "Either party may terminate on notice.",
+    "Assignment to affiliates is permitted.",
+    "This agreement is governed by Delaware law.",
+    "Notices must be in writing.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +45,13 @@ def reference_scores(folder, pairs):
 
     tok = transformers.AutoTokenizer.from_pretrained(str(folder))
     model = transformers.AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
-    enc = tok([q for q, _ in pairs], [t for _, t in pairs], padding=True, truncation=True,
-              return_tensors="pt")
+    enc = tok(
+        [q for q, _ in pairs],
+        [t for _, t in pairs],
+        padding=True,
+        truncation=True,
+        return_tensors="pt",
+    )
     with torch.inference_mode():
         return torch.sigmoid(model(**enc).logits[:, 0]).tolist()
 
@@ -50,8 +59,12 @@ def reference_scores(folder, pairs):
 def test_scores_match_the_model_and_order_is_by_score(tiny_ce):
     stage = CrossEncoderReranker(model=str(tiny_ce), batch_size=4)
     out = stage.run(candidates=cands(), query=Q)
-    ref = dict(zip([f"doc#{i}" for i in range(len(TEXTS))],
-                   reference_scores(tiny_ce, [(Q.text, t) for t in TEXTS])))
+    ref = dict(
+        zip(
+            [f"doc#{i}" for i in range(len(TEXTS))],
+            reference_scores(tiny_ce, [(Q.text, t) for t in TEXTS]),
+        )
+    )
     assert sorted(out.ids) == sorted(ref)
     for sc in out:
         assert sc.score == pytest.approx(ref[sc.id], abs=1e-5)
@@ -87,12 +100,10 @@ def test_lazy_loading_and_shared_model(tiny_ce):
 
 def test_missing_model_folder_is_a_clear_error(tmp_path):
     stage = CrossEncoderReranker(model=str(tmp_path / "nope"))
-    with pytest.raises(StageError, match="cross-encoder model folder not found.*local paths "
-                                         "only"):
+    with pytest.raises(StageError, match="cross-encoder model folder not found.*local paths only"):
         stage.run(candidates=cands(), query=Q)
 
 
 def test_empty_candidates_load_nothing(tmp_path):
-    out = CrossEncoderReranker(model=str(tmp_path / "nope")).run(candidates=Candidates(),
-                                                                query=Q)
+    out = CrossEncoderReranker(model=str(tmp_path / "nope")).run(candidates=Candidates(), query=Q)
     assert out.ids == []

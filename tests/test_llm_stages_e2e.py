@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from llm_server import Ok, ScriptedLLMServer, Status
 from typer.testing import CliRunner
 
 from ragsel.backends.llm import LLMSpec
@@ -19,8 +20,6 @@ from ragsel.stages.verify.llm_verifier import LLMVerifier
 from ragsel.testing import build_tiny_cross_encoder, make_chunks
 from ragsel.types import Candidates, Query
 
-from llm_server import Ok, ScriptedLLMServer, Status
-
 REPO = Path(__file__).resolve().parents[1]
 METEORA = REPO / "pipelines" / "meteora.yaml"
 RERANK = REPO / "pipelines" / "rerank-topk.yaml"
@@ -28,14 +27,16 @@ CORPUS = Path(__file__).parent / "fixtures" / "corpus_small"
 QUERY = "Can the tenant assign the lease or sublet without consent?"
 LLM_ENV = ("RAGSEL_LLM_BASE_URL", "RAGSEL_LLM_MODEL", "RAGSEL_LLM_API_KEY")
 
-RATIONALES = "\n".join([
-    "Here are the strategies:",
-    '<rationale label="assignment clause">Look for a clause on assigning the lease or '
-    "subletting.<flag>Flag passages that require the landlord's consent.</flag></rationale>",
-    '<rationale label="consent">Look for conditions about the landlord consenting.'
-    "<flag>Flag passages about rent payments.</flag></rationale>",
-    '<rationale label="termination">Look for what ends the tenancy.</rationale>',
-])
+RATIONALES = "\n".join(
+    [
+        "Here are the strategies:",
+        '<rationale label="assignment clause">Look for a clause on assigning the lease or '
+        "subletting.<flag>Flag passages that require the landlord's consent.</flag></rationale>",
+        '<rationale label="consent">Look for conditions about the landlord consenting.'
+        "<flag>Flag passages about rent payments.</flag></rationale>",
+        '<rationale label="termination">Look for what ends the tenancy.</rationale>',
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +70,28 @@ def meteora_responder(body):
     if "Write exactly" in p:
         return Ok(RATIONALES)
     if "Accepted passages:" in p:
-        return Ok(json.dumps({"flagged": False, "label": "OK", "confidence": 0.9,
-                              "reason": "no conflict"}))
+        return Ok(
+            json.dumps(
+                {"flagged": False, "label": "OK", "confidence": 0.9, "reason": "no conflict"}
+            )
+        )
     if "Checks:" in p:
         passage = p.split("Passage:")[1].split("Checks:")[0]
         if "consent" in passage:
-            return Ok(json.dumps({"flagged": True, "label": "INSTRUCTION", "confidence": 0.97,
-                                  "reason": "requires the landlord's consent",
-                                  "evidence": "consent"}))
-        return Ok(json.dumps({"flagged": False, "label": "OK", "confidence": 0.9,
-                              "reason": "fine"}))
+            return Ok(
+                json.dumps(
+                    {
+                        "flagged": True,
+                        "label": "INSTRUCTION",
+                        "confidence": 0.97,
+                        "reason": "requires the landlord's consent",
+                        "evidence": "consent",
+                    }
+                )
+            )
+        return Ok(
+            json.dumps({"flagged": False, "label": "OK", "confidence": 0.9, "reason": "fine"})
+        )
     if "<context>" in p:
         ids = re.findall(r'<passage id="([^"]+)">', p.split("<context>\n", 1)[1])
         return Ok(f"The lease covers this [{ids[0]}] and also [not-an-id].")
@@ -107,8 +120,7 @@ def test_meteora_without_endpoint_is_one_error_naming_the_variable(no_llm_env, i
     assert res.output.count("RAGSEL_LLM_BASE_URL") == 1
 
 
-def test_rerank_topk_without_cross_encoder_names_the_variable(no_llm_env, index_dir,
-                                                              monkeypatch):
+def test_rerank_topk_without_cross_encoder_names_the_variable(no_llm_env, index_dir, monkeypatch):
     monkeypatch.delenv("RAGSEL_CROSS_ENCODER", raising=False)
     with pytest.raises(PipelineSpecError) as err:
         load_pipeline(RERANK, variables={"RAGSEL_INDEX": str(index_dir)})
@@ -125,8 +137,7 @@ async def test_meteora_end_to_end_over_http(no_llm_env, index_dir, monkeypatch, 
         res = pipe.run(QUERY) if mode == "sync" else await pipe.arun(QUERY)
         sel = res.selection
         # rationales came from the LLM over HTTP and were parsed
-        assert [r.label for r in sel.rationales] == ["assignment clause", "consent",
-                                                     "termination"]
+        assert [r.label for r in sel.rationales] == ["assignment clause", "consent", "termination"]
         assert sel.rationales.notes["problems"][0] == "asked for 8 rationales, got 3"
         # the verifier dropped the consent clause, with its verdict in the provenance
         verify_drops = [d for d in sel.dropped if d.stage == "verify"]
@@ -151,8 +162,16 @@ async def test_meteora_end_to_end_over_http(no_llm_env, index_dir, monkeypatch, 
 
 
 def _http_verifier(srv, **cfg) -> LLMVerifier:
-    spec = LLMSpec(backend="openai", base_url=srv.base_url, model="m", max_retries=1,
-                   backoff_initial=0.01, backoff_max=0.02, timeout=5, cache=False)
+    spec = LLMSpec(
+        backend="openai",
+        base_url=srv.base_url,
+        model="m",
+        max_retries=1,
+        backoff_initial=0.01,
+        backoff_max=0.02,
+        timeout=5,
+        cache=False,
+    )
     return LLMVerifier(llm=spec, checks=["factual"], **cfg)
 
 
@@ -179,17 +198,16 @@ def test_verifier_over_http_schema_kept_violated_fails_closed(no_llm_env):
         assert len(srv.requests) == 2  # the answer and one repair retry
 
 
-def test_rerank_topk_end_to_end_with_a_tiny_cross_encoder(no_llm_env, index_dir,
-                                                          tmp_path):
+def test_rerank_topk_end_to_end_with_a_tiny_cross_encoder(no_llm_env, index_dir, tmp_path):
     """Runs the shipped YAML with a tiny *randomly initialised* cross-encoder (no trained one
     ships offline): checks the plumbing, not the ranking quality."""
     pytest.importorskip("transformers")
     model = build_tiny_cross_encoder(tmp_path / "ce")
-    pipe = load_pipeline(RERANK, variables={"RAGSEL_INDEX": str(index_dir),
-                                            "RAGSEL_CROSS_ENCODER": str(model)})
+    pipe = load_pipeline(
+        RERANK, variables={"RAGSEL_INDEX": str(index_dir), "RAGSEL_CROSS_ENCODER": str(model)}
+    )
     sel = pipe.run(QUERY).selection
     assert len(sel.chunks) == 5
     assert all(sc.stage == "rerank" for sc in sel.chunks)
-    assert [sc.score for sc in sel.chunks] == sorted((sc.score for sc in sel.chunks),
-                                                     reverse=True)
+    assert [sc.score for sc in sel.chunks] == sorted((sc.score for sc in sel.chunks), reverse=True)
     assert any(d.stage == "top" for d in sel.dropped)

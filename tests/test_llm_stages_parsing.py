@@ -74,17 +74,30 @@ def test_numbered_list_with_nested_flag_bullets():
 
 
 def test_json_rationales_and_entries_without_text():
-    raw = '```json\n{"rationales": [{"label": "A", "text": "look for X", "flags": ["flag Y"]},' \
-          ' {"text": ""}, {"label": "B", "text": "look for Z", "flag": "flag W"}]}\n```'
+    raw = (
+        '```json\n{"rationales": [{"label": "A", "text": "look for X", "flags": ["flag Y"]},'
+        ' {"text": ""}, {"label": "B", "text": "look for Z", "flag": "flag W"}]}\n```'
+    )
     res = parse_rationales(raw)
     assert res.format == "json"
     assert [(r.label, r.text, r.flags) for r in res.items] == [
-        ("A", "look for X", ("flag Y",)), ("B", "look for Z", ("flag W",))]
+        ("A", "look for X", ("flag Y",)),
+        ("B", "look for Z", ("flag W",)),
+    ]
     assert any("without text" in p for p in res.problems)
 
 
-@pytest.mark.parametrize("raw", ["", "   \n ", "I cannot help with that.",
-                                 "<html>500 Internal Server Error</html>", "{}", "[]"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   \n ",
+        "I cannot help with that.",
+        "<html>500 Internal Server Error</html>",
+        "{}",
+        "[]",
+    ],
+)
 def test_garbage_and_empty_give_no_rationales_and_say_why(raw):
     res = parse_rationales(raw)
     assert res.items == []
@@ -105,14 +118,17 @@ def test_unclosed_xml_tags_still_parse():
 
 
 # --- listwise permutations -------------------------------------------------------------
-@pytest.mark.parametrize("text, n, order, stats", [
-    ("[3] > [1] > [2]", 3, [2, 0, 1], {"unknown": 0, "duplicates": 0, "missing": 0}),
-    ("[2] > [2] > [9] > [1]", 4, [1, 0, 2, 3], {"unknown": 1, "duplicates": 1, "missing": 2}),
-    ("The ranking is: 3, 1", 3, [2, 0, 1], {"unknown": 0, "duplicates": 0, "missing": 1}),
-    ("I think [0] > [2]", 3, [1, 0, 2], {"unknown": 1, "duplicates": 0, "missing": 2}),
-    ("", 3, [0, 1, 2], {"unknown": 0, "duplicates": 0, "missing": 3}),
-    ("no idea", 2, [0, 1], {"unknown": 0, "duplicates": 0, "missing": 2}),
-])
+@pytest.mark.parametrize(
+    "text, n, order, stats",
+    [
+        ("[3] > [1] > [2]", 3, [2, 0, 1], {"unknown": 0, "duplicates": 0, "missing": 0}),
+        ("[2] > [2] > [9] > [1]", 4, [1, 0, 2, 3], {"unknown": 1, "duplicates": 1, "missing": 2}),
+        ("The ranking is: 3, 1", 3, [2, 0, 1], {"unknown": 0, "duplicates": 0, "missing": 1}),
+        ("I think [0] > [2]", 3, [1, 0, 2], {"unknown": 1, "duplicates": 0, "missing": 2}),
+        ("", 3, [0, 1, 2], {"unknown": 0, "duplicates": 0, "missing": 3}),
+        ("no idea", 2, [0, 1], {"unknown": 0, "duplicates": 0, "missing": 2}),
+    ],
+)
 def test_parse_permutation_repairs(text, n, order, stats):
     assert parse_permutation(text, n) == (order, stats)
 
@@ -140,10 +156,13 @@ def test_numbered_citations_map_to_ids():
 
 # --- rewrite lists ---------------------------------------------------------------------
 def test_parse_lines_numbered_bullets_and_plain():
-    assert parse_lines("Sure! Here are rewrites:\n1. alpha\n2) \"beta\"\n- gamma\nLet me know",
-                       5) == ["alpha", "beta", "gamma"]
-    assert parse_lines("Here is a list:\nfirst query\nsecond query\n", 5) == ["first query",
-                                                                            "second query"]
+    assert parse_lines(
+        'Sure! Here are rewrites:\n1. alpha\n2) "beta"\n- gamma\nLet me know', 5
+    ) == ["alpha", "beta", "gamma"]
+    assert parse_lines("Here is a list:\nfirst query\nsecond query\n", 5) == [
+        "first query",
+        "second query",
+    ]
     assert parse_lines("1. a\n2. A\n3. b", 5) == ["a", "b"]
     assert parse_lines("1. a\n2. b\n3. c", 2) == ["a", "b"]
     assert parse_lines("", 3) == []
@@ -151,8 +170,13 @@ def test_parse_lines_numbered_bullets_and_plain():
 
 # --- pointwise -------------------------------------------------------------------------
 def test_yes_probability_from_top_logprobs():
-    lp = [{"token": "Yes", "logprob": math.log(0.6),
-           "top": {"Yes": math.log(0.6), " no": math.log(0.2), "maybe": math.log(0.2)}}]
+    lp = [
+        {
+            "token": "Yes",
+            "logprob": math.log(0.6),
+            "top": {"Yes": math.log(0.6), " no": math.log(0.2), "maybe": math.log(0.2)},
+        }
+    ]
     assert yes_probability(lp) == pytest.approx(0.75)
     assert yes_probability([{"token": "No", "logprob": 0.0, "top": {}}]) == 0.0
     assert yes_probability([{"token": "hmm", "logprob": 0.0, "top": {}}]) is None
@@ -189,16 +213,17 @@ def test_fit_texts_omits_lowest_ranked_when_even_minimum_does_not_fit():
 
 
 def test_fit_texts_unchanged_when_it_fits():
-    assert fit_texts(["a b", "c"], 10, _words) == (["a b", "c"], {"truncated": 0,
-                                                                   "omitted": 0})
+    assert fit_texts(["a b", "c"], 10, _words) == (["a b", "c"], {"truncated": 0, "omitted": 0})
 
 
 def test_prompt_template_sections_and_slots():
     tpl = PromptTemplate.parse("t", "[system]\nBe {{tone}}.\n[user]\nQ: {{query}}", "x")
     assert tpl.slots == {"tone", "query"}
     assert tpl.render(tone="brief", query="why?") == [
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q: why?"}]
-    plain = PromptTemplate.parse("t", "Just {{query}} and {\"json\": 1}", "x")
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Q: why?"},
+    ]
+    plain = PromptTemplate.parse("t", 'Just {{query}} and {"json": 1}', "x")
     assert plain.render(query="q") == [{"role": "user", "content": 'Just q and {"json": 1}'}]
 
 

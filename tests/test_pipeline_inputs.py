@@ -22,8 +22,9 @@ def test_undeclared_open_input_is_still_a_problem():
     p = Pipeline.linear([RecordingStage()])
     with pytest.raises(WiringError, match="missing required input 'candidates"):
         p.validate()
-    assert Pipeline.linear([RecordingStage()], inputs=["recording_stage.candidates"]) \
-        .problems() == []
+    assert (
+        Pipeline.linear([RecordingStage()], inputs=["recording_stage.candidates"]).problems() == []
+    )
 
 
 def test_run_and_arun_with_inputs():
@@ -48,17 +49,21 @@ def test_input_errors_name_the_fix():
 
 
 def test_bad_declarations_are_problems():
-    p = Pipeline.linear([FakeRetriever(texts=["a"]), ("rec", RecordingStage())],
-                        inputs=["rec.candidates", "ghost.candidates"])
+    p = Pipeline.linear(
+        [FakeRetriever(texts=["a"]), ("rec", RecordingStage())],
+        inputs=["rec.candidates", "ghost.candidates"],
+    )
     probs = p.problems()
     assert any("'rec.candidates' is also connected" in m for m in probs)
     assert any("'ghost.candidates' is not a stage input" in m for m in probs)
 
 
 def test_yaml_inputs_round_trip(tmp_path):
-    text = ("version: 1\ninputs: [guard.candidates]\nstages:\n"
-            "  guard: {type: recording_stage}\n  cut: {type: noop}\n"
-            "connections: [guard -> cut]\n")
+    text = (
+        "version: 1\ninputs: [guard.candidates]\nstages:\n"
+        "  guard: {type: recording_stage}\n  cut: {type: noop}\n"
+        "connections: [guard -> cut]\n"
+    )
     p = load_pipeline(text)
     assert p.inputs == ["guard.candidates"]
     assert p.run("q", inputs={"guard.candidates": _cands()}).selection.ids == _cands().ids

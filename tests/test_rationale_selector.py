@@ -18,8 +18,9 @@ class TableEmbedder:
 
     def __init__(self, table, name="table"):
         self.name = name
-        self.table = {k: np.asarray(v, dtype=np.float32) / np.linalg.norm(v)
-                      for k, v in table.items()}
+        self.table = {
+            k: np.asarray(v, dtype=np.float32) / np.linalg.norm(v) for k, v in table.items()
+        }
         self.texts_embedded = 0
 
     @property
@@ -38,9 +39,17 @@ class TableEmbedder:
 # c0 1.000, c1 0.990, c2 0.272, c3 0.140, c5 0.053, c4 0.000. Gaps 0.010 0.718 0.132 0.087
 # 0.053: mean 0.200, std 0.262, z(0.718) = 1.98 > 1 and the first gap's z < 0 -> cut after c1.
 # r1 = x is most similar to c5 (0.743 > c0's 0.707); r2 = y to c0 (0.707).
-TABLE = {"r1": [1, 0, 0], "r2": [0, 1, 0], "c0": [1, 1, 0], "c1": [1, 1, 0.2],
-         "c2": [0.2, 0.2, 1], "c3": [0.1, 0.1, 1], "c4": [0, 0, 1], "c5": [1, -0.9, 0],
-         "q": [1, 1, 0.1]}
+TABLE = {
+    "r1": [1, 0, 0],
+    "r2": [0, 1, 0],
+    "c0": [1, 1, 0],
+    "c1": [1, 1, 0.2],
+    "c2": [0.2, 0.2, 1],
+    "c3": [0.1, 0.1, 1],
+    "c4": [0, 0, 1],
+    "c5": [1, -0.9, 0],
+    "q": [1, 1, 0.1],
+}
 
 
 def cands(names, doc="d"):
@@ -49,8 +58,9 @@ def cands(names, doc="d"):
 
 
 def rats(*labels):
-    return Rationales(tuple(Rationale(lab, label=lab, source="test") for lab in labels),
-                      source="test")
+    return Rationales(
+        tuple(Rationale(lab, label=lab, source="test") for lab in labels), source="test"
+    )
 
 
 def selector(emb=None, **cfg):
@@ -60,8 +70,9 @@ def selector(emb=None, **cfg):
 
 
 def test_pooled_elbow_and_pairing_by_hand():
-    out = selector().run(candidates=cands(["c0", "c1", "c2", "c3", "c4", "c5"]),
-                         rationales=rats("r1", "r2"))
+    out = selector().run(
+        candidates=cands(["c0", "c1", "c2", "c3", "c4", "c5"]), rationales=rats("r1", "r2")
+    )
     assert [sc.chunk.text for sc in out] == ["c0", "c1", "c5"]
     assert [round(sc.score, 3) for sc in out] == [1.0, 0.99, 0.053]
     assert [sc.rationales for sc in out] == [("r2",), (), ("r1",)]
@@ -95,19 +106,22 @@ def test_pairing_distinct_vs_converging():
 def test_distinct_setting_in_the_stage():
     table = dict(TABLE, r1b=[1, 0, 0])
     c = cands(["c0", "c1", "c2", "c3", "c4", "c5"])
-    conv = selector(TableEmbedder(table), distinct=False).run(candidates=c,
-                                                             rationales=rats("r1", "r1b"))
+    conv = selector(TableEmbedder(table), distinct=False).run(
+        candidates=c, rationales=rats("r1", "r1b")
+    )
     by = {sc.chunk.text: sc.rationales for sc in conv}
     assert by["c5"] == ("r1", "r1b")
-    dist = selector(TableEmbedder(table), distinct=True).run(candidates=c,
-                                                            rationales=rats("r1", "r1b"))
+    dist = selector(TableEmbedder(table), distinct=True).run(
+        candidates=c, rationales=rats("r1", "r1b")
+    )
     by = {sc.chunk.text: sc.rationales for sc in dist}
     assert by["c5"] == ("r1",) and by["c0"] == ("r1b",)
 
 
 def test_no_pairing_is_the_plain_pooled_elbow():
-    out = selector(pairing=False).run(candidates=cands(["c0", "c1", "c2", "c3", "c4", "c5"]),
-                                      rationales=rats("r1", "r2"))
+    out = selector(pairing=False).run(
+        candidates=cands(["c0", "c1", "c2", "c3", "c4", "c5"]), rationales=rats("r1", "r2")
+    )
     assert [sc.chunk.text for sc in out] == ["c0", "c1"]
     assert all(sc.rationales == () for sc in out)
 
@@ -116,21 +130,22 @@ def test_per_document_scope_cuts_each_document():
     c0 = cands(["c0", "c1", "c2", "c3"], doc="A").items
     c1 = cands(["c4", "c5", "c2", "c0"], doc="B").items
     both = Candidates(c0 + c1)
-    out = selector(scope="per_document", pairing=False).run(candidates=both,
-                                                            rationales=rats("r1", "r2"))
+    out = selector(scope="per_document", pairing=False).run(
+        candidates=both, rationales=rats("r1", "r2")
+    )
     note = out.note_of("rationale_selector")
     assert set(note["cuts"]) == {"A", "B"}
     docs = {sc.chunk.doc_id for sc in out}
     assert docs == {"A", "B"}  # each document keeps its own best
     assert out.items[0].events[-1].data["document"] in {"A", "B"}
-    glob = selector(scope="global", pairing=False).run(candidates=both,
-                                                      rationales=rats("r1", "r2"))
+    glob = selector(scope="global", pairing=False).run(candidates=both, rationales=rats("r1", "r2"))
     assert len(glob) <= len(out)
 
 
 def test_cutoff_none_returns_everything_reranked():
-    out = selector(cutoff="none").run(candidates=cands(["c4", "c2", "c0", "c1"]),
-                                      rationales=rats("r1", "r2"))
+    out = selector(cutoff="none").run(
+        candidates=cands(["c4", "c2", "c0", "c1"]), rationales=rats("r1", "r2")
+    )
     assert [sc.chunk.text for sc in out] == ["c0", "c1", "c2", "c4"]
 
 
@@ -145,8 +160,9 @@ def test_zero_rationales_falls_back_to_query_then_keep_all_then_error():
     note = out.note_of("rationale_selector")
     assert note["no_rationales"] is True and "query" in note["action"]
     assert len(out) >= 1
-    kept = selector(on_no_rationales="keep_all").run(candidates=c, rationales=Rationales(),
-                                                     query=Query("q"))
+    kept = selector(on_no_rationales="keep_all").run(
+        candidates=c, rationales=Rationales(), query=Query("q")
+    )
     assert kept.ids == c.ids and kept.note_of("rationale_selector")["no_rationales"]
     with pytest.raises(StageError, match="no rationales"):
         selector(on_no_rationales="error").run(candidates=c, rationales=Rationales())
@@ -185,11 +201,19 @@ def test_selector_takes_rationales_from_any_source_in_a_pipeline():
     from ragsel.stages.rationale.subphrases import SubphraseRationales
     from ragsel.testing import FakeRetriever
 
-    texts = ["Scott Derrickson is an American director.", "Ed Wood was an American "
-             "filmmaker.", "The weather in Paris is mild.", "Bananas are yellow fruit."]
-    p = Pipeline.linear([("ret", FakeRetriever(texts=texts)),
-                         ("why", SubphraseRationales()),
-                         ("sel", RationaleSelector(embedder="bow"))])
+    texts = [
+        "Scott Derrickson is an American director.",
+        "Ed Wood was an American filmmaker.",
+        "The weather in Paris is mild.",
+        "Bananas are yellow fruit.",
+    ]
+    p = Pipeline.linear(
+        [
+            ("ret", FakeRetriever(texts=texts)),
+            ("why", SubphraseRationales()),
+            ("sel", RationaleSelector(embedder="bow")),
+        ]
+    )
     p.stages["sel"].bind_components({"bow": FakeEmbedder(dim=256)})
     res = p.run("Were Scott Derrickson and Ed Wood of the same nationality?")
     sel = res.selection
@@ -202,13 +226,15 @@ def test_selector_takes_rationales_from_any_source_in_a_pipeline():
 def test_real_minilm_entities_pair_their_paragraphs(minilm_embedder):
     from ragsel.stages.rationale.subphrases import SubphraseRationales
 
-    paras = ["Arthur's Magazine (1844-1846) was an American literary periodical published "
-             "in Philadelphia in the 19th century.",
-             "First for Women is a woman's magazine published by Bauer Media Group in the USA. "
-             "The magazine was started in 1989.",
-             "Radio City is India's first private FM radio station.",
-             "The Oberoi family is an Indian family that is famous for its involvement in "
-             "hotels.", "Echosmith is an American indie pop band formed in 2009."]
+    paras = [
+        "Arthur's Magazine (1844-1846) was an American literary periodical published "
+        "in Philadelphia in the 19th century.",
+        "First for Women is a woman's magazine published by Bauer Media Group in the USA. "
+        "The magazine was started in 1989.",
+        "Radio City is India's first private FM radio station.",
+        "The Oberoi family is an Indian family that is famous for its involvement in hotels.",
+        "Echosmith is an American indie pop band formed in 2009.",
+    ]
     q = Query("Which magazine was started first, Arthur's Magazine or First for Women?")
     chunks = [Chunk(f"p{i}", t, doc_id=f"p{i}", position=0) for i, t in enumerate(paras)]
     cand = Candidates.retrieved("list", [(c, 0.0) for c in chunks])
@@ -236,9 +262,16 @@ def test_meteora_local_yaml_validates_without_models():
     assert check_pipeline(METEORA_LOCAL) == []
     pipe = load_pipeline(METEORA_LOCAL, strict_env=False)
     types = [s.type_name for s in pipe.stages.values()]
-    for t in ("bm25_retriever", "dense_retriever", "fusion", "subphrase_rationales",
-              "rationale_selector", "neighbor_expansion", "injection_guard",
-              "poison_cluster_guard"):
+    for t in (
+        "bm25_retriever",
+        "dense_retriever",
+        "fusion",
+        "subphrase_rationales",
+        "rationale_selector",
+        "neighbor_expansion",
+        "injection_guard",
+        "poison_cluster_guard",
+    ):
         assert t in types
     assert pipe.output_stage() == "poison"
 

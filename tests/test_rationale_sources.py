@@ -24,22 +24,33 @@ def test_query_rationales_with_and_without_rewrites():
     assert [x.text for x in only] == ["who sees my data?"]
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("Were Scott Derrickson and Ed Wood of the same nationality?",
-     ["Scott Derrickson", "Ed Wood"]),
-    ("Which magazine was started first, Arthur's Magazine or First for Women?",
-     ["Arthur's Magazine", "First for Women"]),
-    ("What government position was held by the woman who portrayed Corliss Archer in the "
-     "film Kiss and Tell?", ["Corliss Archer", "Kiss and Tell"]),
-    ("who can see which tasks i hire workers for?", []),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "Were Scott Derrickson and Ed Wood of the same nationality?",
+            ["Scott Derrickson", "Ed Wood"],
+        ),
+        (
+            "Which magazine was started first, Arthur's Magazine or First for Women?",
+            ["Arthur's Magazine", "First for Women"],
+        ),
+        (
+            "What government position was held by the woman who portrayed Corliss Archer in the "
+            "film Kiss and Tell?",
+            ["Corliss Archer", "Kiss and Tell"],
+        ),
+        ("who can see which tasks i hire workers for?", []),
+    ],
+)
 def test_named_spans(text, expected):
     assert named_spans(text) == expected
 
 
 def test_subphrases_quotes_clauses_and_dedupe():
-    phrases = extract_subphrases('Consider "Fiverr"\'s privacy policy; who can see which tasks '
-                                 'i hire workers for?')
+    phrases = extract_subphrases(
+        'Consider "Fiverr"\'s privacy policy; who can see which tasks i hire workers for?'
+    )
     kinds = dict((p, k) for k, p in phrases)
     assert kinds["Fiverr"] == "quote"
     assert "tasks i hire workers for" in kinds
@@ -57,7 +68,8 @@ def test_a_claim_with_a_full_stop_is_not_repeated_as_its_own_clause():
     assert [x.label for x in r] == ["query"]
     # inner dots still count: "U.S." is kept as an entity of a longer question
     assert ("entity", "U.S. Navy") in extract_subphrases(
-        "When did the U.S. Navy commission the first nuclear submarine?")
+        "When did the U.S. Navy commission the first nuclear submarine?"
+    )
 
 
 def test_subphrase_stage_short_question_yields_only_the_query():
@@ -91,16 +103,20 @@ def test_kmeans_deterministic_and_separates():
 
 
 def _cands(texts):
-    return Candidates.retrieved("bm25", [(c, 1.0 - i / 10)
-                                         for i, c in enumerate(make_chunks(texts))])
+    return Candidates.retrieved(
+        "bm25", [(c, 1.0 - i / 10) for i, c in enumerate(make_chunks(texts))]
+    )
 
 
 def test_prf_facets_come_from_top_candidates_only():
-    texts = ["Cookies track your browsing activity. Cookies store session identifiers for "
-             "login.", "We share payment data with payment processors. Processors keep card "
-             "numbers encrypted.", "Unrelated text about office opening hours and holidays."]
-    stage = PRFRationales(embedder="fake", top_n=2, clusters=3, max_facets=2,
-                          min_relative_similarity=0.0)
+    texts = [
+        "Cookies track your browsing activity. Cookies store session identifiers for login.",
+        "We share payment data with payment processors. Processors keep card numbers encrypted.",
+        "Unrelated text about office opening hours and holidays.",
+    ]
+    stage = PRFRationales(
+        embedder="fake", top_n=2, clusters=3, max_facets=2, min_relative_similarity=0.0
+    )
     stage.bind_components({"fake": FakeEmbedder()})
     r = stage.run(query=Query("do cookies track browsing?"), candidates=_cands(texts))
     assert r.items[0].label == "query" and r.source == "prf"
@@ -125,8 +141,12 @@ def test_prf_wires_in_a_pipeline_and_round_trips():
         assert Stage.from_dict(s.to_dict()) == s
     from ragsel.testing import FakeRetriever
 
-    p = Pipeline.linear([("ret", FakeRetriever(texts=["cats purr loudly.", "dogs bark."])),
-                         ("prf", PRFRationales(embedder="fake", top_n=1))])
+    p = Pipeline.linear(
+        [
+            ("ret", FakeRetriever(texts=["cats purr loudly.", "dogs bark."])),
+            ("prf", PRFRationales(embedder="fake", top_n=1)),
+        ]
+    )
     p.stages["prf"].bind_components({"fake": FakeEmbedder()})
     res = p.run("do cats purr?")
     assert res["prf.rationales"].items[0].text == "do cats purr?"

@@ -3,7 +3,6 @@ filters, config round trips and bad input."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,21 @@ from ragsel.types import Query
 
 FIXTURES = Path(__file__).parent / "fixtures" / "corpus_small"
 DOCS = [
-    {"id": "rent", "text": "Rent is due on the first day of every month.",
-     "metadata": {"kind": "payment"}},
-    {"id": "pets", "text": "Pets are allowed only with the landlord's written consent.",
-     "metadata": {"kind": "rules"}},
-    {"id": "noise", "text": "Quiet hours are from ten at night until seven in the morning.",
-     "metadata": {"kind": "rules"}},
+    {
+        "id": "rent",
+        "text": "Rent is due on the first day of every month.",
+        "metadata": {"kind": "payment"},
+    },
+    {
+        "id": "pets",
+        "text": "Pets are allowed only with the landlord's written consent.",
+        "metadata": {"kind": "rules"},
+    },
+    {
+        "id": "noise",
+        "text": "Quiet hours are from ten at night until seven in the morning.",
+        "metadata": {"kind": "rules"},
+    },
     "Security deposits are refunded within thirty days after moving out.",
 ]
 
@@ -60,8 +68,10 @@ def test_bm25_retriever(index_dir):
 
 def test_where_filter(index_dir):
     q = Query("consent to cookies and deletion")
-    for r in (DenseRetriever(index=index_dir, top_k=10, where={"doc_id": "privacy.txt"}),
-              BM25Retriever(index=index_dir, top_k=10, where={"doc_id": "privacy.txt"})):
+    for r in (
+        DenseRetriever(index=index_dir, top_k=10, where={"doc_id": "privacy.txt"}),
+        BM25Retriever(index=index_dir, top_k=10, where={"doc_id": "privacy.txt"}),
+    ):
         c = r.run(query=q)
         assert {sc.chunk.doc_id for sc in c} == {"privacy.txt"}
         assert r.to_dict()["where"] == {"doc_id": "privacy.txt"}
@@ -84,7 +94,8 @@ def test_rewrites_are_searched_and_fused_by_rrf(index_dir):
 def test_dense_accepts_onnx_query_embedder_of_same_space(index_dir):
     st = DenseRetriever(index=index_dir, top_k=3).run(query=Query("how long are backups kept"))
     onnx = DenseRetriever(index=index_dir, top_k=3, embedder="minilm-onnx").run(
-        query=Query("how long are backups kept"))
+        query=Query("how long are backups kept")
+    )
     assert st.ids[0] == onnx.ids[0]
 
 
@@ -115,22 +126,23 @@ def test_in_memory_dense(minilm_embedder):
     assert c[0].chunk.metadata["kind"] == "rules"
     f = InMemoryDenseRetriever(documents=DOCS, top_k=5, where={"kind": "payment"})
     assert [sc.chunk.doc_id for sc in f.run(query=Query("dog"))] == ["rent"]
-    none = InMemoryDenseRetriever(documents=DOCS, where={"kind": "nothing"}).run(
-        query=Query("dog"))
+    none = InMemoryDenseRetriever(documents=DOCS, where={"kind": "nothing"}).run(query=Query("dog"))
     assert len(none) == 0 and "empty" in none.note_of("in_memory_dense_retriever")
 
 
 def test_in_memory_bm25_and_path():
     r = InMemoryBM25Retriever(documents=DOCS, top_k=2)
     assert r.run(query=Query("refunded deposit"))[0].chunk.doc_id == "doc3"
-    p = InMemoryBM25Retriever(path=str(FIXTURES / "records.jsonl"), top_k=1,
-                              where={"year": {"$gte": 2020}})
+    p = InMemoryBM25Retriever(
+        path=str(FIXTURES / "records.jsonl"), top_k=1, where={"year": {"$gte": 2020}}
+    )
     assert p.run(query=Query("adults"))[0].chunk.doc_id == "r2"
 
 
 def test_in_memory_chunking(minilm_embedder):
-    r = InMemoryBM25Retriever(path=str(FIXTURES), chunker="words", chunk_size=20, overlap=2,
-                              top_k=1)
+    r = InMemoryBM25Retriever(
+        path=str(FIXTURES), chunker="words", chunk_size=20, overlap=2, top_k=1
+    )
     top = r.run(query=Query("terminate notice"))[0].chunk
     assert top.doc_id == "lease.md" and top.position is not None and top.position > 0
 
@@ -142,25 +154,31 @@ def test_in_memory_bad_input(tmp_path):
         InMemoryBM25Retriever(path=str(tmp_path / "nope")).run(query=Query("x"))
     with pytest.raises(StageError, match="unsupported filter operator"):
         InMemoryBM25Retriever(documents=DOCS, where={"kind": {"$regex": "x"}}).run(
-            query=Query("rent"))
+            query=Query("rent")
+        )
     with pytest.raises(ConfigError, match="top_k"):
         InMemoryBM25Retriever(documents=DOCS, top_k=0)
 
 
-@pytest.mark.parametrize("stage", [
-    DenseRetriever(index="idx", top_k=7, where={"a": 1}, embedder="minilm-onnx"),
-    BM25Retriever(index="idx", stemmer="english", use_rewrites=False),
-    InMemoryDenseRetriever(documents=DOCS, chunker="words", chunk_size=50),
-    InMemoryBM25Retriever(documents=DOCS, stemmer="none", k1=1.2),
-])
+@pytest.mark.parametrize(
+    "stage",
+    [
+        DenseRetriever(index="idx", top_k=7, where={"a": 1}, embedder="minilm-onnx"),
+        BM25Retriever(index="idx", stemmer="english", use_rewrites=False),
+        InMemoryDenseRetriever(documents=DOCS, chunker="words", chunk_size=50),
+        InMemoryBM25Retriever(documents=DOCS, stemmer="none", k1=1.2),
+    ],
+)
 def test_config_round_trip(stage):
     assert Stage.from_dict(stage.to_dict()) == stage
 
 
 def test_yaml_pipeline_with_index_variable(index_dir, tmp_path):
     y = tmp_path / "p.yaml"
-    y.write_text("stages:\n  - {name: dense, type: dense_retriever, "
-                 "index: \"${RAGSEL_INDEX:-.ragsel/index}\", top_k: 2}\n")
+    y.write_text(
+        "stages:\n  - {name: dense, type: dense_retriever, "
+        'index: "${RAGSEL_INDEX:-.ragsel/index}", top_k: 2}\n'
+    )
     try:
         p = load_pipeline(y, variables={"RAGSEL_INDEX": index_dir})
     except Exception as exc:  # the YAML layout belongs to the core; skip if it differs

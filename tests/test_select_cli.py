@@ -40,12 +40,22 @@ def test_local_pipeline_validates_without_an_index():
 
 # Each question is answered in exactly one document of the example corpus.
 QUESTIONS = [
-    ("How many days of notice does the buyer have to give to terminate the supply agreement "
-     "for convenience?", "supply_agreement.md", "one hundred and twenty (120) days"),
-    ("Within how many hours must the processor notify the customer of a personal data breach?",
-     "data_processing_addendum.txt", "forty-eight (48) hours"),
-    ("How many weeks of fully paid parental leave do birth parents get?",
-     "employee_handbook_leave.md", "first sixteen (16)"),
+    (
+        "How many days of notice does the buyer have to give to terminate the supply agreement "
+        "for convenience?",
+        "supply_agreement.md",
+        "one hundred and twenty (120) days",
+    ),
+    (
+        "Within how many hours must the processor notify the customer of a personal data breach?",
+        "data_processing_addendum.txt",
+        "forty-eight (48) hours",
+    ),
+    (
+        "How many weeks of fully paid parental leave do birth parents get?",
+        "employee_handbook_leave.md",
+        "first sixteen (16)",
+    ),
 ]
 
 
@@ -66,8 +76,9 @@ def test_local_pipeline_selects_the_clause_that_answers(example_index, question,
 
 def test_select_json(example_index):
     q, doc, answer = QUESTIONS[1]
-    res = runner.invoke(app, ["select", str(LOCAL), "--index", str(example_index),
-                              "--query", q, "--json"])
+    res = runner.invoke(
+        app, ["select", str(LOCAL), "--index", str(example_index), "--query", q, "--json"]
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["query"]["text"] == q
@@ -84,8 +95,21 @@ def test_select_json(example_index):
 
 def test_select_table(example_index):
     q = QUESTIONS[0][0]
-    res = runner.invoke(app, ["select", str(LOCAL), "--index", str(example_index), "--query", q,
-                              "--dropped", "--trace", "--max-text", "60"])
+    res = runner.invoke(
+        app,
+        [
+            "select",
+            str(LOCAL),
+            "--index",
+            str(example_index),
+            "--query",
+            q,
+            "--dropped",
+            "--trace",
+            "--max-text",
+            "60",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = res.stdout
     assert "Evidence for" in out and "supply_agreement.md" in out
@@ -94,27 +118,33 @@ def test_select_table(example_index):
 
 
 def test_select_missing_index_is_exit_2(tmp_path):
-    res = runner.invoke(app, ["select", str(LOCAL), "--index", str(tmp_path / "nope"),
-                              "--query", "termination notice"])
+    res = runner.invoke(
+        app,
+        ["select", str(LOCAL), "--index", str(tmp_path / "nope"), "--query", "termination notice"],
+    )
     assert res.exit_code == 2
     assert "no index at" in res.output and "ragsel index" in res.output
     assert "Traceback" not in res.output
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "file.txt").write_text("x")
-    res = runner.invoke(app, ["select", str(LOCAL), "--index", str(tmp_path / "junk"),
-                              "--query", "termination notice"])
+    res = runner.invoke(
+        app,
+        ["select", str(LOCAL), "--index", str(tmp_path / "junk"), "--query", "termination notice"],
+    )
     assert res.exit_code == 2 and "not a ragsel index" in res.output
 
 
 def test_select_empty_query_is_exit_2(example_index):
-    res = runner.invoke(app, ["select", str(LOCAL), "--index", str(example_index),
-                              "--query", "   "])
+    res = runner.invoke(
+        app, ["select", str(LOCAL), "--index", str(example_index), "--query", "   "]
+    )
     assert res.exit_code == 2 and "empty" in res.output and "Traceback" not in res.output
 
 
 def test_select_missing_pipeline_is_exit_2(example_index, tmp_path):
-    res = runner.invoke(app, ["select", str(tmp_path / "none.yaml"), "--index",
-                              str(example_index), "--query", "x"])
+    res = runner.invoke(
+        app, ["select", str(tmp_path / "none.yaml"), "--index", str(example_index), "--query", "x"]
+    )
     assert res.exit_code == 2 and "not found" in res.output
 
 
@@ -128,12 +158,13 @@ def test_neighbours_come_from_the_local_index(example_index):
     assert len(doc) >= 3 and [c.position for c in doc] == list(range(len(doc)))
     anchor = doc[1]
     out = NeighborExpander(index=str(example_index), window=1).run(
-        candidates=Candidates.retrieved("r", [(anchor, 0.5)]))
+        candidates=Candidates.retrieved("r", [(anchor, 0.5)])
+    )
     assert out.ids == [anchor.id, doc[0].id, doc[2].id]
     assert out.note_of("neighbor_expansion")["source"] == "store"
-    merged = NeighborExpander(index=str(example_index), window=1, order="document",
-                              merge_adjacent=True).run(
-        candidates=Candidates.retrieved("r", [(anchor, 0.5)]))
+    merged = NeighborExpander(
+        index=str(example_index), window=1, order="document", merge_adjacent=True
+    ).run(candidates=Candidates.retrieved("r", [(anchor, 0.5)]))
     (passage,) = merged.items
     source = (CORPUS / "supply_agreement.md").read_text()
     start, end = passage.chunk.span

@@ -19,20 +19,23 @@ Only ``langchain_core`` is imported, and only when one of these names is first u
 
 from __future__ import annotations
 
-
 from ragsel.interop import lazy_exports, register_llm_class
 
 _EXPORTS = {
-    "RagselRetriever": "retriever", "RagselCompressor": "retriever",
-    "to_documents": "retriever", "from_documents": "retriever",
+    "RagselRetriever": "retriever",
+    "RagselCompressor": "retriever",
+    "to_documents": "retriever",
+    "from_documents": "retriever",
     "LangChainRetrieverStage": "stages",
-    "LangChainChatLLM": "backends", "LangChainEmbedder": "backends",
+    "LangChainChatLLM": "backends",
+    "LangChainEmbedder": "backends",
     "RagselEmbeddings": "backends",
 }
 
 __all__ = sorted(_EXPORTS)
-__getattr__ = lazy_exports(__name__, _EXPORTS,
-                           "langchain_core", "langchain", "the LangChain connector")
+__getattr__ = lazy_exports(
+    __name__, _EXPORTS, "langchain_core", "langchain", "the LangChain connector"
+)
 
 
 def __dir__() -> list[str]:
@@ -41,5 +44,7 @@ def __dir__() -> list[str]:
 
 # llm: "component:<name>" accepts this framework's models (ragsel.backends.llm.adapt_llm)
 register_llm_class(
-    "langchain_core", "langchain_core.language_models:BaseLanguageModel",
-    lambda obj: __getattr__("LangChainChatLLM")(obj))
+    "langchain_core",
+    "langchain_core.language_models:BaseLanguageModel",
+    lambda obj: __getattr__("LangChainChatLLM")(obj),
+)

@@ -18,8 +18,11 @@ def _text_of(message: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # content blocks: keep the text ones
-        return "".join(b if isinstance(b, str) else str(b.get("text", "")) for b in content
-                       if isinstance(b, (str, dict)))
+        return "".join(
+            b if isinstance(b, str) else str(b.get("text", ""))
+            for b in content
+            if isinstance(b, (str, dict))
+        )
     return str(content)
 
 
@@ -35,16 +38,28 @@ class LangChainChatLLM(BaseLLM):
 
     backend = "langchain"
 
-    def __init__(self, model: Any, *, forward_params: bool = False,
-                 temperature: float = 0.0, max_tokens: int = 512) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        forward_params: bool = False,
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+    ) -> None:
         if not isinstance(model, BaseLanguageModel):
             raise interop.component_type_error(
-                "LangChainChatLLM", type(model).__name__, "a LangChain chat model",
-                "pass a langchain_core BaseChatModel such as ChatOpenAI(...)")
+                "LangChainChatLLM",
+                type(model).__name__,
+                "a LangChain chat model",
+                "pass a langchain_core BaseChatModel such as ChatOpenAI(...)",
+            )
         super().__init__(temperature=temperature, max_tokens=max_tokens)
         self.chat, self.forward_params = model, forward_params
-        self.model = str(getattr(model, "model_name", None) or getattr(model, "model", None)
-                         or type(model).__name__)
+        self.model = str(
+            getattr(model, "model_name", None)
+            or getattr(model, "model", None)
+            or type(model).__name__
+        )
         self.name = f"langchain:{self.model}"
 
     def _kwargs(self, params: GenParams) -> dict[str, Any]:
@@ -55,11 +70,14 @@ class LangChainChatLLM(BaseLLM):
     def _completion(self, out: Any, t0: float) -> Completion:
         usage = getattr(out, "usage_metadata", None) or {}
         meta = getattr(out, "response_metadata", None) or {}
-        return Completion(text=_text_of(out), model=self.model,
-                          prompt_tokens=usage.get("input_tokens"),
-                          completion_tokens=usage.get("output_tokens"),
-                          latency_ms=(time.perf_counter() - t0) * 1e3,
-                          finish_reason=meta.get("finish_reason"))
+        return Completion(
+            text=_text_of(out),
+            model=self.model,
+            prompt_tokens=usage.get("input_tokens"),
+            completion_tokens=usage.get("output_tokens"),
+            latency_ms=(time.perf_counter() - t0) * 1e3,
+            finish_reason=meta.get("finish_reason"),
+        )
 
     def _generate(self, messages: list[dict[str, str]], params: GenParams) -> Completion:
         t0 = time.perf_counter()
@@ -88,11 +106,15 @@ class LangChainEmbedder(interop.BatchEmbedder):
     def __init__(self, embeddings: Any, *, name: str | None = None) -> None:
         if not isinstance(embeddings, Embeddings):
             raise interop.component_type_error(
-                "LangChainEmbedder", type(embeddings).__name__, "LangChain Embeddings",
-                "pass a langchain_core.embeddings.Embeddings instance")
+                "LangChainEmbedder",
+                type(embeddings).__name__,
+                "LangChain Embeddings",
+                "pass a langchain_core.embeddings.Embeddings instance",
+            )
         self.embeddings = embeddings
-        super().__init__(name or f"langchain:{type(embeddings).__name__}",
-                         embeddings.embed_documents)
+        super().__init__(
+            name or f"langchain:{type(embeddings).__name__}", embeddings.embed_documents
+        )
 
 
 class RagselEmbeddings(Embeddings):

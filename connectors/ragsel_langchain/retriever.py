@@ -34,8 +34,10 @@ def to_documents(items: Sequence[ScoredChunk]) -> list[Document]:
     """LangChain Documents for selected chunks: ``id`` is the chunk id, metadata carries
     chunk id, doc id, position, span, score, rank and provenance (``metadata["ragsel"]``)."""
     make, meta = _document, interop.chunk_metadata
-    return [make(page_content=sc.chunk.text, id=sc.chunk.id, metadata=meta(sc, rank))
-            for rank, sc in enumerate(items, 1)]
+    return [
+        make(page_content=sc.chunk.text, id=sc.chunk.id, metadata=meta(sc, rank))
+        for rank, sc in enumerate(items, 1)
+    ]
 
 
 def from_documents(documents: Sequence[Document], source: str = SOURCE) -> Candidates:
@@ -46,8 +48,7 @@ def from_documents(documents: Sequence[Document], source: str = SOURCE) -> Candi
     documents = list(documents)
     for rank, doc in enumerate(documents, 1):
         if type(doc) is not Document and not isinstance(doc, Document):
-            raise InputError(f"document {rank} is a {type(doc).__name__}, not a LangChain "
-                             "Document")
+            raise InputError(f"document {rank} is a {type(doc).__name__}, not a LangChain Document")
     records = [(d.page_content, d.metadata, d.id, None, None, None) for d in documents]
     return interop.candidates_from_records(records, source)
 
@@ -71,8 +72,9 @@ class _PipelineFields(BaseModel):
         data = dict(data)
         p = data.get("pipeline")
         if isinstance(p, (str, os.PathLike)) or data.get("components"):
-            data["pipeline"] = interop.resolve_pipeline(p, data.get("variables"),
-                                                        data.get("components"), cls.__name__)
+            data["pipeline"] = interop.resolve_pipeline(
+                p, data.get("variables"), data.get("components"), cls.__name__
+            )
         return data
 
 
@@ -93,20 +95,23 @@ class RagselRetriever(_PipelineFields, BaseRetriever):
     def model_post_init(self, __context: Any) -> None:
         p = interop.check_selection_pipeline(self.pipeline, "RagselRetriever")
         if p.inputs:
-            raise InputError(f"RagselRetriever: pipeline '{p.name}' declares run-time inputs "
-                             f"{p.inputs}; use RagselCompressor to feed it documents")
+            raise InputError(
+                f"RagselRetriever: pipeline '{p.name}' declares run-time inputs "
+                f"{p.inputs}; use RagselCompressor to feed it documents"
+            )
 
     def _docs(self, cands: Candidates, k: int | None) -> list[Document]:
         return to_documents(interop.cap(cands.items, self.k if k is None else k))
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
-                                k: int | None = None) -> list[Document]:
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
+    ) -> list[Document]:
         result = self.pipeline.run(Query.coerce(query))
         return self._docs(interop.selected(result, "RagselRetriever"), k)
 
-    async def _aget_relevant_documents(self, query: str, *,
-                                       run_manager: AsyncCallbackManagerForRetrieverRun,
-                                       k: int | None = None) -> list[Document]:
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, k: int | None = None
+    ) -> list[Document]:
         result = await self.pipeline.arun(Query.coerce(query))
         return self._docs(interop.selected(result, "RagselRetriever"), k)
 
@@ -135,15 +140,17 @@ class RagselCompressor(_PipelineFields, BaseDocumentCompressor):
     def _finish(self, result: Any) -> list[Document]:
         return to_documents(interop.cap(interop.selected(result, "RagselCompressor"), self.k))
 
-    def compress_documents(self, documents: Sequence[Document], query: str,
-                           callbacks: Callbacks | None = None) -> Sequence[Document]:
+    def compress_documents(
+        self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
+    ) -> Sequence[Document]:
         q, cands = Query.coerce(query), from_documents(documents)
         if not cands.items:
             return []
         return self._finish(self.pipeline.run(q, inputs={self.input: cands}))
 
-    async def acompress_documents(self, documents: Sequence[Document], query: str,
-                                  callbacks: Callbacks | None = None) -> Sequence[Document]:
+    async def acompress_documents(
+        self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
+    ) -> Sequence[Document]:
         q, cands = Query.coerce(query), from_documents(documents)
         if not cands.items:
             return []

@@ -47,32 +47,38 @@ class LangChainRetrieverStage(Stage):
     """
 
     class Config(StageConfig):
-        component: str | None = Field(None, description="name of the retriever passed to "
-                                      "load_pipeline(components={...})")
+        component: str | None = Field(
+            None, description="name of the retriever passed to load_pipeline(components={...})"
+        )
         top_k: int | None = Field(None, ge=1, description="keep at most this many results")
         scores: Literal["auto", "vectorstore"] = Field(
-            "auto", description="where scores come from (see the class docstring)")
+            "auto", description="where scores come from (see the class docstring)"
+        )
 
     def __init__(self, retriever: Any = None, /, config: Any = None, **kwargs: Any) -> None:
         retriever, config = interop.object_and_config(retriever, config)
         super().__init__(config, **kwargs)
-        self._retriever = None if retriever is None else self._accept(
-            retriever, f"stage '{self.name}'")
+        self._retriever = (
+            None if retriever is None else self._accept(retriever, f"stage '{self.name}'")
+        )
 
     def _accept(self, obj: Any, where: str) -> Any:
         from langchain_core.vectorstores import VectorStoreRetriever
 
         obj = check_retriever(obj, where)
         if self.config.scores == "vectorstore" and not (
-                isinstance(obj, VectorStoreRetriever) and obj.search_type == "similarity"):
+            isinstance(obj, VectorStoreRetriever) and obj.search_type == "similarity"
+        ):
             raise interop.component_type_error(
-                where, type(obj).__name__, "a similarity VectorStoreRetriever for "
-                "scores: vectorstore", "use store.as_retriever() or set scores: auto")
+                where,
+                type(obj).__name__,
+                "a similarity VectorStoreRetriever for scores: vectorstore",
+                "use store.as_retriever() or set scores: auto",
+            )
         return obj
 
     def bind_components(self, components: Mapping[str, Any]) -> None:
-        self._retriever = interop.bind_component(self, components, self._accept,
-                                                 self._retriever)
+        self._retriever = interop.bind_component(self, components, self._accept, self._retriever)
 
     def warm_up(self) -> None:
         interop.bound(self, self._retriever, "LangChainRetrieverStage(retriever)")
@@ -80,16 +86,18 @@ class LangChainRetrieverStage(Stage):
     def _search(self, retriever: Any, query: str) -> list[Any]:
         if self.config.scores == "vectorstore":  # checked in _accept: a VectorStoreRetriever
             pairs = retriever.vectorstore.similarity_search_with_score(
-                query, **retriever.search_kwargs)
-            return [d.model_copy(update={"metadata": {**d.metadata, "score": float(s)}})
-                    for d, s in pairs]
+                query, **retriever.search_kwargs
+            )
+            return [
+                d.model_copy(update={"metadata": {**d.metadata, "score": float(s)}})
+                for d, s in pairs
+            ]
         return retriever.invoke(query)
 
     def _candidates(self, docs: list[Any]) -> Candidates:
         from ragsel_langchain.retriever import from_documents
 
-        return interop.capped(from_documents(docs, source=self.name), self.name,
-                              self.config.top_k)
+        return interop.capped(from_documents(docs, source=self.name), self.name, self.config.top_k)
 
     def _run(self, query: Query) -> Candidates:
         retriever = interop.bound(self, self._retriever, "LangChainRetrieverStage(retriever)")

@@ -20,20 +20,23 @@ LlamaIndex ``Settings`` default (OpenAI) is ever resolved.
 
 from __future__ import annotations
 
-
 from ragsel.interop import lazy_exports, register_llm_class
 
 _EXPORTS = {
-    "RagselRetriever": "retriever", "RagselPostprocessor": "retriever",
-    "to_nodes": "retriever", "from_nodes": "retriever",
+    "RagselRetriever": "retriever",
+    "RagselPostprocessor": "retriever",
+    "to_nodes": "retriever",
+    "from_nodes": "retriever",
     "LlamaIndexRetrieverStage": "stages",
-    "LlamaIndexLLM": "backends", "LlamaIndexEmbedder": "backends",
+    "LlamaIndexLLM": "backends",
+    "LlamaIndexEmbedder": "backends",
     "RagselEmbedding": "backends",
 }
 
 __all__ = sorted(_EXPORTS)
-__getattr__ = lazy_exports(__name__, _EXPORTS,
-                           "llama_index.core", "llamaindex", "the LlamaIndex connector")
+__getattr__ = lazy_exports(
+    __name__, _EXPORTS, "llama_index.core", "llamaindex", "the LlamaIndex connector"
+)
 
 
 def __dir__() -> list[str]:
@@ -42,5 +45,7 @@ def __dir__() -> list[str]:
 
 # llm: "component:<name>" accepts this framework's models (ragsel.backends.llm.adapt_llm)
 register_llm_class(
-    "llama_index", "llama_index.core.base.llms.base:BaseLLM",
-    lambda obj: __getattr__("LlamaIndexLLM")(obj))
+    "llama_index",
+    "llama_index.core.base.llms.base:BaseLLM",
+    lambda obj: __getattr__("LlamaIndexLLM")(obj),
+)

@@ -28,8 +28,11 @@ class LlamaIndexLLM(BaseLLM):
     def __init__(self, llm: Any, *, temperature: float = 0.0, max_tokens: int = 512) -> None:
         if not isinstance(llm, LlamaBaseLLM):
             raise interop.component_type_error(
-                "LlamaIndexLLM", type(llm).__name__, "a LlamaIndex LLM",
-                "pass a llama_index.core LLM such as Ollama(...) or MockLLM()")
+                "LlamaIndexLLM",
+                type(llm).__name__,
+                "a LlamaIndex LLM",
+                "pass a llama_index.core LLM such as Ollama(...) or MockLLM()",
+            )
         super().__init__(temperature=temperature, max_tokens=max_tokens)
         self.llm = llm
         self.model = str(getattr(llm.metadata, "model_name", "") or type(llm).__name__)
@@ -40,8 +43,11 @@ class LlamaIndexLLM(BaseLLM):
         return [ChatMessage(role=m["role"], content=m["content"]) for m in messages]
 
     def _completion(self, resp: Any, t0: float) -> Completion:
-        return Completion(text=resp.message.content or "", model=self.model,
-                          latency_ms=(time.perf_counter() - t0) * 1e3)
+        return Completion(
+            text=resp.message.content or "",
+            model=self.model,
+            latency_ms=(time.perf_counter() - t0) * 1e3,
+        )
 
     def _generate(self, messages: list[dict[str, str]], params: GenParams) -> Completion:
         t0 = time.perf_counter()
@@ -69,11 +75,15 @@ class LlamaIndexEmbedder(interop.BatchEmbedder):
     def __init__(self, embed_model: Any, *, name: str | None = None) -> None:
         if not isinstance(embed_model, BaseEmbedding):
             raise interop.component_type_error(
-                "LlamaIndexEmbedder", type(embed_model).__name__, "a LlamaIndex embed model",
-                "pass a llama_index.core BaseEmbedding instance")
+                "LlamaIndexEmbedder",
+                type(embed_model).__name__,
+                "a LlamaIndex embed model",
+                "pass a llama_index.core BaseEmbedding instance",
+            )
         self.embed_model = embed_model
-        super().__init__(name or f"llamaindex:{embed_model.model_name}",
-                         embed_model.get_text_embedding_batch)
+        super().__init__(
+            name or f"llamaindex:{embed_model.model_name}", embed_model.get_text_embedding_batch
+        )
 
 
 class RagselEmbedding(BaseEmbedding):

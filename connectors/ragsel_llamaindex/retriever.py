@@ -31,8 +31,16 @@ _HIDDEN = list(interop.RAGSEL_KEYS)  # kept out of LLM prompts and embedding tex
 # Nodes made without a second validation of values ragsel built (see model_builder). The
 # hidden-key lists are copied per node: a node owns its lists, as after validation.
 _text_node = model_builder(
-    TextNode, id_="x", text="", metadata={}, relationships={}, excluded_llm_metadata_keys=[],
-    excluded_embed_metadata_keys=[], start_char_idx=None, end_char_idx=None)
+    TextNode,
+    id_="x",
+    text="",
+    metadata={},
+    relationships={},
+    excluded_llm_metadata_keys=[],
+    excluded_embed_metadata_keys=[],
+    start_char_idx=None,
+    end_char_idx=None,
+)
 _related = model_builder(RelatedNodeInfo, node_id="x")
 _with_score = model_builder(NodeWithScore, node=TextNode(id_="x"), score=0.0)
 _SOURCE_REL = NodeRelationship.SOURCE
@@ -47,11 +55,15 @@ def to_nodes(items: Sequence[ScoredChunk]) -> list[NodeWithScore]:
         c = sc.chunk
         span = c.span
         node = _text_node(
-            id_=c.id, text=c.text, metadata=meta(sc, rank),
+            id_=c.id,
+            text=c.text,
+            metadata=meta(sc, rank),
             relationships={_SOURCE_REL: _related(node_id=c.doc_id)} if c.doc_id else {},
             excluded_llm_metadata_keys=_HIDDEN.copy(),
             excluded_embed_metadata_keys=_HIDDEN.copy(),
-            start_char_idx=span[0] if span else None, end_char_idx=span[1] if span else None)
+            start_char_idx=span[0] if span else None,
+            end_char_idx=span[1] if span else None,
+        )
         out.append(_with_score(node=node, score=sc.score))
     return out
 
@@ -63,8 +75,9 @@ def from_nodes(nodes: Sequence[NodeWithScore], source: str = SOURCE) -> Candidat
     records = []
     for rank, nws in enumerate(nodes, 1):
         if type(nws) is not NodeWithScore and not isinstance(nws, NodeWithScore):
-            raise InputError(f"node {rank} is a {type(nws).__name__}, not a LlamaIndex "
-                             "NodeWithScore")
+            raise InputError(
+                f"node {rank} is a {type(nws).__name__}, not a LlamaIndex NodeWithScore"
+            )
         node = nws.node
         md = node.metadata
         ref = None  # ref_doc_id, read directly (the property costs ~2 µs a node)
@@ -88,15 +101,23 @@ class RagselRetriever(BaseRetriever):
     ``components``); ``k`` caps the number of nodes. ``aretrieve`` uses ``pipeline.arun``.
     """
 
-    def __init__(self, pipeline: Any, *, k: int | None = None,
-                 variables: dict[str, str] | None = None,
-                 components: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        pipeline: Any,
+        *,
+        k: int | None = None,
+        variables: dict[str, str] | None = None,
+        components: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         p = interop.resolve_pipeline(pipeline, variables, components, "RagselRetriever")
         self.pipeline = interop.check_selection_pipeline(p, "RagselRetriever")
         if p.inputs:
-            raise InputError(f"RagselRetriever: pipeline '{p.name}' declares run-time inputs "
-                             f"{p.inputs}; use RagselPostprocessor to feed it nodes")
+            raise InputError(
+                f"RagselRetriever: pipeline '{p.name}' declares run-time inputs "
+                f"{p.inputs}; use RagselPostprocessor to feed it nodes"
+            )
         if k is not None and k < 1:
             raise InputError(f"RagselRetriever: k must be >= 1, got {k}")
         self.k = k
@@ -125,8 +146,14 @@ class RagselPostprocessor(BaseNodePostprocessor):
     input: str | None = None
     k: int | None = Field(None, ge=1)
 
-    def __init__(self, pipeline: Any = None, *, variables: dict[str, str] | None = None,
-                 components: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        pipeline: Any = None,
+        *,
+        variables: dict[str, str] | None = None,
+        components: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         p = interop.resolve_pipeline(pipeline, variables, components, "RagselPostprocessor")
         super().__init__(pipeline=p, **kwargs)
         self.input = interop.candidates_input(p, self.input, "RagselPostprocessor")
@@ -136,26 +163,30 @@ class RagselPostprocessor(BaseNodePostprocessor):
     def class_name(cls) -> str:
         return "RagselPostprocessor"
 
-    def _prepare(self, nodes: list[NodeWithScore],
-                 query_bundle: QueryBundle | None) -> tuple[Query, Candidates]:
+    def _prepare(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None
+    ) -> tuple[Query, Candidates]:
         if query_bundle is None:
-            raise InputError("RagselPostprocessor needs the query: call "
-                             "postprocess_nodes(nodes, query_str=...) or use it in a query engine")
+            raise InputError(
+                "RagselPostprocessor needs the query: call "
+                "postprocess_nodes(nodes, query_str=...) or use it in a query engine"
+            )
         return Query.coerce(query_bundle.query_str), from_nodes(nodes)
 
     def _finish(self, result: Any) -> list[NodeWithScore]:
         return to_nodes(interop.cap(interop.selected(result, "RagselPostprocessor"), self.k))
 
-    def _postprocess_nodes(self, nodes: list[NodeWithScore],
-                           query_bundle: QueryBundle | None = None) -> list[NodeWithScore]:
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
         q, cands = self._prepare(nodes, query_bundle)
         if not cands.items:
             return []
         return self._finish(self.pipeline.run(q, inputs={self.input: cands}))
 
-    async def _apostprocess_nodes(self, nodes: list[NodeWithScore],
-                                  query_bundle: QueryBundle | None = None
-                                  ) -> list[NodeWithScore]:
+    async def _apostprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
         q, cands = self._prepare(nodes, query_bundle)
         if not cands.items:
             return []

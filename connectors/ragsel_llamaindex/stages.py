@@ -51,19 +51,20 @@ class LlamaIndexRetrieverStage(Stage):
     """
 
     class Config(StageConfig):
-        component: str | None = Field(None, description="name of the retriever passed to "
-                                      "load_pipeline(components={...})")
+        component: str | None = Field(
+            None, description="name of the retriever passed to load_pipeline(components={...})"
+        )
         top_k: int | None = Field(None, ge=1, description="keep at most this many results")
 
     def __init__(self, retriever: Any = None, /, config: Any = None, **kwargs: Any) -> None:
         retriever, config = interop.object_and_config(retriever, config)
         super().__init__(config, **kwargs)
-        self._retriever = None if retriever is None else check_retriever(
-            retriever, f"stage '{self.name}'")
+        self._retriever = (
+            None if retriever is None else check_retriever(retriever, f"stage '{self.name}'")
+        )
 
     def bind_components(self, components: Mapping[str, Any]) -> None:
-        self._retriever = interop.bind_component(self, components, check_retriever,
-                                                 self._retriever)
+        self._retriever = interop.bind_component(self, components, check_retriever, self._retriever)
 
     def warm_up(self) -> None:
         interop.bound(self, self._retriever, "LlamaIndexRetrieverStage(retriever)")
@@ -71,8 +72,7 @@ class LlamaIndexRetrieverStage(Stage):
     def _candidates(self, nodes: list[Any]) -> Candidates:
         from ragsel_llamaindex.retriever import from_nodes
 
-        return interop.capped(from_nodes(nodes, source=self.name), self.name,
-                              self.config.top_k)
+        return interop.capped(from_nodes(nodes, source=self.name), self.name, self.config.top_k)
 
     def _run(self, query: Query) -> Candidates:
         retriever = interop.bound(self, self._retriever, "LlamaIndexRetrieverStage(retriever)")

@@ -20,10 +20,15 @@ REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "eval" / "benchmarks" / "results"
 DEFAULT_INDEX = os.environ.get("RAGSEL_INDEX", "/work/cache/scifact-index")
 
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false",
-               "HAYSTACK_TELEMETRY_ENABLED": "False", "LANGCHAIN_TRACING_V2": "false",
-               "LANGSMITH_TRACING": "false"}
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HAYSTACK_TELEMETRY_ENABLED": "False",
+    "LANGCHAIN_TRACING_V2": "false",
+    "LANGSMITH_TRACING": "false",
+}
 for _k, _v in OFFLINE_ENV.items():
     os.environ.setdefault(_k, _v)
 
@@ -31,9 +36,23 @@ if str(REPO / "eval") not in sys.path:  # ragsel_eval lives in eval/
     sys.path.insert(0, str(REPO / "eval"))
 
 #: the packages whose versions every result records (all installed ones go to run_all's list)
-PEERS = ("ragsel", "torch", "sentence-transformers", "onnxruntime", "chromadb", "bm25s",
-         "PyStemmer", "numpy", "langchain-core", "langchain-classic", "langchain-community",
-         "rank-bm25", "llama-index-core", "llama-index-retrievers-bm25", "haystack-ai")
+PEERS = (
+    "ragsel",
+    "torch",
+    "sentence-transformers",
+    "onnxruntime",
+    "chromadb",
+    "bm25s",
+    "PyStemmer",
+    "numpy",
+    "langchain-core",
+    "langchain-classic",
+    "langchain-community",
+    "rank-bm25",
+    "llama-index-core",
+    "llama-index-retrievers-bm25",
+    "haystack-ai",
+)
 
 
 def versions(packages: Sequence[str] = PEERS) -> dict[str, str]:
@@ -48,9 +67,12 @@ def versions(packages: Sequence[str] = PEERS) -> dict[str, str]:
 
 def machine() -> dict:
     """CPU count, load averages and thread settings at the time of the call."""
-    return {"cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()],
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-            "platform": platform.platform()}
+    return {
+        "cpus": os.cpu_count(),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "platform": platform.platform(),
+    }
 
 
 def pct(xs: Sequence[float], p: float) -> float:
@@ -59,9 +81,12 @@ def pct(xs: Sequence[float], p: float) -> float:
 
 def summary_ms(xs: Sequence[float]) -> dict[str, float]:
     """p50/p95/mean of millisecond samples, rounded for tables."""
-    return {"p50_ms": round(pct(xs, 50), 2), "p95_ms": round(pct(xs, 95), 2),
-            "mean_ms": round(float(np.mean(xs)), 2) if len(xs) else float("nan"),
-            "n": len(xs)}
+    return {
+        "p50_ms": round(pct(xs, 50), 2),
+        "p95_ms": round(pct(xs, 95), 2),
+        "mean_ms": round(float(np.mean(xs)), 2) if len(xs) else float("nan"),
+        "n": len(xs),
+    }
 
 
 def peak_rss_mb() -> float:

@@ -65,12 +65,19 @@ def headline(out: Path) -> list[tuple[str, str, str, str]]:
         if mine and peers:
             best = min(peers, key=peers.get)
             x = peers[best] / mine
-            verdict = (f"ragsel {x:.1f}x lower" + (" (target >= 5x, <= 35 µs: met)"
-                                                   if x >= 5 and mine <= 35 else
-                                                   " (target >= 5x, <= 35 µs: NOT met)"))
-            rows.append(("orchestration overhead, 6 no-op steps, median µs/query",
-                         f"{mine:.1f} µs (tracing on)", f"{peers[best]:.0f} µs ({best})",
-                         verdict))
+            verdict = f"ragsel {x:.1f}x lower" + (
+                " (target >= 5x, <= 35 µs: met)"
+                if x >= 5 and mine <= 35
+                else " (target >= 5x, <= 35 µs: NOT met)"
+            )
+            rows.append(
+                (
+                    "orchestration overhead, 6 no-op steps, median µs/query",
+                    f"{mine:.1f} µs (tracing on)",
+                    f"{peers[best]:.0f} µs ({best})",
+                    verdict,
+                )
+            )
     hy = _load(out, "frameworks_hybrid.json")
     if hy and hy.get("rows"):
         me = next((r for r in hy["rows"] if r["system"].startswith("ragsel")), None)
@@ -78,51 +85,79 @@ def headline(out: Path) -> list[tuple[str, str, str, str]]:
         if me and peers:
             best = max(peers, key=lambda r: r["ndcg@10"])
             d = me["ndcg@10"] - best["ndcg@10"]
-            verdict = ("tie" if abs(d) < TIE_NDCG else
-                       f"ragsel +{d:.3f}" if d > 0 else
-                       f"ragsel loses by {-d:.3f}: see the quality notes (tokeniser, fusion)")
-            rows.append((f"SciFact hybrid BM25+MiniLM RRF, nDCG@10 / R@100 "
-                         f"({hy['queries']} queries)",
-                         f"{me['ndcg@10']:.3f} / {me['recall@100']:.3f}",
-                         f"{best['ndcg@10']:.3f} / {best['recall@100']:.3f} "
-                         f"({best['system']})", verdict))
+            verdict = (
+                "tie"
+                if abs(d) < TIE_NDCG
+                else f"ragsel +{d:.3f}"
+                if d > 0
+                else f"ragsel loses by {-d:.3f}: see the quality notes (tokeniser, fusion)"
+            )
+            rows.append(
+                (
+                    f"SciFact hybrid BM25+MiniLM RRF, nDCG@10 / R@100 ({hy['queries']} queries)",
+                    f"{me['ndcg@10']:.3f} / {me['recall@100']:.3f}",
+                    f"{best['ndcg@10']:.3f} / {best['recall@100']:.3f} ({best['system']})",
+                    verdict,
+                )
+            )
             fast = min(peers, key=lambda r: r["no_embed_p50_ms"])
             x = fast["no_embed_p50_ms"] / me["no_embed_p50_ms"]
-            rows.append(("same task, p50 ms/query with / without the query embedding",
-                         f"{me['p50_ms']:.1f} / {me['no_embed_p50_ms']:.2f}",
-                         f"{fast['p50_ms']:.1f} / {fast['no_embed_p50_ms']:.2f} "
-                         f"({fast['system']})",
-                         f"ragsel {x:.1f}x faster without the embedding" if x >= 1 else
-                         f"ragsel loses ({1 / x:.1f}x slower): per-stage tracing and "
-                         "provenance on 200 candidates cost more than the peer's retrieval"))
+            rows.append(
+                (
+                    "same task, p50 ms/query with / without the query embedding",
+                    f"{me['p50_ms']:.1f} / {me['no_embed_p50_ms']:.2f}",
+                    f"{fast['p50_ms']:.1f} / {fast['no_embed_p50_ms']:.2f} ({fast['system']})",
+                    f"ragsel {x:.1f}x faster without the embedding"
+                    if x >= 1
+                    else f"ragsel loses ({1 / x:.1f}x slower): per-stage tracing and "
+                    "provenance on 200 candidates cost more than the peer's retrieval",
+                )
+            )
     tp = _load(out, "throughput.json")
     if tp and tp.get("run_batch_live_embedding"):
         live = {r["concurrency"]: r for r in tp["run_batch_live_embedding"]}
         cells = " / ".join(f"{live[c]['qps']:.0f}" for c in sorted(live))
         top = live[max(live)]
-        rows.append(("run_batch q/s at concurrency " + "/".join(map(str, sorted(live))),
-                     cells, "–",
-                     f"{top['x_concurrency_1']:.2f}x of concurrency 1 on "
-                     f"{tp['machine_start']['cpus']} cores"
-                     + (" (no gain: the query embedding holds both cores)"
-                        if top["x_concurrency_1"] < 1.2 else "")))
+        rows.append(
+            (
+                "run_batch q/s at concurrency " + "/".join(map(str, sorted(live))),
+                cells,
+                "–",
+                f"{top['x_concurrency_1']:.2f}x of concurrency 1 on "
+                f"{tp['machine_start']['cpus']} cores"
+                + (
+                    " (no gain: the query embedding holds both cores)"
+                    if top["x_concurrency_1"] < 1.2
+                    else ""
+                ),
+            )
+        )
         e = tp.get("embedding_vs_raw")
         if e:
             ok = e["ratio_ragsel_over_raw"] >= 0.95
-            rows.append(("embedding throughput vs raw SentenceTransformer.encode",
-                         f"{e['ragsel_docs_per_s']} docs/s", f"{e['raw_docs_per_s']} docs/s (raw)",
-                         f"{e['ratio_ragsel_over_raw']:.2f}x of raw (target >= 0.95: "
-                         f"{'met' if ok else 'NOT met'})"))
+            rows.append(
+                (
+                    "embedding throughput vs raw SentenceTransformer.encode",
+                    f"{e['ragsel_docs_per_s']} docs/s",
+                    f"{e['raw_docs_per_s']} docs/s (raw)",
+                    f"{e['ratio_ragsel_over_raw']:.2f}x of raw (target >= 0.95: "
+                    f"{'met' if ok else 'NOT met'})",
+                )
+            )
     sc = _load(out, "scaling.json")
     if sc and sc.get("rows"):
         a, b = sc["rows"][0], sc["rows"][-1]
-        rows.append((f"scaling {a['chunks']:,} -> {b['chunks']:,} chunks: p50 w/o embedding, "
-                     "disk, RSS",
-                     f"{a['without_query_embedding']['p50_ms']:.1f} -> "
-                     f"{b['without_query_embedding']['p50_ms']:.1f} ms; "
-                     f"{a['disk']['total_mb']:.0f} -> {b['disk']['total_mb']:.0f} MB; "
-                     f"{a['peak_rss_mb']:.0f} -> {b['peak_rss_mb']:.0f} MB", "–",
-                     _growth(a, b)))
+        rows.append(
+            (
+                f"scaling {a['chunks']:,} -> {b['chunks']:,} chunks: p50 w/o embedding, disk, RSS",
+                f"{a['without_query_embedding']['p50_ms']:.1f} -> "
+                f"{b['without_query_embedding']['p50_ms']:.1f} ms; "
+                f"{a['disk']['total_mb']:.0f} -> {b['disk']['total_mb']:.0f} MB; "
+                f"{a['peak_rss_mb']:.0f} -> {b['peak_rss_mb']:.0f} MB",
+                "–",
+                _growth(a, b),
+            )
+        )
     st = _load(out, "startup.json")
     if st and st.get("rows"):
         r = {x["command"]: x["median_ms"] for x in st["rows"]}
@@ -130,16 +165,23 @@ def headline(out: Path) -> list[tuple[str, str, str, str]]:
         peers = {k: v for k, v in r.items() if "import" in k and "ragsel" not in k}
         if mine and peers:
             best = min(peers, key=peers.get)
-            heavy = ", ".join(f"{n} {ms:.0f} ms" for n, ms in
-                              st.get("import_ragsel_heaviest_ms", [])[:3])
-            verdict = (f"ragsel {peers[best] / mine:.1f}x faster than the fastest peer"
-                       if mine <= peers[best] else
-                       f"ragsel loses to {best.split()[-1].strip(chr(39))} "
-                       f"({mine / peers[best]:.1f}x): import pulls {heavy}")
-            rows.append(("start-up: import ragsel / ragsel --help, median ms",
-                         f"{mine:.0f} / {r.get('ragsel --help', float('nan')):.0f}",
-                         " / ".join(f"{k.split()[-1].strip(chr(39))} {v:.0f}"
-                                    for k, v in peers.items()), verdict))
+            heavy = ", ".join(
+                f"{n} {ms:.0f} ms" for n, ms in st.get("import_ragsel_heaviest_ms", [])[:3]
+            )
+            verdict = (
+                f"ragsel {peers[best] / mine:.1f}x faster than the fastest peer"
+                if mine <= peers[best]
+                else f"ragsel loses to {best.split()[-1].strip(chr(39))} "
+                f"({mine / peers[best]:.1f}x): import pulls {heavy}"
+            )
+            rows.append(
+                (
+                    "start-up: import ragsel / ragsel --help, median ms",
+                    f"{mine:.0f} / {r.get('ragsel --help', float('nan')):.0f}",
+                    " / ".join(f"{k.split()[-1].strip(chr(39))} {v:.0f}" for k, v in peers.items()),
+                    verdict,
+                )
+            )
     return rows[:8]
 
 
@@ -151,9 +193,11 @@ def _growth(a: dict, b: dict) -> str:
 
     la, lb = a["without_query_embedding"]["p50_ms"], b["without_query_embedding"]["p50_ms"]
     da, db = a["disk"]["total_mb"], b["disk"]["total_mb"]
-    return (f"{f:.0f}x chunks: latency x{lb / max(la, 1e-9):.1f} (exponent {slope(la, lb)}), "
-            f"disk x{db / max(da, 1e-9):.1f} (exponent {slope(da, db)}), "
-            f"RSS x{b['peak_rss_mb'] / max(a['peak_rss_mb'], 1e-9):.2f}")
+    return (
+        f"{f:.0f}x chunks: latency x{lb / max(la, 1e-9):.1f} (exponent {slope(la, lb)}), "
+        f"disk x{db / max(da, 1e-9):.1f} (exponent {slope(da, db)}), "
+        f"RSS x{b['peak_rss_mb'] / max(a['peak_rss_mb'], 1e-9):.2f}"
+    )
 
 
 def headline_markdown(out: Path) -> str:
@@ -193,86 +237,123 @@ def _hybrid_section(out: Path) -> str:
     table = _load_md_table(out, "frameworks_hybrid.md")
     if not hy or not table:
         return "_not run_\n"
-    ref = ("Reference measured before ragsel existed (same machine, other load): LlamaIndex "
-           "QueryFusionRetriever nDCG@10 0.717, LangChain EnsembleRetriever 0.715 (0.620 with "
-           "its default tokenizer), Haystack 0.688; 73 / 73 / 155 ms per query.")
-    return (f"Command: `{hy.get('command')}` ({hy['queries']} queries, {hy['chunks']} chunks; "
-            f"load average {hy['machine_start']['load_avg']} -> "
-            f"{hy['machine_end']['load_avg']})\n\n{table}\n\n"
-            "`× ragsel` = p50 / ragsel's p50. \"w/o query embedding\": a second interleaved pass "
-            "in which the one shared MiniLM serves each query's vector from memory, i.e. what the "
-            "framework's retrieval + fusion costs. Quality is scored on every query; latency on "
-            f"the first {hy.get('latency_queries', hy['queries'])}, interleaved across "
-            "frameworks (timed rankings equal to the scored ones: "
-            + ", ".join(f"{r['system'].split(' (')[0]} {r.get('timed_rankings_identical', '?')}"
-                        for r in hy["rows"]) + ").\n\n"
-            f"{ref}\n\n{HYBRID_NOTES}\n![hybrid](frameworks_hybrid.png)\n")
+    ref = (
+        "Reference measured before ragsel existed (same machine, other load): LlamaIndex "
+        "QueryFusionRetriever nDCG@10 0.717, LangChain EnsembleRetriever 0.715 (0.620 with "
+        "its default tokenizer), Haystack 0.688; 73 / 73 / 155 ms per query."
+    )
+    return (
+        f"Command: `{hy.get('command')}` ({hy['queries']} queries, {hy['chunks']} chunks; "
+        f"load average {hy['machine_start']['load_avg']} -> "
+        f"{hy['machine_end']['load_avg']})\n\n{table}\n\n"
+        '`× ragsel` = p50 / ragsel\'s p50. "w/o query embedding": a second interleaved pass '
+        "in which the one shared MiniLM serves each query's vector from memory, i.e. what the "
+        "framework's retrieval + fusion costs. Quality is scored on every query; latency on "
+        f"the first {hy.get('latency_queries', hy['queries'])}, interleaved across "
+        "frameworks (timed rankings equal to the scored ones: "
+        + ", ".join(
+            f"{r['system'].split(' (')[0]} {r.get('timed_rankings_identical', '?')}"
+            for r in hy["rows"]
+        )
+        + ").\n\n"
+        f"{ref}\n\n{HYBRID_NOTES}\n![hybrid](frameworks_hybrid.png)\n"
+    )
 
 
 def _throughput_section(out: Path) -> str:
     tp = _load(out, "throughput.json")
     if not tp:
         return "_not run_\n"
-    lines = ["| concurrency | q/s (query embedded live) | × conc. 1 | q/s (query vectors "
-             "precomputed) | × conc. 1 |", "|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| concurrency | q/s (query embedded live) | × conc. 1 | q/s (query vectors "
+        "precomputed) | × conc. 1 |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     pre = {r["concurrency"]: r for r in tp.get("run_batch_precomputed_query_vectors", [])}
     for r in tp["run_batch_live_embedding"]:
         p = pre.get(r["concurrency"], {})
-        lines.append(f"| {r['concurrency']} | {r['qps']:.1f} | {r['x_concurrency_1']:.2f} | "
-                     f"{p.get('qps', float('nan')):.1f} | "
-                     f"{p.get('x_concurrency_1', float('nan')):.2f} |")
+        lines.append(
+            f"| {r['concurrency']} | {r['qps']:.1f} | {r['x_concurrency_1']:.2f} | "
+            f"{p.get('qps', float('nan')):.1f} | "
+            f"{p.get('x_concurrency_1', float('nan')):.2f} |"
+        )
     e = tp.get("embedding_vs_raw")
-    emb = (f"\nEmbedding throughput, {e['texts']} SciFact abstracts, {e['rounds']} alternating "
-           f"rounds, batch 64: raw `SentenceTransformer.encode` {e['raw_docs_per_s']} docs/s, "
-           f"ragsel `load_embedder('minilm').embed` {e['ragsel_docs_per_s']} docs/s: "
-           f"**{e['ratio_ragsel_over_raw']:.3f}x of raw** (target >= 0.95).\n" if e else "")
+    emb = (
+        f"\nEmbedding throughput, {e['texts']} SciFact abstracts, {e['rounds']} alternating "
+        f"rounds, batch 64: raw `SentenceTransformer.encode` {e['raw_docs_per_s']} docs/s, "
+        f"ragsel `load_embedder('minilm').embed` {e['ragsel_docs_per_s']} docs/s: "
+        f"**{e['ratio_ragsel_over_raw']:.3f}x of raw** (target >= 0.95).\n"
+        if e
+        else ""
+    )
     _plot_throughput(tp, out / "throughput.png")
-    return (f"Command: `{tp.get('command')}` ({tp['run_batch_live_embedding'][0]['queries']} "
-            f"SciFact test queries through `pipelines/local.yaml`, median of "
-            f"{tp['run_batch_live_embedding'][0]['repeats']} interleaved runs; "
-            f"{tp['machine_start']['cpus']} cores, load average "
-            f"{tp['machine_start']['load_avg']})\n\n" + "\n".join(lines) + "\n" + emb
-            + "\n![throughput](throughput.png)\n")
+    return (
+        f"Command: `{tp.get('command')}` ({tp['run_batch_live_embedding'][0]['queries']} "
+        f"SciFact test queries through `pipelines/local.yaml`, median of "
+        f"{tp['run_batch_live_embedding'][0]['repeats']} interleaved runs; "
+        f"{tp['machine_start']['cpus']} cores, load average "
+        f"{tp['machine_start']['load_avg']})\n\n"
+        + "\n".join(lines)
+        + "\n"
+        + emb
+        + "\n![throughput](throughput.png)\n"
+    )
 
 
 def _scaling_section(out: Path) -> str:
     sc = _load(out, "scaling.json")
     if not sc:
         return "_not run_\n"
-    lines = ["| chunks | p50 ms | p95 ms | p50 ms w/o query emb. | p95 ms w/o | index on disk "
-             "MB (chroma / bm25) | peak RSS MB serving | open + warm-up s |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| chunks | p50 ms | p95 ms | p50 ms w/o query emb. | p95 ms w/o | index on disk "
+        "MB (chroma / bm25) | peak RSS MB serving | open + warm-up s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in sc["rows"]:
         w, wo, d = r["with_query_embedding"], r["without_query_embedding"], r["disk"]
         parts = d["parts_mb"]
-        lines.append(f"| {r['chunks']:,} | {w['p50_ms']:.1f} | {w['p95_ms']:.1f} | "
-                     f"{wo['p50_ms']:.2f} | {wo['p95_ms']:.2f} | {d['total_mb']:.1f} "
-                     f"({parts.get('chroma', 0):.1f} / {parts.get('bm25', 0):.1f}) | "
-                     f"{r['peak_rss_mb']:.0f} | {r['open_and_warm_up_s']:.1f} |")
-    growth = [f"- {a['chunks']:,} -> {b['chunks']:,}: {_growth(a, b)}"
-              for a, b in zip(sc["rows"], sc["rows"][1:])]
+        lines.append(
+            f"| {r['chunks']:,} | {w['p50_ms']:.1f} | {w['p95_ms']:.1f} | "
+            f"{wo['p50_ms']:.2f} | {wo['p95_ms']:.2f} | {d['total_mb']:.1f} "
+            f"({parts.get('chroma', 0):.1f} / {parts.get('bm25', 0):.1f}) | "
+            f"{r['peak_rss_mb']:.0f} | {r['open_and_warm_up_s']:.1f} |"
+        )
+    growth = [
+        f"- {a['chunks']:,} -> {b['chunks']:,}: {_growth(a, b)}"
+        for a, b in zip(sc["rows"], sc["rows"][1:])
+    ]
     _plot_scaling(sc, out / "scaling.png")
-    return (f"Command: `{sc.get('command')}`. Corpora: SciFact abstracts ({sc['source_chunks']:,} "
-            "chunks) truncated or repeated with distinct ids; vectors "
-            f"{sc['vectors']}. Pipeline: `pipelines/local.yaml` end to end.\n\n"
-            + "\n".join(lines) + "\n\nGrowth (exponent = log latency ratio / log size ratio; "
-            "1.0 = linear):\n" + "\n".join(growth) + "\n\n![scaling](scaling.png)\n")
+    return (
+        f"Command: `{sc.get('command')}`. Corpora: SciFact abstracts ({sc['source_chunks']:,} "
+        "chunks) truncated or repeated with distinct ids; vectors "
+        f"{sc['vectors']}. Pipeline: `pipelines/local.yaml` end to end.\n\n"
+        + "\n".join(lines)
+        + "\n\nGrowth (exponent = log latency ratio / log size ratio; "
+        "1.0 = linear):\n" + "\n".join(growth) + "\n\n![scaling](scaling.png)\n"
+    )
 
 
 def _startup_section(out: Path) -> str:
     st = _load(out, "startup.json")
     if not st:
         return "_not run_\n"
-    lines = ["| command | median ms | min | max | × import ragsel | runs |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| command | median ms | min | max | × import ragsel | runs |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in st["rows"]:
-        lines.append(f"| `{r['command']}` | {r['median_ms']:.0f} | {r['min_ms']:.0f} | "
-                     f"{r['max_ms']:.0f} | {r['x_import_ragsel']:.2f} | {r['n']} |")
+        lines.append(
+            f"| `{r['command']}` | {r['median_ms']:.0f} | {r['min_ms']:.0f} | "
+            f"{r['max_ms']:.0f} | {r['x_import_ragsel']:.2f} | {r['n']} |"
+        )
     heavy = ", ".join(f"{n} {ms:.0f} ms" for n, ms in st.get("import_ragsel_heaviest_ms", []))
     _plot_startup(st, out / "startup.png")
-    return (f"Command: `{st.get('command')}` (fresh processes, interleaved)\n\n"
-            + "\n".join(lines) + f"\n\n`import ragsel` cost by package (`python -X importtime`,"
-            f" cumulative): {heavy}.\n\n![startup](startup.png)\n")
+    return (
+        f"Command: `{st.get('command')}` (fresh processes, interleaved)\n\n"
+        + "\n".join(lines)
+        + f"\n\n`import ragsel` cost by package (`python -X importtime`,"
+        f" cumulative): {heavy}.\n\n![startup](startup.png)\n"
+    )
 
 
 def _existing_sections(out: Path) -> str:
@@ -280,24 +361,32 @@ def _existing_sections(out: Path) -> str:
     ql = _load(out, "query_latency.json")
     if ql:
         w, wo = ql["with_query_embedding"], ql["without_query_embedding"]
-        parts.append(f"**Local pipeline latency** (`python eval/benchmarks/query_latency.py`, "
-                     f"{ql['queries']} queries, load {ql.get('load_avg_1m')}): p50 "
-                     f"{w['p50_ms']} ms / p95 {w['p95_ms']} ms with the query embedding, p50 "
-                     f"{wo['p50_ms']} ms / p95 {wo['p95_ms']} ms without; per stage (ms, "
-                     f"without): {ql.get('stage_mean_ms_without')}; peak RSS "
-                     f"{ql.get('peak_rss_mb_serving')} MB.")
+        parts.append(
+            f"**Local pipeline latency** (`python eval/benchmarks/query_latency.py`, "
+            f"{ql['queries']} queries, load {ql.get('load_avg_1m')}): p50 "
+            f"{w['p50_ms']} ms / p95 {w['p95_ms']} ms with the query embedding, p50 "
+            f"{wo['p50_ms']} ms / p95 {wo['p95_ms']} ms without; per stage (ms, "
+            f"without): {ql.get('stage_mean_ms_without')}; peak RSS "
+            f"{ql.get('peak_rss_mb_serving')} MB."
+        )
     sq = _load(out, "scifact_quality.json")
     if sq and sq.get("test"):
         lines = ["| SciFact test (scifact_quality.py) | nDCG@10 | Recall@100 |", "|---|---:|---:|"]
-        lines += [f"| {k} | {v['ndcg@10']:.4f} | {v['recall@100']:.4f} |"
-                  for k, v in sq["test"].items()]
+        lines += [
+            f"| {k} | {v['ndcg@10']:.4f} | {v['recall@100']:.4f} |" for k, v in sq["test"].items()
+        ]
         parts.append("\n".join(lines))
     ix = _load(out, "index_scifact.json")
     if ix and ix.get("indexing"):
-        rows = "; ".join(f"{r['embedder']}: {r['documents']} docs, {r['docs_per_s']} docs/s, "
-                         f"peak RSS {r['peak_rss_mb_indexing']} MB" for r in ix["indexing"])
-        parts.append(f"**Indexing** (`python eval/benchmarks/index_scifact.py`, limit "
-                     f"{ix.get('limit')}, load {ix['machine']['load_avg']}): {rows}.")
+        rows = "; ".join(
+            f"{r['embedder']}: {r['documents']} docs, {r['docs_per_s']} docs/s, "
+            f"peak RSS {r['peak_rss_mb_indexing']} MB"
+            for r in ix["indexing"]
+        )
+        parts.append(
+            f"**Indexing** (`python eval/benchmarks/index_scifact.py`, limit "
+            f"{ix.get('limit')}, load {ix['machine']['load_avg']}): {rows}."
+        )
     return "\n\n".join(parts) + "\n" if parts else "_none found_\n"
 
 
@@ -308,8 +397,10 @@ def _plot_throughput(tp: dict, path: Path) -> None:
     except ImportError:
         return
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    for key, label in (("run_batch_live_embedding", "query embedded live"),
-                       ("run_batch_precomputed_query_vectors", "query vectors precomputed")):
+    for key, label in (
+        ("run_batch_live_embedding", "query embedded live"),
+        ("run_batch_precomputed_query_vectors", "query vectors precomputed"),
+    ):
         rows = tp.get(key) or []
         ax.plot([r["concurrency"] for r in rows], [r["qps"] for r in rows], "o-", label=label)
     ax.set_xscale("log", base=2)
@@ -356,8 +447,11 @@ def _plot_startup(st: dict, path: Path) -> None:
         return
     rows = st["rows"]
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1))
-    ax.barh([r["command"] for r in rows], [r["median_ms"] for r in rows],
-            color=["#2a7" if "ragsel" in r["command"] else "#888" for r in rows])
+    ax.barh(
+        [r["command"] for r in rows],
+        [r["median_ms"] for r in rows],
+        color=["#2a7" if "ragsel" in r["command"] else "#888" for r in rows],
+    )
     ax.set_xlabel("median wall ms (fresh process)")
     ax.invert_yaxis()
     fig.tight_layout()
@@ -370,20 +464,29 @@ def write_report(out: Path, runlog: dict) -> Path:
     vers = _bench.versions()
     steps = runlog.get("steps", {})
     fo = _load_md_table(out, "frameworks_overhead.md")
-    oh = (out / "overhead.txt").read_text(encoding="utf-8") if (out / "overhead.txt").is_file() \
+    oh = (
+        (out / "overhead.txt").read_text(encoding="utf-8")
+        if (out / "overhead.txt").is_file()
         else ""
-    step_lines = ["| step | command | status | s | load avg before -> after |",
-                  "|---|---|---|---:|---|"]
-    step_lines += [f"| {k} | `{v['command']}` | {v['status']} | {v['seconds']:.0f} | "
-                   f"{v['load_avg_before']} -> {v['load_avg_after']} |" for k, v in steps.items()]
+    )
+    step_lines = [
+        "| step | command | status | s | load avg before -> after |",
+        "|---|---|---|---:|---|",
+    ]
+    step_lines += [
+        f"| {k} | `{v['command']}` | {v['status']} | {v['seconds']:.0f} | "
+        f"{v['load_avg_before']} -> {v['load_avg_after']} |"
+        for k, v in steps.items()
+    ]
     quick = " **(quick mode: small sizes, not for quoting)**" if runlog.get("quick") else ""
     text = f"""# ragsel vs LangChain, LlamaIndex, Haystack: benchmark report{quick}
 
-Produced by `OMP_NUM_THREADS=1 python eval/benchmarks/run_all.py --index {runlog.get('index',
-_bench.DEFAULT_INDEX)}` (started {runlog.get('started', '?')}, finished
-{runlog.get('finished', '?')}). Machine: {runlog.get('machine_start', {}).get('cpus', '?')} CPU
-cores, load average at start {runlog.get('machine_start', {}).get('load_avg', '?')}, at end
-{runlog.get('machine_end', {}).get('load_avg', '?')}. The machine is shared: absolute times are
+Produced by `OMP_NUM_THREADS=1 python eval/benchmarks/run_all.py --index {
+        runlog.get("index", _bench.DEFAULT_INDEX)
+    }` (started {runlog.get("started", "?")}, finished
+{runlog.get("finished", "?")}). Machine: {runlog.get("machine_start", {}).get("cpus", "?")} CPU
+cores, load average at start {runlog.get("machine_start", {}).get("load_avg", "?")}, at end
+{runlog.get("machine_end", {}).get("load_avg", "?")}. The machine is shared: absolute times are
 upper bounds; compare the **ratios**, which come from interleaved repetitions inside each step
 (every contender suffers the same drift). Every figure below is printed by the script named in
 its section; raw numbers are in the `*.json` next to this file, logs in `logs/`.
@@ -394,19 +497,19 @@ its section; raw numbers are in the `*.json` next to this file, logs in `logs/`.
 
 ## 1. Orchestration overhead (6 no-op steps)
 
-Command: `{steps.get('frameworks_overhead', {}).get('command', FO_CMD)}` (per query, after
+Command: `{steps.get("frameworks_overhead", {}).get("command", FO_CMD)}` (per query, after
 warm-up; ratio to ragsel sync; LlamaIndex Workflow runs 1/10 of the queries, it is slow).
 Reference before ragsel existed: plain 5 µs, LlamaIndex postprocessors 176 µs, LangChain
 compression retriever 276 µs, LCEL 705 µs, Haystack 1,199 µs, LlamaIndex Workflow 2,500 µs.
 
-{fo or '_not run_'}
+{fo or "_not run_"}
 
 ![overhead](frameworks_overhead.png)
 
-ragsel alone (`{steps.get('overhead', {}).get('command', 'python eval/benchmarks/overhead.py')}`):
+ragsel alone (`{steps.get("overhead", {}).get("command", "python eval/benchmarks/overhead.py")}`):
 
 ```
-{oh.strip() or 'not run'}
+{oh.strip() or "not run"}
 ```
 
 ## 2. The same real task: hybrid BM25 + MiniLM + RRF on SciFact
@@ -430,7 +533,7 @@ ragsel alone (`{steps.get('overhead', {}).get('command', 'python eval/benchmarks
 
 ## Versions
 
-{', '.join(f'{k} {v}' for k, v in vers.items())}. Every installed distribution:
+{", ".join(f"{k} {v}" for k, v in vers.items())}. Every installed distribution:
 `versions.json`.
 """
     path = out / "README.md"

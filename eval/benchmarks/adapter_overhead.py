@@ -90,8 +90,15 @@ TEXTS = [f"passage {i} about clause {i % 7} of the agreement" for i in range(20)
 QUERY = "which clause restricts assignment"
 TARGET_US = 200.0
 #: cases measuring our adapter code only (the target applies to these)
-OURS = ("lc.adapter", "lc.aadapter", "lc.compress", "lc.acompress", "li.adapter",
-        "li.aadapter", "li.post_adapter")
+OURS = (
+    "lc.adapter",
+    "lc.aadapter",
+    "lc.compress",
+    "lc.acompress",
+    "li.adapter",
+    "li.aadapter",
+    "li.post_adapter",
+)
 
 _clock, _cpu = time.perf_counter_ns, time.thread_time_ns
 
@@ -107,7 +114,6 @@ def cases(k: int) -> dict[str, tuple[Callable, Callable, bool]]:
     """name -> (adapter call, direct call, is_async)."""
     from langchain_core.documents import Document
     from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-
     from ragsel_langchain import RagselCompressor
     from ragsel_langchain import RagselRetriever as LCRetriever
     from ragsel_langchain.retriever import from_documents
@@ -129,10 +135,14 @@ def cases(k: int) -> dict[str, tuple[Callable, Callable, bool]]:
     p_lc, p_li = lc.pipeline, li.pipeline
     # what another retriever returns: text, an id, a score and a little metadata
     scores = [1.0 - i / 40 for i in range(len(TEXTS))]
-    docs = [Document(page_content=t, id=f"d{i}", metadata={"source": "a.txt", "score": sc})
-            for i, (t, sc) in enumerate(zip(TEXTS, scores))]
-    nodes = [NodeWithScore(node=TextNode(id_=f"d{i}", text=t, metadata={"source": "a.txt"}),
-                           score=sc) for i, (t, sc) in enumerate(zip(TEXTS, scores))]
+    docs = [
+        Document(page_content=t, id=f"d{i}", metadata={"source": "a.txt", "score": sc})
+        for i, (t, sc) in enumerate(zip(TEXTS, scores))
+    ]
+    nodes = [
+        NodeWithScore(node=TextNode(id_=f"d{i}", text=t, metadata={"source": "a.txt"}), score=sc)
+        for i, (t, sc) in enumerate(zip(TEXTS, scores))
+    ]
     comp = RagselCompressor(pipeline=Pipeline.linear([TopKCutoff(k=k)]))
     post = RagselPostprocessor(pipeline=Pipeline.linear([TopKCutoff(k=k)]))
     cands_lc, cands_li = from_documents(docs), from_nodes(nodes)
@@ -154,13 +164,18 @@ def cases(k: int) -> dict[str, tuple[Callable, Callable, bool]]:
         return post.pipeline.run(q, inputs={post.input: cands_li}).candidates
 
     return {
-        "lc.adapter": (lambda: lc._get_relevant_documents(QUERY, run_manager=None),
-                       run_lc, False),
-        "lc.aadapter": (lambda: lc._aget_relevant_documents(QUERY, run_manager=None),
-                        lambda: p_lc.arun(q), True),
+        "lc.adapter": (lambda: lc._get_relevant_documents(QUERY, run_manager=None), run_lc, False),
+        "lc.aadapter": (
+            lambda: lc._aget_relevant_documents(QUERY, run_manager=None),
+            lambda: p_lc.arun(q),
+            True,
+        ),
         "lc.compress": (lambda: comp.compress_documents(docs, QUERY), run_comp, False),
-        "lc.acompress": (lambda: comp.acompress_documents(docs, QUERY),
-                         lambda: comp.pipeline.arun(q, inputs={comp.input: cands_lc}), True),
+        "lc.acompress": (
+            lambda: comp.acompress_documents(docs, QUERY),
+            lambda: comp.pipeline.arun(q, inputs={comp.input: cands_lc}),
+            True,
+        ),
         "li.adapter": (lambda: li_retrieve(li, bundle), run_li, False),
         "li.aadapter": (lambda: li_aretrieve(li, bundle), lambda: p_li.arun(q), True),
         "li.post_adapter": (lambda: li_post(post, nodes, bundle), run_post, False),
@@ -168,8 +183,11 @@ def cases(k: int) -> dict[str, tuple[Callable, Callable, bool]]:
         "lc.ainvoke": (lambda: lc.ainvoke(QUERY), lambda: p_lc.arun(q), True),
         "li.retrieve": (lambda: li.retrieve(QUERY), run_li, False),
         "li.aretrieve": (lambda: li.aretrieve(QUERY), lambda: p_li.arun(q), True),
-        "li.postprocess": (lambda: post.postprocess_nodes(nodes, query_bundle=bundle),
-                           run_post, False),
+        "li.postprocess": (
+            lambda: post.postprocess_nodes(nodes, query_bundle=bundle),
+            run_post,
+            False,
+        ),
     }
 
 
@@ -186,6 +204,7 @@ def check_same_output(table: dict[str, tuple[Callable, Callable, bool]]) -> None
     compares different work)."""
     for name, (adapter, direct, is_async) in table.items():
         if is_async:
+
             async def both() -> tuple[object, object]:
                 return await adapter(), await direct()  # noqa: B023 - awaited right here
 
@@ -218,6 +237,7 @@ def _pair(i: int, t0: int, t1: int, t2: int) -> tuple[int, int]:
 
 def paired_async(adapter: Callable, direct: Callable, n: int) -> list[tuple[int, ...]]:
     """:func:`paired_sync` for coroutine functions, all in one event loop."""
+
     async def go() -> list[tuple[int, ...]]:
         out = []
         for i in range(n):
@@ -240,17 +260,20 @@ def summarise(name: str, pairs: list[tuple[int, ...]]) -> dict:
     wall_a = [p[2] / us for p in pairs]
     wall_d = [p[3] / us for p in pairs]
     diff = [a - d for a, d in zip(cpu_a, cpu_d)]
-    return {"case": name, "ours": name in OURS, "calls": len(pairs),
-            "cpu_direct_us": round(statistics.median(cpu_d), 1),
-            "cpu_adapter_us": round(statistics.median(cpu_a), 1),
-            "overhead_us": round(statistics.median(diff), 1),
-            "overhead_mean_us": round(statistics.fmean(diff), 1),
-            # load-robust: the direct run slows down with the machine exactly as the adapter
-            "overhead_per_direct": round(statistics.median(diff) / statistics.median(cpu_d), 2),
-            "wall_direct_us": round(statistics.median(wall_d), 1),
-            "wall_adapter_us": round(statistics.median(wall_a), 1),
-            "wall_overhead_us": round(statistics.median(wall_a) - statistics.median(wall_d),
-                                      1)}
+    return {
+        "case": name,
+        "ours": name in OURS,
+        "calls": len(pairs),
+        "cpu_direct_us": round(statistics.median(cpu_d), 1),
+        "cpu_adapter_us": round(statistics.median(cpu_a), 1),
+        "overhead_us": round(statistics.median(diff), 1),
+        "overhead_mean_us": round(statistics.fmean(diff), 1),
+        # load-robust: the direct run slows down with the machine exactly as the adapter
+        "overhead_per_direct": round(statistics.median(diff) / statistics.median(cpu_d), 2),
+        "wall_direct_us": round(statistics.median(wall_d), 1),
+        "wall_adapter_us": round(statistics.median(wall_a), 1),
+        "wall_overhead_us": round(statistics.median(wall_a) - statistics.median(wall_d), 1),
+    }
 
 
 def main() -> None:
@@ -273,35 +296,57 @@ def main() -> None:
     cal = calibration_us()
     load_after = os.getloadavg()
 
-    print(f"adapter overhead per call ({args.chunks} chunks returned, {args.n} x "
-          f"{args.repeats} paired calls per case; µs)")
+    print(
+        f"adapter overhead per call ({args.chunks} chunks returned, {args.n} x "
+        f"{args.repeats} paired calls per case; µs)"
+    )
     print(f"{'':<17}{'CPU time, medians':^40}{'wall-clock medians':^30}")
-    print(f"{'case':<17}{'direct':>9}{'adapter':>9}{'overhead':>10}{'(mean)':>9}   "
-          f"{'direct':>9}{'adapter':>9}{'overhead':>10}")
+    print(
+        f"{'case':<17}{'direct':>9}{'adapter':>9}{'overhead':>10}{'(mean)':>9}   "
+        f"{'direct':>9}{'adapter':>9}{'overhead':>10}"
+    )
     for r in rows:
         if r["case"] == "lc.invoke":
             print("-- with the framework's own machinery (not the target):")
-        print(f"{r['case']:<17}{r['cpu_direct_us']:>9.1f}{r['cpu_adapter_us']:>9.1f}"
-              f"{r['overhead_us']:>10.1f}{r['overhead_mean_us']:>9.1f}   "
-              f"{r['wall_direct_us']:>9.1f}{r['wall_adapter_us']:>9.1f}"
-              f"{r['wall_overhead_us']:>10.1f}")
-    print(f"calibration: sum(range(1000)) = {cal:.1f} µs; load average {load_before[0]:.2f} "
-          f"before, {load_after[0]:.2f} after, on {os.cpu_count()} CPUs (a busy machine "
-          "inflates every figure)")
+        print(
+            f"{r['case']:<17}{r['cpu_direct_us']:>9.1f}{r['cpu_adapter_us']:>9.1f}"
+            f"{r['overhead_us']:>10.1f}{r['overhead_mean_us']:>9.1f}   "
+            f"{r['wall_direct_us']:>9.1f}{r['wall_adapter_us']:>9.1f}"
+            f"{r['wall_overhead_us']:>10.1f}"
+        )
+    print(
+        f"calibration: sum(range(1000)) = {cal:.1f} µs; load average {load_before[0]:.2f} "
+        f"before, {load_after[0]:.2f} after, on {os.cpu_count()} CPUs (a busy machine "
+        "inflates every figure)"
+    )
     ours = [r for r in rows if r["ours"]]
     worst = max(ours, key=lambda r: r["overhead_us"])
-    print("our adapter code (median paired CPU overhead): " + ", ".join(
-        f"{r['case']} {r['overhead_us']:.0f}" for r in ours)
+    print(
+        "our adapter code (median paired CPU overhead): "
+        + ", ".join(f"{r['case']} {r['overhead_us']:.0f}" for r in ours)
         + f" µs; target < {TARGET_US:.0f} µs: "
-        + ("met by every adapter" if worst["overhead_us"] < TARGET_US
-           else f"MISSED by {worst['case']}"))
-    write_json("adapter_overhead.json", {
-        "rows": rows, "n": args.n, "repeats": args.repeats, "chunks": args.chunks,
-        "target_us": TARGET_US, "overhead": "median of paired (adapter - direct) CPU time",
-        "calibration_us": round(cal, 2), "load_avg_before": [round(x, 2) for x in load_before],
-        "machine": machine(),
-        "versions": versions(("ragsel", "pydantic", "langchain-core", "llama-index-core"))},
-        args.out)
+        + (
+            "met by every adapter"
+            if worst["overhead_us"] < TARGET_US
+            else f"MISSED by {worst['case']}"
+        )
+    )
+    write_json(
+        "adapter_overhead.json",
+        {
+            "rows": rows,
+            "n": args.n,
+            "repeats": args.repeats,
+            "chunks": args.chunks,
+            "target_us": TARGET_US,
+            "overhead": "median of paired (adapter - direct) CPU time",
+            "calibration_us": round(cal, 2),
+            "load_avg_before": [round(x, 2) for x in load_before],
+            "machine": machine(),
+            "versions": versions(("ragsel", "pydantic", "langchain-core", "llama-index-core")),
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

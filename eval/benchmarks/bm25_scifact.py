@@ -48,10 +48,12 @@ def main() -> None:
     ids, texts, queries, qrels = load()
     qids = sorted(qrels)
     rows = []
-    for name, cfg in [("stem+stop", BM25Config()),
-                      ("stop only", BM25Config(stemmer=None)),
-                      ("stem only", BM25Config(stopwords=None)),
-                      ("none", BM25Config(stemmer=None, stopwords=None))]:
+    for name, cfg in [
+        ("stem+stop", BM25Config()),
+        ("stop only", BM25Config(stemmer=None)),
+        ("stem only", BM25Config(stopwords=None)),
+        ("none", BM25Config(stemmer=None, stopwords=None)),
+    ]:
         t = time.perf_counter()
         store = BM25Store.build(texts, ids, cfg)
         build_s = time.perf_counter() - t
@@ -64,14 +66,19 @@ def main() -> None:
             nd.append(ndcg_at(ranked, qrels[q], 10))
             rel = {d for d, r in qrels[q].items() if r > 0}
             rec.append(len(rel & set(ranked[:100])) / len(rel))
-        row = {"tokenisation": name, "ndcg@10": round(sum(nd) / len(nd), 4),
-               "recall@100": round(sum(rec) / len(rec), 4), "build_s": round(build_s, 2),
-               "query_ms_mean": round(per_q_ms, 3)}
+        row = {
+            "tokenisation": name,
+            "ndcg@10": round(sum(nd) / len(nd), 4),
+            "recall@100": round(sum(rec) / len(rec), 4),
+            "build_s": round(build_s, 2),
+            "query_ms_mean": round(per_q_ms, 3),
+        }
         rows.append(row)
         print(json.dumps(row))
     out = REPO / "eval" / "benchmarks" / "results" / "bm25_scifact.json"
-    out.write_text(json.dumps({"queries": len(qids), "documents": len(ids), "rows": rows},
-                              indent=2) + "\n")
+    out.write_text(
+        json.dumps({"queries": len(qids), "documents": len(ids), "rows": rows}, indent=2) + "\n"
+    )
     print(f"written to {out.relative_to(REPO)}")
 
 

@@ -35,18 +35,16 @@ equally; whether each timed ranking equals the quality pass's is recorded. Write
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import sys
-
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bench  # noqa: E402  (also puts eval/ on sys.path for ragsel_eval)
-
 from ragsel_eval.metrics.ranking import doc_ranking, ndcg_at_k, recall_at_k  # noqa: E402
 from ragsel_eval.metrics.stats import nanmean  # noqa: E402
 
@@ -70,17 +68,24 @@ class Task:
         return dict(zip(self.texts, self.vectors))
 
 
-def task_from_index(index: str | Path, queries: Sequence[tuple[str, str]],
-                    qrels: Mapping[str, Mapping[str, int]]) -> Task:
+def task_from_index(
+    index: str | Path, queries: Sequence[tuple[str, str]], qrels: Mapping[str, Mapping[str, int]]
+) -> Task:
     """The chunks and vectors of a ragsel index plus the given queries."""
     from ragsel.index import open_index
 
     ix = open_index(index)
     chunks = ix.chunks
-    return Task([c.id for c in chunks], [c.doc_id for c in chunks], [c.text for c in chunks],
-                np.asarray(ix.matrix, dtype=np.float32), list(queries),
-                {q: dict(r) for q, r in qrels.items()}, str(index),
-                dict(ix.manifest.get("bm25") or {}))
+    return Task(
+        [c.id for c in chunks],
+        [c.doc_id for c in chunks],
+        [c.text for c in chunks],
+        np.asarray(ix.matrix, dtype=np.float32),
+        list(queries),
+        {q: dict(r) for q, r in qrels.items()},
+        str(index),
+        dict(ix.manifest.get("bm25") or {}),
+    )
 
 
 def scifact_task(index: str | Path, data_dir: Path, limit: int | None = None) -> Task:
@@ -120,10 +125,12 @@ def build_ragsel(task: Task, embedder) -> Callable[[str], list[str]]:
     from ragsel import Pipeline, Query
     from ragsel.spec import load_pipeline
 
-    full = load_pipeline(_bench.REPO / "pipelines" / "local.yaml",
-                         variables={"RAGSEL_INDEX": task.index})
-    retr = [n for n, s in full.stages.items()
-            if s.type_name in ("bm25_retriever", "dense_retriever")]
+    full = load_pipeline(
+        _bench.REPO / "pipelines" / "local.yaml", variables={"RAGSEL_INDEX": task.index}
+    )
+    retr = [
+        n for n, s in full.stages.items() if s.type_name in ("bm25_retriever", "dense_retriever")
+    ]
     fuse = next(n for n, s in full.stages.items() if s.type_name == "fusion")
     p = Pipeline(name="local-retrieval", output=fuse)
     for n in (*retr, fuse):
@@ -160,15 +167,16 @@ def _lc_embeddings(embedder, known: Mapping[str, np.ndarray]):
     return MiniLMEmbeddings()
 
 
-def build_langchain(task: Task, embedder, tokenizer: str = "default"
-                    ) -> Callable[[str], list[str]]:
+def build_langchain(task: Task, embedder, tokenizer: str = "default") -> Callable[[str], list[str]]:
     from langchain_classic.retrievers import EnsembleRetriever
     from langchain_community.retrievers import BM25Retriever
     from langchain_core.documents import Document
     from langchain_core.vectorstores import InMemoryVectorStore
 
-    docs = [Document(page_content=t, metadata={"doc_id": d}, id=c)
-            for c, d, t in zip(task.chunk_ids, task.doc_ids, task.texts)]
+    docs = [
+        Document(page_content=t, metadata={"doc_id": d}, id=c)
+        for c, d, t in zip(task.chunk_ids, task.doc_ids, task.texts)
+    ]
     kw = {}
     if tokenizer == "ragsel":
         from ragsel.index.bm25 import BM25Config, tokenize
@@ -178,8 +186,9 @@ def build_langchain(task: Task, embedder, tokenizer: str = "default"
     bm25 = BM25Retriever.from_documents(docs, k=DEPTH, **kw)
     store = InMemoryVectorStore(_lc_embeddings(embedder, task.vector_of()))
     store.add_documents(docs, ids=task.chunk_ids)
-    ens = EnsembleRetriever(retrievers=[bm25, store.as_retriever(search_kwargs={"k": DEPTH})],
-                            weights=[0.5, 0.5])
+    ens = EnsembleRetriever(
+        retrievers=[bm25, store.as_retriever(search_kwargs={"k": DEPTH})], weights=[0.5, 0.5]
+    )
 
     def run(q: str) -> list[str]:
         return doc_ranking(d.metadata["doc_id"] for d in ens.invoke(q)[:DEPTH])
@@ -224,15 +233,28 @@ def build_llamaindex(task: Task, embedder) -> Callable[[str], list[str]]:
     from llama_index.retrievers.bm25 import BM25Retriever
 
     # doc_id is kept out of the text BM25 and the embedder see
-    nodes = [TextNode(text=t, id_=c, metadata={"doc_id": d}, embedding=v.tolist(),
-                      excluded_embed_metadata_keys=["doc_id"],
-                      excluded_llm_metadata_keys=["doc_id"])
-             for c, d, t, v in zip(task.chunk_ids, task.doc_ids, task.texts, task.vectors)]
+    nodes = [
+        TextNode(
+            text=t,
+            id_=c,
+            metadata={"doc_id": d},
+            embedding=v.tolist(),
+            excluded_embed_metadata_keys=["doc_id"],
+            excluded_llm_metadata_keys=["doc_id"],
+        )
+        for c, d, t, v in zip(task.chunk_ids, task.doc_ids, task.texts, task.vectors)
+    ]
     index = VectorStoreIndex(nodes, embed_model=_li_embedding(embedder))  # vectors given
     bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=DEPTH)
-    fusion = QueryFusionRetriever([bm25, index.as_retriever(similarity_top_k=DEPTH)],
-                                  llm=MockLLM(), mode="reciprocal_rerank", num_queries=1,
-                                  similarity_top_k=DEPTH, use_async=False, verbose=False)
+    fusion = QueryFusionRetriever(
+        [bm25, index.as_retriever(similarity_top_k=DEPTH)],
+        llm=MockLLM(),
+        mode="reciprocal_rerank",
+        num_queries=1,
+        similarity_top_k=DEPTH,
+        use_async=False,
+        verbose=False,
+    )
 
     def run(q: str) -> list[str]:
         return doc_ranking(n.node.metadata["doc_id"] for n in fusion.retrieve(q)[:DEPTH])
@@ -244,8 +266,10 @@ def build_llamaindex(task: Task, embedder) -> Callable[[str], list[str]]:
 def build_haystack(task: Task, embedder) -> Callable[[str], list[str]]:
     from haystack import Document, Pipeline, component
     from haystack.components.joiners import DocumentJoiner
-    from haystack.components.retrievers.in_memory import (InMemoryBM25Retriever,
-                                                          InMemoryEmbeddingRetriever)
+    from haystack.components.retrievers.in_memory import (
+        InMemoryBM25Retriever,
+        InMemoryEmbeddingRetriever,
+    )
     from haystack.document_stores.in_memory import InMemoryDocumentStore
 
     @component
@@ -257,9 +281,12 @@ def build_haystack(task: Task, embedder) -> Callable[[str], list[str]]:
             return {"embedding": embedder.embed([text])[0].tolist()}
 
     store = InMemoryDocumentStore()  # defaults: BM25L, regex word tokens, dot product
-    store.write_documents([Document(id=c, content=t, meta={"doc_id": d}, embedding=v.tolist())
-                           for c, d, t, v in zip(task.chunk_ids, task.doc_ids, task.texts,
-                                                 task.vectors)])
+    store.write_documents(
+        [
+            Document(id=c, content=t, meta={"doc_id": d}, embedding=v.tolist())
+            for c, d, t, v in zip(task.chunk_ids, task.doc_ids, task.texts, task.vectors)
+        ]
+    )
     p = Pipeline()
     p.add_component("embed", MiniLMQueryEmbedder())
     p.add_component("bm25", InMemoryBM25Retriever(document_store=store, top_k=DEPTH))
@@ -279,24 +306,37 @@ def build_haystack(task: Task, embedder) -> Callable[[str], list[str]]:
 #: name -> (builder, required module, fusion description for the report)
 SYSTEMS: dict[str, tuple[Callable, str, str]] = {
     "ragsel (pipelines/local.yaml retrieval)": (
-        build_ragsel, "ragsel", "RRF k=60, 1-based ranks; bm25s Lucene BM25, lower-case, "
-        "stop-words, Snowball stemming; exact cosine"),
+        build_ragsel,
+        "ragsel",
+        "RRF k=60, 1-based ranks; bm25s Lucene BM25, lower-case, "
+        "stop-words, Snowball stemming; exact cosine",
+    ),
     "LangChain EnsembleRetriever (default tokeniser)": (
-        lambda t, e: build_langchain(t, e, "default"), "langchain_classic",
-        "RRF c=60, 1-based; rank_bm25 Okapi on str.split() tokens (case and punctuation kept)"),
+        lambda t, e: build_langchain(t, e, "default"),
+        "langchain_classic",
+        "RRF c=60, 1-based; rank_bm25 Okapi on str.split() tokens (case and punctuation kept)",
+    ),
     "LangChain EnsembleRetriever (ragsel tokeniser)": (
-        lambda t, e: build_langchain(t, e, "ragsel"), "langchain_classic",
-        "RRF c=60, 1-based; rank_bm25 Okapi on ragsel's stemmed tokens"),
+        lambda t, e: build_langchain(t, e, "ragsel"),
+        "langchain_classic",
+        "RRF c=60, 1-based; rank_bm25 Okapi on ragsel's stemmed tokens",
+    ),
     "LlamaIndex QueryFusionRetriever": (
-        build_llamaindex, "llama_index.retrievers.bm25",
+        build_llamaindex,
+        "llama_index.retrievers.bm25",
         "RRF k=60 on 0-based ranks (= k 59); bm25s, stop-words, Snowball stemming; dedup by "
-        "node hash"),
+        "node hash",
+    ),
     "Haystack DocumentJoiner (RRF)": (
-        build_haystack, "haystack",
-        "RRF k=61 on 0-based ranks (= k 60); BM25L, regex word tokens, no stemming"),
+        build_haystack,
+        "haystack",
+        "RRF k=61 on 0-based ranks (= k 60); BM25L, regex word tokens, no stemming",
+    ),
 }
-_MODULE_DEP = {"langchain_classic": ("langchain_community", "rank_bm25"),
-               "llama_index.retrievers.bm25": ("llama_index.core",)}
+_MODULE_DEP = {
+    "langchain_classic": ("langchain_community", "rank_bm25"),
+    "llama_index.retrievers.bm25": ("llama_index.core",),
+}
 
 
 def available(names: Sequence[str] | None = None) -> tuple[list[str], dict[str, str]]:
@@ -319,8 +359,9 @@ def _rank_slice(queries: list[tuple[str, str]]) -> dict[str, dict[str, list[str]
     return {name: {qid: fn(q) for qid, q in queries} for name, fn in _RUNNERS.items()}
 
 
-def rank_all(runners: Mapping[str, Callable[[str], list[str]]], queries: list[tuple[str, str]],
-             jobs: int = 1) -> dict[str, dict[str, list[str]]]:
+def rank_all(
+    runners: Mapping[str, Callable[[str], list[str]]], queries: list[tuple[str, str]], jobs: int = 1
+) -> dict[str, dict[str, list[str]]]:
     """Every system's ranking for every query (the quality pass). With ``jobs`` > 1 the
     queries are split over forked worker processes, which inherit the built systems (the
     rankings do not depend on timing, so running them in parallel changes no score)."""
@@ -340,8 +381,15 @@ def rank_all(runners: Mapping[str, Callable[[str], list[str]]], queries: list[tu
     return out
 
 
-def compare(task: Task, embedder, names: Sequence[str] | None = None, repeats: int = 1,
-            warmup: int = 3, latency_queries: int | None = None, jobs: int = 1) -> dict:
+def compare(
+    task: Task,
+    embedder,
+    names: Sequence[str] | None = None,
+    repeats: int = 1,
+    warmup: int = 3,
+    latency_queries: int | None = None,
+    jobs: int = 1,
+) -> dict:
     """Build every available system; score each on every query (query vectors precomputed in
     one batch by the same model, optionally in ``jobs`` parallel processes); then time
     ``latency_queries`` queries (default: all) interleaved across systems, once with the query
@@ -387,28 +435,46 @@ def compare(task: Task, embedder, names: Sequence[str] | None = None, repeats: i
         nd = [ndcg_at_k(ranked[name].get(q, []), rel, 10) for q, rel in task.qrels.items()]
         rc = [recall_at_k(ranked[name].get(q, []), rel, 100) for q, rel in task.qrels.items()]
         lat, nq = _bench.summary_ms(times[name]), _bench.summary_ms(times_nq[name])
-        rows.append({"system": name, "ndcg@10": round(nanmean(nd), 4),
-                     "recall@100": round(nanmean(rc), 4), **lat,
-                     "x_ragsel_p50": round(lat["p50_ms"] / base, 2) if base else None,
-                     "no_embed_p50_ms": nq["p50_ms"], "no_embed_p95_ms": nq["p95_ms"],
-                     "x_ragsel_no_embed_p50": round(nq["p50_ms"] / base_nq, 2)
-                     if base_nq else None,
-                     "timed_rankings_identical": f"{same[name]}/{2 * repeats * len(lat_q)}",
-                     "build_s": build_s[name], "fusion": SYSTEMS[name][2]})
-    return {"rows": rows, "skipped": skipped, "queries": len(task.queries),
-            "latency_queries": len(lat_q), "chunks": len(task.texts), "repeats": repeats,
-            "jobs": jobs, "quality_pass_s": round(quality_s, 1)}
+        rows.append(
+            {
+                "system": name,
+                "ndcg@10": round(nanmean(nd), 4),
+                "recall@100": round(nanmean(rc), 4),
+                **lat,
+                "x_ragsel_p50": round(lat["p50_ms"] / base, 2) if base else None,
+                "no_embed_p50_ms": nq["p50_ms"],
+                "no_embed_p95_ms": nq["p95_ms"],
+                "x_ragsel_no_embed_p50": round(nq["p50_ms"] / base_nq, 2) if base_nq else None,
+                "timed_rankings_identical": f"{same[name]}/{2 * repeats * len(lat_q)}",
+                "build_s": build_s[name],
+                "fusion": SYSTEMS[name][2],
+            }
+        )
+    return {
+        "rows": rows,
+        "skipped": skipped,
+        "queries": len(task.queries),
+        "latency_queries": len(lat_q),
+        "chunks": len(task.texts),
+        "repeats": repeats,
+        "jobs": jobs,
+        "quality_pass_s": round(quality_s, 1),
+    }
 
 
 def markdown(res: dict) -> str:
-    lines = ["| system | nDCG@10 | Recall@100 | p50 ms | p95 ms | × ragsel | "
-             "p50 ms w/o query embedding | p95 ms w/o | × ragsel w/o | how it fuses |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| system | nDCG@10 | Recall@100 | p50 ms | p95 ms | × ragsel | "
+        "p50 ms w/o query embedding | p95 ms w/o | × ragsel w/o | how it fuses |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in res["rows"]:
-        lines.append(f"| {r['system']} | {r['ndcg@10']:.3f} | {r['recall@100']:.3f} | "
-                     f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['x_ragsel_p50']:.2f} | "
-                     f"{r['no_embed_p50_ms']:.2f} | {r['no_embed_p95_ms']:.2f} | "
-                     f"{r['x_ragsel_no_embed_p50']:.1f} | {r['fusion']} |")
+        lines.append(
+            f"| {r['system']} | {r['ndcg@10']:.3f} | {r['recall@100']:.3f} | "
+            f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['x_ragsel_p50']:.2f} | "
+            f"{r['no_embed_p50_ms']:.2f} | {r['no_embed_p95_ms']:.2f} | "
+            f"{r['x_ragsel_no_embed_p50']:.1f} | {r['fusion']} |"
+        )
     dash = " – |" * 8
     lines += [f"| {n} |{dash} skipped: {why} |" for n, why in res["skipped"].items()]
     return "\n".join(lines)
@@ -428,10 +494,17 @@ def plot(res: dict, path: Path) -> None:
     a.set_xlabel("nDCG@10 (SciFact test)")
     a.set_xlim(0.5, max(0.8, max(r["ndcg@10"] for r in rows) + 0.02))
     y = np.arange(len(rows))
-    b.barh(y - 0.2, [r["p50_ms"] for r in rows], height=0.4, color=colors,
-           label="with query embedding")
-    b.barh(y + 0.2, [r["no_embed_p50_ms"] for r in rows], height=0.4, color=colors,
-           alpha=0.45, label="without (vectors precomputed)")
+    b.barh(
+        y - 0.2, [r["p50_ms"] for r in rows], height=0.4, color=colors, label="with query embedding"
+    )
+    b.barh(
+        y + 0.2,
+        [r["no_embed_p50_ms"] for r in rows],
+        height=0.4,
+        color=colors,
+        alpha=0.45,
+        label="without (vectors precomputed)",
+    )
     b.set_xscale("log")
     b.set_xlabel("query latency p50 ms (log)")
     b.legend(fontsize=7)
@@ -446,35 +519,50 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--index", default=_bench.DEFAULT_INDEX)
     ap.add_argument("--limit", type=int, default=None, help="first N test queries only")
     ap.add_argument("--repeats", type=int, default=1, help="timed passes")
-    ap.add_argument("--latency-queries", type=int, default=100,
-                    help="queries timed (interleaved); quality always uses all")
-    ap.add_argument("--jobs", type=int, default=1,
-                    help="processes for the (untimed) quality pass")
+    ap.add_argument(
+        "--latency-queries",
+        type=int,
+        default=100,
+        help="queries timed (interleaved); quality always uses all",
+    )
+    ap.add_argument("--jobs", type=int, default=1, help="processes for the (untimed) quality pass")
     ap.add_argument("--out", type=Path, default=_bench.RESULTS)
     args = ap.parse_args(argv)
 
-    from ragsel.backends.embedders import load_embedder
     from ragsel_eval.datasets import data_root
+
+    from ragsel.backends.embedders import load_embedder
 
     t0 = time.perf_counter()
     task = scifact_task(args.index, data_root(), args.limit)
     emb = load_embedder("minilm")  # the same shared instance the ragsel dense stage uses
     emb.warm_up()
-    print(f"SciFact: {len(task.texts)} chunks, {len(task.queries)} queries, index "
-          f"{args.index} (loaded in {time.perf_counter() - t0:.1f} s)", flush=True)
+    print(
+        f"SciFact: {len(task.texts)} chunks, {len(task.queries)} queries, index "
+        f"{args.index} (loaded in {time.perf_counter() - t0:.1f} s)",
+        flush=True,
+    )
     m0 = _bench.machine()
-    res = compare(task, emb, repeats=args.repeats, latency_queries=args.latency_queries,
-                  jobs=args.jobs)
-    res.update(machine_start=m0, machine_end=_bench.machine(), versions=_bench.versions(),
-               index=args.index, command="python eval/benchmarks/frameworks_hybrid.py"
-               + (f" --limit {args.limit}" if args.limit else "")
-               + f" --latency-queries {args.latency_queries} --jobs {args.jobs}")
+    res = compare(
+        task, emb, repeats=args.repeats, latency_queries=args.latency_queries, jobs=args.jobs
+    )
+    res.update(
+        machine_start=m0,
+        machine_end=_bench.machine(),
+        versions=_bench.versions(),
+        index=args.index,
+        command="python eval/benchmarks/frameworks_hybrid.py"
+        + (f" --limit {args.limit}" if args.limit else "")
+        + f" --latency-queries {args.latency_queries} --jobs {args.jobs}",
+    )
     table = markdown(res)
     print(table)
     _bench.write_json("frameworks_hybrid.json", res, args.out)
     (args.out / "frameworks_hybrid.md").write_text(
         f"# Hybrid BM25 + MiniLM with RRF on SciFact, natively in each framework\n\n"
-        f"Command: `{res['command']}`\n\n{table}\n", encoding="utf-8")
+        f"Command: `{res['command']}`\n\n{table}\n",
+        encoding="utf-8",
+    )
     try:
         plot(res, args.out / "frameworks_hybrid.png")
     except ImportError:

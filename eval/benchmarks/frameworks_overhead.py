@@ -57,8 +57,9 @@ class _Retrieve(Stage):
     blocking = False
 
     def _setup(self) -> None:
-        self._c = Candidates.retrieved("retrieve", zip(make_chunks(TEXTS),
-                                                       [1.0 - i / 20 for i in range(10)]))
+        self._c = Candidates.retrieved(
+            "retrieve", zip(make_chunks(TEXTS), [1.0 - i / 20 for i in range(10)])
+        )
 
     def _run(self, query: Query) -> Candidates:
         return self._c
@@ -73,9 +74,16 @@ class _Pass(Stage):
 
 
 def build_ragsel() -> tuple[Callable[[], object], Callable[[], object]]:
-    p = Pipeline.linear([("rewrite", _Rewrite()), ("retrieve", _Retrieve()),
-                         ("rerank", _Pass()), ("select", _Pass()), ("cutoff", _Pass()),
-                         ("verify", _Pass())])
+    p = Pipeline.linear(
+        [
+            ("rewrite", _Rewrite()),
+            ("retrieve", _Retrieve()),
+            ("rerank", _Pass()),
+            ("select", _Pass()),
+            ("cutoff", _Pass()),
+            ("verify", _Pass()),
+        ]
+    )
     q = Query(QUERY)
     p.run(q)
     return (lambda: p.run(q)), (lambda: p.arun(q))
@@ -109,9 +117,14 @@ def build_lcel() -> Callable[[], object]:
     from langchain_core.runnables import RunnableLambda
 
     docs = [Document(page_content=t, metadata={"id": i}) for i, t in enumerate(TEXTS)]
-    chain = (RunnableLambda(lambda q: q) | RunnableLambda(lambda q: docs)
-             | RunnableLambda(lambda d: d) | RunnableLambda(lambda d: d)
-             | RunnableLambda(lambda d: d) | RunnableLambda(lambda d: d))
+    chain = (
+        RunnableLambda(lambda q: q)
+        | RunnableLambda(lambda q: docs)
+        | RunnableLambda(lambda d: d)
+        | RunnableLambda(lambda d: d)
+        | RunnableLambda(lambda d: d)
+        | RunnableLambda(lambda d: d)
+    )
     return lambda: chain.invoke(QUERY)
 
 
@@ -125,8 +138,9 @@ def build_lc_compression() -> Callable[[], object]:
     docs = [Document(page_content=t, metadata={"id": i}) for i, t in enumerate(TEXTS)]
 
     class Fixed(BaseRetriever):
-        def _get_relevant_documents(self, query: str, *,
-                                    run_manager: CallbackManagerForRetrieverRun):
+        def _get_relevant_documents(
+            self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        ):
             return docs
 
     class Same(BaseDocumentCompressor):
@@ -134,9 +148,9 @@ def build_lc_compression() -> Callable[[], object]:
             return documents
 
     retr = ContextualCompressionRetriever(
-        base_compressor=DocumentCompressorPipeline(transformers=[Same(), Same(), Same(),
-                                                                 Same()]),
-        base_retriever=Fixed())
+        base_compressor=DocumentCompressorPipeline(transformers=[Same(), Same(), Same(), Same()]),
+        base_retriever=Fixed(),
+    )
     return lambda: retr.invoke(QUERY)
 
 
@@ -147,8 +161,10 @@ def build_llamaindex() -> Callable[[], object]:
     from llama_index.core.retrievers import BaseRetriever
     from llama_index.core.schema import NodeWithScore, TextNode
 
-    nodes = [NodeWithScore(node=TextNode(text=t, id_=str(i)), score=1.0 - i / 20)
-             for i, t in enumerate(TEXTS)]
+    nodes = [
+        NodeWithScore(node=TextNode(text=t, id_=str(i)), score=1.0 - i / 20)
+        for i, t in enumerate(TEXTS)
+    ]
 
     class Fixed(BaseRetriever):
         def _retrieve(self, query_bundle):
@@ -221,7 +237,8 @@ def build_llamaindex_workflow() -> Callable[[], object]:
 
 # ---------------------------------------------------------------- Haystack
 def build_haystack() -> Callable[[], object]:
-    from haystack import Document, Pipeline as HPipeline, component
+    from haystack import Document, component
+    from haystack import Pipeline as HPipeline
 
     docs = [Document(content=t, id=str(i)) for i, t in enumerate(TEXTS)]
 
@@ -280,8 +297,7 @@ def _time_async(fn: Callable[[], object], n: int) -> list[float]:
 
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for pkg in ("ragsel", "langchain-core", "langchain-classic", "llama-index-core",
-                "haystack-ai"):
+    for pkg in ("ragsel", "langchain-core", "langchain-classic", "llama-index-core", "haystack-ai"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -328,8 +344,10 @@ def main() -> None:
         med = statistics.median(xs)
         p95 = sorted(xs)[int(0.95 * (len(xs) - 1))]
         rows.append((name, med, p95, med / base, len(xs)))
-    lines = ["| framework (6 no-op steps) | median µs | p95 µs | × ragsel sync | n |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [
+        "| framework (6 no-op steps) | median µs | p95 µs | × ragsel sync | n |",
+        "|---|---:|---:|---:|---:|",
+    ]
     lines += [f"| {n} | {m:.1f} | {p:.1f} | {r:.2f} | {k} |" for n, m, p, r, k in rows]
     lines += [f"| {n} | – | – | – | {why} |" for n, why in skipped.items()]
     table = "\n".join(lines)
@@ -342,7 +360,9 @@ def main() -> None:
         "# Orchestration overhead, 6 no-op steps\n\n"
         f"Command: `python eval/benchmarks/frameworks_overhead.py --n {args.n} "
         f"--repeats {args.repeats}`\n\n{table}\n\nVersions: "
-        + ", ".join(f"{k} {v}" for k, v in versions.items()) + "\n")
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + "\n"
+    )
     try:
         import matplotlib
 
@@ -351,8 +371,9 @@ def main() -> None:
 
         fig, ax = plt.subplots(figsize=(8, 3.5))
         names = [r[0] for r in rows]
-        ax.barh(names, [r[1] for r in rows], color=["#2a7" if "ragsel" in n else "#888"
-                                                    for n in names])
+        ax.barh(
+            names, [r[1] for r in rows], color=["#2a7" if "ragsel" in n else "#888" for n in names]
+        )
         ax.set_xscale("log")
         ax.set_xlabel("median µs per query (log scale)")
         ax.invert_yaxis()

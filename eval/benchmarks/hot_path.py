@@ -27,12 +27,12 @@ import timeit
 
 import numpy as np
 from _bench import DEFAULT_INDEX, machine, summary_ms, write_json
+from ragsel_eval.datasets import data_root
+from ragsel_eval.datasets.beir import load_beir
 
 from ragsel.backends.embedders import load_embedder
 from ragsel.index import open_index
 from ragsel.types import Chunk, Event, ScoredChunk, new_event, new_scored_chunk, rank_data
-from ragsel_eval.datasets import data_root
-from ragsel_eval.datasets.beir import load_beir
 
 
 def constructor_costs(number: int = 100_000) -> dict[str, float]:
@@ -44,8 +44,10 @@ def constructor_costs(number: int = 100_000) -> dict[str, float]:
         "Event(...)": lambda: Event("s", "retrieved", "rank 3", 1.0, rank_data(3)),
         "new_event(...)": lambda: new_event("s", "retrieved", "rank 3", 1.0, rank_data(3)),
     }
-    return {name: round(min(timeit.repeat(fn, number=number, repeat=3)) / number * 1e6, 3)
-            for name, fn in cases.items()}
+    return {
+        name: round(min(timeit.repeat(fn, number=number, repeat=3)) / number * 1e6, 3)
+        for name, fn in cases.items()
+    }
 
 
 def dense_scoring(matrix: np.ndarray, texts: list[str]) -> dict[str, dict[str, float]]:
@@ -65,8 +67,10 @@ def dense_scoring(matrix: np.ndarray, texts: list[str]) -> dict[str, dict[str, f
             t2 = time.perf_counter()
             score_ms[name].append((t1 - t0) * 1e3)
             embed_ms[name].append((t2 - t1) * 1e3)
-    return {name: {"score": summary_ms(score_ms[name]), "embedding_after": summary_ms(
-        embed_ms[name])} for name in variants}
+    return {
+        name: {"score": summary_ms(score_ms[name]), "embedding_after": summary_ms(embed_ms[name])}
+        for name in variants
+    }
 
 
 def _spin(stop) -> None:
@@ -100,16 +104,27 @@ def main() -> None:
         stop.set()
         for p in spinners:
             p.join()
-    print(f"dense scores of one query over {ix.matrix.shape[0]} x {ix.matrix.shape[1]} vectors, "
-          f"{args.queries} queries, {args.busy} busy process(es), load avg {load:.1f} "
-          "(p50 / p95 ms):")
+    print(
+        f"dense scores of one query over {ix.matrix.shape[0]} x {ix.matrix.shape[1]} vectors, "
+        f"{args.queries} queries, {args.busy} busy process(es), load avg {load:.1f} "
+        "(p50 / p95 ms):"
+    )
     for name, r in dense.items():
-        print(f"  {name:14s} scoring {r['score']['p50_ms']:6.2f} / {r['score']['p95_ms']:6.2f}"
-              f"   next query embedding {r['embedding_after']['p50_ms']:6.2f} / "
-              f"{r['embedding_after']['p95_ms']:6.2f}")
-    out = write_json(args.out, {"machine": machine(), "constructors_us": ctor,
-                                "dense_scoring": dense, "queries": args.queries,
-                                "busy_processes": args.busy})
+        print(
+            f"  {name:14s} scoring {r['score']['p50_ms']:6.2f} / {r['score']['p95_ms']:6.2f}"
+            f"   next query embedding {r['embedding_after']['p50_ms']:6.2f} / "
+            f"{r['embedding_after']['p95_ms']:6.2f}"
+        )
+    out = write_json(
+        args.out,
+        {
+            "machine": machine(),
+            "constructors_us": ctor,
+            "dense_scoring": dense,
+            "queries": args.queries,
+            "busy_processes": args.busy,
+        },
+    )
     print(f"wrote {out}")
 
 

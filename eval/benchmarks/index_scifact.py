@@ -26,8 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
-for _k, _v in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false"}.items():
+for _k, _v in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
     os.environ.setdefault(_k, _v)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,8 +77,13 @@ def count_tokens(limit: int | None, max_length: int = 256) -> dict:
     per_token = 2 * layers * (4 * hidden * hidden + 2 * hidden * ffn)  # matmul FLOPs
     attention = sum(2 * 2 * layers * n * n * hidden for n in lens)  # QK^T and AV
     total = per_token * sum(lens) + attention
-    return {"documents": len(texts), "tokens": sum(lens), "max_length": max_length,
-            "tflop": round(total / 1e12, 1), "flop_per_token_matmul": per_token}
+    return {
+        "documents": len(texts),
+        "tokens": sum(lens),
+        "max_length": max_length,
+        "tflop": round(total / 1e12, 1),
+        "flop_per_token_matmul": per_token,
+    }
 
 
 def peak_rss_mb() -> float:
@@ -95,8 +104,9 @@ def child(embedder: str, corpus: Path, threads: int | None) -> dict:
     load_s = time.perf_counter() - t_load
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        with LocalIndex.create(Path(tmp) / "ix", embedder=embedder,
-                               chunker=ChunkerConfig("document"), threads=threads) as ix:
+        with LocalIndex.create(
+            Path(tmp) / "ix", embedder=embedder, chunker=ChunkerConfig("document"), threads=threads
+        ) as ix:
             rep = ix.add_corpus(corpus)
         wall = time.perf_counter() - t0
         rss_index = peak_rss_mb()
@@ -118,18 +128,24 @@ def child(embedder: str, corpus: Path, threads: int | None) -> dict:
             ix.bm25_search([q], 100)
             bm25_ms.append((time.perf_counter() - t) * 1e3)
     pct = lambda xs, p: float(np.percentile(xs, p))  # noqa: E731
-    return {"embedder": embedder, "documents": rep.documents, "chunks": rep.total_chunks,
-            "model_load_s": round(load_s, 2), "index_wall_s": round(wall, 2),
-            "embed_s": round(rep.embed_seconds, 2),
-            "docs_per_s": round(rep.documents / wall, 1),
-            "embed_docs_per_s": round(rep.chunks_added / rep.embed_seconds, 1),
-            "open_and_load_s": round(open_s, 3), "peak_rss_mb_indexing": round(rss_index),
-            "peak_rss_mb_total": round(peak_rss_mb()),
-            "query_embed_ms_p50": round(pct(embed_ms, 50), 2),
-            "dense_top100_ms_p50": round(pct(dense_ms, 50), 3),
-            "dense_top100_ms_p95": round(pct(dense_ms, 95), 3),
-            "bm25_top100_ms_p50": round(pct(bm25_ms, 50), 3),
-            "bm25_top100_ms_p95": round(pct(bm25_ms, 95), 3)}
+    return {
+        "embedder": embedder,
+        "documents": rep.documents,
+        "chunks": rep.total_chunks,
+        "model_load_s": round(load_s, 2),
+        "index_wall_s": round(wall, 2),
+        "embed_s": round(rep.embed_seconds, 2),
+        "docs_per_s": round(rep.documents / wall, 1),
+        "embed_docs_per_s": round(rep.chunks_added / rep.embed_seconds, 1),
+        "open_and_load_s": round(open_s, 3),
+        "peak_rss_mb_indexing": round(rss_index),
+        "peak_rss_mb_total": round(peak_rss_mb()),
+        "query_embed_ms_p50": round(pct(embed_ms, 50), 2),
+        "dense_top100_ms_p50": round(pct(dense_ms, 50), 3),
+        "dense_top100_ms_p95": round(pct(dense_ms, 95), 3),
+        "bm25_top100_ms_p50": round(pct(bm25_ms, 50), 3),
+        "bm25_top100_ms_p95": round(pct(bm25_ms, 95), 3),
+    }
 
 
 def serve(index: Path, embedder: str | None, threads: int | None, n: int) -> dict:
@@ -147,10 +163,16 @@ def serve(index: Path, embedder: str | None, threads: int | None, n: int) -> dic
     dense.warm_up()
     bm25.warm_up()
     warm_s = time.perf_counter() - t
-    qids = sorted({line.split("\t")[0] for line in open(DATA / "scifact" / "qrels" / "test.tsv")
-                   if line[:1].isdigit()})
-    texts = {(q := json.loads(x))["_id"]: q["text"] for x in open(DATA / "scifact" /
-                                                                 "queries.jsonl")}
+    qids = sorted(
+        {
+            line.split("\t")[0]
+            for line in open(DATA / "scifact" / "qrels" / "test.tsv")
+            if line[:1].isdigit()
+        }
+    )
+    texts = {
+        (q := json.loads(x))["_id"]: q["text"] for x in open(DATA / "scifact" / "queries.jsonl")
+    }
     queries = [texts[q] for q in qids][:n]
     ix, emb = dense._index, dense._embedder
     from bm25_scifact import load as load_scifact
@@ -175,17 +197,24 @@ def serve(index: Path, embedder: str | None, threads: int | None, n: int) -> dic
         bm25_ms.append((time.perf_counter() - t0) * 1e3)
         nd_bm25.append(ndcg_at([c.doc_id for c in got.chunks], qrels[qid], 10))
     pct = lambda xs, p: round(float(np.percentile(xs, p)), 3)  # noqa: E731
-    return {"index": str(index), "chunks": len(ix), "embedder": emb.name, "queries": len(queries),
-            "warm_up_s": round(warm_s, 2),
-            "dense_stage_ms_p50": pct(full, 50), "dense_stage_ms_p95": pct(full, 95),
-            "query_embed_ms_p50": pct(embed_ms, 50),
-            "dense_top100_numpy_ms_p50": pct(dense_only, 50),
-            "dense_top100_numpy_ms_p95": pct(dense_only, 95),
-            "bm25_stage_ms_p50": pct(bm25_ms, 50), "bm25_stage_ms_p95": pct(bm25_ms, 95),
-            "peak_rss_mb_serving": round(peak_rss_mb()),
-            # sanity check of the index (the quality benchmark proper is scifact_quality.py)
-            "ndcg@10_dense": round(sum(nd_dense) / len(nd_dense), 4),
-            "ndcg@10_bm25": round(sum(nd_bm25) / len(nd_bm25), 4)}
+    return {
+        "index": str(index),
+        "chunks": len(ix),
+        "embedder": emb.name,
+        "queries": len(queries),
+        "warm_up_s": round(warm_s, 2),
+        "dense_stage_ms_p50": pct(full, 50),
+        "dense_stage_ms_p95": pct(full, 95),
+        "query_embed_ms_p50": pct(embed_ms, 50),
+        "dense_top100_numpy_ms_p50": pct(dense_only, 50),
+        "dense_top100_numpy_ms_p95": pct(dense_only, 95),
+        "bm25_stage_ms_p50": pct(bm25_ms, 50),
+        "bm25_stage_ms_p95": pct(bm25_ms, 95),
+        "peak_rss_mb_serving": round(peak_rss_mb()),
+        # sanity check of the index (the quality benchmark proper is scifact_quality.py)
+        "ndcg@10_dense": round(sum(nd_dense) / len(nd_dense), 4),
+        "ndcg@10_bm25": round(sum(nd_bm25) / len(nd_bm25), 4),
+    }
 
 
 def raw_vs_ragsel(n: int, threads: int | None, rounds: int) -> dict:
@@ -218,10 +247,13 @@ def raw_vs_ragsel(n: int, threads: int | None, rounds: int) -> dict:
         ours.embed(texts)
         t_ours.append(time.perf_counter() - t)
     ratios = [r / o for r, o in zip(t_raw, t_ours)]
-    return {"texts": n, "rounds": rounds,
-            "raw_docs_per_s": round(n / statistics.median(t_raw), 1),
-            "ragsel_docs_per_s": round(n / statistics.median(t_ours), 1),
-            "ratio_ragsel_over_raw": round(statistics.median(ratios), 3)}
+    return {
+        "texts": n,
+        "rounds": rounds,
+        "raw_docs_per_s": round(n / statistics.median(t_raw), 1),
+        "ragsel_docs_per_s": round(n / statistics.median(t_ours), 1),
+        "ratio_ragsel_over_raw": round(statistics.median(ratios), 3),
+    }
 
 
 def main() -> None:
@@ -231,16 +263,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--raw-texts", type=int, default=256, help="texts for the raw-vs-ragsel test")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--serve", default=None, metavar="INDEX",
-                    help="only measure querying this existing index (e.g. /work/cache/"
-                         "scifact-index) in a fresh process")
+    ap.add_argument(
+        "--serve",
+        default=None,
+        metavar="INDEX",
+        help="only measure querying this existing index (e.g. /work/cache/"
+        "scifact-index) in a fresh process",
+    )
     ap.add_argument("--serve-embedder", default=None, help="query embedder for --serve")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--out", default=str(RESULTS), help="results JSON file")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--corpus", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--count-tokens", action="store_true",
-                    help="only count the tokens to embed and the compute they need")
+    ap.add_argument(
+        "--count-tokens",
+        action="store_true",
+        help="only count the tokens to embed and the compute they need",
+    )
     args = ap.parse_args()
     if args.count_tokens:
         print(json.dumps(count_tokens(args.limit)))
@@ -257,9 +296,16 @@ def main() -> None:
         out.write_text(json.dumps(row, indent=2) + "\n")
         print(f"written to {out.relative_to(REPO)}")
         return
-    results: dict = {"machine": {"cpus": os.cpu_count(), "load_avg": os.getloadavg(),
-                                 "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
-                     "threads": args.threads, "limit": args.limit, "indexing": []}
+    results: dict = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_avg": os.getloadavg(),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        },
+        "threads": args.threads,
+        "limit": args.limit,
+        "indexing": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         corpus = scifact_corpus(args.limit, Path(tmp) / "corpus")
         for name in args.embedders.split(","):
@@ -272,7 +318,8 @@ def main() -> None:
             print(json.dumps(row))
     if args.raw_texts:
         results["embedding_vs_raw_sentence_transformers"] = raw_vs_ragsel(
-            args.raw_texts, args.threads, args.rounds)
+            args.raw_texts, args.threads, args.rounds
+        )
         print(json.dumps(results["embedding_vs_raw_sentence_transformers"]))
     results["machine"]["load_avg_end"] = os.getloadavg()
     out = Path(args.out)

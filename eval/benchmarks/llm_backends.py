@@ -43,16 +43,19 @@ from ragsel.backends.llm.openai_compat import OpenAICompatLLM  # noqa: E402
 from ragsel.backends.llm.scripted_server import Ok, ScriptedLLMServer  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "llm_backends.json"
-MSGS = [{"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Which passage supports the claim? " * 20}]
+MSGS = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Which passage supports the claim? " * 20},
+]
 
 
 class ChildServer:
     """The scripted server in a child process (``--serve DELAY`` mode of this script)."""
 
     def __init__(self, delay: float = 0.0) -> None:
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(delay)],
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(delay)], stdout=subprocess.PIPE, text=True
+        )
         self.base_url = self.proc.stdout.readline().strip()  # type: ignore[union-attr]
 
     def __enter__(self) -> ChildServer:
@@ -90,8 +93,12 @@ def client_overhead(base_url: str, n: int) -> dict:
     raw.close()
     llm.close()
     med_ours, med_bare = statistics.median(ours) * 1e3, statistics.median(bare) * 1e3
-    return {"n": n, "complete_ms": round(med_ours, 3), "bare_httpx_ms": round(med_bare, 3),
-            "client_overhead_ms": round(med_ours - med_bare, 3)}
+    return {
+        "n": n,
+        "complete_ms": round(med_ours, 3),
+        "bare_httpx_ms": round(med_bare, 3),
+        "client_overhead_ms": round(med_ours - med_bare, 3),
+    }
 
 
 def async_throughput(n: int = 200, concurrency: int = 8, delay: float = 0.02) -> dict:
@@ -108,10 +115,14 @@ def async_throughput(n: int = 200, concurrency: int = 8, delay: float = 0.02) ->
             return time.perf_counter() - t0
 
         elapsed = asyncio.run(main())
-    return {"n": n, "concurrency": concurrency, "server_delay_ms": delay * 1e3,
-            "requests_per_s": round(n / elapsed, 1),
-            "ideal_requests_per_s": round(concurrency / delay, 1),
-            "limiter_peak": llm.limiter.peak}
+    return {
+        "n": n,
+        "concurrency": concurrency,
+        "server_delay_ms": delay * 1e3,
+        "requests_per_s": round(n / elapsed, 1),
+        "ideal_requests_per_s": round(concurrency / delay, 1),
+        "limiter_peak": llm.limiter.peak,
+    }
 
 
 def cache_hits(base_url: str, n: int) -> dict:
@@ -141,15 +152,20 @@ def local_smollm() -> dict:
     t0 = time.perf_counter()
     c = llm.complete("Write one sentence about the sea.")
     gen_s = time.perf_counter() - t0
-    texts = [f"Passage {i}: the river flows into the sea near the old harbour town."
-             for i in range(16)]
+    texts = [
+        f"Passage {i}: the river flows into the sea near the old harbour town." for i in range(16)
+    ]
     t0 = time.perf_counter()
     llm.score_perplexity(texts)
     ppl_s = time.perf_counter() - t0
-    return {"load": state, "load_s": round(load_s, 2),
-            "generated_tokens": c.completion_tokens,
-            "tokens_per_s": round(c.completion_tokens / gen_s, 1),
-            "perplexity_texts_per_s": round(len(texts) / ppl_s, 1), "torch_threads": 1}
+    return {
+        "load": state,
+        "load_s": round(load_s, 2),
+        "generated_tokens": c.completion_tokens,
+        "tokens_per_s": round(c.completion_tokens / gen_s, 1),
+        "perplexity_texts_per_s": round(len(texts) / ppl_s, 1),
+        "torch_threads": 1,
+    }
 
 
 def main() -> None:
@@ -161,8 +177,11 @@ def main() -> None:
     if args.serve is not None:
         serve(args.serve)
         return
-    results: dict = {"machine": platform.platform(), "cpus": os.cpu_count(),
-                     "load_avg": round(os.getloadavg()[0], 2)}
+    results: dict = {
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_avg": round(os.getloadavg()[0], 2),
+    }
     with ChildServer() as srv:
         results["http_client"] = client_overhead(srv.base_url, args.n)
         results["cache"] = cache_hits(srv.base_url, args.n)

@@ -63,8 +63,11 @@ class TimedEmbedder:
 
 def pct(values: list[float]) -> dict[str, float]:
     a = np.asarray(values)
-    return {"p50": round(float(np.percentile(a, 50)), 2),
-            "p95": round(float(np.percentile(a, 95)), 2), "mean": round(float(a.mean()), 2)}
+    return {
+        "p50": round(float(np.percentile(a, 50)), 2),
+        "p95": round(float(np.percentile(a, 95)), 2),
+        "mean": round(float(a.mean()), 2),
+    }
 
 
 def main(argv=None) -> int:
@@ -72,16 +75,23 @@ def main(argv=None) -> int:
     ap.add_argument("--index", default="/work/cache/scifact-index")
     ap.add_argument("--pipeline", default=str(REPO / "pipelines" / "meteora-local.yaml"))
     ap.add_argument("--queries", type=int, default=100)
-    ap.add_argument("--vectors", choices=("index", "embed"), default="index",
-                    help="index: candidate vectors from the index (the pipeline as shipped); "
-                         "embed: embed every candidate (the old behaviour)")
-    ap.add_argument("--out", type=Path,
-                    default=REPO / "eval" / "benchmarks" / "results" /
-                    "meteora_local_latency.json")
+    ap.add_argument(
+        "--vectors",
+        choices=("index", "embed"),
+        default="index",
+        help="index: candidate vectors from the index (the pipeline as shipped); "
+        "embed: embed every candidate (the old behaviour)",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "eval" / "benchmarks" / "results" / "meteora_local_latency.json",
+    )
     args = ap.parse_args(argv)
+    from ragsel_eval.datasets import load_dataset
+
     from ragsel.backends.embedders import load_embedder
     from ragsel.spec import load_pipeline
-    from ragsel_eval.datasets import load_dataset
 
     queries = [q.text for q in load_dataset("scifact").queries[: args.queries]]
     pipe = load_pipeline(args.pipeline, variables={"RAGSEL_INDEX": args.index})
@@ -96,8 +106,13 @@ def main(argv=None) -> int:
     pipe.run("warm-up query about cells")  # load models and indexes outside the timing
     sel.vectors.clear()  # cold pass: no chunk vector cached
     guard.vectors.clear()
-    report = {"pipeline": args.pipeline, "index": args.index, "queries": len(queries),
-              "vectors": args.vectors, "load_average_before": os.getloadavg()}
+    report = {
+        "pipeline": args.pipeline,
+        "index": args.index,
+        "queries": len(queries),
+        "vectors": args.vectors,
+        "load_average_before": os.getloadavg(),
+    }
     for label in ("cold", "warm"):
         rows: dict[str, list[float]] = {}
         n_sel, sources = [], {"index": 0, "cache": 0, "embedded": 0}
@@ -106,23 +121,30 @@ def main(argv=None) -> int:
             res = pipe.run(q)
             st = {s.stage: s.ms for s in res.trace.stages}
             emb_ms, gemb_ms = timed.seconds * 1000, guard_timed.seconds * 1000
-            row = {"total": res.trace.total_ms,
-                   "retrieval (bm25+dense+fuse, incl. query embedding)":
-                       st["bm25"] + st["dense"] + st["fuse"],
-                   "rationales": st["rationales"],
-                   "selector total": st["select"],
-                   "selector embedding (rationales + chunks not in the index)": emb_ms,
-                   "selector selection only": st["select"] - emb_ms,
-                   "expansion": st["expand"],
-                   "injection guard": st["injection"],
-                   "poison guard total": st["poison"],
-                   "poison guard embedding": gemb_ms,
-                   "poison guard clustering only": st["poison"] - gemb_ms,
-                   "selection + expansion + guards (no embedding)":
-                       st["select"] - emb_ms + st["expand"] + st["injection"] + st["poison"]
-                       - gemb_ms,
-                   "total minus selector/guard embedding (still incl. query embedding)":
-                       res.trace.total_ms - emb_ms - gemb_ms}
+            row = {
+                "total": res.trace.total_ms,
+                "retrieval (bm25+dense+fuse, incl. query embedding)": st["bm25"]
+                + st["dense"]
+                + st["fuse"],
+                "rationales": st["rationales"],
+                "selector total": st["select"],
+                "selector embedding (rationales + chunks not in the index)": emb_ms,
+                "selector selection only": st["select"] - emb_ms,
+                "expansion": st["expand"],
+                "injection guard": st["injection"],
+                "poison guard total": st["poison"],
+                "poison guard embedding": gemb_ms,
+                "poison guard clustering only": st["poison"] - gemb_ms,
+                "selection + expansion + guards (no embedding)": st["select"]
+                - emb_ms
+                + st["expand"]
+                + st["injection"]
+                + st["poison"]
+                - gemb_ms,
+                "total minus selector/guard embedding (still incl. query embedding)": res.trace.total_ms
+                - emb_ms
+                - gemb_ms,
+            }
             for k, v in row.items():
                 rows.setdefault(k, []).append(v)
             n_sel.append(len(res.selection.chunks))
@@ -137,8 +159,9 @@ def main(argv=None) -> int:
         for k, v in report[label].items():
             print(f"  {k:66s} {v}")
     report["load_average_after"] = os.getloadavg()
-    print(f"load average before/after: {report['load_average_before']} "
-          f"{report['load_average_after']}")
+    print(
+        f"load average before/after: {report['load_average_before']} {report['load_average_after']}"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

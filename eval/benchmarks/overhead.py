@@ -70,8 +70,11 @@ def main() -> None:
     args = ap.parse_args()
     p = build()
     q = Query("what does the contract say about assignment?")
-    runners = {"plain python calls": time_plain, "ragsel run (sync)": time_sync,
-               "ragsel arun (async)": time_async}
+    runners = {
+        "plain python calls": time_plain,
+        "ragsel run (sync)": time_sync,
+        "ragsel arun (async)": time_async,
+    }
     samples: dict[str, list[float]] = {k: [] for k in runners}
     for fn in runners.values():  # warm-up
         fn(p, q, 200)

@@ -58,10 +58,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "eval"))
 
-from ragsel.types import Candidates, Chunk, Query  # noqa: E402
 from ragsel_eval.datasets.poisonedrag import load_poisonedrag  # noqa: E402
 from ragsel_eval.metrics.robustness import (  # noqa: E402
-    attack_success, detection_scores, gold_retention, micro_detection)
+    attack_success,
+    detection_scores,
+    gold_retention,
+    micro_detection,
+)
+
+from ragsel.types import Candidates, Chunk, Query  # noqa: E402
 
 DATA = Path(os.environ.get("RAGSEL_DATA_DIR", REPO.parent / "shared" / "data"))
 CACHE = Path(os.environ.get("RAGSEL_BENCH_CACHE", Path.home() / ".cache" / "ragsel" / "bench"))
@@ -109,16 +114,20 @@ class CachedEmbedder:
 
 # --- contexts ---------------------------------------------------------------------------------
 def wiki_pool() -> list[str]:
-    rows = [json.loads(x) for x in (DATA / "hotpotqa_hard" / "hotpotqa_hard_100.jsonl")
-            .read_text().splitlines() if x.strip()]
+    rows = [
+        json.loads(x)
+        for x in (DATA / "hotpotqa_hard" / "hotpotqa_hard_100.jsonl").read_text().splitlines()
+        if x.strip()
+    ]
     paras = [f"{t}\n{''.join(s)}" for r in rows for t, s in r["context"]]
     nq = load_poisonedrag(DATA / "poisonedrag", variant="nq", n_distractors=0)
     golds = [d.text for d in nq.documents.values() if d.metadata["role"] == "gold"]
     return list(dict.fromkeys(golds + paras))
 
 
-def poisoned_contexts(variant: str, emb: CachedEmbedder, pool: list[str], pool_vecs: np.ndarray,
-                      n_distractors: int) -> list[dict]:
+def poisoned_contexts(
+    variant: str, emb: CachedEmbedder, pool: list[str], pool_vecs: np.ndarray, n_distractors: int
+) -> list[dict]:
     ds = load_poisonedrag(DATA / "poisonedrag", variant=variant, n_distractors=0)
     out = []
     for q in ds.queries:
@@ -128,13 +137,22 @@ def poisoned_contexts(variant: str, emb: CachedEmbedder, pool: list[str], pool_v
         order = np.argsort(-(pool_vecs @ qv), kind="stable")
         dis = [pool[i] for i in order if pool[i] not in own_texts][:n_distractors]
         chunks = [Chunk(d.id, d.text, doc_id=d.id) for d in own]
-        chunks += [Chunk(f"{q.id}/dis{i}", t, doc_id=f"pool:{hashlib.sha1(t.encode()).hexdigest()[:10]}")
-                   for i, t in enumerate(dis)]
+        chunks += [
+            Chunk(f"{q.id}/dis{i}", t, doc_id=f"pool:{hashlib.sha1(t.encode()).hexdigest()[:10]}")
+            for i, t in enumerate(dis)
+        ]
         vecs = emb.embed([c.text for c in chunks])
         scores = vecs @ qv
         ranked = sorted(zip(chunks, scores.tolist()), key=lambda x: -x[1])
-        out.append({"id": q.id, "query": Query(q.text, id=q.id), "ranked": ranked,
-                    "gold": set(q.qrels), "poisoned": set(q.poisoned)})
+        out.append(
+            {
+                "id": q.id,
+                "query": Query(q.text, id=q.id),
+                "ranked": ranked,
+                "gold": set(q.qrels),
+                "poisoned": set(q.poisoned),
+            }
+        )
     return out
 
 
@@ -143,15 +161,24 @@ def _windows(text: str, size: int) -> list[str]:
     step = max(1, size // 2)
     if len(words) <= size:
         return [" ".join(words)]
-    return [" ".join(words[i:i + size]) for i in range(0, len(words) - size + step, step)
-            if words[i:i + size]]
+    return [
+        " ".join(words[i : i + size])
+        for i in range(0, len(words) - size + step, step)
+        if words[i : i + size]
+    ]
 
 
 MIRRORS = ("pubmed.example", "publisher.example", "preprints.example")
 
 
-def scifact_redundant(emb: CachedEmbedder, n_claims: int, n_distractors: int, window: int,
-                      seed: int, mirrors: bool = False) -> list[dict]:
+def scifact_redundant(
+    emb: CachedEmbedder,
+    n_claims: int,
+    n_distractors: int,
+    window: int,
+    seed: int,
+    mirrors: bool = False,
+) -> list[dict]:
     """Clean redundant contexts (see the module docstring). With ``mirrors``, the claim's first
     relevant abstract also appears as two mirror copies (other document ids, windows shifted by
     a third of a window, as another site would cut it); every copy carries a ``site``."""
@@ -161,8 +188,10 @@ def scifact_redundant(emb: CachedEmbedder, n_claims: int, n_distractors: int, wi
     for line in (DATA / "scifact" / "corpus.jsonl").read_text().splitlines():
         r = json.loads(line)
         corpus[str(r["_id"])] = f"{r['title']}. {r['text']}"
-    claims = {str(json.loads(x)["_id"]): json.loads(x)["text"]
-              for x in (DATA / "scifact" / "queries.jsonl").read_text().splitlines()}
+    claims = {
+        str(json.loads(x)["_id"]): json.loads(x)["text"]
+        for x in (DATA / "scifact" / "queries.jsonl").read_text().splitlines()
+    }
     rel: dict[str, set[str]] = {}
     for split in ("train", "test"):
         for line in (DATA / "scifact" / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]:
@@ -174,13 +203,17 @@ def scifact_redundant(emb: CachedEmbedder, n_claims: int, n_distractors: int, wi
     chosen = chosen[:n_claims]
     ids = list(corpus)
     retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize([corpus[i] for i in ids], stopwords="en", show_progress=False),
-                    show_progress=False)
+    retriever.index(
+        bm25s.tokenize([corpus[i] for i in ids], stopwords="en", show_progress=False),
+        show_progress=False,
+    )
     out = []
     for qid in chosen:
-        res, _ = retriever.retrieve(bm25s.tokenize([claims[qid]], stopwords="en",
-                                                   show_progress=False),
-                                    k=n_distractors + len(rel[qid]) + 2, show_progress=False)
+        res, _ = retriever.retrieve(
+            bm25s.tokenize([claims[qid]], stopwords="en", show_progress=False),
+            k=n_distractors + len(rel[qid]) + 2,
+            show_progress=False,
+        )
         dis = [ids[i] for i in res[0] if ids[i] not in rel[qid]][:n_distractors]
         chunks = []
         for did in sorted(rel[qid]) + dis:
@@ -191,22 +224,44 @@ def scifact_redundant(emb: CachedEmbedder, n_claims: int, n_distractors: int, wi
             first = sorted(rel[qid])[0]
             words = corpus[first].split()
             for m, site in enumerate(MIRRORS[1:], 1):
-                shifted = " ".join(words[m * window // 3:])
+                shifted = " ".join(words[m * window // 3 :])
                 for k, w in enumerate(_windows(shifted, window)):
-                    chunks.append(Chunk(f"{site}/{first}#{k}", w, doc_id=f"{site}/{first}",
-                                        position=k, metadata={"site": site}))
+                    chunks.append(
+                        Chunk(
+                            f"{site}/{first}#{k}",
+                            w,
+                            doc_id=f"{site}/{first}",
+                            position=k,
+                            metadata={"site": site},
+                        )
+                    )
         qv = emb.embed([claims[qid]])[0]
         scores = emb.embed([c.text for c in chunks]) @ qv
         ranked = sorted(zip(chunks, scores.tolist()), key=lambda x: -x[1])
-        out.append({"id": qid, "query": Query(claims[qid], id=qid), "ranked": ranked,
-                    "gold": set(), "poisoned": set()})
+        out.append(
+            {
+                "id": qid,
+                "query": Query(claims[qid], id=qid),
+                "ranked": ranked,
+                "gold": set(),
+                "poisoned": set(),
+            }
+        )
     return out
 
 
 def strip_ids(contexts: list[dict], keep_doc_ids: bool = False) -> list[dict]:
     """The same contexts without metadata (and without document ids unless kept)."""
-    return [{**c, "ranked": [(Chunk(ch.id, ch.text, doc_id=ch.doc_id if keep_doc_ids else ""), s)
-                             for ch, s in c["ranked"]]} for c in contexts]
+    return [
+        {
+            **c,
+            "ranked": [
+                (Chunk(ch.id, ch.text, doc_id=ch.doc_id if keep_doc_ids else ""), s)
+                for ch, s in c["ranked"]
+            ],
+        }
+        for c in contexts
+    ]
 
 
 # --- scoring ----------------------------------------------------------------------------------
@@ -217,12 +272,16 @@ def evaluate(guard, contexts: list[dict], final_k: int) -> dict[str, float]:
         out = guard.run(candidates=cands, query=c["query"]) if guard is not None else cands
         flagged = {d.id for d in out.dropped if d.verdict is not None and d.verdict.flagged}
         flagged |= {sc.id for sc in out.items if any(v.flagged for v in sc.verdicts)}
-        final = [sc.id for sc in out.items
-                 if not any(v.flagged or v.label == "DUPLICATE" for v in sc.verdicts)][:final_k]
+        final = [
+            sc.id
+            for sc in out.items
+            if not any(v.flagged or v.label == "DUPLICATE" for v in sc.verdicts)
+        ][:final_k]
         available = [ch.id for ch, _ in c["ranked"]]
         det.append(detection_scores(flagged, c["poisoned"], available))
-        r = gold_retention([sc.id for sc in out.items if sc.id not in flagged], c["gold"],
-                           available)
+        r = gold_retention(
+            [sc.id for sc in out.items if sc.id not in flagged], c["gold"], available
+        )
         if r == r:  # not NaN
             ret.append(r)
         a = attack_success(final, c["poisoned"], c["gold"])
@@ -232,17 +291,25 @@ def evaluate(guard, contexts: list[dict], final_k: int) -> dict[str, float]:
         flagged_clean += len(flagged & clean)
         n_clean += len(clean)
     m = micro_detection(det)
-    return {"precision": m["precision"], "recall": m["recall"], "f1": m["f1"],
-            "gold_retention": float(np.mean(ret)) if ret else float("nan"),
-            "attack_majority": float(np.mean(att)), "poison_reaches_context": float(np.mean(reach)),
-            "clean_flag_rate": flagged_clean / max(n_clean, 1), "queries": len(contexts)}
+    return {
+        "precision": m["precision"],
+        "recall": m["recall"],
+        "f1": m["f1"],
+        "gold_retention": float(np.mean(ret)) if ret else float("nan"),
+        "attack_majority": float(np.mean(att)),
+        "poison_reaches_context": float(np.mean(reach)),
+        "clean_flag_rate": flagged_clean / max(n_clean, 1),
+        "queries": len(contexts),
+    }
 
 
 def fmt(m: dict[str, float]) -> str:
-    return (f"P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f} | gold kept "
-            f"{m['gold_retention']:.3f} | attack(majority) {m['attack_majority']:.3f} "
-            f"reach {m['poison_reaches_context']:.3f} | clean flagged {m['clean_flag_rate']:.3f}"
-            f" | n={m['queries']}")
+    return (
+        f"P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f} | gold kept "
+        f"{m['gold_retention']:.3f} | attack(majority) {m['attack_majority']:.3f} "
+        f"reach {m['poison_reaches_context']:.3f} | clean flagged {m['clean_flag_rate']:.3f}"
+        f" | n={m['queries']}"
+    )
 
 
 def grid() -> list[dict]:
@@ -251,16 +318,22 @@ def grid() -> list[dict]:
     # half; it is narrowed here so the search runs in minutes.
     out = []
     for cos, merge, density in itertools.product((0.75, 0.8), (None, 0.7), (0.0, 0.8, 0.85)):
-        base = {"cosine_threshold": cos, "min_cluster_size": 3, "core_margin": 0.05,
-                "merge_threshold": merge, "min_density": density}
+        base = {
+            "cosine_threshold": cos,
+            "min_cluster_size": 3,
+            "core_margin": 0.05,
+            "merge_threshold": merge,
+            "min_density": density,
+        }
         out.append({"mode": "flag_densest", **base})
         for sup in (0.3, 0.5):
             out.append({"mode": "drop_unsupported", "support_threshold": sup, **base})
     return out
 
 
-def timing(cfg: dict, emb: CachedEmbedder, contexts: list[dict], size: int = 100,
-           reps: int = 3) -> dict:
+def timing(
+    cfg: dict, emb: CachedEmbedder, contexts: list[dict], size: int = 100, reps: int = 3
+) -> dict:
     """Guard time per candidate list of ``size`` chunks (lists pooled from ``contexts``),
     vectors precomputed (as the pipeline reads them from the index), with the vectorised
     n-gram Jaccard and with the pairwise set version it replaced."""
@@ -268,13 +341,15 @@ def timing(cfg: dict, emb: CachedEmbedder, contexts: list[dict], size: int = 100
     from ragsel.stages.verify._ngrams import ngram_jaccard, ngram_jaccard_pairwise
 
     pool = [ch for c in contexts for ch, _ in c["ranked"]]
-    lists = [pool[i:i + size] for i in range(0, len(pool) - size + 1, size)][:10]
+    lists = [pool[i : i + size] for i in range(0, len(pool) - size + 1, size)][:10]
     query = contexts[0]["query"]
     out: dict = {"candidates_per_list": size, "lists": len(lists), "config": cfg}
     saved = poison_cluster.ngram_jaccard
     try:
-        for label, fn in (("vectorised", ngram_jaccard), ("pairwise n-grams",
-                                                          ngram_jaccard_pairwise)):
+        for label, fn in (
+            ("vectorised", ngram_jaccard),
+            ("pairwise n-grams", ngram_jaccard_pairwise),
+        ):
             poison_cluster.ngram_jaccard = fn
             guard = _guard(cfg, emb)
             ms = []
@@ -285,14 +360,18 @@ def timing(cfg: dict, emb: CachedEmbedder, contexts: list[dict], size: int = 100
                     t0 = time.perf_counter()
                     guard.run(candidates=cands, query=query)
                     ms.append(1000 * (time.perf_counter() - t0))
-            out[label] = {"p50_ms": round(float(np.percentile(ms, 50)), 2),
-                          "p95_ms": round(float(np.percentile(ms, 95)), 2)}
+            out[label] = {
+                "p50_ms": round(float(np.percentile(ms, 50)), 2),
+                "p95_ms": round(float(np.percentile(ms, 95)), 2),
+            }
     finally:
         poison_cluster.ngram_jaccard = saved
     out["load_average"] = os.getloadavg()
-    print(f"\nguard time per list of {size} candidates (vectors precomputed): "
-          f"{out['vectorised']} now, {out['pairwise n-grams']} with the pairwise n-gram "
-          f"Jaccard (everything else as now; load {out['load_average'][0]:.1f})")
+    print(
+        f"\nguard time per list of {size} candidates (vectors precomputed): "
+        f"{out['vectorised']} now, {out['pairwise n-grams']} with the pairwise n-gram "
+        f"Jaccard (everything else as now; load {out['load_average'][0]:.1f})"
+    )
     return out
 
 
@@ -327,21 +406,27 @@ def main() -> None:
     emb = CachedEmbedder("minilm")
     pool = wiki_pool()
     pool_vecs = emb.embed(pool)
-    sets = {v: poisoned_contexts(v, emb, pool, pool_vecs, args.distractors)
-            for v in ("nq", "hotpotqa", "msmarco")}
-    sci = scifact_redundant(emb, args.scifact_claims, args.scifact_distractors, args.window,
-                            args.seed)
+    sets = {
+        v: poisoned_contexts(v, emb, pool, pool_vecs, args.distractors)
+        for v in ("nq", "hotpotqa", "msmarco")
+    }
+    sci = scifact_redundant(
+        emb, args.scifact_claims, args.scifact_distractors, args.window, args.seed
+    )
     emb.save()
-    print(f"contexts built in {time.perf_counter() - t0:.0f}s (embedding "
-          f"{emb.embed_seconds:.0f}s); pool {len(pool)} passages")
+    print(
+        f"contexts built in {time.perf_counter() - t0:.0f}s (embedding "
+        f"{emb.embed_seconds:.0f}s); pool {len(pool)} passages"
+    )
     nq = sets["nq"]
     rng = random.Random(args.seed)
     order = list(range(len(nq)))
     rng.shuffle(order)
     nq_train = [nq[i] for i in order[: len(nq) // 2]]
-    nq_test = [nq[i] for i in order[len(nq) // 2:]]
-    mir = scifact_redundant(emb, args.scifact_claims, args.scifact_distractors, args.window,
-                            args.seed, mirrors=True)
+    nq_test = [nq[i] for i in order[len(nq) // 2 :]]
+    mir = scifact_redundant(
+        emb, args.scifact_claims, args.scifact_distractors, args.window, args.seed, mirrors=True
+    )
     emb.save()
     half = len(sci) // 2
     sci_train, sci_test = sci[:half], sci[half:]
@@ -350,9 +435,11 @@ def main() -> None:
     mir_test_nosite = strip_ids(mir_test, keep_doc_ids=True)
     dis_cos = [s for c in nq for ch, s in c["ranked"] if "/dis" in ch.id]
     gold_cos = [s for c in nq for ch, s in c["ranked"] if ch.id in c["gold"]]
-    print(f"NQ: mean cosine to the question: distractors {np.mean(dis_cos):.3f}, "
-          f"gold {np.mean(gold_cos):.3f}; SciFact set: {len(sci)} claims, "
-          f"{sum(len(c['ranked']) for c in sci)} chunks")
+    print(
+        f"NQ: mean cosine to the question: distractors {np.mean(dis_cos):.3f}, "
+        f"gold {np.mean(gold_cos):.3f}; SciFact set: {len(sci)} claims, "
+        f"{sum(len(c['ranked']) for c in sci)} chunks"
+    )
 
     def make(cfg):
         return PoisonClusterGuard(**cfg).use_embedder(emb)
@@ -363,30 +450,50 @@ def main() -> None:
     for cfg in grid():
         g = make(cfg)
         tr = evaluate(g, nq_train, args.final_k)
-        fr = max(evaluate(g, sci_train, args.final_k)["clean_flag_rate"],
-                 evaluate(g, mir_train, args.final_k)["clean_flag_rate"])
+        fr = max(
+            evaluate(g, sci_train, args.final_k)["clean_flag_rate"],
+            evaluate(g, mir_train, args.final_k)["clean_flag_rate"],
+        )
         ok = tr["gold_retention"] >= 0.95 and fr <= 0.05
-        results["grid"].append({"config": cfg, "nq_train": tr, "scifact_train_flag": fr,
-                                "feasible": ok})
+        results["grid"].append(
+            {"config": cfg, "nq_train": tr, "scifact_train_flag": fr, "feasible": ok}
+        )
         key = (ok, tr["f1"], tr["gold_retention"], -fr)
         if best_key is None or key > best_key:
             best, best_key = cfg, key
-    print(f"chosen on training halves ({len(results['grid'])} settings, "
-          f"{time.perf_counter() - t_grid:.0f}s): {best}")
+    print(
+        f"chosen on training halves ({len(results['grid'])} settings, "
+        f"{time.perf_counter() - t_grid:.0f}s): {best}"
+    )
     results["chosen"] = best
     # The same choice under a stricter clean constraint (<= 0.02 false flags on training).
-    strict = max((r for r in results["grid"] if r["nq_train"]["gold_retention"] >= 0.95
-                  and r["scifact_train_flag"] <= 0.02),
-                 key=lambda r: r["nq_train"]["f1"])["config"]
+    strict = max(
+        (
+            r
+            for r in results["grid"]
+            if r["nq_train"]["gold_retention"] >= 0.95 and r["scifact_train_flag"] <= 0.02
+        ),
+        key=lambda r: r["nq_train"]["f1"],
+    )["config"]
     print(f"chosen with clean false flags <= 0.02: {strict}")
     results["chosen_strict"] = strict
     report = {}
-    rows = [("no guard", None), ("chosen", make(best)), ("chosen, stricter on clean", make(strict)),
-            ("collapse", make({**{k: v for k, v in best.items()
-                                  if k not in ("mode", "support_threshold")},
-                               "mode": "collapse"})),
-            ("shipped default (drop_unsupported)", make({"mode": "drop_unsupported"})),
-            ("shipped default (collapse)", make({}))]
+    rows = [
+        ("no guard", None),
+        ("chosen", make(best)),
+        ("chosen, stricter on clean", make(strict)),
+        (
+            "collapse",
+            make(
+                {
+                    **{k: v for k, v in best.items() if k not in ("mode", "support_threshold")},
+                    "mode": "collapse",
+                }
+            ),
+        ),
+        ("shipped default (drop_unsupported)", make({"mode": "drop_unsupported"})),
+        ("shipped default (collapse)", make({})),
+    ]
     for label, g in rows:
         report[label] = {
             "nq_test": evaluate(g, nq_test, args.final_k),

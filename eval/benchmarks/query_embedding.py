@@ -20,10 +20,10 @@ import time
 
 import numpy as np
 from _bench import machine, summary_ms, write_json
-
-from ragsel.backends.embedders import load_embedder
 from ragsel_eval.datasets import data_root
 from ragsel_eval.datasets.beir import load_beir
+
+from ragsel.backends.embedders import load_embedder
 
 EMBEDDERS = ("minilm", "minilm-onnx", "minilm-onnx-q8")
 
@@ -31,8 +31,12 @@ EMBEDDERS = ("minilm", "minilm-onnx", "minilm-onnx-q8")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--queries", type=int, default=300)
-    ap.add_argument("--threads", type=int, default=None,
-                    help="intra-op threads of every embedder (default: the library's)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="intra-op threads of every embedder (default: the library's)",
+    )
     args = ap.parse_args()
 
     texts = [q.text for q in load_beir(data_root() / "scifact", split="test").queries]
@@ -50,18 +54,24 @@ def main() -> None:
             times[name].append((time.perf_counter() - t0) * 1e3)
             vecs[name].append(v)
     ref = np.stack(vecs["minilm"])
-    result = {"queries": len(texts), "threads": args.threads, "machine": machine(),
-              "embedders": {}}
-    print(f"{len(texts)} SciFact test claims, one at a time, threads {args.threads or 'default'}"
-          f", load avg {result['machine']['load_avg'][0]:.1f}")
+    result = {"queries": len(texts), "threads": args.threads, "machine": machine(), "embedders": {}}
+    print(
+        f"{len(texts)} SciFact test claims, one at a time, threads {args.threads or 'default'}"
+        f", load avg {result['machine']['load_avg'][0]:.1f}"
+    )
     for name in embs:
         cos = (np.stack(vecs[name]) * ref).sum(axis=1)
-        row = {**summary_ms(times[name]), "cosine_to_fp32_min": round(float(cos.min()), 4),
-               "cosine_to_fp32_mean": round(float(cos.mean()), 4)}
+        row = {
+            **summary_ms(times[name]),
+            "cosine_to_fp32_min": round(float(cos.min()), 4),
+            "cosine_to_fp32_mean": round(float(cos.mean()), 4),
+        }
         result["embedders"][name] = row
-        print(f"  {name:16s} p50 {row['p50_ms']:6.2f} ms  p95 {row['p95_ms']:6.2f} ms  "
-              f"cosine to fp32 min {row['cosine_to_fp32_min']:.4f} "
-              f"mean {row['cosine_to_fp32_mean']:.4f}")
+        print(
+            f"  {name:16s} p50 {row['p50_ms']:6.2f} ms  p95 {row['p95_ms']:6.2f} ms  "
+            f"cosine to fp32 min {row['cosine_to_fp32_min']:.4f} "
+            f"mean {row['cosine_to_fp32_mean']:.4f}"
+        )
     print(f"wrote {write_json('query_embedding.json', result)}")
 
 

@@ -32,11 +32,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "eval"))
 
+from ragsel_eval.datasets import data_root  # noqa: E402
+from ragsel_eval.datasets.beir import load_beir  # noqa: E402
+
 from ragsel.cli._common import set_offline_env  # noqa: E402
 from ragsel.spec import load_pipeline  # noqa: E402
 from ragsel.types import Query  # noqa: E402
-from ragsel_eval.datasets import data_root  # noqa: E402
-from ragsel_eval.datasets.beir import load_beir  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench import peak_rss_mb, summary_ms  # noqa: E402
@@ -61,21 +62,30 @@ def measure(pipe, queries: list[str], repeats: int) -> tuple[np.ndarray, dict[st
 
 def summary(t: np.ndarray) -> dict[str, float]:
     # min and p5 show what the code costs when the VM's neighbours leave it alone
-    return {**summary_ms(t), "min_ms": round(float(t.min()), 2),
-            "p5_ms": round(float(np.percentile(t, 5)), 2)}
+    return {
+        **summary_ms(t),
+        "min_ms": round(float(t.min()), 2),
+        "p5_ms": round(float(np.percentile(t, 5)), 2),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--index", default=os.environ.get("RAGSEL_INDEX", "/work/cache/scifact-index"))
     ap.add_argument("--pipeline", default=str(REPO / "pipelines" / "local.yaml"))
-    ap.add_argument("--query-embedder", default=None,
-                    help="sets ${RAGSEL_QUERY_EMBEDDER} (local.yaml: minilm-onnx by default; "
-                         "e.g. minilm-onnx-q8)")
+    ap.add_argument(
+        "--query-embedder",
+        default=None,
+        help="sets ${RAGSEL_QUERY_EMBEDDER} (local.yaml: minilm-onnx by default; "
+        "e.g. minilm-onnx-q8)",
+    )
     ap.add_argument("--queries", type=int, default=300, help="SciFact test queries to time")
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--gc-freeze", action="store_true",
-                    help="call gc.freeze() after warm-up, as a server would (see README)")
+    ap.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="call gc.freeze() after warm-up, as a server would (see README)",
+    )
     ap.add_argument("--out", default=str(RESULTS / "query_latency.json"))
     args = ap.parse_args()
 
@@ -105,23 +115,34 @@ def main() -> None:
     import torch
 
     result = {
-        "index": args.index, "pipeline": args.pipeline, "queries": len(texts),
+        "index": args.index,
+        "pipeline": args.pipeline,
+        "queries": len(texts),
         "query_embedder": args.query_embedder or "the pipeline's",
-        "repeats": args.repeats, "torch_threads": torch.get_num_threads(),
+        "repeats": args.repeats,
+        "torch_threads": torch.get_num_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "gc_freeze": args.gc_freeze,
-        "load_avg_1m": os.getloadavg()[0], "warm_up_s": round(warm_s, 2),
-        "with_query_embedding": summary(with_emb), "stage_mean_ms_with": stages_with,
-        "without_query_embedding": summary(without), "stage_mean_ms_without": stages_without,
-        "peak_rss_mb_serving": round(rss_serving, 1), "rss_mb_before_load": round(rss0, 1),
+        "load_avg_1m": os.getloadavg()[0],
+        "warm_up_s": round(warm_s, 2),
+        "with_query_embedding": summary(with_emb),
+        "stage_mean_ms_with": stages_with,
+        "without_query_embedding": summary(without),
+        "stage_mean_ms_without": stages_without,
+        "peak_rss_mb_serving": round(rss_serving, 1),
+        "rss_mb_before_load": round(rss0, 1),
     }
     w, wo = result["with_query_embedding"], result["without_query_embedding"]
-    print(f"local pipeline on {args.index}: {len(texts)} queries x {args.repeats}, "
-          f"torch threads {result['torch_threads']}, load avg {result['load_avg_1m']:.1f}")
+    print(
+        f"local pipeline on {args.index}: {len(texts)} queries x {args.repeats}, "
+        f"torch threads {result['torch_threads']}, load avg {result['load_avg_1m']:.1f}"
+    )
     for label, r in (("with query embedding:   ", w), ("without query embedding:", wo)):
-        print(f"  {label} p50 {r['p50_ms']:.2f} ms  p95 {r['p95_ms']:.2f} ms  "
-              f"(p5 {r['p5_ms']:.2f}, min {r['min_ms']:.2f})")
+        print(
+            f"  {label} p50 {r['p50_ms']:.2f} ms  p95 {r['p95_ms']:.2f} ms  "
+            f"(p5 {r['p5_ms']:.2f}, min {r['min_ms']:.2f})"
+        )
     print(f"  per stage (ms, with):    {stages_with}")
     print(f"  per stage (ms, without): {stages_without}")
     print(f"  peak RSS serving: {result['peak_rss_mb_serving']:.0f} MB")

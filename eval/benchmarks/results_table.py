@@ -34,22 +34,37 @@ from ragsel_eval.runner import run_eval  # noqa: E402
 BENCH = REPO / "eval" / "benchmarks" / "pipelines"
 SECTIONS = {
     "scifact": {
-        "dataset": "scifact", "chunker": "document",
-        "pipelines": [BENCH / "bm25.yaml", BENCH / "dense.yaml", BENCH / "hybrid.yaml",
-                      REPO / "pipelines" / "local.yaml"],
+        "dataset": "scifact",
+        "chunker": "document",
+        "pipelines": [
+            BENCH / "bm25.yaml",
+            BENCH / "dense.yaml",
+            BENCH / "hybrid.yaml",
+            REPO / "pipelines" / "local.yaml",
+        ],
         "metrics": ["ndcg@10", "recall@100", "chunks"],
     },
     "privacyqa": {
-        "dataset": "privacyqa", "chunker": "words:256",
-        "pipelines": [BENCH / "hybrid-top3.yaml", REPO / "pipelines" / "local.yaml",
-                      REPO / "pipelines" / "meteora-local.yaml"],
+        "dataset": "privacyqa",
+        "chunker": "words:256",
+        "pipelines": [
+            BENCH / "hybrid-top3.yaml",
+            REPO / "pipelines" / "local.yaml",
+            REPO / "pipelines" / "meteora-local.yaml",
+        ],
         "metrics": ["precision", "recall", "f1", "chunks"],
     },
     "poisonedrag": {
-        "dataset": "poisonedrag", "chunker": "document",
+        "dataset": "poisonedrag",
+        "chunker": "document",
         "pipelines": [BENCH / "dense-top5.yaml", BENCH / "guard-densest-top5.yaml"],
-        "metrics": ["detection_f1", "gold_retention", "attack_success", "attack_majority",
-                    "recall"],
+        "metrics": [
+            "detection_f1",
+            "gold_retention",
+            "attack_success",
+            "attack_majority",
+            "recall",
+        ],
     },
 }
 
@@ -67,41 +82,60 @@ def _cell(s: dict | None, metric: str = "") -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(REPO / ".ragsel" / "results-table"))
-    ap.add_argument("--scifact-index", default=None,
-                    help="reuse a `ragsel index` of scifact/corpus.jsonl (chunker document)")
+    ap.add_argument(
+        "--scifact-index",
+        default=None,
+        help="reuse a `ragsel index` of scifact/corpus.jsonl (chunker document)",
+    )
     ap.add_argument("--limit", type=int, default=None, help="first N queries of each dataset")
     ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     ap.add_argument("--engine", default="local", choices=["local", "ray"])
-    ap.add_argument("--table", default=str(REPO / "eval" / "benchmarks" / "results" /
-                                           "results_table.md"))
+    ap.add_argument(
+        "--table", default=str(REPO / "eval" / "benchmarks" / "results" / "results_table.md")
+    )
     args = ap.parse_args(argv)
-    lines = ["| dataset (queries) | pipeline | figures: mean [95% CI] | latency p50 ms | failed |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| dataset (queries) | pipeline | figures: mean [95% CI] | latency p50 ms | failed |",
+        "|---|---|---|---|---|",
+    ]
     dump: dict = {}
     for name in args.only.split(","):
         sec = SECTIONS[name]
         pipes = [p for p in sec["pipelines"] if p.exists()]
         t0 = time.perf_counter()
-        rep = run_eval(pipes, sec["dataset"], out_dir=Path(args.out) / name, limit=args.limit,
-                       chunker=None if (name == "scifact" and args.scifact_index)
-                       else sec["chunker"], engine=args.engine,
-                       index=args.scifact_index if name == "scifact" else None, progress=True)
+        rep = run_eval(
+            pipes,
+            sec["dataset"],
+            out_dir=Path(args.out) / name,
+            limit=args.limit,
+            chunker=None if (name == "scifact" and args.scifact_index) else sec["chunker"],
+            engine=args.engine,
+            index=args.scifact_index if name == "scifact" else None,
+            progress=True,
+        )
         took = time.perf_counter() - t0
-        dump[name] = {"dataset": rep.dataset, "summary": rep.summary,
-                      "comparisons": rep.comparisons, "seconds": round(took, 1),
-                      "report": rep.files.get("html")}
+        dump[name] = {
+            "dataset": rep.dataset,
+            "summary": rep.summary,
+            "comparisons": rep.comparisons,
+            "seconds": round(took, 1),
+            "report": rep.files.get("html"),
+        }
         for p in rep.pipelines:
             s = rep.summary[p]
             figs = "; ".join(f"{m} {_cell(s.get(m), m)}" for m in sec["metrics"])
             q = s["queries"]
-            lines.append(f"| {rep.dataset['name']} ({q['total']}) | {p} | {figs} | "
-                         f"{s['latency_ms']['p50']:.0f} | {q['failed']} |")
+            lines.append(
+                f"| {rep.dataset['name']} ({q['total']}) | {p} | {figs} | "
+                f"{s['latency_ms']['p50']:.0f} | {q['failed']} |"
+            )
         print("\n".join(lines), flush=True)
     table = "\n".join(lines) + "\n"
     Path(args.table).parent.mkdir(parents=True, exist_ok=True)
     Path(args.table).write_text(table, encoding="utf-8")
     Path(args.table).with_suffix(".json").write_text(
-        json.dumps(_clean(dump), indent=1, default=str), encoding="utf-8")
+        json.dumps(_clean(dump), indent=1, default=str), encoding="utf-8"
+    )
     print(f"\nwritten: {args.table}")
     return 0
 

@@ -48,21 +48,32 @@ def steps(index: str, out: Path, quick: bool) -> dict[str, list[str]]:
     q = quick
     return {
         "startup": ["startup.py", "--n", "5" if q else "7", "--out", str(out)],
-        "overhead": ["overhead.py", "--n", "300" if q else "3000", "--repeats",
-                     "2" if q else "5"],
-        "frameworks_overhead": ["frameworks_overhead.py", "--n", "200" if q else "1000",
-                                "--repeats", "2" if q else "5", "--out", str(out)],
+        "overhead": ["overhead.py", "--n", "300" if q else "3000", "--repeats", "2" if q else "5"],
+        "frameworks_overhead": [
+            "frameworks_overhead.py",
+            "--n",
+            "200" if q else "1000",
+            "--repeats",
+            "2" if q else "5",
+            "--out",
+            str(out),
+        ],
         "hybrid": ["frameworks_hybrid.py", "--index", index, "--out", str(out), "--jobs", "3"]
         + (["--limit", "30", "--latency-queries", "10"] if q else []),
         "throughput": ["throughput.py", "--index", index, "--out", str(out)]
-        + (["--limit", "32", "--repeats", "1", "--raw-texts", "64", "--rounds", "1"] if q
-           else []),
+        + (["--limit", "32", "--repeats", "1", "--raw-texts", "64", "--rounds", "1"] if q else []),
         "scaling": ["scaling.py", "--index", index, "--out", str(out)]
         + (["--sizes", "1000,5000", "--queries", "20"] if q else []),
-        "latency": ["query_latency.py", "--index", index, "--out",
-                    str(out / "query_latency.json")] + (["--queries", "30"] if q else []),
-        "quality": ["scifact_quality.py", "--index", index, "--skip-bm25-variants",
-                    "--out", str(out / "scifact_quality.json")],
+        "latency": ["query_latency.py", "--index", index, "--out", str(out / "query_latency.json")]
+        + (["--queries", "30"] if q else []),
+        "quality": [
+            "scifact_quality.py",
+            "--index",
+            index,
+            "--skip-bm25-variants",
+            "--out",
+            str(out / "scifact_quality.json"),
+        ],
     }
 
 
@@ -82,20 +93,33 @@ def run_step(name: str, argv: list[str], out: Path) -> dict:
     load0 = _bench.machine()["load_avg"]
     t0 = time.perf_counter()
     print(f"== {name}: python eval/benchmarks/{' '.join(argv)}", flush=True)
-    p = subprocess.run([sys.executable, str(HERE / argv[0]), *argv[1:]], cwd=_bench.REPO,
-                       capture_output=True, text=True, env={**os.environ, **_bench.OFFLINE_ENV})
+    p = subprocess.run(
+        [sys.executable, str(HERE / argv[0]), *argv[1:]],
+        cwd=_bench.REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **_bench.OFFLINE_ENV},
+    )
     took = time.perf_counter() - t0
-    (logs / f"{name}.log").write_text(f"$ python eval/benchmarks/{' '.join(argv)}\n\n"
-                                      f"{p.stdout}\n--- stderr ---\n{p.stderr}",
-                                      encoding="utf-8")
+    (logs / f"{name}.log").write_text(
+        f"$ python eval/benchmarks/{' '.join(argv)}\n\n{p.stdout}\n--- stderr ---\n{p.stderr}",
+        encoding="utf-8",
+    )
     if name == "overhead":  # it only prints: keep its table
         (out / "overhead.txt").write_text(p.stdout, encoding="utf-8")
     status = "ok" if p.returncode == 0 else f"failed (exit {p.returncode})"
-    print(f"   {status} in {took:.0f} s" + ("" if p.returncode == 0 else
-                                             f"\n{p.stderr[-1500:]}"), flush=True)
-    return {"step": name, "command": "python eval/benchmarks/" + " ".join(argv),
-            "status": status, "seconds": round(took, 1), "load_avg_before": load0,
-            "load_avg_after": _bench.machine()["load_avg"]}
+    print(
+        f"   {status} in {took:.0f} s" + ("" if p.returncode == 0 else f"\n{p.stderr[-1500:]}"),
+        flush=True,
+    )
+    return {
+        "step": name,
+        "command": "python eval/benchmarks/" + " ".join(argv),
+        "status": status,
+        "seconds": round(took, 1),
+        "load_avg_before": load0,
+        "load_avg_after": _bench.machine()["load_avg"],
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,9 +130,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated steps to run")
     ap.add_argument("--with-quality", action="store_true", help="also run scifact_quality")
     ap.add_argument("--report-only", action="store_true", help="only rebuild README.md")
-    ap.add_argument("--extra", action="append", default=[], metavar="STEP=ARGS",
-                    help="extra arguments for one step (they override its defaults), e.g. "
-                         "--extra 'hybrid=--latency-queries 50 --jobs 4'")
+    ap.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="STEP=ARGS",
+        help="extra arguments for one step (they override its defaults), e.g. "
+        "--extra 'hybrid=--latency-queries 50 --jobs 4'",
+    )
     args = ap.parse_args(argv)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -122,16 +151,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ap.error(f"--extra: unknown step {step!r}; choose from {', '.join(plan)}")
             plan[step] = plan[step] + extra.split()
         chosen = [s for s in args.only.split(",") if s] or [
-            s for s in plan if s != "quality" or args.with_quality]
+            s for s in plan if s != "quality" or args.with_quality
+        ]
         unknown = set(chosen) - set(plan)
         if unknown:
             ap.error(f"unknown step(s) {sorted(unknown)}; choose from {', '.join(plan)}")
-        runlog.update(started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                      quick=args.quick, index=args.index, machine_start=_bench.machine())
+        runlog.update(
+            started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            quick=args.quick,
+            index=args.index,
+            machine_start=_bench.machine(),
+        )
         for name in chosen:
             runlog["steps"][name] = run_step(name, plan[name], out)
-        runlog.update(finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                      machine_end=_bench.machine())
+        runlog.update(
+            finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            machine_end=_bench.machine(),
+        )
         if runlog_path.is_file():  # another run_all may have finished meanwhile: keep its steps
             mine = runlog["steps"]
             runlog["steps"] = {**json.loads(runlog_path.read_text()).get("steps", {}), **mine}

@@ -66,6 +66,7 @@ def synth_corpus(source: Path, size: int) -> tuple[list[tuple[str, str]], dict[s
 def build(source: Path, size: int, path: Path) -> dict:
     """Build (child process): a LocalIndex of ``size`` chunks with reused vectors."""
     from _vectors import PrecomputedEmbedder
+
     from ragsel.backends import embedders as E
     from ragsel.index import LocalIndex
     from ragsel.ingest import ChunkerConfig
@@ -78,8 +79,7 @@ def build(source: Path, size: int, path: Path) -> dict:
     E._cache[spec] = PrecomputedEmbedder(real, vectors)
     try:
         t0 = time.perf_counter()
-        with LocalIndex.create(path, embedder="minilm",
-                               chunker=ChunkerConfig("document")) as ix:
+        with LocalIndex.create(path, embedder="minilm", chunker=ChunkerConfig("document")) as ix:
             rep = ix.add_documents([Document(id=d, text=t) for d, t in docs])
         took = time.perf_counter() - t0
     finally:  # put the real embedder back (matters when called in-process, e.g. tests)
@@ -101,13 +101,15 @@ def _fingerprint(source: Path) -> str:
 def measure(index: Path, queries: list[str]) -> dict:
     """Serve (child process): latency with/without the query embedding, RSS, disk size."""
     from _vectors import use_precomputed
+
     from ragsel.spec import load_pipeline
     from ragsel.types import Query
 
     rss0 = _bench.peak_rss_mb()
     t0 = time.perf_counter()
-    pipe = load_pipeline(_bench.REPO / "pipelines" / "local.yaml",
-                         variables={"RAGSEL_INDEX": str(index)})
+    pipe = load_pipeline(
+        _bench.REPO / "pipelines" / "local.yaml", variables={"RAGSEL_INDEX": str(index)}
+    )
     pipe.warm_up()
     open_s = time.perf_counter() - t0
     for q in queries[:3]:
@@ -128,8 +130,11 @@ def measure(index: Path, queries: list[str]) -> dict:
 
 
 def disk(path: Path) -> dict:
-    parts = {p.name: round(_bench.dir_size_mb(p) if p.is_dir() else p.stat().st_size / 2**20,
-                           2) for p in path.iterdir() if p.name != "bench_build.json"}
+    parts = {
+        p.name: round(_bench.dir_size_mb(p) if p.is_dir() else p.stat().st_size / 2**20, 2)
+        for p in path.iterdir()
+        if p.name != "bench_build.json"
+    }
     return {"total_mb": round(_bench.dir_size_mb(path), 2), "parts_mb": parts}
 
 
@@ -140,9 +145,14 @@ def _child(args: list[str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run(index: str | Path, queries: list[str], sizes: Sequence[int] = SIZES,
-        work: Path = Path("/tmp/ragsel-scaling"), repeats: int = 1,
-        rebuild: bool = False) -> dict:
+def run(
+    index: str | Path,
+    queries: list[str],
+    sizes: Sequence[int] = SIZES,
+    work: Path = Path("/tmp/ragsel-scaling"),
+    repeats: int = 1,
+    rebuild: bool = False,
+) -> dict:
     """Build (or reuse) an index per size, then measure each in fresh processes."""
     work.mkdir(parents=True, exist_ok=True)
     source = work / "source"
@@ -152,41 +162,55 @@ def run(index: str | Path, queries: list[str], sizes: Sequence[int] = SIZES,
     for size in sizes:
         path = work / f"n{size}"
         manifest, info = path / "manifest.json", path / "bench_build.json"
-        fresh = (not rebuild and manifest.is_file() and info.is_file()
-                 and json.loads(manifest.read_text()).get("complete")
-                 and json.loads(info.read_text()).get("source") == _fingerprint(source)
-                 and json.loads(info.read_text()).get("chunks") == size)
+        fresh = (
+            not rebuild
+            and manifest.is_file()
+            and info.is_file()
+            and json.loads(manifest.read_text()).get("complete")
+            and json.loads(info.read_text()).get("source") == _fingerprint(source)
+            and json.loads(info.read_text()).get("chunks") == size
+        )
         if not fresh:
             if path.exists():
                 import shutil
 
                 shutil.rmtree(path)
-            built[size] = _child(["--build", str(size), "--source", str(source),
-                                  "--path", str(path)])
+            built[size] = _child(
+                ["--build", str(size), "--source", str(source), "--path", str(path)]
+            )
         else:  # built by an earlier run from the same source: report that run's build time
             built[size] = {**json.loads(info.read_text()), "reused": True}
-    samples: dict[int, dict[str, list[float]]] = {s: {"live": [], "precomputed": []}
-                                                   for s in sizes}
+    samples: dict[int, dict[str, list[float]]] = {s: {"live": [], "precomputed": []} for s in sizes}
     extra: dict[int, dict] = {}
     for r in range(repeats):
-        for size in (sizes if r % 2 == 0 else list(reversed(sizes))):
-            m = _child(["--measure", str(work / f"n{size}"), "--queries-file",
-                        str(work / "queries.json")])
+        for size in sizes if r % 2 == 0 else list(reversed(sizes)):
+            m = _child(
+                ["--measure", str(work / f"n{size}"), "--queries-file", str(work / "queries.json")]
+            )
             samples[size]["live"] += m.pop("live")
             samples[size]["precomputed"] += m.pop("precomputed")
             extra.setdefault(size, {}).setdefault("peak_rss_mb", []).append(m["peak_rss_mb"])
             extra[size].setdefault("open_and_warm_up_s", []).append(m["open_and_warm_up_s"])
     rows = []
     for size in sizes:
-        rows.append({"chunks": size, "copies_of_source": round(size / n_src, 2),
-                     "with_query_embedding": _bench.summary_ms(samples[size]["live"]),
-                     "without_query_embedding": _bench.summary_ms(
-                         samples[size]["precomputed"]),
-                     "peak_rss_mb": float(np.median(extra[size]["peak_rss_mb"])),
-                     "open_and_warm_up_s": float(np.median(extra[size]["open_and_warm_up_s"])),
-                     "disk": disk(work / f"n{size}"), "build": built[size]})
-    return {"source_chunks": n_src, "rows": rows, "repeats": repeats,
-            "vectors": "reused from the source index (no re-embedding)"}
+        rows.append(
+            {
+                "chunks": size,
+                "copies_of_source": round(size / n_src, 2),
+                "with_query_embedding": _bench.summary_ms(samples[size]["live"]),
+                "without_query_embedding": _bench.summary_ms(samples[size]["precomputed"]),
+                "peak_rss_mb": float(np.median(extra[size]["peak_rss_mb"])),
+                "open_and_warm_up_s": float(np.median(extra[size]["open_and_warm_up_s"])),
+                "disk": disk(work / f"n{size}"),
+                "build": built[size],
+            }
+        )
+    return {
+        "source_chunks": n_src,
+        "rows": rows,
+        "repeats": repeats,
+        "vectors": "reused from the source index (no re-embedding)",
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> dict | None:
@@ -216,16 +240,30 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
 
     qs = [q.text for q in load_beir(data_root() / "scifact", split="test").queries]
     m0 = _bench.machine()
-    res = run(args.index, qs[: args.queries], [int(s) for s in args.sizes.split(",")],
-              args.work, args.repeats, args.rebuild)
-    res.update(machine_start=m0, machine_end=_bench.machine(), versions=_bench.versions(),
-               command=f"python eval/benchmarks/scaling.py --queries {args.queries}")
-    print(f"{'chunks':>8} {'p50 ms':>8} {'p95 ms':>8} {'p50 w/o emb':>12} {'p95 w/o':>8} "
-          f"{'disk MB':>8} {'RSS MB':>8}")
+    res = run(
+        args.index,
+        qs[: args.queries],
+        [int(s) for s in args.sizes.split(",")],
+        args.work,
+        args.repeats,
+        args.rebuild,
+    )
+    res.update(
+        machine_start=m0,
+        machine_end=_bench.machine(),
+        versions=_bench.versions(),
+        command=f"python eval/benchmarks/scaling.py --queries {args.queries}",
+    )
+    print(
+        f"{'chunks':>8} {'p50 ms':>8} {'p95 ms':>8} {'p50 w/o emb':>12} {'p95 w/o':>8} "
+        f"{'disk MB':>8} {'RSS MB':>8}"
+    )
     for r in res["rows"]:
         w, wo = r["with_query_embedding"], r["without_query_embedding"]
-        print(f"{r['chunks']:>8} {w['p50_ms']:>8.2f} {w['p95_ms']:>8.2f} {wo['p50_ms']:>12.2f} "
-              f"{wo['p95_ms']:>8.2f} {r['disk']['total_mb']:>8.1f} {r['peak_rss_mb']:>8.0f}")
+        print(
+            f"{r['chunks']:>8} {w['p50_ms']:>8.2f} {w['p95_ms']:>8.2f} {wo['p50_ms']:>12.2f} "
+            f"{wo['p95_ms']:>8.2f} {r['disk']['total_mb']:>8.1f} {r['peak_rss_mb']:>8.0f}"
+        )
     _bench.write_json("scaling.json", res, args.out)
     return res
 

@@ -71,9 +71,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "eval"))
 
-from ragsel.types import Candidates, Chunk, Query, Rationales, content_id  # noqa: E402
 from ragsel_eval.datasets import gold_chunk_ids, load_dataset  # noqa: E402
 from ragsel_eval.metrics.selection import chunks_at_recall, selection_scores  # noqa: E402
+
+from ragsel.types import Candidates, Chunk, Query, Rationales, content_id  # noqa: E402
 
 CACHE = Path(os.environ.get("RAGSEL_CACHE", "/work/cache")) / "selection_cv"
 RESULTS = REPO / "eval" / "benchmarks" / "results" / "selection_cv.json"
@@ -116,8 +117,7 @@ class CachedEmbedder:
     def save(self) -> None:
         if self._dirty:
             keys = list(self.vectors)
-            np.savez(self.path, keys=np.array(keys), vecs=np.stack([self.vectors[k]
-                                                                    for k in keys]))
+            np.savez(self.path, keys=np.array(keys), vecs=np.stack([self.vectors[k] for k in keys]))
             self._dirty = False
 
 
@@ -137,8 +137,9 @@ def rank_lists(query: Query, chunks: list[Chunk], cvecs: np.ndarray, emb, bm25) 
     order = np.argsort(-sims, kind="stable")
     dense = Candidates.retrieved("dense", [(chunks[i], float(sims[i])) for i in order])
     by_id = {c.id: c for c in chunks}
-    bm = Candidates.retrieved("bm25", [(by_id[cid], s)
-                                       for cid, s in bm25.search(query.text, k=len(chunks))])
+    bm = Candidates.retrieved(
+        "bm25", [(by_id[cid], s) for cid, s in bm25.search(query.text, k=len(chunks))]
+    )
     hybrid = RankFusion(k=60).run(candidates=[dense, bm])
     return {"dense": dense, "bm25": bm, "hybrid": hybrid}
 
@@ -171,16 +172,30 @@ def hotpot_cases(kind: str, emb) -> list[Case]:
         chunks = []
         for d in ds.corpus_for(q):
             if kind == "para":
-                chunks.append(Chunk(content_id(d.text, d.id, 0), d.text, doc_id=d.id,
-                                    position=0, span=(0, len(d.text)),
-                                    metadata={"title": d.title}))
+                chunks.append(
+                    Chunk(
+                        content_id(d.text, d.id, 0),
+                        d.text,
+                        doc_id=d.id,
+                        position=0,
+                        span=(0, len(d.text)),
+                        metadata={"title": d.title},
+                    )
+                )
             else:
                 for i, (s, e) in enumerate(d.metadata["sentence_spans"]):
                     t = d.text[s:e]
                     if t.strip():
-                        chunks.append(Chunk(content_id(t, d.id, i), t, doc_id=d.id,
-                                            position=i, span=(s, e),
-                                            metadata={"title": d.title}))
+                        chunks.append(
+                            Chunk(
+                                content_id(t, d.id, i),
+                                t,
+                                doc_id=d.id,
+                                position=i,
+                                span=(s, e),
+                                metadata={"title": d.title},
+                            )
+                        )
         query = Query(q.text, id=q.id)
         gold = gold_chunk_ids(q, chunks)
         if not gold:
@@ -226,8 +241,11 @@ class Rationalizer:
         from ragsel.stages.rationale.query import QueryRationales
         from ragsel.stages.rationale.subphrases import SubphraseRationales
 
-        self.stages = {"query": QueryRationales(), "subphrase": SubphraseRationales(),
-                       "prf": PRFRationales(embedder="cached")}
+        self.stages = {
+            "query": QueryRationales(),
+            "subphrase": SubphraseRationales(),
+            "prf": PRFRationales(embedder="cached"),
+        }
         self.stages["prf"].bind_components({"cached": emb})
         self.memo: dict[tuple[str, str], Rationales] = {}
 
@@ -257,8 +275,9 @@ def selector(emb, **cfg):
 
 
 def rationale_select(case: Case, rats: Rationales, emb, exp: bool, **cfg) -> list[str]:
-    out = selector(emb, **cfg).run(candidates=case.lists["hybrid"], rationales=rats,
-                                   query=case.query)
+    out = selector(emb, **cfg).run(
+        candidates=case.lists["hybrid"], rationales=rats, query=case.query
+    )
     return (expand(out) if exp else out).ids
 
 
@@ -291,8 +310,13 @@ def cv_choose(results: dict[str, list[list[str]]], cases: list[Case]) -> tuple[l
     chosen = []
     for test in folds_of(n):
         train = np.setdiff1d(np.arange(n), test)
-        best = max(results, key=lambda cfg: (scores([results[cfg][i] for i in train],
-                                                    [cases[i] for i in train])["f1"], cfg))
+        best = max(
+            results,
+            key=lambda cfg: (
+                scores([results[cfg][i] for i in train], [cases[i] for i in train])["f1"],
+                cfg,
+            ),
+        )
         chosen.append(best)
         for i in test:
             held[i] = results[best][i]
@@ -318,7 +342,8 @@ def learned_cv(cases: list[Case], emb, variant: str) -> tuple[list, list]:
         if variant.startswith("selector"):
             rats = RATS.get("subphrase", c)
             return selector(emb, cutoff="none", distinct=True).run(
-                candidates=c.lists["hybrid"], rationales=rats, query=c.query)
+                candidates=c.lists["hybrid"], rationales=rats, query=c.query
+            )
         return c.lists["hybrid"]
 
     lists = [base_list(c) for c in cases]
@@ -326,20 +351,40 @@ def learned_cv(cases: list[Case], emb, variant: str) -> tuple[list, list]:
     with_query = not variant.endswith("list-only")
     for f, test in enumerate(folds_of(n)):
         train = np.setdiff1d(np.arange(n), test)
-        model = fit_cutoff_model([lists[i] for i in train], [cases[i].gold for i in train],
-                                 queries=[cases[i].query for i in train] if with_query else None,
-                                 kind=KIND, seed=SEED, **FIT,
-                                 orders=("input",) if order == "input" else
-                                 ("input", "probability"))
+        model = fit_cutoff_model(
+            [lists[i] for i in train],
+            [cases[i].gold for i in train],
+            queries=[cases[i].query for i in train] if with_query else None,
+            kind=KIND,
+            seed=SEED,
+            **FIT,
+            orders=("input",) if order == "input" else ("input", "probability"),
+        )
         path = model.save(tmp / f"{SETTING}-{variant.replace(' ', '_')}-fold{f}.npz")
         if variant.endswith("tuned k"):
-            ranked = {i: ranked_by_model(LearnedCutoff(model=str(path)), lists[i], cases[i])
-                      for i in range(n)}
-            cfgs = {(k, e): [(expand(r.derive("top_k", r.items[:k])) if e else
-                              r.derive("top_k", r.items[:k])).ids for r in ranked.values()]
-                    for k in range(1, MAX_K + 1) for e in (False, True)}
-            best = max(cfgs, key=lambda ke: (scores([cfgs[ke][i] for i in train],
-                                                    [cases[i] for i in train])["f1"], ke))
+            ranked = {
+                i: ranked_by_model(LearnedCutoff(model=str(path)), lists[i], cases[i])
+                for i in range(n)
+            }
+            cfgs = {
+                (k, e): [
+                    (
+                        expand(r.derive("top_k", r.items[:k]))
+                        if e
+                        else r.derive("top_k", r.items[:k])
+                    ).ids
+                    for r in ranked.values()
+                ]
+                for k in range(1, MAX_K + 1)
+                for e in (False, True)
+            }
+            best = max(
+                cfgs,
+                key=lambda ke: (
+                    scores([cfgs[ke][i] for i in train], [cases[i] for i in train])["f1"],
+                    ke,
+                ),
+            )
             chosen.append(f"k={best[0]} expand={best[1]}")
             for i in test:
                 held[i] = cfgs[best][i]
@@ -348,8 +393,13 @@ def learned_cv(cases: list[Case], emb, variant: str) -> tuple[list, list]:
         # features and decides alone (keeping every paired chunk over-selects)
         stage = LearnedCutoff(model=str(path), order=order, keep_paired=False)
         picks = {i: stage.run(candidates=lists[i], query=cases[i].query) for i in range(n)}
-        train_f1 = {e: scores([(expand(picks[i]) if e else picks[i]).ids for i in train],
-                              [cases[i] for i in train])["f1"] for e in (False, True)}
+        train_f1 = {
+            e: scores(
+                [(expand(picks[i]) if e else picks[i]).ids for i in train],
+                [cases[i] for i in train],
+            )["f1"]
+            for e in (False, True)
+        }
         e = max(train_f1, key=lambda x: (train_f1[x], not x))
         chosen.append(f"expand={e} {model.header['kind']} {model.header['defaults']}")
         for i in test:
@@ -365,8 +415,13 @@ def ranked_by_model(stage, cands: Candidates, case: Case) -> Candidates:
 
 
 RATS: Rationalizer
-ALL_VARIANTS = ("learned", "learned list-only", "learned as-ranked", "selector+learned",
-                "learned rank, tuned k")
+ALL_VARIANTS = (
+    "learned",
+    "learned list-only",
+    "learned as-ranked",
+    "selector+learned",
+    "learned rank, tuned k",
+)
 VARIANTS = ALL_VARIANTS
 FIT: dict = {}  # ablation options of fit_cutoff_model (priors, inner_repeats, one_se)
 KIND = "auto"  # the model kind, GBDT or logistic, is chosen out-of-fold inside each fit
@@ -379,16 +434,24 @@ def run_setting(name: str, cases: list[Case], emb, parts: set[str], previous: di
     SETTING = name
     t0 = time.perf_counter()
     fixed: dict[str, list] = {}
-    for r, e, k in itertools.product(("dense", "bm25", "hybrid"), (False, True),
-                                     range(1, MAX_K + 1)):
+    for r, e, k in itertools.product(
+        ("dense", "bm25", "hybrid"), (False, True), range(1, MAX_K + 1)
+    ):
         fixed[f"{r} top{k:02d} expand={e}"] = [fixed_k(c, r, k, e) for c in cases]
     frontier_curves = []
     frontier_rc = []  # per query (recall, chunks) of every fixed-k setting, for the bootstrap
     for r, e in itertools.product(("dense", "bm25", "hybrid"), (False, True)):
-        frontier_curves.append([scores(fixed[f"{r} top{k:02d} expand={e}"], cases)
-                                for k in range(1, MAX_K + 1)])
-        frontier_rc.append(np.stack([per_query_rc(fixed[f"{r} top{k:02d} expand={e}"], cases)
-                                     for k in range(1, MAX_K + 1)]))
+        frontier_curves.append(
+            [scores(fixed[f"{r} top{k:02d} expand={e}"], cases) for k in range(1, MAX_K + 1)]
+        )
+        frontier_rc.append(
+            np.stack(
+                [
+                    per_query_rc(fixed[f"{r} top{k:02d} expand={e}"], cases)
+                    for k in range(1, MAX_K + 1)
+                ]
+            )
+        )
     boot = np.random.default_rng(SEED).integers(0, len(cases), (BOOTSTRAP, len(cases)))
     # mean recall / chunks of each fixed-k setting on each resample: (curves, k, 2, B)
     frontier_boot = np.stack([rc[:, :, boot].mean(axis=-1) for rc in frontier_rc])
@@ -398,8 +461,12 @@ def run_setting(name: str, cases: list[Case], emb, parts: set[str], previous: di
         rc = per_query_rc(held, cases)[:, boot].mean(axis=-1)  # (2, B)
         out = []
         for b in range(BOOTSTRAP):
-            need = [chunks_at_recall([{"recall": fb[k, 0, b], "chunks": fb[k, 1, b]}
-                                      for k in range(MAX_K)], rc[0, b]) for fb in frontier_boot]
+            need = [
+                chunks_at_recall(
+                    [{"recall": fb[k, 0, b], "chunks": fb[k, 1, b]} for k in range(MAX_K)], rc[0, b]
+                )
+                for fb in frontier_boot
+            ]
             need = [x for x in need if not np.isnan(x)]
             if need:
                 out.append(1 - rc[1, b] / min(need))
@@ -413,57 +480,87 @@ def run_setting(name: str, cases: list[Case], emb, parts: set[str], previous: di
         if not need:
             return {"fixed_k_chunks_at_recall": None, "chunks_saved": None}
         base = min(need)
-        return {"fixed_k_chunks_at_recall": round(base, 3),
-                "chunks_saved": round(1 - res["chunks"] / base, 3)}
+        return {
+            "fixed_k_chunks_at_recall": round(base, 3),
+            "chunks_saved": round(1 - res["chunks"] / base, 3),
+        }
 
     methods: dict[str, dict] = dict(previous.get("methods", {}))
 
     def record(label: str, held: list, chosen: list) -> None:
         res = scores(held, cases)
         res = {k: round(v, 4) for k, v in res.items()}
-        methods[label] = {**res, **saved(res), "chunks_saved_ci95": saved_ci(held),
-                          "chosen_per_fold": sorted(set(map(str, chosen)))}
-        print(f"  {label:38s} P {res['precision']:.3f} R {res['recall']:.3f} "
-              f"F1 {res['f1']:.3f} chunks {res['chunks']:5.2f}  saved@recall "
-              f"{methods[label]['chunks_saved']} CI95 {methods[label]['chunks_saved_ci95']}",
-              flush=True)
+        methods[label] = {
+            **res,
+            **saved(res),
+            "chunks_saved_ci95": saved_ci(held),
+            "chosen_per_fold": sorted(set(map(str, chosen))),
+        }
+        print(
+            f"  {label:38s} P {res['precision']:.3f} R {res['recall']:.3f} "
+            f"F1 {res['f1']:.3f} chunks {res['chunks']:5.2f}  saved@recall "
+            f"{methods[label]['chunks_saved']} CI95 {methods[label]['chunks_saved_ci95']}",
+            flush=True,
+        )
 
     record("(a) fixed top-k (tuned)", *cv_choose(fixed, cases))
     if "elbow" in parts:
-        record("(b) elbow z=1 (dense)", *cv_choose(
-            {f"dense elbow expand={e}": [elbow(c, "dense", e) for c in cases]
-             for e in (False, True)}, cases))
+        record(
+            "(b) elbow z=1 (dense)",
+            *cv_choose(
+                {
+                    f"dense elbow expand={e}": [elbow(c, "dense", e) for c in cases]
+                    for e in (False, True)
+                },
+                cases,
+            ),
+        )
     grid = []
     for scope, distinct, mz, z, mk, e in itertools.product(
-            ("global", "per_document"), (True, False), (None, 1.5, 3.0), (1.0, 2.0),
-            (None, 5), (False, True)):
-        grid.append(dict(scope=scope, distinct=distinct, min_pair_z=mz, z_threshold=z,
-                         max_k=mk, exp=e))
-    grid += [dict(scope=s, pairing=False, z_threshold=z, max_k=mk, exp=e) for s, z, mk, e in
-             itertools.product(("global", "per_document"), (1.0, 2.0), (None, 5),
-                               (False, True))]
+        ("global", "per_document"),
+        (True, False),
+        (None, 1.5, 3.0),
+        (1.0, 2.0),
+        (None, 5),
+        (False, True),
+    ):
+        grid.append(
+            dict(scope=scope, distinct=distinct, min_pair_z=mz, z_threshold=z, max_k=mk, exp=e)
+        )
+    grid += [
+        dict(scope=s, pairing=False, z_threshold=z, max_k=mk, exp=e)
+        for s, z, mk, e in itertools.product(
+            ("global", "per_document"), (1.0, 2.0), (None, 5), (False, True)
+        )
+    ]
     for source in ("query", "subphrase", "prf") if "selector" in parts else ():
         res = {}
         for g in grid:
             cfg = dict(g)
             e = cfg.pop("exp")
             res[json.dumps(g, sort_keys=True)] = [
-                rationale_select(c, RATS.get(source, c), emb, e, **cfg) for c in cases]
+                rationale_select(c, RATS.get(source, c), emb, e, **cfg) for c in cases
+            ]
         record(f"(c) rationale selector: {source}", *cv_choose(res, cases))
     if "learned" in parts:
-        for stale in [k for k in methods if k.startswith("(d)") and (
-                VARIANTS == ALL_VARIANTS or k[4:] in VARIANTS)]:
+        for stale in [
+            k
+            for k in methods
+            if k.startswith("(d)") and (VARIANTS == ALL_VARIANTS or k[4:] in VARIANTS)
+        ]:
             del methods[stale]
     for variant in VARIANTS if "learned" in parts else ():
         record(f"(d) {variant}", *learned_cv(cases, emb, variant))
     best_fixed = max(frontier_curves[0] + sum(frontier_curves[1:], []), key=lambda r: r["f1"])
-    return {"setting": name, "queries": len(cases),
-            "chunks_per_query_candidates": round(float(np.mean([len(c.chunks)
-                                                               for c in cases])), 1),
-            "gold_per_query": round(float(np.mean([len(c.gold) for c in cases])), 2),
-            "methods": methods,
-            "fixed_k_in_sample_best_f1": round(best_fixed["f1"], 4),
-            "seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "setting": name,
+        "queries": len(cases),
+        "chunks_per_query_candidates": round(float(np.mean([len(c.chunks) for c in cases])), 1),
+        "gold_per_query": round(float(np.mean([len(c.gold) for c in cases])), 2),
+        "methods": methods,
+        "fixed_k_in_sample_best_f1": round(best_fixed["f1"], 4),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 SETTINGS: dict[str, Callable] = {
@@ -480,41 +577,72 @@ def print_table(report: dict) -> None:
         print(f"== {name} ({res['queries']} queries)")
         for label, m in res["methods"].items():
             saved, ci = m["chunks_saved"], m.get("chunks_saved_ci95") or []
-            print(f"  {label:38s} P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f} "
-                  f"chunks {m['chunks']:5.2f}  saved@recall "
-                  f"{'n/a' if saved is None else f'{100 * saved:.1f}%'}"
-                  + (f" (95% CI {100 * ci[0]:.1f}% to {100 * ci[1]:.1f}%)" if ci else ""))
+            print(
+                f"  {label:38s} P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f} "
+                f"chunks {m['chunks']:5.2f}  saved@recall "
+                f"{'n/a' if saved is None else f'{100 * saved:.1f}%'}"
+                + (f" (95% CI {100 * ci[0]:.1f}% to {100 * ci[1]:.1f}%)" if ci else "")
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", nargs="*", choices=list(SETTINGS), default=None)
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--parts", nargs="*", default=["elbow", "selector", "learned"],
-                    choices=["elbow", "selector", "learned"],
-                    help="which methods to (re)run; fixed top-k always runs; others are kept "
-                         "from the existing results file")
-    ap.add_argument("--variants", nargs="*", default=None, choices=list(ALL_VARIANTS),
-                    help="learned variants to (re)run (default: all)")
+    ap.add_argument(
+        "--parts",
+        nargs="*",
+        default=["elbow", "selector", "learned"],
+        choices=["elbow", "selector", "learned"],
+        help="which methods to (re)run; fixed top-k always runs; others are kept "
+        "from the existing results file",
+    )
+    ap.add_argument(
+        "--variants",
+        nargs="*",
+        default=None,
+        choices=list(ALL_VARIANTS),
+        help="learned variants to (re)run (default: all)",
+    )
     ap.add_argument("--limit", type=int, default=None, help="first N queries (smoke runs)")
-    ap.add_argument("--table", action="store_true",
-                    help="only print the results file (--out) as a table")
-    ap.add_argument("--kind", default="auto", choices=["auto", "gbdt", "logistic"],
-                    help="learned model kind (auto: chosen on the training folds)")
-    ap.add_argument("--no-priors", action="store_true",
-                    help="ablation: fit without corpus priors (what the training queries found)")
-    ap.add_argument("--inner-repeats", type=int, default=None,
-                    help="ablation: inner out-of-fold splits averaged by the fit (default 2)")
-    ap.add_argument("--no-one-se", action="store_true",
-                    help="ablation: take the grid's best rule, not the default within 1 SE")
-    ap.add_argument("--no-calibrate", action="store_true",
-                    help="ablation: no Platt scaling of the model's probabilities")
+    ap.add_argument(
+        "--table", action="store_true", help="only print the results file (--out) as a table"
+    )
+    ap.add_argument(
+        "--kind",
+        default="auto",
+        choices=["auto", "gbdt", "logistic"],
+        help="learned model kind (auto: chosen on the training folds)",
+    )
+    ap.add_argument(
+        "--no-priors",
+        action="store_true",
+        help="ablation: fit without corpus priors (what the training queries found)",
+    )
+    ap.add_argument(
+        "--inner-repeats",
+        type=int,
+        default=None,
+        help="ablation: inner out-of-fold splits averaged by the fit (default 2)",
+    )
+    ap.add_argument(
+        "--no-one-se",
+        action="store_true",
+        help="ablation: take the grid's best rule, not the default within 1 SE",
+    )
+    ap.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="ablation: no Platt scaling of the model's probabilities",
+    )
     args = ap.parse_args(argv)
     global VARIANTS, KIND
-    FIT.update({"priors": False} if args.no_priors else {},
-               **({"inner_repeats": args.inner_repeats} if args.inner_repeats else {}),
-               **({"one_se": False} if args.no_one_se else {}),
-               **({"calibrate": False} if args.no_calibrate else {}))
+    FIT.update(
+        {"priors": False} if args.no_priors else {},
+        **({"inner_repeats": args.inner_repeats} if args.inner_repeats else {}),
+        **({"one_se": False} if args.no_one_se else {}),
+        **({"calibrate": False} if args.no_calibrate else {}),
+    )
     VARIANTS = tuple(args.variants) if args.variants else ALL_VARIANTS
     KIND = args.kind
     if args.table:

@@ -32,43 +32,62 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import selection_cv as cv  # noqa: E402
 
 RESULTS = cv.REPO / "eval" / "benchmarks" / "results" / "selection_transfer.json"
-PAIRS = [("hotpot-para", "privacyqa-256"), ("privacyqa-256", "hotpot-para"),
-         ("hotpot-sent", "privacyqa-128"), ("privacyqa-128", "hotpot-sent")]
+PAIRS = [
+    ("hotpot-para", "privacyqa-256"),
+    ("privacyqa-256", "hotpot-para"),
+    ("hotpot-sent", "privacyqa-128"),
+    ("privacyqa-128", "hotpot-sent"),
+]
 
 
 def fixed_configs(cases: list) -> dict[str, list]:
-    return {f"{r} top{k:02d} expand={e}": [cv.fixed_k(c, r, k, e) for c in cases]
-            for r, e, k in itertools.product(("dense", "bm25", "hybrid"), (False, True),
-                                             range(1, cv.MAX_K + 1))}
+    return {
+        f"{r} top{k:02d} expand={e}": [cv.fixed_k(c, r, k, e) for c in cases]
+        for r, e, k in itertools.product(
+            ("dense", "bm25", "hybrid"), (False, True), range(1, cv.MAX_K + 1)
+        )
+    }
 
 
 def transfer(src: list, dst: list, tag: str) -> dict:
     from ragsel.stages.cutoff.learned import LearnedCutoff, fit_cutoff_model
 
-    model = fit_cutoff_model([c.lists["hybrid"] for c in src], [c.gold for c in src],
-                             queries=[c.query for c in src], kind="auto", seed=cv.SEED,
-                             # corpus priors count what the source's queries found in the
-                             # source's chunks: nothing of it carries to another corpus
-                             priors=False)
+    model = fit_cutoff_model(
+        [c.lists["hybrid"] for c in src],
+        [c.gold for c in src],
+        queries=[c.query for c in src],
+        kind="auto",
+        seed=cv.SEED,
+        # corpus priors count what the source's queries found in the
+        # source's chunks: nothing of it carries to another corpus
+        priors=False,
+    )
     path = model.save(cv.CACHE / "models" / f"transfer-{tag}.npz")
     stage = LearnedCutoff(model=str(path), keep_paired=False)
     learned = [stage.run(candidates=c.lists["hybrid"], query=c.query).ids for c in dst]
     src_fixed, dst_fixed = fixed_configs(src), fixed_configs(dst)
     best_src = max(src_fixed, key=lambda k: (cv.scores(src_fixed[k], src)["f1"], k))
-    curves = [[cv.scores(dst_fixed[f"{r} top{k:02d} expand={e}"], dst)
-               for k in range(1, cv.MAX_K + 1)]
-              for r, e in itertools.product(("dense", "bm25", "hybrid"), (False, True))]
+    curves = [
+        [cv.scores(dst_fixed[f"{r} top{k:02d} expand={e}"], dst) for k in range(1, cv.MAX_K + 1)]
+        for r, e in itertools.product(("dense", "bm25", "hybrid"), (False, True))
+    ]
     out = {}
-    for label, sel in (("fixed top-k tuned on the source", dst_fixed[best_src]),
-                       ("learned, fitted on the source", learned)):
+    for label, sel in (
+        ("fixed top-k tuned on the source", dst_fixed[best_src]),
+        ("learned, fitted on the source", learned),
+    ):
         res = {k: round(v, 4) for k, v in cv.scores(sel, dst).items()}
-        need = [x for x in (cv.chunks_at_recall(c, res["recall"]) for c in curves)
-                if not np.isnan(x)]
+        need = [
+            x for x in (cv.chunks_at_recall(c, res["recall"]) for c in curves) if not np.isnan(x)
+        ]
         res["chunks_saved"] = round(1 - res["chunks"] / min(need), 3) if need else None
         out[label] = res
-        print(f"  {label:34s} P {res['precision']:.3f} R {res['recall']:.3f} "
-              f"F1 {res['f1']:.3f} chunks {res['chunks']:5.2f}  saved@recall "
-              f"{res['chunks_saved']}", flush=True)
+        print(
+            f"  {label:34s} P {res['precision']:.3f} R {res['recall']:.3f} "
+            f"F1 {res['f1']:.3f} chunks {res['chunks']:5.2f}  saved@recall "
+            f"{res['chunks_saved']}",
+            flush=True,
+        )
     out["source_fixed_k"] = best_src
     out["model"] = {"kind": model.header["kind"], "rule": model.header["defaults"]}
     return out

@@ -34,12 +34,18 @@ def commands() -> dict[str, tuple[list[str], str | None]]:
         "python -c 'import ragsel'": ([PY, "-c", "import ragsel"], "ragsel"),
         "ragsel --help": ([CLI, "--help"], "ragsel"),
         "ragsel validate pipelines/local.yaml": ([CLI, "validate", local], "ragsel"),
-        "python -c 'import langchain_core'": ([PY, "-c", "import langchain_core"],
-                                              "langchain_core"),
+        "python -c 'import langchain_core'": (
+            [PY, "-c", "import langchain_core"],
+            "langchain_core",
+        ),
         "python -c 'import langchain_core.runnables'": (
-            [PY, "-c", "import langchain_core.runnables"], "langchain_core"),
-        "python -c 'import llama_index.core'": ([PY, "-c", "import llama_index.core"],
-                                                "llama_index.core"),
+            [PY, "-c", "import langchain_core.runnables"],
+            "langchain_core",
+        ),
+        "python -c 'import llama_index.core'": (
+            [PY, "-c", "import llama_index.core"],
+            "llama_index.core",
+        ),
         "python -c 'import haystack'": ([PY, "-c", "import haystack"], "haystack"),
     }
 
@@ -53,8 +59,7 @@ def time_commands(cmds: dict[str, list[str]], n: int, warmup: int = 1) -> dict[s
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
             t0 = time.perf_counter()
-            p = subprocess.run(cmds[name], capture_output=True, text=True, env=env,
-                               cwd=_bench.REPO)
+            p = subprocess.run(cmds[name], capture_output=True, text=True, env=env, cwd=_bench.REPO)
             dt = time.perf_counter() - t0
             if p.returncode:
                 raise RuntimeError(f"{name} failed ({p.returncode}): {p.stderr[-2000:]}")
@@ -66,8 +71,12 @@ def time_commands(cmds: dict[str, list[str]], n: int, warmup: int = 1) -> dict[s
 def heaviest_imports(module: str = "ragsel", top: int = 6) -> list[tuple[str, float]]:
     """The top-level packages that dominate ``import module`` (``python -X importtime``):
     (package, cumulative ms), the reason behind the figure."""
-    p = subprocess.run([PY, "-X", "importtime", "-c", f"import {module}"], capture_output=True,
-                       text=True, env={**os.environ, **_bench.OFFLINE_ENV})
+    p = subprocess.run(
+        [PY, "-X", "importtime", "-c", f"import {module}"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **_bench.OFFLINE_ENV},
+    )
     cum: dict[str, float] = {}
     for line in p.stderr.splitlines():
         parts = line.split("|")
@@ -93,17 +102,31 @@ def main(argv: Sequence[str] | None = None) -> dict:
     m0 = _bench.machine()
     secs = time_commands(cmds, args.n)
     base = statistics.median(secs["python -c 'import ragsel'"])
-    rows = [{"command": k, "median_ms": round(statistics.median(v) * 1e3, 1),
-             "min_ms": round(min(v) * 1e3, 1), "max_ms": round(max(v) * 1e3, 1),
-             "x_import_ragsel": round(statistics.median(v) / base, 2), "n": len(v)}
-            for k, v in secs.items()]
+    rows = [
+        {
+            "command": k,
+            "median_ms": round(statistics.median(v) * 1e3, 1),
+            "min_ms": round(min(v) * 1e3, 1),
+            "max_ms": round(max(v) * 1e3, 1),
+            "x_import_ragsel": round(statistics.median(v) / base, 2),
+            "n": len(v),
+        }
+        for k, v in secs.items()
+    ]
     for r in rows:
-        print(f"{r['command']:<44} median {r['median_ms']:8.1f} ms  "
-              f"(min {r['min_ms']:.0f}, max {r['max_ms']:.0f})  {r['x_import_ragsel']:.2f}x")
-    res = {"rows": rows, "skipped": skipped, "machine_start": m0,
-           "import_ragsel_heaviest_ms": heaviest_imports("ragsel"),
-           "machine_end": _bench.machine(), "versions": _bench.versions(),
-           "command": f"python eval/benchmarks/startup.py --n {args.n}"}
+        print(
+            f"{r['command']:<44} median {r['median_ms']:8.1f} ms  "
+            f"(min {r['min_ms']:.0f}, max {r['max_ms']:.0f})  {r['x_import_ragsel']:.2f}x"
+        )
+    res = {
+        "rows": rows,
+        "skipped": skipped,
+        "machine_start": m0,
+        "import_ragsel_heaviest_ms": heaviest_imports("ragsel"),
+        "machine_end": _bench.machine(),
+        "versions": _bench.versions(),
+        "command": f"python eval/benchmarks/startup.py --n {args.n}",
+    }
     _bench.write_json("startup.json", res, args.out)
     return res
 

@@ -29,8 +29,9 @@ import _bench  # noqa: E402
 LEVELS = (1, 4, 16)
 
 
-def batch_throughput(pipe, queries: Sequence[str], levels: Sequence[int] = LEVELS,
-                     repeats: int = 3) -> list[dict]:
+def batch_throughput(
+    pipe, queries: Sequence[str], levels: Sequence[int] = LEVELS, repeats: int = 3
+) -> list[dict]:
     """Queries/second of ``pipe.run_batch`` at each concurrency (median of ``repeats``
     interleaved runs over all ``queries``)."""
     from ragsel.types import Query
@@ -39,29 +40,39 @@ def batch_throughput(pipe, queries: Sequence[str], levels: Sequence[int] = LEVEL
     pipe.run_batch(qs[: max(levels)], concurrency=max(levels))  # warm-up: lazy loads, pools
     secs: dict[int, list[float]] = {c: [] for c in levels}
     for r in range(repeats):
-        for c in (levels if r % 2 == 0 else list(reversed(levels))):
+        for c in levels if r % 2 == 0 else list(reversed(levels)):
             t0 = time.perf_counter()
             out = pipe.run_batch(qs, concurrency=c, return_exceptions=True)
             secs[c].append(time.perf_counter() - t0)
             errors = [o for o in out if isinstance(o, BaseException)]
             if errors:
-                raise RuntimeError(f"run_batch at concurrency {c}: {len(errors)} queries "
-                                   f"failed, first: {errors[0]!r}")
+                raise RuntimeError(
+                    f"run_batch at concurrency {c}: {len(errors)} queries "
+                    f"failed, first: {errors[0]!r}"
+                )
     base = len(qs) / statistics.median(secs[levels[0]])
     rows = []
     for c in levels:
         qps = len(qs) / statistics.median(secs[c])
-        rows.append({"concurrency": c, "queries": len(qs), "repeats": repeats,
-                     "qps": round(qps, 1), "x_concurrency_1": round(qps / base, 2),
-                     "seconds": [round(s, 2) for s in secs[c]]})
+        rows.append(
+            {
+                "concurrency": c,
+                "queries": len(qs),
+                "repeats": repeats,
+                "qps": round(qps, 1),
+                "x_concurrency_1": round(qps / base, 2),
+                "seconds": [round(s, 2) for s in secs[c]],
+            }
+        )
     return rows
 
 
 def load_local(index: str | Path):
     from ragsel.spec import load_pipeline
 
-    pipe = load_pipeline(_bench.REPO / "pipelines" / "local.yaml",
-                         variables={"RAGSEL_INDEX": str(index)})
+    pipe = load_pipeline(
+        _bench.REPO / "pipelines" / "local.yaml", variables={"RAGSEL_INDEX": str(index)}
+    )
     pipe.warm_up()
     return pipe
 
@@ -82,29 +93,38 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     queries = [q.text for q in load_beir(data_root() / "scifact", split="test").queries]
     queries = queries[: args.limit] if args.limit else queries
-    res: dict = {"index": args.index, "machine_start": _bench.machine(),
-                 "versions": _bench.versions()}
+    res: dict = {
+        "index": args.index,
+        "machine_start": _bench.machine(),
+        "versions": _bench.versions(),
+    }
     pipe = load_local(args.index)
     res["run_batch_live_embedding"] = batch_throughput(pipe, queries, repeats=args.repeats)
     use_precomputed(pipe, queries)
-    res["run_batch_precomputed_query_vectors"] = batch_throughput(pipe, queries,
-                                                                  repeats=args.repeats)
+    res["run_batch_precomputed_query_vectors"] = batch_throughput(
+        pipe, queries, repeats=args.repeats
+    )
     for key in ("run_batch_live_embedding", "run_batch_precomputed_query_vectors"):
         print(key)
         for r in res[key]:
-            print(f"  concurrency {r['concurrency']:>2}: {r['qps']:8.1f} q/s "
-                  f"({r['x_concurrency_1']:.2f}x of concurrency 1)")
+            print(
+                f"  concurrency {r['concurrency']:>2}: {r['qps']:8.1f} q/s "
+                f"({r['x_concurrency_1']:.2f}x of concurrency 1)"
+            )
     if args.raw_texts:
         import index_scifact
 
         res["embedding_vs_raw"] = index_scifact.raw_vs_ragsel(args.raw_texts, None, args.rounds)
         e = res["embedding_vs_raw"]
-        print(f"embedding {e['texts']} abstracts: raw encode {e['raw_docs_per_s']} docs/s, "
-              f"ragsel {e['ragsel_docs_per_s']} docs/s, ratio {e['ratio_ragsel_over_raw']} "
-              "(target >= 0.95)")
+        print(
+            f"embedding {e['texts']} abstracts: raw encode {e['raw_docs_per_s']} docs/s, "
+            f"ragsel {e['ragsel_docs_per_s']} docs/s, ratio {e['ratio_ragsel_over_raw']} "
+            "(target >= 0.95)"
+        )
     res["machine_end"] = _bench.machine()
     res["command"] = "python eval/benchmarks/throughput.py" + (
-        f" --limit {args.limit}" if args.limit else "")
+        f" --limit {args.limit}" if args.limit else ""
+    )
     _bench.write_json("throughput.json", res, args.out)
     return res
 

@@ -8,11 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from ragsel_eval.datasets import (EvalDataset, EvalQuery, GoldSpan, gold_chunk_ids, load_dataset,
-                                  poisoned_chunk_ids)
+from ragsel_eval.datasets import (
+    EvalDataset,
+    EvalQuery,
+    GoldSpan,
+    gold_chunk_ids,
+    load_dataset,
+    poisoned_chunk_ids,
+)
 
-__all__ = ["EvalDataset", "EvalQuery", "GoldSpan", "gold_chunk_ids", "load_dataset",
-           "poisoned_chunk_ids", "run_eval"]
+__all__ = [
+    "EvalDataset",
+    "EvalQuery",
+    "GoldSpan",
+    "gold_chunk_ids",
+    "load_dataset",
+    "poisoned_chunk_ids",
+    "run_eval",
+]
 
 
 def __getattr__(name: str) -> Any:  # the runner imports more; load it on first use

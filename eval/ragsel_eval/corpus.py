@@ -28,8 +28,14 @@ from ragsel.types import Chunk
 from ragsel_eval.datasets.base import Document, EvalDataset, EvalQuery, gold_chunk_ids
 
 #: Default chunking per dataset layout (``EvalDataset.metadata["layout"]``).
-DEFAULT_CHUNKERS = {"beir": "document", "legalbench": "words:256", "financebench": "words:256",
-                    "hotpotqa": "document", "poisonedrag": "document", "jsonl": "document"}
+DEFAULT_CHUNKERS = {
+    "beir": "document",
+    "legalbench": "words:256",
+    "financebench": "words:256",
+    "hotpotqa": "document",
+    "poisonedrag": "document",
+    "jsonl": "document",
+}
 
 
 def parse_chunker(spec: str | None) -> Any:
@@ -43,8 +49,10 @@ def parse_chunker(spec: str | None) -> Any:
     try:
         nums = [int(x) for x in parts[1:]]
     except ValueError as exc:
-        raise ConfigError(f"chunker {spec!r}: expected KIND[:SIZE[:OVERLAP]], e.g. words:256 "
-                          "or sentences:64:0 or document") from exc
+        raise ConfigError(
+            f"chunker {spec!r}: expected KIND[:SIZE[:OVERLAP]], e.g. words:256 "
+            "or sentences:64:0 or document"
+        ) from exc
     if kind == "document":
         return ChunkerConfig("document")
     if len(nums) > 2:
@@ -61,8 +69,11 @@ def _ingest_doc(d: Document) -> Any:
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80] + "-" + \
-        hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+    return (
+        re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80]
+        + "-"
+        + hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+    )
 
 
 class PreparedCorpus:
@@ -73,8 +84,14 @@ class PreparedCorpus:
     ``embedder``: the embedder spec the index is built with.
     """
 
-    def __init__(self, dataset: EvalDataset, *, chunker: str | None = None,
-                 cache_dir: str | Path | None = None, embedder: str = "minilm") -> None:
+    def __init__(
+        self,
+        dataset: EvalDataset,
+        *,
+        chunker: str | None = None,
+        cache_dir: str | Path | None = None,
+        embedder: str = "minilm",
+    ) -> None:
         self.dataset = dataset
         layout = dataset.metadata.get("layout", "jsonl")
         self.chunker_spec = chunker or DEFAULT_CHUNKERS.get(layout, "document")
@@ -112,8 +129,11 @@ class PreparedCorpus:
     # --- indexes --------------------------------------------------------------------------
     def _key(self, doc_ids: list[str]) -> str:
         h = hashlib.sha256()
-        h.update(json.dumps({"chunker": self.chunker.to_dict(), "embedder": self.embedder},
-                            sort_keys=True).encode())
+        h.update(
+            json.dumps(
+                {"chunker": self.chunker.to_dict(), "embedder": self.embedder}, sort_keys=True
+            ).encode()
+        )
         for did in doc_ids:
             d = self.dataset.documents[did]
             h.update(did.encode() + b"\x1f" + d.text.encode() + b"\x1e")
@@ -140,10 +160,10 @@ class PreparedCorpus:
                 from ragsel.index import LocalIndex
 
                 t0 = time.perf_counter()
-                with LocalIndex.create(folder, embedder=self.embedder,
-                                       chunker=self.chunker) as ix:
-                    ix.add_documents([_ingest_doc(self.dataset.documents[d]) for d in doc_ids],
-                                     progress=progress)
+                with LocalIndex.create(folder, embedder=self.embedder, chunker=self.chunker) as ix:
+                    ix.add_documents(
+                        [_ingest_doc(self.dataset.documents[d]) for d in doc_ids], progress=progress
+                    )
                 done.write_text("ok\n")
                 self.index_seconds += time.perf_counter() - t0
         return folder

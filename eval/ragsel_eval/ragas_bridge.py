@@ -40,11 +40,23 @@ from typing import Any
 from ragsel.errors import require
 from ragsel_eval.metrics.stats import summarize
 
-NON_LLM_METRICS = ("non_llm_context_precision", "non_llm_context_recall", "id_context_precision",
-                   "id_context_recall", "rouge_l", "string_similarity")
+NON_LLM_METRICS = (
+    "non_llm_context_precision",
+    "non_llm_context_recall",
+    "id_context_precision",
+    "id_context_recall",
+    "rouge_l",
+    "string_similarity",
+)
 LLM_METRICS = ("faithfulness", "context_precision", "context_recall", "answer_relevancy")
-_CONNECTION_ERRORS = ("APIConnectionError", "ConnectError", "ConnectionRefusedError",
-                      "APITimeoutError", "ConnectTimeout", "ConnectionError")
+_CONNECTION_ERRORS = (
+    "APIConnectionError",
+    "ConnectError",
+    "ConnectionRefusedError",
+    "APITimeoutError",
+    "ConnectTimeout",
+    "ConnectionError",
+)
 
 
 @dataclass(frozen=True)
@@ -62,9 +74,12 @@ class JudgeConfig:
         url = os.environ.get("RAGSEL_JUDGE_BASE_URL")
         if not url:
             return None
-        return cls(url, os.environ.get("RAGSEL_JUDGE_MODEL", "judge"),
-                   os.environ.get("RAGSEL_JUDGE_API_KEY", "not-needed"),
-                   float(os.environ.get("RAGSEL_JUDGE_TIMEOUT", "60")))
+        return cls(
+            url,
+            os.environ.get("RAGSEL_JUDGE_MODEL", "judge"),
+            os.environ.get("RAGSEL_JUDGE_API_KEY", "not-needed"),
+            float(os.environ.get("RAGSEL_JUDGE_TIMEOUT", "60")),
+        )
 
 
 @dataclass
@@ -97,9 +112,13 @@ class RagasReport:
         return {m: s["mean"] for m, s in self.summary.items()}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"per_sample": self.per_sample, "summary": self.summary,
-                "unmeasured": self.unmeasured, "judge": self.judge,
-                "judge_down": self.judge_down}
+        return {
+            "per_sample": self.per_sample,
+            "summary": self.summary,
+            "unmeasured": self.unmeasured,
+            "judge": self.judge,
+            "judge_down": self.judge_down,
+        }
 
 
 class _MiniLMEmbeddings:
@@ -134,9 +153,14 @@ class RagasBridge:
     (default: ``load_embedder("minilm")`` on first use).
     """
 
-    def __init__(self, *, judge: JudgeConfig | None | str = "env",
-                 metrics: tuple[str, ...] | None = None, threshold: float = 0.5,
-                 embedder: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        judge: JudgeConfig | None | str = "env",
+        metrics: tuple[str, ...] | None = None,
+        threshold: float = 0.5,
+        embedder: Any = None,
+    ) -> None:
         os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
         self.judge = JudgeConfig.from_env() if judge == "env" else judge
         wanted = metrics or (NON_LLM_METRICS + (LLM_METRICS if self.judge else ()))
@@ -144,8 +168,10 @@ class RagasBridge:
         if unknown:
             from ragsel.errors import ConfigError
 
-            raise ConfigError(f"unknown ragas metric(s) {sorted(unknown)}; known: "
-                              f"{', '.join(NON_LLM_METRICS + LLM_METRICS)}")
+            raise ConfigError(
+                f"unknown ragas metric(s) {sorted(unknown)}; known: "
+                f"{', '.join(NON_LLM_METRICS + LLM_METRICS)}"
+            )
         self.metrics = tuple(wanted)
         self.threshold = threshold
         self._embedder = embedder
@@ -158,14 +184,17 @@ class RagasBridge:
         if self._non_llm is None:
             require("ragas", "eval", "the ragas bridge")
             require("rapidfuzz", "eval", "ragas string similarity")
-            from ragas.metrics._context_precision import (IDBasedContextPrecision,
-                                                          NonLLMContextPrecisionWithReference)
+            from ragas.metrics._context_precision import (
+                IDBasedContextPrecision,
+                NonLLMContextPrecisionWithReference,
+            )
             from ragas.metrics._context_recall import IDBasedContextRecall, NonLLMContextRecall
             from ragas.metrics._string import NonLLMStringSimilarity
 
             objs: dict[str, Any] = {
                 "non_llm_context_precision": NonLLMContextPrecisionWithReference(
-                    threshold=self.threshold),
+                    threshold=self.threshold
+                ),
                 "non_llm_context_recall": NonLLMContextRecall(threshold=self.threshold),
                 "id_context_precision": IDBasedContextPrecision(),
                 "id_context_recall": IDBasedContextRecall(),
@@ -184,24 +213,34 @@ class RagasBridge:
             assert self.judge is not None
             openai = require("openai", "eval", "the ragas LLM judge")
             from ragas.llms.base import llm_factory
-            from ragas.metrics.collections import (AnswerRelevancy, ContextPrecisionWithReference,
-                                                   ContextRecall, Faithfulness)
+            from ragas.metrics.collections import (
+                AnswerRelevancy,
+                ContextPrecisionWithReference,
+                ContextRecall,
+                Faithfulness,
+            )
 
-            client = openai.AsyncOpenAI(base_url=self.judge.base_url, api_key=self.judge.api_key,
-                                        timeout=self.judge.timeout,
-                                        max_retries=self.judge.max_retries)
+            client = openai.AsyncOpenAI(
+                base_url=self.judge.base_url,
+                api_key=self.judge.api_key,
+                timeout=self.judge.timeout,
+                max_retries=self.judge.max_retries,
+            )
             llm = llm_factory(self.judge.model, client=client)
-            objs: dict[str, Any] = {"faithfulness": Faithfulness(llm=llm),
-                                    "context_precision": ContextPrecisionWithReference(llm=llm),
-                                    "context_recall": ContextRecall(llm=llm)}
+            objs: dict[str, Any] = {
+                "faithfulness": Faithfulness(llm=llm),
+                "context_precision": ContextPrecisionWithReference(llm=llm),
+                "context_recall": ContextRecall(llm=llm),
+            }
             if "answer_relevancy" in self.metrics:
                 emb = self._embedder
                 if emb is None:
                     from ragsel.backends.embedders import load_embedder
 
                     emb = load_embedder("minilm")
-                objs["answer_relevancy"] = AnswerRelevancy(llm=llm,
-                                                           embeddings=_MiniLMEmbeddings(emb))
+                objs["answer_relevancy"] = AnswerRelevancy(
+                    llm=llm, embeddings=_MiniLMEmbeddings(emb)
+                )
             self._llm = objs
         return self._llm
 
@@ -215,15 +254,17 @@ class RagasBridge:
                 return math.nan, "no gold passages"
             if not s.retrieved_contexts:
                 return 0.0, None  # nothing selected: no gold recovered, no precision
-            sample = SingleTurnSample(retrieved_contexts=s.retrieved_contexts,
-                                      reference_contexts=s.reference_contexts)
+            sample = SingleTurnSample(
+                retrieved_contexts=s.retrieved_contexts, reference_contexts=s.reference_contexts
+            )
         elif name.startswith("id_context"):
             if not s.reference_ids:
                 return math.nan, "no gold chunk ids"
             if not s.retrieved_ids:
                 return 0.0, None
-            sample = SingleTurnSample(retrieved_context_ids=s.retrieved_ids,
-                                      reference_context_ids=s.reference_ids)
+            sample = SingleTurnSample(
+                retrieved_context_ids=s.retrieved_ids, reference_context_ids=s.reference_ids
+            )
         else:
             if s.response is None:
                 return math.nan, "no generated answer"
@@ -249,17 +290,25 @@ class RagasBridge:
         m = self._llm_metrics()[name]
         try:
             if name == "faithfulness":
-                res = await m.ascore(user_input=s.user_input, response=s.response,
-                                     retrieved_contexts=s.retrieved_contexts)
+                res = await m.ascore(
+                    user_input=s.user_input,
+                    response=s.response,
+                    retrieved_contexts=s.retrieved_contexts,
+                )
             elif name == "answer_relevancy":
                 res = await m.ascore(user_input=s.user_input, response=s.response)
             elif name == "context_precision":
-                res = await m.ascore(user_input=s.user_input, reference=s.reference,
-                                     retrieved_contexts=s.retrieved_contexts)
+                res = await m.ascore(
+                    user_input=s.user_input,
+                    reference=s.reference,
+                    retrieved_contexts=s.retrieved_contexts,
+                )
             else:
-                res = await m.ascore(user_input=s.user_input,
-                                     retrieved_contexts=s.retrieved_contexts,
-                                     reference=s.reference)
+                res = await m.ascore(
+                    user_input=s.user_input,
+                    retrieved_contexts=s.retrieved_contexts,
+                    reference=s.reference,
+                )
         except Exception as exc:  # a judge failure leaves the value unmeasured
             chain, e = [], exc
             while e is not None and len(chain) < 8:
@@ -286,11 +335,13 @@ class RagasBridge:
                 per[s.query_id][name] = value
                 if reason:
                     why[name][reason] += 1
-        summary = {name: summarize([per[s.query_id][name] for s in samples])
-                   for name in self.metrics}
+        summary = {
+            name: summarize([per[s.query_id][name] for s in samples]) for name in self.metrics
+        }
         judge = f"{self.judge.model} @ {self.judge.base_url}" if self.judge else None
-        return RagasReport(per, summary, {k: dict(v) for k, v in why.items()}, judge,
-                           self._judge_down)
+        return RagasReport(
+            per, summary, {k: dict(v) for k, v in why.items()}, judge, self._judge_down
+        )
 
     def score(self, samples: list[RagasSample]) -> RagasReport:
         """Synchronous :meth:`ascore` (not from inside a running event loop)."""

@@ -20,8 +20,7 @@ from typing import Any
 
 from ragsel_eval.aggregate import LOWER_IS_BETTER, metric_names
 
-_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf",
-           "#7f7f7f"]
+_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"]
 
 
 def _fmt(x: float, metric: str = "") -> str:
@@ -48,8 +47,10 @@ def _cell_html(s: dict[str, float], metric: str) -> str:
         return "–"
     out = html.escape(_fmt(s["mean"], metric))
     if s["n"] > 1 and s.get("ci_low") == s.get("ci_low"):
-        out += (f"<br><small>[{html.escape(_fmt(s['ci_low'], metric))}, "
-                f"{html.escape(_fmt(s['ci_high'], metric))}]</small>")
+        out += (
+            f"<br><small>[{html.escape(_fmt(s['ci_low'], metric))}, "
+            f"{html.escape(_fmt(s['ci_high'], metric))}]</small>"
+        )
     if s.get("unmeasured"):
         out += f"<br><small>n={s['n']}</small>"
     return out
@@ -57,44 +58,72 @@ def _cell_html(s: dict[str, float], metric: str) -> str:
 
 def _table_rows(report: Any, cell: Any = None) -> tuple[list[str], list[list[str]]]:
     cell = cell or _cell
-    metrics = [m for m in metric_names(report.records)
-               if m in report.summary[report.pipelines[0]]
-               and not m.startswith(("precision@", "mrr@1", "map@", "detection_tp",
-                                     "detection_flagged", "detection_poisoned", "candidates",
-                                     "poisoned_in_context"))
-               and not (m.startswith(("ndcg@", "recall@", "mrr@"))
-                        and m not in ("ndcg@10", "recall@10", "recall@100", "mrr@10"))]
+    metrics = [
+        m
+        for m in metric_names(report.records)
+        if m in report.summary[report.pipelines[0]]
+        and not m.startswith(
+            (
+                "precision@",
+                "mrr@1",
+                "map@",
+                "detection_tp",
+                "detection_flagged",
+                "detection_poisoned",
+                "candidates",
+                "poisoned_in_context",
+            )
+        )
+        and not (
+            m.startswith(("ndcg@", "recall@", "mrr@"))
+            and m not in ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+        )
+    ]
     header = ["pipeline", *metrics, "latency p50 / p95 (ms)", "failed"]
     rows = []
     for p in report.pipelines:
         s = report.summary[p]
         lat = s["latency_ms"]
-        rows.append([p, *[cell(s.get(m, {}), m) for m in metrics],
-                     f"{_fmt(lat['p50'])} / {_fmt(lat['p95'])}",
-                     f"{s['queries']['failed']} / {s['queries']['total']}"])
+        rows.append(
+            [
+                p,
+                *[cell(s.get(m, {}), m) for m in metrics],
+                f"{_fmt(lat['p50'])} / {_fmt(lat['p95'])}",
+                f"{s['queries']['failed']} / {s['queries']['total']}",
+            ]
+        )
     return header, rows
 
 
 def summary_markdown(report: Any) -> str:
     header, rows = _table_rows(report)
     ds = report.dataset
-    lines = [f"# ragsel eval: {ds['name']}" + (f" ({ds['split']})" if ds.get("split") else ""),
-             "",
-             f"{ds['queries']} queries, {ds['documents']} documents; chunker "
-             f"`{report.reproducibility['chunker_spec']}`; mean [95% bootstrap CI]; "
-             "NaN values (unmeasurable for a query) and failed queries are excluded from means.",
-             "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [
+        f"# ragsel eval: {ds['name']}" + (f" ({ds['split']})" if ds.get("split") else ""),
+        "",
+        f"{ds['queries']} queries, {ds['documents']} documents; chunker "
+        f"`{report.reproducibility['chunker_spec']}`; mean [95% bootstrap CI]; "
+        "NaN values (unmeasurable for a query) and failed queries are excluded from means.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     if report.comparisons:
-        lines += ["", f"## Paired comparison against `{report.pipelines[0]}` "
-                  "(randomization test, two-sided)", "",
-                  "| pipeline | metric | baseline | pipeline | diff [95% CI] | p | n |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## Paired comparison against `{report.pipelines[0]}` (randomization test, two-sided)",
+            "",
+            "| pipeline | metric | baseline | pipeline | diff [95% CI] | p | n |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for c in report.comparisons:
-            lines.append(f"| {c['pipeline']} | {c['metric']} | {_fmt(c['mean_a'], c['metric'])} "
-                         f"| {_fmt(c['mean_b'], c['metric'])} | {c['diff']:+.3f} "
-                         f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_value']:.4f} "
-                         f"| {c['n']} |")
+            lines.append(
+                f"| {c['pipeline']} | {c['metric']} | {_fmt(c['mean_a'], c['metric'])} "
+                f"| {_fmt(c['mean_b'], c['metric'])} | {c['diff']:+.3f} "
+                f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_value']:.4f} "
+                f"| {c['n']} |"
+            )
     fails = {p: f for p, f in report.failures.items() if f}
     if fails:
         lines += ["", "## Failed queries", ""]
@@ -104,8 +133,13 @@ def summary_markdown(report: Any) -> str:
             if len(fl) > 20:
                 lines.append(f"- `{p}`: {len(fl) - 20} more (see results.json)")
     if report.ragas:
-        lines += ["", "## ragas", "", "| pipeline | metric | mean | n | unmeasured |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## ragas",
+            "",
+            "| pipeline | metric | mean | n | unmeasured |",
+            "|---|---|---|---|---|",
+        ]
         for p, r in report.ragas.items():
             for m, s in r["summary"].items():
                 lines.append(f"| {p} | {m} | {_fmt(s['mean'])} | {s['n']} | {s['unmeasured']} |")
@@ -136,18 +170,38 @@ def _plots(report: Any) -> list[tuple[str, str]]:
         for p in pipes:
             c = report.curves.get(p)
             if c and len(c["k"]) > 1:
-                ax.plot(c["chunks"], c["recall"], "--", color=color[p], alpha=0.6, marker=".",
-                        label=f"{p}: its ranking cut at fixed k")
+                ax.plot(
+                    c["chunks"],
+                    c["recall"],
+                    "--",
+                    color=color[p],
+                    alpha=0.6,
+                    marker=".",
+                    label=f"{p}: its ranking cut at fixed k",
+                )
             s = report.summary[p]
             if s.get("recall", {}).get("n"):
                 r, ch = s["recall"], s["chunks"]
-                ax.errorbar([ch["mean"]], [r["mean"]],
-                            xerr=[[ch["mean"] - ch["ci_low"]], [ch["ci_high"] - ch["mean"]]],
-                            yerr=[[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]],
-                            fmt="o", ms=9, color=color[p], capsize=3, label=f"{p} (selection)")
-        top = max([max(c["chunks"]) for c in report.curves.values() if c.get("chunks")]
-                  + [report.summary[p]["chunks"]["mean"] for p in pipes
-                     if report.summary[p].get("chunks", {}).get("n")] + [1.0])
+                ax.errorbar(
+                    [ch["mean"]],
+                    [r["mean"]],
+                    xerr=[[ch["mean"] - ch["ci_low"]], [ch["ci_high"] - ch["mean"]]],
+                    yerr=[[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]],
+                    fmt="o",
+                    ms=9,
+                    color=color[p],
+                    capsize=3,
+                    label=f"{p} (selection)",
+                )
+        top = max(
+            [max(c["chunks"]) for c in report.curves.values() if c.get("chunks")]
+            + [
+                report.summary[p]["chunks"]["mean"]
+                for p in pipes
+                if report.summary[p].get("chunks", {}).get("n")
+            ]
+            + [1.0]
+        )
         if top > 30:
             ax.set_xscale("log")
         ax.set_xlim(left=0 if top <= 30 else None)
@@ -158,8 +212,9 @@ def _plots(report: Any) -> list[tuple[str, str]]:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.set_title("Recall vs evidence size")
         out.append(("Recall vs chunks per query", _png(fig)))
-    counts = {p: [r["metrics"]["chunks"] for r in report.records[p] if r["status"] == "ok"]
-              for p in pipes}
+    counts = {
+        p: [r["metrics"]["chunks"] for r in report.records[p] if r["status"] == "ok"] for p in pipes
+    }
     if any(counts.values()):
         fig, ax = plt.subplots(figsize=(7, 0.6 + 0.5 * len(pipes) + 1.5))
         data = [counts[p] or [0] for p in pipes]
@@ -177,8 +232,13 @@ def _plots(report: Any) -> list[tuple[str, str]]:
         ax.grid(alpha=0.3, axis="x")
         ax.set_title("Per-query chunk counts")
         out.append(("Per-query chunk counts", _png(fig)))
-    det = ["detection_precision", "detection_recall", "detection_f1", "gold_retention",
-           "attack_success"]
+    det = [
+        "detection_precision",
+        "detection_recall",
+        "detection_f1",
+        "gold_retention",
+        "attack_success",
+    ]
     if any(report.summary[p].get("detection_f1", {}).get("n") for p in pipes):
         import numpy as np
 
@@ -191,19 +251,26 @@ def _plots(report: Any) -> list[tuple[str, str]]:
             lo = np.array([s.get(m, {}).get("ci_low", np.nan) for m in det], dtype=float)
             hi = np.array([s.get(m, {}).get("ci_high", np.nan) for m in det], dtype=float)
             ok = ~np.isnan(vals)  # unmeasured (e.g. no poisoned chunk ever reached): no bar
-            ax.bar((x + i * w)[ok], vals[ok], w,
-                   yerr=[np.nan_to_num(vals - lo)[ok], np.nan_to_num(hi - vals)[ok]],
-                   color=color[p], alpha=0.8, label=p, capsize=2)
-        ax.set_xticks(x + w * (len(pipes) - 1) / 2,
-                      ["detect P", "detect R", "detect F1", "gold kept",
-                       "attack success\n(lower is better)"])
+            ax.bar(
+                (x + i * w)[ok],
+                vals[ok],
+                w,
+                yerr=[np.nan_to_num(vals - lo)[ok], np.nan_to_num(hi - vals)[ok]],
+                color=color[p],
+                alpha=0.8,
+                label=p,
+                capsize=2,
+            )
+        ax.set_xticks(
+            x + w * (len(pipes) - 1) / 2,
+            ["detect P", "detect R", "detect F1", "gold kept", "attack success\n(lower is better)"],
+        )
         ax.set_ylim(0, 1.05)
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.set_title("Poisoning: detection, gold retention, attack success")
         out.append(("Poisoning detection", _png(fig)))
-    lats = {p: [r["latency_ms"] for r in report.records[p] if r["status"] == "ok"]
-            for p in pipes}
+    lats = {p: [r["latency_ms"] for r in report.records[p] if r["status"] == "ok"] for p in pipes}
     if any(lats.values()):
         fig, ax = plt.subplots(figsize=(7, 0.6 + 0.5 * len(pipes) + 1.5))
         data = [lats[p] or [0] for p in pipes]
@@ -235,48 +302,61 @@ def report_html(report: Any) -> str:
     header, rows = _table_rows(report, _cell_html)
     header = [h.replace(" / p95", "<br>/ p95") for h in header]
     ds = report.dataset
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
-             f"<title>ragsel eval: {e(ds['name'])}</title><style>{_CSS}</style></head><body>",
-             f"<h1>ragsel eval: {e(ds['name'])}"
-             + (f" ({e(str(ds['split']))})" if ds.get("split") else "") + "</h1>",
-             f"<p>{ds['queries']} queries, {ds['documents']} documents, chunker "
-             f"<code>{e(report.reproducibility['chunker_spec'])}</code>. Cells: mean "
-             "[95% bootstrap CI over queries]; unmeasurable values and failed queries are "
-             "excluded from means (n shown when some were).</p>",
-             "<div class='scroll'><table id='comparison'><thead><tr>"
-             + "".join(f"<th>{h if '<br>' in h else e(h)}</th>" for h in header)
-             + "</tr></thead><tbody>"]
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>ragsel eval: {e(ds['name'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>ragsel eval: {e(ds['name'])}"
+        + (f" ({e(str(ds['split']))})" if ds.get("split") else "")
+        + "</h1>",
+        f"<p>{ds['queries']} queries, {ds['documents']} documents, chunker "
+        f"<code>{e(report.reproducibility['chunker_spec'])}</code>. Cells: mean "
+        "[95% bootstrap CI over queries]; unmeasurable values and failed queries are "
+        "excluded from means (n shown when some were).</p>",
+        "<div class='scroll'><table id='comparison'><thead><tr>"
+        + "".join(f"<th>{h if '<br>' in h else e(h)}</th>" for h in header)
+        + "</tr></thead><tbody>",
+    ]
     for r in rows:
-        parts.append(f"<tr><td>{e(r[0])}</td>" + "".join(f"<td>{c}</td>" for c in r[1:])
-                     + "</tr>")
+        parts.append(f"<tr><td>{e(r[0])}</td>" + "".join(f"<td>{c}</td>" for c in r[1:]) + "</tr>")
     parts.append("</tbody></table></div>")
     if report.comparisons:
-        parts.append(f"<h2>Paired comparison against <code>{e(report.pipelines[0])}</code></h2>"
-                     "<table id='paired'><thead><tr><th>pipeline</th><th>metric</th>"
-                     "<th>baseline</th><th>pipeline</th><th>diff [95% CI]</th><th>p</th>"
-                     "<th>n</th></tr></thead><tbody>")
+        parts.append(
+            f"<h2>Paired comparison against <code>{e(report.pipelines[0])}</code></h2>"
+            "<table id='paired'><thead><tr><th>pipeline</th><th>metric</th>"
+            "<th>baseline</th><th>pipeline</th><th>diff [95% CI]</th><th>p</th>"
+            "<th>n</th></tr></thead><tbody>"
+        )
         for c in report.comparisons:
             m = c["metric"]
-            parts.append(f"<tr><td>{e(c['pipeline'])}</td><td>{e(m)}"
-                         f"{' (lower is better)' if m in LOWER_IS_BETTER else ''}</td>"
-                         f"<td>{_fmt(c['mean_a'], m)}</td><td>{_fmt(c['mean_b'], m)}</td>"
-                         f"<td>{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]</td>"
-                         f"<td>{c['p_value']:.4f}</td><td>{c['n']}</td></tr>")
+            parts.append(
+                f"<tr><td>{e(c['pipeline'])}</td><td>{e(m)}"
+                f"{' (lower is better)' if m in LOWER_IS_BETTER else ''}</td>"
+                f"<td>{_fmt(c['mean_a'], m)}</td><td>{_fmt(c['mean_b'], m)}</td>"
+                f"<td>{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]</td>"
+                f"<td>{c['p_value']:.4f}</td><td>{c['n']}</td></tr>"
+            )
         parts.append("</tbody></table>")
     for title, png in _plots(report):
-        parts.append(f"<figure><img alt='{e(title)}' src='data:image/png;base64,{png}'>"
-                     f"<figcaption>{e(title)}</figcaption></figure>")
+        parts.append(
+            f"<figure><img alt='{e(title)}' src='data:image/png;base64,{png}'>"
+            f"<figcaption>{e(title)}</figcaption></figure>"
+        )
     fails = {p: f for p, f in report.failures.items() if f}
     if fails:
         parts.append("<h2 class='fail'>Failed queries</h2><ul>")
         for p, fl in fails.items():
             for f in fl[:50]:
-                parts.append(f"<li class='fail'><code>{e(p)}</code> on "
-                             f"<code>{e(f['query_id'])}</code>: {e(f['error'][:300])}</li>")
+                parts.append(
+                    f"<li class='fail'><code>{e(p)}</code> on "
+                    f"<code>{e(f['query_id'])}</code>: {e(f['error'][:300])}</li>"
+                )
         parts.append("</ul>")
     repro = {k: v for k, v in report.reproducibility.items() if k != "dataset"}
-    parts.append("<details><summary>Reproducibility</summary><pre>"
-                 + e(json.dumps(repro, indent=2, default=str)) + "</pre></details>")
+    parts.append(
+        "<details><summary>Reproducibility</summary><pre>"
+        + e(json.dumps(repro, indent=2, default=str))
+        + "</pre></details>"
+    )
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -293,20 +373,32 @@ def _clean(x: Any) -> Any:
 
 
 def results_dict(report: Any) -> dict[str, Any]:
-    return _clean({"dataset": report.dataset, "pipelines": report.pipelines,
-                   "summary": report.summary, "comparisons": report.comparisons,
-                   "curves": report.curves, "failures": report.failures,
-                   "ragas": report.ragas, "reproducibility": report.reproducibility,
-                   "per_query": report.records})
+    return _clean(
+        {
+            "dataset": report.dataset,
+            "pipelines": report.pipelines,
+            "summary": report.summary,
+            "comparisons": report.comparisons,
+            "curves": report.curves,
+            "failures": report.failures,
+            "ragas": report.ragas,
+            "reproducibility": report.reproducibility,
+            "per_query": report.records,
+        }
+    )
 
 
 def write_report(report: Any) -> dict[str, str]:
     out = Path(report.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"results": out / "results.json", "summary": out / "summary.md",
-             "html": out / "report.html"}
-    files["results"].write_text(json.dumps(results_dict(report), indent=1, default=str),
-                                encoding="utf-8")
+    files = {
+        "results": out / "results.json",
+        "summary": out / "summary.md",
+        "html": out / "report.html",
+    }
+    files["results"].write_text(
+        json.dumps(results_dict(report), indent=1, default=str), encoding="utf-8"
+    )
     files["summary"].write_text(summary_markdown(report), encoding="utf-8")
     files["html"].write_text(report_html(report), encoding="utf-8")
     return {k: str(v) for k, v in files.items()}

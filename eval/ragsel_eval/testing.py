@@ -60,9 +60,13 @@ class FlagContaining(Stage):
         keep, verdicts = [], {}
         for sc in candidates.items:
             if self.config.marker.lower() in sc.chunk.text.lower():
-                verdicts[sc.chunk.id] = Verdict(sc.chunk.id, self.name, True, "POISON",
-                                                reason=f"contains {self.config.marker!r}")
+                verdicts[sc.chunk.id] = Verdict(
+                    sc.chunk.id,
+                    self.name,
+                    True,
+                    "POISON",
+                    reason=f"contains {self.config.marker!r}",
+                )
             else:
                 keep.append(sc)
-        return candidates.derive(self.name, keep, default_reason="flagged",
-                                 verdicts=verdicts)
+        return candidates.derive(self.name, keep, default_reason="flagged", verdicts=verdicts)

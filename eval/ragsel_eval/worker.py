@@ -32,20 +32,30 @@ _MAX_PIPELINES = 8
 
 
 def query_to_dict(q: EvalQuery) -> dict[str, Any]:
-    return {"id": q.id, "text": q.text, "qrels": dict(q.qrels),
-            "spans": [[s.doc_id, s.start, s.end] for s in q.spans],
-            "poisoned": sorted(q.poisoned), "answers": list(q.answers)}
+    return {
+        "id": q.id,
+        "text": q.text,
+        "qrels": dict(q.qrels),
+        "spans": [[s.doc_id, s.start, s.end] for s in q.spans],
+        "poisoned": sorted(q.poisoned),
+        "answers": list(q.answers),
+    }
 
 
 def query_from_dict(d: dict[str, Any]) -> EvalQuery:
-    return EvalQuery(d["id"], d["text"], qrels=d.get("qrels") or {},
-                     spans=tuple(GoldSpan(s[0], s[1], s[2]) for s in d.get("spans") or ()),
-                     poisoned=frozenset(d.get("poisoned") or ()),
-                     answers=tuple(d.get("answers") or ()))
+    return EvalQuery(
+        d["id"],
+        d["text"],
+        qrels=d.get("qrels") or {},
+        spans=tuple(GoldSpan(s[0], s[1], s[2]) for s in d.get("spans") or ()),
+        poisoned=frozenset(d.get("poisoned") or ()),
+        answers=tuple(d.get("answers") or ()),
+    )
 
 
-def get_pipeline(path: str, sha: str, variables: dict[str, str],
-                 allow_modules: tuple[str, ...] = ()) -> Any:
+def get_pipeline(
+    path: str, sha: str, variables: dict[str, str], allow_modules: tuple[str, ...] = ()
+) -> Any:
     """The pipeline for (file, content hash, variables), loaded once per process."""
     key = (path, sha, tuple(sorted(variables.items())), tuple(allow_modules))
     with _PIPELINES_LOCK:
@@ -107,31 +117,41 @@ def _pool(selection: Any) -> list[Any]:
 def _flagged(selection: Any) -> set[str]:
     out = {sc.chunk.id for sc in selection.chunks if any(v.flagged for v in sc.verdicts)}
     for d in selection.dropped:
-        if (d.verdict is not None and d.verdict.flagged) or any(v.flagged
-                                                                 for v in d.item.verdicts):
+        if (d.verdict is not None and d.verdict.flagged) or any(v.flagged for v in d.item.verdicts):
             out.add(d.id)
     return out
 
 
-def score_selection(q: EvalQuery, selection: Any, gold_units: list[dict], *,
-                    ks: Sequence[int], curve_ks: Sequence[int]) -> dict[str, Any]:
+def score_selection(
+    q: EvalQuery,
+    selection: Any,
+    gold_units: list[dict],
+    *,
+    ks: Sequence[int],
+    curve_ks: Sequence[int],
+) -> dict[str, Any]:
     """Every per-query figure for one selection (see the module docstring)."""
     final = [sc.chunk for sc in selection.chunks]
     pool = _pool(selection)
     gold_pool = gold_chunk_ids(q, pool)
     final_ids = [c.id for c in final]
-    m: dict[str, float] = {"chunks": float(len(final)),
-                           "tokens": float(count_tokens(c.text for c in final)),
-                           "candidates": float(len(pool))}
+    m: dict[str, float] = {
+        "chunks": float(len(final)),
+        "tokens": float(count_tokens(c.text for c in final)),
+        "candidates": float(len(pool)),
+    }
     n_gold = len(gold_units)
     tp = sum(1 for c in final if c.id in gold_pool)
     if n_gold:
         p, _, _ = prf(tp, len(final), n_gold)
         r = _covered(gold_units, [c for c in final if c.id in gold_pool]) / n_gold
-        m.update(precision=p, recall=r, f1=(2 * p * r / (p + r) if p + r else 0.0),
-                 found=float(tp > 0),
-                 pool_recall=_covered(gold_units, [c for c in pool if c.id in gold_pool])
-                 / n_gold)
+        m.update(
+            precision=p,
+            recall=r,
+            f1=(2 * p * r / (p + r) if p + r else 0.0),
+            found=float(tp > 0),
+            pool_recall=_covered(gold_units, [c for c in pool if c.id in gold_pool]) / n_gold,
+        )
     else:
         m.update(precision=NAN, recall=NAN, f1=NAN, found=NAN, pool_recall=NAN)
     if any(g > 0 for g in q.qrels.values()):
@@ -148,16 +168,23 @@ def score_selection(q: EvalQuery, selection: Any, gold_units: list[dict], *,
     if q.poisoned:
         poisoned_pool = {c.id for c in pool if c.doc_id in q.poisoned}
         det = detection_scores(_flagged(selection), poisoned_pool, available=[c.id for c in pool])
-        m.update({f"detection_{k}": v for k, v in det.items()
-                  if k in ("precision", "recall", "f1")})
-        m.update(detection_tp=det["tp"], detection_flagged=det["flagged"],
-                 detection_poisoned=det["poisoned"])
+        m.update(
+            {f"detection_{k}": v for k, v in det.items() if k in ("precision", "recall", "f1")}
+        )
+        m.update(
+            detection_tp=det["tp"],
+            detection_flagged=det["flagged"],
+            detection_poisoned=det["poisoned"],
+        )
         m["gold_retention"] = gold_retention(final_ids, gold_pool)
         m.update(attack_success(final_ids, poisoned_pool, gold_pool))
     answer = selection.answer.text if selection.answer is not None else None
     if answer is not None and q.answers:
-        m.update(em=exact_match(answer, q.answers), answer_f1=token_f1(answer, q.answers),
-                 answer_contains=contains_answer(answer, q.answers))
+        m.update(
+            em=exact_match(answer, q.answers),
+            answer_f1=token_f1(answer, q.answers),
+            answer_contains=contains_answer(answer, q.answers),
+        )
     return {"metrics": m, "curve": curve, "answer": answer}
 
 
@@ -170,22 +197,33 @@ def evaluate_query(task: dict[str, Any]) -> dict[str, Any]:
     try:
         from ragsel.types import Query
 
-        pipe = get_pipeline(task["pipeline_path"], task["pipeline_sha"], task["variables"],
-                            tuple(task.get("allow_modules") or ()))
+        pipe = get_pipeline(
+            task["pipeline_path"],
+            task["pipeline_sha"],
+            task["variables"],
+            tuple(task.get("allow_modules") or ()),
+        )
         result = pipe.run(Query(q.text, id=q.id))
         selection = result.selection
     except Exception as exc:  # recorded, the run goes on
-        rec.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                   error_type=type(exc).__name__,
-                   traceback=traceback.format_exc(limit=6)[-2000:],
-                   latency_ms=(perf_counter() - t0) * 1000)
+        rec.update(
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}",
+            error_type=type(exc).__name__,
+            traceback=traceback.format_exc(limit=6)[-2000:],
+            latency_ms=(perf_counter() - t0) * 1000,
+        )
         return rec
-    scored = score_selection(q, selection, task["gold_units"], ks=task["ks"],
-                             curve_ks=task["curve_ks"])
-    rec.update(status="ok", latency_ms=result.trace.total_ms,
-               stage_ms={s.stage: round(s.ms, 4) for s in result.trace.stages},
-               selected=[[sc.chunk.id, sc.chunk.doc_id, round(sc.score, 6)]
-                         for sc in selection.chunks], **scored)
+    scored = score_selection(
+        q, selection, task["gold_units"], ks=task["ks"], curve_ks=task["curve_ks"]
+    )
+    rec.update(
+        status="ok",
+        latency_ms=result.trace.total_ms,
+        stage_ms={s.stage: round(s.ms, 4) for s in result.trace.stages},
+        selected=[[sc.chunk.id, sc.chunk.doc_id, round(sc.score, 6)] for sc in selection.chunks],
+        **scored,
+    )
     if task.get("keep_texts"):
         rec["texts"] = [sc.chunk.text for sc in selection.chunks]
     return rec

@@ -23,8 +23,7 @@ from ragsel.types import Chunk
 class ChunkStore(Protocol):
     """Random access to chunks by ``(doc_id, position)``; ``None`` past a document's ends."""
 
-    def chunk_at(self, doc_id: str, position: int) -> Chunk | None:
-        ...
+    def chunk_at(self, doc_id: str, position: int) -> Chunk | None: ...
 
 
 class InMemoryChunkStore:
@@ -50,9 +49,11 @@ class InMemoryChunkStore:
             key = (c.doc_id, c.position)
             old = self._by_pos.get(key)
             if old is not None and old.id != c.id:
-                raise InputError(f"chunks {old.id!r} and {c.id!r} both claim position "
-                                 f"{c.position} of document {c.doc_id!r}; give every chunk of "
-                                 "a document its own position")
+                raise InputError(
+                    f"chunks {old.id!r} and {c.id!r} both claim position "
+                    f"{c.position} of document {c.doc_id!r}; give every chunk of "
+                    "a document its own position"
+                )
             self._by_pos[key] = c
 
     def chunk_at(self, doc_id: str, position: int) -> Chunk | None:

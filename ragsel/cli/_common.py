@@ -16,9 +16,14 @@ from ragsel.errors import RagselError
 #: Exit codes: 0 ok, 1 runtime failure, 2 bad input.
 EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT = 0, 1, 2
 
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "HF_HUB_DISABLE_PROGRESS_BARS": "1", "RAGAS_DO_NOT_TRACK": "true",
-               "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false"}
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "RAGAS_DO_NOT_TRACK": "true",
+    "ANONYMIZED_TELEMETRY": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 def set_offline_env() -> None:
@@ -55,15 +60,18 @@ def cli_errors() -> Iterator[None]:
         stderr_console().print(f"[bold red]{label}:[/] {exc}", markup=True, soft_wrap=True)
         cause = exc.__cause__
         if cause is not None and code != EXIT_BAD_INPUT:
-            stderr_console().print(f"  caused by {type(cause).__name__}: {cause}",
-                                   markup=False, soft_wrap=True)
+            stderr_console().print(
+                f"  caused by {type(cause).__name__}: {cause}", markup=False, soft_wrap=True
+            )
         raise typer.Exit(code) from None
     except Exception as exc:
         if debug_enabled():
             raise
-        stderr_console().print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
-                               "  re-run with --debug for the traceback and report it.",
-                               soft_wrap=True)
+        stderr_console().print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            "  re-run with --debug for the traceback and report it.",
+            soft_wrap=True,
+        )
         raise typer.Exit(EXIT_RUNTIME) from None
 
 

@@ -30,49 +30,82 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
 @command
 def eval_(
     pipelines: list[Path] = typer.Argument(..., help="Pipeline YAML files to compare."),
-    dataset: str = typer.Option(..., "--dataset", "-d",
-                                help="A name under $RAGSEL_DATA_DIR (default ../shared/data: "
-                                     "scifact, scifact:train, privacyqa, poisonedrag[:msmarco], "
-                                     "hotpotqa, financebench) or a path."),
+    dataset: str = typer.Option(
+        ...,
+        "--dataset",
+        "-d",
+        help="A name under $RAGSEL_DATA_DIR (default ../shared/data: "
+        "scifact, scifact:train, privacyqa, poisonedrag[:msmarco], "
+        "hotpotqa, financebench) or a path.",
+    ),
     limit: int = typer.Option(None, "--limit", "-n", min=1, help="Evaluate the first N queries."),
-    out: Path = typer.Option(Path("ragsel-eval"), "--out", "-o",
-                             help="Report folder (results.json, summary.md, report.html); "
-                                  "per-query results and indexes are cached under it."),
-    engine: str = typer.Option("local", "--engine", help="local, or ray (a local Ray instance "
-                                                         "unless --ray-address)."),
+    out: Path = typer.Option(
+        Path("ragsel-eval"),
+        "--out",
+        "-o",
+        help="Report folder (results.json, summary.md, report.html); "
+        "per-query results and indexes are cached under it.",
+    ),
+    engine: str = typer.Option(
+        "local", "--engine", help="local, or ray (a local Ray instance unless --ray-address)."
+    ),
     ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster to join."),
-    chunker: str = typer.Option(None, "--chunker",
-                                help="document | words:SIZE[:OVERLAP] | sentences:SIZE[:OVERLAP]"
-                                     " (default per dataset: document for SciFact/HotpotQA/"
-                                     "PoisonedRAG, words:256 for PrivacyQA/FinanceBench)."),
+    chunker: str = typer.Option(
+        None,
+        "--chunker",
+        help="document | words:SIZE[:OVERLAP] | sentences:SIZE[:OVERLAP]"
+        " (default per dataset: document for SciFact/HotpotQA/"
+        "PoisonedRAG, words:256 for PrivacyQA/FinanceBench).",
+    ),
     embedder: str = typer.Option("minilm", "--embedder", help="Embedder the index is built with."),
-    index: Path = typer.Option(None, "--index", "-i",
-                               help="Use this prebuilt index (ragsel index) instead of building "
-                                    "one; its chunker becomes the evaluation chunker."),
+    index: Path = typer.Option(
+        None,
+        "--index",
+        "-i",
+        help="Use this prebuilt index (ragsel index) instead of building "
+        "one; its chunker becomes the evaluation chunker.",
+    ),
     var: list[str] = typer.Option(None, "--var", help=VAR_HELP),
     ks: str = typer.Option(None, "--ks", help="Cutoffs for ranking metrics, e.g. 1,5,10,100."),
     seed: int = typer.Option(0, "--seed", help="Seed for bootstrap CIs and paired tests."),
-    retry_failed: bool = typer.Option(False, "--retry-failed",
-                                      help="Re-run queries recorded as failed."),
-    ragas: bool = typer.Option(False, "--ragas", help="Add ragas metrics (non-LLM; LLM-judged "
-                                                      "too when RAGSEL_JUDGE_BASE_URL is set)."),
-    allow_module: list[str] = typer.Option(None, "--allow-module",
-                                           help="Allow 'type: module:Class' from this module."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Re-run queries recorded as failed."
+    ),
+    ragas: bool = typer.Option(
+        False,
+        "--ragas",
+        help="Add ragas metrics (non-LLM; LLM-judged too when RAGSEL_JUDGE_BASE_URL is set).",
+    ),
+    allow_module: list[str] = typer.Option(
+        None, "--allow-module", help="Allow 'type: module:Class' from this module."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Evaluate one or more pipelines on a dataset: ranking (nDCG/Recall/MRR/MAP), chunk
     precision/recall/F1 and evidence size, poisoning robustness, answers, latency; with
     bootstrap CIs and paired tests. An interrupted run resumes from its cache."""
-    from rich.console import Console
-
     from ragsel_eval.report import summary_markdown
     from ragsel_eval.runner import DEFAULT_KS, run_eval
+    from rich.console import Console
 
-    report = run_eval(pipelines, dataset, out_dir=out, limit=limit, engine=engine,
-                      chunker=chunker, embedder=embedder, variables=parse_vars(var),
-                      ks=_ints(ks, "--ks") or DEFAULT_KS, seed=seed, retry_failed=retry_failed,
-                      progress=not quiet, ragas=ragas, ray_address=ray_address,
-                      allow_modules=allow_module or [], index=index)
+    report = run_eval(
+        pipelines,
+        dataset,
+        out_dir=out,
+        limit=limit,
+        engine=engine,
+        chunker=chunker,
+        embedder=embedder,
+        variables=parse_vars(var),
+        ks=_ints(ks, "--ks") or DEFAULT_KS,
+        seed=seed,
+        retry_failed=retry_failed,
+        progress=not quiet,
+        ragas=ragas,
+        ray_address=ray_address,
+        allow_modules=allow_module or [],
+        index=index,
+    )
     console = Console()
     console.print(summary_markdown(report), markup=False, highlight=False, soft_wrap=True)
     for key, path in report.files.items():

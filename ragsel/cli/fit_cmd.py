@@ -26,16 +26,22 @@ def find_target(pipe: Any, stage: str | None) -> str:
 
     if stage is not None:
         if stage not in pipe.stages:
-            raise InputError(f"the pipeline has no stage '{stage}' (stages: "
-                             f"{', '.join(pipe.stages)})")
+            raise InputError(
+                f"the pipeline has no stage '{stage}' (stages: {', '.join(pipe.stages)})"
+            )
         return stage
-    found = [n for n, s in pipe.stages.items() if s.type_name == "learned_cutoff" or (
-        s.type_name == "rationale_selector" and s.config.cutoff == "learned")]
+    found = [
+        n
+        for n, s in pipe.stages.items()
+        if s.type_name == "learned_cutoff"
+        or (s.type_name == "rationale_selector" and s.config.cutoff == "learned")
+    ]
     if len(found) != 1:
         raise InputError(
             f"the pipeline has {len(found) or 'no'} learned cutoff stage(s) "
             f"{found if found else ''}: add one ({{type: learned_cutoff, model: PATH}}) or "
-            "name it with --stage")
+            "name it with --stage"
+        )
     return found[0]
 
 
@@ -67,21 +73,31 @@ def collect_lists(pipe: Any, target: str, queries: list[Any]) -> list[Any]:
     return out
 
 
-def fit_for_pipeline(pipe: Any, dataset: Any, *, stage: str | None = None, kind: str = "gbdt",
-                     seed: int = 0, list_only: bool = False,
-                     priors: bool = True) -> tuple[Any, dict[str, Any]]:
+def fit_for_pipeline(
+    pipe: Any,
+    dataset: Any,
+    *,
+    stage: str | None = None,
+    kind: str = "gbdt",
+    seed: int = 0,
+    list_only: bool = False,
+    priors: bool = True,
+) -> tuple[Any, dict[str, Any]]:
     """Fit a cutoff model for ``pipe`` on an :class:`~ragsel_eval.datasets.EvalDataset`
     (with query features unless ``list_only``; with corpus priors, what the labelled queries
     found in this corpus, unless not ``priors``)."""
+    from ragsel_eval.datasets import gold_chunk_ids
+
     from ragsel.errors import InputError
     from ragsel.stages.cutoff.learned import fit_cutoff_model, pipeline_hash
     from ragsel.types import Query
-    from ragsel_eval.datasets import gold_chunk_ids
 
     if dataset.per_query_corpus:
-        raise InputError(f"dataset {dataset.name!r} gives each query its own small corpus; "
-                         "'ragsel fit' runs one index for all queries. Use a shared-corpus "
-                         "dataset (e.g. privacyqa, scifact) or eval/benchmarks/selection_cv.py")
+        raise InputError(
+            f"dataset {dataset.name!r} gives each query its own small corpus; "
+            "'ragsel fit' runs one index for all queries. Use a shared-corpus "
+            "dataset (e.g. privacyqa, scifact) or eval/benchmarks/selection_cv.py"
+        )
     target = find_target(pipe, stage)
     pipe.validate()
     queries = [Query(q.text, id=q.id) for q in dataset.queries]
@@ -89,39 +105,65 @@ def fit_for_pipeline(pipe: Any, dataset: Any, *, stage: str | None = None, kind:
     golds = [gold_chunk_ids(q, c.items) for q, c in zip(dataset.queries, lists)]
     phash, upstream = pipeline_hash(pipe, target)
     with_query = not list_only  # both targets pass the query to the model at run time
-    model = fit_cutoff_model(lists, golds, queries=queries if with_query else None, kind=kind,
-                             pipeline_hash=phash, upstream=upstream, priors=priors,
-                             # the selector's built-in cut keeps a prefix of its ranking
-                             orders=(("input",) if pipe.stages[target].type_name ==
-                                     "rationale_selector" else ("input", "probability")),
-                             seed=seed, info={"dataset": dataset.name, "pipeline": pipe.name,
-                                              "stage": target})
-    summary = {"stage": target, "pipeline_hash": phash, "retrievers": model.retrievers,
-               "kind": model.header["kind"], "query_features": model.uses_query,
-               "corpus_priors": bool(model.header.get("corpus_priors")),
-               "rule": model.header["defaults"],
-               **model.header["training"],
-               "queries_with_gold_in_candidates": sum(bool(g) for g in golds)}
+    model = fit_cutoff_model(
+        lists,
+        golds,
+        queries=queries if with_query else None,
+        kind=kind,
+        pipeline_hash=phash,
+        upstream=upstream,
+        priors=priors,
+        # the selector's built-in cut keeps a prefix of its ranking
+        orders=(
+            ("input",)
+            if pipe.stages[target].type_name == "rationale_selector"
+            else ("input", "probability")
+        ),
+        seed=seed,
+        info={"dataset": dataset.name, "pipeline": pipe.name, "stage": target},
+    )
+    summary = {
+        "stage": target,
+        "pipeline_hash": phash,
+        "retrievers": model.retrievers,
+        "kind": model.header["kind"],
+        "query_features": model.uses_query,
+        "corpus_priors": bool(model.header.get("corpus_priors")),
+        "rule": model.header["defaults"],
+        **model.header["training"],
+        "queries_with_gold_in_candidates": sum(bool(g) for g in golds),
+    }
     return model, summary
 
 
 @command
 def fit(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML with a learned cutoff stage."),
-    dataset: str = typer.Option(..., "--dataset", "-d",
-                                help="Labelled dataset: a name (privacyqa, scifact:train, ...) "
-                                     "or a path (ragsel JSONL, BEIR folder, ...)."),
+    dataset: str = typer.Option(
+        ...,
+        "--dataset",
+        "-d",
+        help="Labelled dataset: a name (privacyqa, scifact:train, ...) "
+        "or a path (ragsel JSONL, BEIR folder, ...).",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the model (.npz)."),
     stage: str = typer.Option(None, "--stage", help="The stage to fit for (if several)."),
-    kind: str = typer.Option("gbdt", "--kind", help="gbdt (default), logistic, or auto "
-                             "(the better of both on out-of-fold predictions)."),
+    kind: str = typer.Option(
+        "gbdt",
+        "--kind",
+        help="gbdt (default), logistic, or auto (the better of both on out-of-fold predictions).",
+    ),
     limit: int = typer.Option(None, "--limit", help="Use only the first N queries."),
     seed: int = typer.Option(0, "--seed"),
-    list_only: bool = typer.Option(False, "--list-only",
-                                   help="No query features (the model then ignores the query)."),
+    list_only: bool = typer.Option(
+        False, "--list-only", help="No query features (the model then ignores the query)."
+    ),
     no_priors: bool = typer.Option(
-        False, "--no-priors", help="No corpus priors (what the labelled queries found in this "
-        "corpus); they help when many queries share a corpus, and are inert otherwise."),
+        False,
+        "--no-priors",
+        help="No corpus priors (what the labelled queries found in this "
+        "corpus); they help when many queries share a corpus, and are inert otherwise.",
+    ),
     var: list[str] = typer.Option(None, "--var", help="Set a ${VAR} (KEY=VALUE); repeatable."),
     index: Path = typer.Option(None, "--index", help="Index folder (sets RAGSEL_INDEX)."),
 ) -> None:
@@ -142,8 +184,9 @@ def fit(
     ds = load_dataset(dataset)
     if limit is not None:
         ds = ds.subset(limit)
-    model, summary = fit_for_pipeline(pipe, ds, stage=stage, kind=kind, seed=seed,
-                                      list_only=list_only, priors=not no_priors)
+    model, summary = fit_for_pipeline(
+        pipe, ds, stage=stage, kind=kind, seed=seed, list_only=list_only, priors=not no_priors
+    )
     path = model.save(out)
     print_json({"model": str(path), **summary})
 

@@ -11,21 +11,28 @@ from ragsel.cli._common import command, print_json, stderr_console
 
 @command
 def index(
-    corpus: Path = typer.Argument(..., help="A folder or file: .txt, .md, .jsonl, or a BEIR "
-                                            "dataset folder (its corpus.jsonl)."),
+    corpus: Path = typer.Argument(
+        ...,
+        help="A folder or file: .txt, .md, .jsonl, or a BEIR dataset folder (its corpus.jsonl).",
+    ),
     into: Path = typer.Option(..., "--into", "-o", help="The index folder (created if needed)."),
-    chunker: str = typer.Option("words", "--chunker",
-                                help="words | sentences | document (one chunk per document)."),
+    chunker: str = typer.Option(
+        "words", "--chunker", help="words | sentences | document (one chunk per document)."
+    ),
     chunk_size: int = typer.Option(256, "--chunk-size", min=1, help="Words per chunk."),
-    overlap: int = typer.Option(None, "--overlap", min=0,
-                                help="Words shared by neighbouring chunks (default 10%)."),
-    embedder: str = typer.Option("minilm", "--embedder",
-                                 help="minilm | minilm-onnx | minilm-onnx-q8 | a local sentence-transformers dir."),
-    threads: int = typer.Option(None, "--threads", min=1,
-                                help="CPU threads for embedding (default: the library's)."),
+    overlap: int = typer.Option(
+        None, "--overlap", min=0, help="Words shared by neighbouring chunks (default 10%)."
+    ),
+    embedder: str = typer.Option(
+        "minilm",
+        "--embedder",
+        help="minilm | minilm-onnx | minilm-onnx-q8 | a local sentence-transformers dir.",
+    ),
+    threads: int = typer.Option(
+        None, "--threads", min=1, help="CPU threads for embedding (default: the library's)."
+    ),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per forward pass."),
-    stemmer: str = typer.Option("english", "--stemmer",
-                                help="BM25 stemmer language, or 'none'."),
+    stemmer: str = typer.Option("english", "--stemmer", help="BM25 stemmer language, or 'none'."),
     stopwords: str = typer.Option("en", "--stopwords", help="BM25 stop-word list, or 'none'."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -36,11 +43,14 @@ def index(
     from ragsel.ingest import ChunkerConfig
 
     cfg = ChunkerConfig(chunker, chunk_size, overlap)  # type: ignore[arg-type]
-    bm25 = BM25Config(stemmer=None if stemmer.lower() == "none" else stemmer,
-                      stopwords=None if stopwords.lower() == "none" else stopwords)
+    bm25 = BM25Config(
+        stemmer=None if stemmer.lower() == "none" else stemmer,
+        stopwords=None if stopwords.lower() == "none" else stopwords,
+    )
     console = stderr_console()
-    with LocalIndex.create(into, embedder=embedder, chunker=cfg, bm25=bm25, threads=threads,
-                           batch_size=batch_size) as ix:
+    with LocalIndex.create(
+        into, embedder=embedder, chunker=cfg, bm25=bm25, threads=threads, batch_size=batch_size
+    ) as ix:
         report = ix.add_corpus(corpus, progress=not quiet and not json_out)
     for w in report.warnings:
         console.print(f"[yellow]warning:[/] {w}", soft_wrap=True, markup=True)
@@ -53,7 +63,10 @@ def index(
         f"[green]indexed[/] {report.added} new, {report.updated} changed, {report.unchanged} "
         f"unchanged document(s): +{report.chunks_added} / -{report.chunks_removed} chunks in "
         f"{report.seconds:.1f}s ({report.chunks_per_second:.0f} chunks/s); the index at "
-        f"{ix.path} holds {report.total_chunks} chunks", markup=True, soft_wrap=True)
+        f"{ix.path} holds {report.total_chunks} chunks",
+        markup=True,
+        soft_wrap=True,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -16,8 +16,9 @@ VAR_HELP = "Set a ${VAR} used in the pipeline file (KEY=VALUE); repeatable."
 
 def validate(
     files: list[Path] = typer.Argument(..., help="Pipeline YAML files."),
-    allow_module: list[str] = typer.Option(None, "--allow-module",
-                                           help="Allow 'type: module:Class' from this module."),
+    allow_module: list[str] = typer.Option(
+        None, "--allow-module", help="Allow 'type: module:Class' from this module."
+    ),
 ) -> None:
     """Check syntax, stage names, configs and wiring, without loading any model."""
     from ragsel.cli._common import stderr_console
@@ -38,8 +39,9 @@ def validate(
 
 
 @command
-def schema(out: Path = typer.Option(None, "--out", "-o",
-                                    help="Write here instead of stdout.")) -> None:
+def schema(
+    out: Path = typer.Option(None, "--out", "-o", help="Write here instead of stdout."),
+) -> None:
     """Write the JSON Schema of pipeline files (every registered stage's config)."""
     from ragsel.schema import pipeline_json_schema
 
@@ -53,8 +55,9 @@ def schema(out: Path = typer.Option(None, "--out", "-o",
 @command
 def graph(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
-    out: Path = typer.Option(None, "--out", "-o",
-                             help="Also render to .svg/.png (needs graphviz 'dot')."),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Also render to .svg/.png (needs graphviz 'dot')."
+    ),
 ) -> None:
     """Print the pipeline as a Mermaid flowchart (and render it with graphviz if asked)."""
     from ragsel.spec import load_pipeline
@@ -66,17 +69,19 @@ def graph(
         if dot is None:
             from ragsel.errors import MissingExtraError
 
-            raise MissingExtraError("all", "graphviz (apt-get install graphviz)",
-                                    "rendering graphs")
-        lines = ["digraph G {", "rankdir=LR;", 'query [shape=oval];']
+            raise MissingExtraError(
+                "all", "graphviz (apt-get install graphviz)", "rendering graphs"
+            )
+        lines = ["digraph G {", "rankdir=LR;", "query [shape=oval];"]
         for n, s in pipe.stages.items():
             lines.append(f'"{n}" [shape=box, label="{n}\\n({s.type_name})"];')
         for c in pipe.connections:
             lines.append(f'"{c.src}" -> "{c.dst}" [label="{c.src_out}"];')
         lines.append("}")
         fmt = out.suffix.lstrip(".") or "svg"
-        subprocess.run([dot, f"-T{fmt}", "-o", str(out)], input="\n".join(lines), text=True,
-                       check=True)
+        subprocess.run(
+            [dot, f"-T{fmt}", "-o", str(out)], input="\n".join(lines), text=True, check=True
+        )
         typer.echo(f"wrote {out}", err=True)
 
 

@@ -53,8 +53,11 @@ def selection_table(selection: Selection, max_text: int = 240):
     for col in ("#", "document", "pos", "score", "kept/added by", "text"):
         table.add_column(col, overflow="fold")
     # anchors named by document and position (ids are content hashes)
-    where = {sc.chunk.id: f"#{sc.chunk.position} of {sc.chunk.doc_id}"
-             for sc in selection.chunks if sc.chunk.position is not None}
+    where = {
+        sc.chunk.id: f"#{sc.chunk.position} of {sc.chunk.doc_id}"
+        for sc in selection.chunks
+        if sc.chunk.position is not None
+    }
     for rank, sc in enumerate(selection.chunks, 1):
         c = sc.chunk
         text = c.text if len(c.text) <= max_text else c.text[: max_text - 1] + "…"
@@ -63,8 +66,14 @@ def selection_table(selection: Selection, max_text: int = 240):
             prov += f"\nrationales: {', '.join(sc.rationales)}"
         if sc.expanded_from:
             prov += f"\nneighbour of {where.get(sc.expanded_from, sc.expanded_from)}"
-        table.add_row(str(rank), c.doc_id, "" if c.position is None else str(c.position),
-                      f"{sc.score:.4g}", prov, text)
+        table.add_row(
+            str(rank),
+            c.doc_id,
+            "" if c.position is None else str(c.position),
+            f"{sc.score:.4g}",
+            prov,
+            text,
+        )
     return table
 
 
@@ -76,9 +85,14 @@ def trace_table(result: RunResult):
         table.add_column(col)
     for st in result.trace.stages:
         dropped = ", ".join(st.dropped[:5]) + (" …" if len(st.dropped) > 5 else "")
-        table.add_row(st.stage, st.type, f"{st.ms:.2f}",
-                      "" if st.items_in is None else str(st.items_in),
-                      "" if st.items_out is None else str(st.items_out), dropped)
+        table.add_row(
+            st.stage,
+            st.type,
+            f"{st.ms:.2f}",
+            "" if st.items_in is None else str(st.items_in),
+            "" if st.items_out is None else str(st.items_out),
+            dropped,
+        )
     return table
 
 

@@ -36,15 +36,18 @@ def selection_payload(result) -> dict:
 def select(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML file (e.g. pipelines/local.yaml)."),
     query: str = typer.Option(..., "--query", "-q", help="The question to select evidence for."),
-    index: Path = typer.Option(None, "--index", "-i",
-                               help="Index folder built by `ragsel index` (sets RAGSEL_INDEX)."),
+    index: Path = typer.Option(
+        None, "--index", "-i", help="Index folder built by `ragsel index` (sets RAGSEL_INDEX)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
     var: list[str] = typer.Option(None, "--var", help=VAR_HELP),
-    show_dropped: bool = typer.Option(False, "--dropped",
-                                      help="Also list the chunks stages dropped, and why."),
+    show_dropped: bool = typer.Option(
+        False, "--dropped", help="Also list the chunks stages dropped, and why."
+    ),
     show_trace: bool = typer.Option(False, "--trace", help="Also print per-stage timings."),
-    max_text: int = typer.Option(240, "--max-text", min=20,
-                                 help="Characters of chunk text shown per row."),
+    max_text: int = typer.Option(
+        240, "--max-text", min=20, help="Characters of chunk text shown per row."
+    ),
 ) -> None:
     """Select the evidence for one query: a table of rank, document, position, score, the
     stages that kept or added each chunk, and its text (``--json`` for the full record with
@@ -85,8 +88,11 @@ def select(
     if show_trace:
         console.print(trace_table(result))
     else:
-        console.print(f"{len(selection.chunks)} chunk(s) selected in "
-                      f"{result.trace.total_ms:.1f} ms", style="dim", highlight=False)
+        console.print(
+            f"{len(selection.chunks)} chunk(s) selected in {result.trace.total_ms:.1f} ms",
+            style="dim",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:

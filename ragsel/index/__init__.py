@@ -8,5 +8,11 @@ from ragsel.index.bm25 import BM25Config
 from ragsel.index.builder import IndexReport
 from ragsel.index.local import IndexIncompleteWarning, LocalIndex, clear_index_cache, open_index
 
-__all__ = ["BM25Config", "IndexIncompleteWarning", "IndexReport", "LocalIndex",
-           "clear_index_cache", "open_index"]
+__all__ = [
+    "BM25Config",
+    "IndexIncompleteWarning",
+    "IndexReport",
+    "LocalIndex",
+    "clear_index_cache",
+    "open_index",
+]

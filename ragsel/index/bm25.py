@@ -66,8 +66,10 @@ def _stemmer(lang: str | None) -> Any:
             try:
                 st = Stemmer.Stemmer(lang)
             except KeyError as exc:
-                raise ConfigError(f"bm25: unknown stemmer language {lang!r}; available: "
-                                  f"{', '.join(Stemmer.algorithms())}") from exc
+                raise ConfigError(
+                    f"bm25: unknown stemmer language {lang!r}; available: "
+                    f"{', '.join(Stemmer.algorithms())}"
+                ) from exc
             _stemmers[lang] = st
         return st
 
@@ -87,8 +89,9 @@ def _stopwords(name: str | None) -> frozenset[str]:
         try:
             sw = _stopword_sets[name] = frozenset(_infer_stopwords(name))
         except ValueError as exc:
-            raise ConfigError(f"bm25: unknown stop-word list {name!r} (use en, de, fr, es, ... "
-                              "or none)") from exc
+            raise ConfigError(
+                f"bm25: unknown stop-word list {name!r} (use en, de, fr, es, ... or none)"
+            ) from exc
     return sw
 
 
@@ -139,21 +142,23 @@ class BM25Store:
         bm25s = require("bm25s", "local", "BM25 retrieval")
         meta_file = directory / "ids.json"
         if not meta_file.is_file():
-            raise IndexError_(f"the BM25 index in {directory} is missing or incomplete: "
-                              "re-run `ragsel index` on the corpus to rebuild it")
+            raise IndexError_(
+                f"the BM25 index in {directory} is missing or incomplete: "
+                "re-run `ragsel index` on the corpus to rebuild it"
+            )
         meta = json.loads(meta_file.read_text())
         config = BM25Config.from_dict(meta["config"])
         if not meta["ids"]:
             return cls(bm25s.BM25(), [], config)
-        retriever = bm25s.BM25.load(str(directory), mmap=False, show_progress=False,
-                                    verbosity=0)
+        retriever = bm25s.BM25.load(str(directory), mmap=False, show_progress=False, verbosity=0)
         return cls(retriever, meta["ids"], config)
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def search_many(self, queries: Sequence[str], k: int,
-                    mask: np.ndarray | None = None) -> list[list[tuple[int, float]]]:
+    def search_many(
+        self, queries: Sequence[str], k: int, mask: np.ndarray | None = None
+    ) -> list[list[tuple[int, float]]]:
         """Per query, ``(row, score)`` pairs with score > 0, best first (ties: lower row).
 
         ``mask`` (one float per row, 0 or 1) restricts the search to some rows.

@@ -63,12 +63,21 @@ def _progress(enabled: bool, total: int) -> Any:
         def render(self, task: Any) -> Text:
             # average since the start: steadier than rich's windowed speed for big batches
             rate = task.completed / task.elapsed if task.elapsed else 0.0
-            return Text(f"{rate:,.1f} chunks/s" if rate else "-- chunks/s",
-                        style="progress.data.speed")
+            return Text(
+                f"{rate:,.1f} chunks/s" if rate else "-- chunks/s", style="progress.data.speed"
+            )
 
-    return Progress(TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(),
-                    RateColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                    TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+    return Progress(
+        TextColumn("[bold]embedding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
 
 
 def add_corpus(index: Any, corpus: str | Path, **kw: Any) -> IndexReport:
@@ -81,9 +90,14 @@ def add_corpus(index: Any, corpus: str | Path, **kw: Any) -> IndexReport:
     return report
 
 
-def add_documents(index: Any, docs: Iterable[Document], *, progress: bool = False,
-                  batch_size: int = 256,
-                  on_batch: Callable[[int], None] | None = None) -> IndexReport:
+def add_documents(
+    index: Any,
+    docs: Iterable[Document],
+    *,
+    progress: bool = False,
+    batch_size: int = 256,
+    on_batch: Callable[[int], None] | None = None,
+) -> IndexReport:
     """Index ``docs`` into ``index`` (opened with ``LocalIndex.create``).
 
     ``batch_size`` chunks are embedded and stored at a time; after each batch the documents
@@ -93,16 +107,20 @@ def add_documents(index: Any, docs: Iterable[Document], *, progress: bool = Fals
     from ragsel.backends.embedders import load_embedder
 
     if not index.writable:
-        raise IndexError_(f"the index at {index.path} was opened read-only; use "
-                          "LocalIndex.create(path, ...) to add documents")
+        raise IndexError_(
+            f"the index at {index.path} was opened read-only; use "
+            "LocalIndex.create(path, ...) to add documents"
+        )
     t0 = time.perf_counter()
     report = IndexReport()
     docs = list(docs)
     seen: set[str] = set()
     for d in docs:
         if d.id in seen:
-            raise InputError(f"document id {d.id!r} occurs twice in the corpus "
-                             f"({d.source}); document ids must be unique")
+            raise InputError(
+                f"document id {d.id!r} occurs twice in the corpus "
+                f"({d.source}); document ids must be unique"
+            )
         seen.add(d.id)
     report.documents = len(docs)
     ledger_state = read_ledger(index.path)
@@ -135,9 +153,12 @@ def add_documents(index: Any, docs: Iterable[Document], *, progress: bool = Fals
             te = time.perf_counter()
             vecs = embedder.embed([c.text for c in batch])
             report.embed_seconds += time.perf_counter() - te
-            col.upsert(ids=[c.id for c in batch], embeddings=np.asarray(vecs),
-                       documents=[c.text for c in batch],
-                       metadatas=[_metadata(c) for c in batch])
+            col.upsert(
+                ids=[c.id for c in batch],
+                embeddings=np.asarray(vecs),
+                documents=[c.text for c in batch],
+                metadatas=[_metadata(c) for c in batch],
+            )
             for c in batch:
                 open_docs[c.doc_id][2] -= 1
             report.chunks_added += len(batch)
@@ -171,15 +192,23 @@ def add_documents(index: Any, docs: Iterable[Document], *, progress: bool = Fals
     # chunks). Also after an interrupted run, which may have died before this step.
     index._invalidate()
     index.load()
-    if report.chunks_added or report.chunks_removed or not was_complete or not (
-            index.path / "bm25" / "ids.json").exists():
+    if (
+        report.chunks_added
+        or report.chunks_removed
+        or not was_complete
+        or not (index.path / "bm25" / "ids.json").exists()
+    ):
         chunks = index.chunks
-        BM25Store.build([c.text for c in chunks], [c.id for c in chunks],
-                        index.bm25_config).save(index.path / "bm25")
+        BM25Store.build([c.text for c in chunks], [c.id for c in chunks], index.bm25_config).save(
+            index.path / "bm25"
+        )
     n_docs = len(read_ledger(index.path))
     report.total_chunks = len(index.chunks)
-    index._save_manifest(complete=True, generation=index.manifest.get("generation", 0) + 1,
-                         counts={"documents": n_docs, "chunks": report.total_chunks})
+    index._save_manifest(
+        complete=True,
+        generation=index.manifest.get("generation", 0) + 1,
+        counts={"documents": n_docs, "chunks": report.total_chunks},
+    )
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -196,12 +225,18 @@ def _metadata(c: Chunk) -> dict[str, Any]:
     return meta
 
 
-def _finish_docs(index: Any, col: Any, open_docs: dict[str, list[Any]],
-                 ledger_state: dict[str, dict[str, Any]], ledger: Ledger,
-                 report: IndexReport) -> None:
+def _finish_docs(
+    index: Any,
+    col: Any,
+    open_docs: dict[str, list[Any]],
+    ledger_state: dict[str, dict[str, Any]],
+    ledger: Ledger,
+    report: IndexReport,
+) -> None:
     """Record documents whose chunks are all stored; drop chunks an edit made stale."""
-    finished = [k for k, (_, _, unflushed, chunked) in open_docs.items()
-                if chunked and unflushed == 0]
+    finished = [
+        k for k, (_, _, unflushed, chunked) in open_docs.items() if chunked and unflushed == 0
+    ]
     entries = []
     for k in finished:
         d, ids, _, _ = open_docs.pop(k)
@@ -216,5 +251,3 @@ def _finish_docs(index: Any, col: Any, open_docs: dict[str, list[Any]],
             report.added += 1
         entries.append({"id": d.id, "fp": d.fingerprint, "chunks": ids})
     ledger.record(entries)
-
-

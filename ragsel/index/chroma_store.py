@@ -31,8 +31,9 @@ class RagselEmbeddingFunction(EmbeddingFunction[Documents]):
     ``RagselEmbeddingFunction("minilm")``; its config is ``{"model": "minilm"}``.
     """
 
-    def __init__(self, model: str = "minilm", threads: int | None = None,
-                 batch_size: int = 64) -> None:
+    def __init__(
+        self, model: str = "minilm", threads: int | None = None, batch_size: int = 64
+    ) -> None:
         self.model, self.threads, self.batch_size = model, threads, batch_size
 
     def __call__(self, input: Documents) -> Embeddings:  # noqa: A002 - chroma's signature
@@ -66,8 +67,9 @@ def client(path: str) -> Any:
     from chromadb.config import Settings
 
     try:
-        return chromadb.PersistentClient(path=path, settings=Settings(anonymized_telemetry=False,
-                                                                      allow_reset=False))
+        return chromadb.PersistentClient(
+            path=path, settings=Settings(anonymized_telemetry=False, allow_reset=False)
+        )
     except Exception as exc:
         raise _wrap(exc, path) from exc
 
@@ -75,16 +77,22 @@ def client(path: str) -> Any:
 def _wrap(exc: Exception, path: str) -> IndexError_:
     msg = str(exc)
     if "lock" in msg.lower():
-        return IndexError_(f"the chroma store at {path} is locked by another process ({msg}); "
-                           "wait for it to finish or stop it, then retry")
-    return IndexError_(f"cannot open the chroma store at {path}: {type(exc).__name__}: {msg}. "
-                       "If the index is damaged, delete the folder and re-run `ragsel index`")
+        return IndexError_(
+            f"the chroma store at {path} is locked by another process ({msg}); "
+            "wait for it to finish or stop it, then retry"
+        )
+    return IndexError_(
+        f"cannot open the chroma store at {path}: {type(exc).__name__}: {msg}. "
+        "If the index is damaged, delete the folder and re-run `ragsel index`"
+    )
 
 
 def create_collection(cl: Any, model: str) -> Any:
-    return cl.get_or_create_collection(COLLECTION,
-                                       embedding_function=RagselEmbeddingFunction(model),
-                                       configuration={"hnsw": {"space": "cosine"}})
+    return cl.get_or_create_collection(
+        COLLECTION,
+        embedding_function=RagselEmbeddingFunction(model),
+        configuration={"hnsw": {"space": "cosine"}},
+    )
 
 
 def get_collection(cl: Any, path: str) -> Any:

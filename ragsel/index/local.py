@@ -70,16 +70,28 @@ def _chunk_from_chroma(cid: str, text: str, meta: Mapping[str, Any] | None) -> C
     for k in RESERVED:
         if f"meta_{k}" in m:
             m[k] = m.pop(f"meta_{k}")
-    return Chunk(cid, text, doc_id, None if pos is None else int(pos),
-                 None if s is None or e is None else (int(s), int(e)), m)
+    return Chunk(
+        cid,
+        text,
+        doc_id,
+        None if pos is None else int(pos),
+        None if s is None or e is None else (int(s), int(e)),
+        m,
+    )
 
 
 class LocalIndex:
     """One index folder (see the module docstring). Use :meth:`create` to write, :meth:`open`
     (or :func:`open_index`) to read."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any], *, writable: bool,
-                 lock: WriterLock | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        manifest: dict[str, Any],
+        *,
+        writable: bool,
+        lock: WriterLock | None = None,
+    ) -> None:
         self.path = path
         self.manifest = manifest
         self.writable = writable
@@ -97,7 +109,10 @@ class LocalIndex:
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
         #: (embedder spec, threads, batch size) a writer embeds with (set by create()).
         self._embedder_options: tuple[str, int | None, int] = (
-            manifest["embedder"]["spec"], None, 64)
+            manifest["embedder"]["spec"],
+            None,
+            64,
+        )
 
     # --- opening ------------------------------------------------------------------------
     @classmethod
@@ -112,15 +127,25 @@ class LocalIndex:
             return cls(p, manifest, writable=True, lock=lock)
         check_not_writing(p)
         if not manifest.get("complete", False):
-            warnings.warn(f"the index at {p} is incomplete (an indexing run was interrupted); "
-                          "re-run the same `ragsel index` command to finish it",
-                          IndexIncompleteWarning, stacklevel=2)
+            warnings.warn(
+                f"the index at {p} is incomplete (an indexing run was interrupted); "
+                "re-run the same `ragsel index` command to finish it",
+                IndexIncompleteWarning,
+                stacklevel=2,
+            )
         return cls(p, manifest, writable=False)
 
     @classmethod
-    def create(cls, path: str | Path, *, embedder: str = "minilm",
-               chunker: ChunkerConfig | None = None, bm25: BM25Config | None = None,
-               threads: int | None = None, batch_size: int = 64) -> LocalIndex:
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        embedder: str = "minilm",
+        chunker: ChunkerConfig | None = None,
+        bm25: BM25Config | None = None,
+        threads: int | None = None,
+        batch_size: int = 64,
+    ) -> LocalIndex:
         """Open ``path`` for writing, creating the index if needed. An existing index must
         have been built with the same embedder, chunker and BM25 settings."""
         from ragsel.backends.embedders import load_embedder
@@ -141,18 +166,30 @@ class LocalIndex:
         if p.exists() and not p.is_dir():
             raise IndexError_(f"{p} is a file; choose a folder for the index")
         if p.exists() and any(x.name != ".lock" for x in p.iterdir()):
-            raise IndexError_(f"{p} exists and is not empty but holds no ragsel index; choose "
-                              "a new or empty folder for --into")
+            raise IndexError_(
+                f"{p} exists and is not empty but holds no ragsel index; choose "
+                "a new or empty folder for --into"
+            )
         p.mkdir(parents=True, exist_ok=True)
         lock = WriterLock(p)
         lock.acquire()
         manifest = {
-            "format": FORMAT, "format_version": FORMAT_VERSION,
-            "ragsel_version": ragsel_version(), "created": now(), "updated": now(),
-            "embedder": {"spec": embedder, "name": emb.name,
-                         "space": getattr(emb, "space", emb.name), "dim": int(emb.dim)},
-            "chunker": chunker.to_dict(), "bm25": bm25.to_dict(),
-            "complete": False, "generation": 0, "counts": {"documents": 0, "chunks": 0},
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "ragsel_version": ragsel_version(),
+            "created": now(),
+            "updated": now(),
+            "embedder": {
+                "spec": embedder,
+                "name": emb.name,
+                "space": getattr(emb, "space", emb.name),
+                "dim": int(emb.dim),
+            },
+            "chunker": chunker.to_dict(),
+            "bm25": bm25.to_dict(),
+            "complete": False,
+            "generation": 0,
+            "counts": {"documents": 0, "chunks": 0},
         }
         write_manifest(p, manifest)
         ix = cls(p, manifest, writable=True, lock=lock)
@@ -164,21 +201,24 @@ class LocalIndex:
         have = ChunkerConfig.from_dict(m["chunker"])
         problems = []
         if m["embedder"]["name"] != emb_name:
-            problems.append(f"embedder {m['embedder']['name']} (spec "
-                            f"'{m['embedder']['spec']}'), not {emb_name}")
+            problems.append(
+                f"embedder {m['embedder']['name']} (spec '{m['embedder']['spec']}'), not {emb_name}"
+            )
         if have != chunker:
             problems.append(f"chunker {have.to_dict()}, not {chunker.to_dict()}")
         if BM25Config.from_dict(m["bm25"]) != bm25:
             problems.append(f"BM25 settings {m['bm25']}, not {bm25.to_dict()}")
         if problems:
             c = have
-            fix = (f"--embedder {m['embedder']['spec']} --chunker {c.kind}"
-                   + ("" if c.kind == "document" else f" --chunk-size {c.size} "
-                                                      f"--overlap {c.overlap}"))
+            fix = f"--embedder {m['embedder']['spec']} --chunker {c.kind}" + (
+                "" if c.kind == "document" else f" --chunk-size {c.size} --overlap {c.overlap}"
+            )
             raise IndexError_(
-                f"the index at {self.path} was built with " + "; ".join(problems)
+                f"the index at {self.path} was built with "
+                + "; ".join(problems)
                 + f". Mixing them would corrupt it. Add to it with the same settings ({fix}), "
-                "or index into a new folder (or delete this one to rebuild)")
+                "or index into a new folder (or delete this one to rebuild)"
+            )
 
     def close(self) -> None:
         if self._lock is not None:
@@ -193,8 +233,10 @@ class LocalIndex:
 
     def __repr__(self) -> str:
         c = self.manifest.get("counts", {})
-        return (f"LocalIndex({str(self.path)!r}, documents={c.get('documents')}, "
-                f"chunks={c.get('chunks')}, embedder={self.embedder_name!r})")
+        return (
+            f"LocalIndex({str(self.path)!r}, documents={c.get('documents')}, "
+            f"chunks={c.get('chunks')}, embedder={self.embedder_name!r})"
+        )
 
     # --- facts --------------------------------------------------------------------------
     @property
@@ -223,9 +265,11 @@ class LocalIndex:
         space = getattr(embedder, "space", embedder.name)
         if space != self.space:
             who = f"stage '{stage}': " if stage else ""
-            raise IndexError_(f"{who}the index at {self.path} holds {self.space} vectors "
-                              f"(embedder '{self.embedder_spec}') but the query embedder is "
-                              f"{embedder.name}; set embedder: {self.embedder_spec}")
+            raise IndexError_(
+                f"{who}the index at {self.path} holds {self.space} vectors "
+                f"(embedder '{self.embedder_spec}') but the query embedder is "
+                f"{embedder.name}; set embedder: {self.embedder_spec}"
+            )
 
     # --- chroma -------------------------------------------------------------------------
     @property
@@ -235,11 +279,11 @@ class LocalIndex:
 
             self._client = chroma_store.client(str(self.path / "chroma"))
             if self.writable:
-                self._collection = chroma_store.create_collection(self._client,
-                                                                  self.embedder_spec)
+                self._collection = chroma_store.create_collection(self._client, self.embedder_spec)
             else:
-                self._collection = chroma_store.get_collection(self._client,
-                                                               str(self.path / "chroma"))
+                self._collection = chroma_store.get_collection(
+                    self._client, str(self.path / "chroma")
+                )
         return self._collection
 
     # --- loading for search -------------------------------------------------------------
@@ -256,23 +300,30 @@ class LocalIndex:
             chunks: list[Chunk] = []
             vecs: list[np.ndarray] = []
             for off in range(0, total, _PAGE):
-                got = col.get(include=["documents", "metadatas", "embeddings"], limit=_PAGE,
-                              offset=off)
+                got = col.get(
+                    include=["documents", "metadatas", "embeddings"], limit=_PAGE, offset=off
+                )
                 ids.extend(got["ids"])
-                chunks.extend(_chunk_from_chroma(i, d, m) for i, d, m in
-                              zip(got["ids"], got["documents"], got["metadatas"]))
+                chunks.extend(
+                    _chunk_from_chroma(i, d, m)
+                    for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])
+                )
                 vecs.append(np.asarray(got["embeddings"], dtype=np.float32))
             # a deterministic row order, independent of chroma's storage order
-            order = sorted(range(len(chunks)), key=lambda i: (chunks[i].doc_id,
-                                                              chunks[i].position or 0,
-                                                              chunks[i].id))
+            order = sorted(
+                range(len(chunks)),
+                key=lambda i: (chunks[i].doc_id, chunks[i].position or 0, chunks[i].id),
+            )
             self._chunks = [chunks[i] for i in order]
             dim = int(self.manifest["embedder"]["dim"])
             mat = np.concatenate(vecs) if vecs else np.zeros((0, dim), dtype=np.float32)
             self._matrix = np.ascontiguousarray(mat[order]) if len(order) else mat
             self._row = {c.id: r for r, c in enumerate(self._chunks)}
-            self._by_pos = {(c.doc_id, c.position): r for r, c in enumerate(self._chunks)
-                            if c.position is not None}
+            self._by_pos = {
+                (c.doc_id, c.position): r
+                for r, c in enumerate(self._chunks)
+                if c.position is not None
+            }
             self._loaded = True
         return self
 
@@ -344,9 +395,12 @@ class LocalIndex:
         try:
             got = self.collection.get(where=dict(where), include=[])
         except Exception as exc:
-            raise ConfigError(f"invalid metadata filter {key}: {exc}. Use chroma's where "
-                              "syntax, e.g. {\"doc_id\": \"a.md\"} or "
-                              "{\"year\": {\"$gte\": 2020}}", field="where") from exc
+            raise ConfigError(
+                f"invalid metadata filter {key}: {exc}. Use chroma's where "
+                'syntax, e.g. {"doc_id": "a.md"} or '
+                '{"year": {"$gte": 2020}}',
+                field="where",
+            ) from exc
         m = np.zeros(len(self._chunks), dtype=bool)
         rows = [self._row[i] for i in got["ids"] if i in self._row]
         m[rows] = True
@@ -357,8 +411,9 @@ class LocalIndex:
         return m
 
     # --- search -------------------------------------------------------------------------
-    def dense_search(self, query_vectors: np.ndarray, k: int,
-                     where: Mapping[str, Any] | None = None) -> list[list[tuple[Chunk, float]]]:
+    def dense_search(
+        self, query_vectors: np.ndarray, k: int, where: Mapping[str, Any] | None = None
+    ) -> list[list[tuple[Chunk, float]]]:
         """Exact cosine top-``k`` per query vector (rows of ``query_vectors``)."""
         mat = self.matrix
         q = np.asarray(query_vectors, dtype=np.float32)
@@ -367,8 +422,10 @@ class LocalIndex:
         if mat.shape[0] == 0:
             return [[] for _ in range(len(q))]
         if q.shape[1] != mat.shape[1]:
-            raise IndexError_(f"query vectors have {q.shape[1]} dimensions but the index at "
-                              f"{self.path} holds {mat.shape[1]}-d vectors")
+            raise IndexError_(
+                f"query vectors have {q.shape[1]} dimensions but the index at "
+                f"{self.path} holds {mat.shape[1]}-d vectors"
+            )
         rows = None
         if where:
             rows = np.flatnonzero(self.mask(where))
@@ -385,8 +442,9 @@ class LocalIndex:
             sims = q @ mat.T
         return [self._topk(s, k, rows) for s in sims]
 
-    def _topk(self, scores: np.ndarray, k: int, rows: np.ndarray | None) -> list[tuple[Chunk,
-                                                                                   float]]:
+    def _topk(
+        self, scores: np.ndarray, k: int, rows: np.ndarray | None
+    ) -> list[tuple[Chunk, float]]:
         n = scores.shape[0]
         k = min(k, n)
         idx = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
@@ -397,8 +455,9 @@ class LocalIndex:
         rows_of = (rows[idx] if rows is not None else idx).tolist()
         return [(chunks[r], s) for r, s in zip(rows_of, top)]
 
-    def bm25_search(self, queries: Sequence[str], k: int,
-                    where: Mapping[str, Any] | None = None) -> list[list[tuple[Chunk, float]]]:
+    def bm25_search(
+        self, queries: Sequence[str], k: int, where: Mapping[str, Any] | None = None
+    ) -> list[list[tuple[Chunk, float]]]:
         """BM25 top-``k`` per query (chunks with a positive score only)."""
         store = self.bm25()
         assert self._bm25_rows is not None

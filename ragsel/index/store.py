@@ -60,23 +60,30 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not mf.is_file():
         if not any(path.iterdir()):
             raise IndexError_(f"the index folder {path} is empty: {build_hint(path)}")
-        raise IndexError_(f"{path} is not a ragsel index (no {MANIFEST}); point to an index "
-                          f"folder or {build_hint(path)}")
+        raise IndexError_(
+            f"{path} is not a ragsel index (no {MANIFEST}); point to an index "
+            f"folder or {build_hint(path)}"
+        )
     try:
         data = json.loads(mf.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise IndexError_(f"the index manifest {mf} is unreadable ({exc}); delete {path} and "
-                          "re-run `ragsel index`") from exc
+        raise IndexError_(
+            f"the index manifest {mf} is unreadable ({exc}); delete {path} and "
+            "re-run `ragsel index`"
+        ) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise IndexError_(f"{path} is not a ragsel local index (manifest format "
-                          f"{data.get('format') if isinstance(data, dict) else '?'!r})")
+        raise IndexError_(
+            f"{path} is not a ragsel local index (manifest format "
+            f"{data.get('format') if isinstance(data, dict) else '?'!r})"
+        )
     fv = data.get("format_version")
     if fv != FORMAT_VERSION:
         raise IndexError_(
             f"the index at {path} has format version {fv} (written by ragsel "
             f"{data.get('ragsel_version', '?')}); this ragsel ({ragsel_version()}) reads format "
             f"{FORMAT_VERSION}. Rebuild it: delete {path} and re-run `ragsel index CORPUS "
-            f"--into {path}`")
+            f"--into {path}`"
+        )
     return data
 
 
@@ -144,7 +151,8 @@ class WriterLock:
             fh.close()
             raise IndexError_(
                 f"the index at {self.path.parent} is locked by {owner}, which is writing it. "
-                "Wait for that `ragsel index` run to finish (or stop it), then retry") from None
+                "Wait for that `ragsel index` run to finish (or stop it), then retry"
+            ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"process {os.getpid()} (since {now()})")
@@ -179,5 +187,6 @@ def check_not_writing(path: Path) -> None:
             owner = fh.read().strip() or "another process"
             raise IndexError_(
                 f"the index at {path} is being written by {owner}; query it when that "
-                "`ragsel index` run has finished") from None
+                "`ragsel index` run has finished"
+            ) from None
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

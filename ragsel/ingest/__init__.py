@@ -27,6 +27,17 @@ from ragsel.ingest.documents import (
     load_text_file,
 )
 
-__all__ = ["ChunkerConfig", "Document", "DocumentChunker", "IngestWarning", "SentenceChunker",
-           "WordChunker", "chunk_documents", "iter_documents", "iter_jsonl", "load_documents",
-           "load_text_file", "make_chunker"]
+__all__ = [
+    "ChunkerConfig",
+    "Document",
+    "DocumentChunker",
+    "IngestWarning",
+    "SentenceChunker",
+    "WordChunker",
+    "chunk_documents",
+    "iter_documents",
+    "iter_jsonl",
+    "load_documents",
+    "load_text_file",
+    "make_chunker",
+]

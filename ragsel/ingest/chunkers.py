@@ -34,8 +34,10 @@ ChunkerKind = Literal["words", "sentences", "document"]
 _WORD = re.compile(r"\S+")
 # A sentence ends after . ! or ? (plus closing quotes/brackets) and whitespace before an
 # upper-case letter, digit or opening quote; blank lines and Markdown headings also split.
-_BOUNDARY = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+(?=[A-Z0-9\"'\u201c\u2018(\[])"
-                       r"|\n[ \t]*\n\s*|\n(?=#)")
+_BOUNDARY = re.compile(
+    r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+(?=[A-Z0-9\"'\u201c\u2018(\[])"
+    r"|\n[ \t]*\n\s*|\n(?=#)"
+)
 #: Longest span without a boundary kept waiting in a stream before it is force-split.
 _MAX_PENDING_CHARS = 1 << 20
 
@@ -58,8 +60,9 @@ class ChunkerConfig:
             object.__setattr__(self, "overlap", self.size // 10)
         assert self.overlap is not None
         if not 0 <= self.overlap < self.size:
-            raise ConfigError(f"chunk overlap must be in [0, size), got {self.overlap} for "
-                              f"size {self.size}")
+            raise ConfigError(
+                f"chunk overlap must be in [0, size), got {self.overlap} for size {self.size}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         if self.kind == "document":
@@ -75,8 +78,14 @@ def _make_chunk(doc: Document, position: int, start: int, text: str) -> Chunk:
     meta = dict(doc.metadata)
     if doc.title:
         meta.setdefault("title", doc.title)
-    return Chunk(id=content_id(text, doc.id, position), text=text, doc_id=doc.id,
-                 position=position, span=(start, start + len(text)), metadata=meta)
+    return Chunk(
+        id=content_id(text, doc.id, position),
+        text=text,
+        doc_id=doc.id,
+        position=position,
+        span=(start, start + len(text)),
+        metadata=meta,
+    )
 
 
 class _Segmenter:
@@ -95,7 +104,7 @@ class _Segmenter:
                 for m in self.pattern.finditer(buf):
                     if m.end() == len(buf):
                         break  # the boundary may continue in the next block
-                    yield base + cut, buf[cut:m.end()]
+                    yield base + cut, buf[cut : m.end()]
                     cut = m.end()
             if len(buf) - cut > _MAX_PENDING_CHARS:  # no boundary for a long time: split
                 ws = buf.rfind(" ", cut, len(buf) - 1)
@@ -130,7 +139,7 @@ class WordChunker:
         def emit(ws: list[tuple[int, int]]) -> Chunk:
             nonlocal position
             s, e = ws[0][0], ws[-1][1]
-            c = _make_chunk(doc, position, s, buf[s - base:e - base])
+            c = _make_chunk(doc, position, s, buf[s - base : e - base])
             position += 1
             return c
 
@@ -253,7 +262,8 @@ class DocumentChunker:
                     raise InputError(
                         f"document {doc.id!r} is too large to be one chunk (over "
                         f"{self.max_chars:,} characters): use the 'words' or 'sentences' "
-                        "chunker for long documents")
+                        "chunker for long documents"
+                    )
             text = "".join(parts)
         stripped = text.strip()
         if stripped:
@@ -263,20 +273,23 @@ class DocumentChunker:
 Chunker = WordChunker | SentenceChunker | DocumentChunker
 
 
-def make_chunker(config: ChunkerConfig | str | Mapping[str, Any] | None = None,
-                 **kw: Any) -> Chunker:
+def make_chunker(
+    config: ChunkerConfig | str | Mapping[str, Any] | None = None, **kw: Any
+) -> Chunker:
     """A chunker from a config, a kind name (``"words"``...) plus options, or a dict."""
     if config is None or isinstance(config, str):
         config = ChunkerConfig(config or "words", **kw)  # type: ignore[arg-type]
     elif isinstance(config, Mapping):
         config = ChunkerConfig.from_dict({**config, **kw})
-    cls = {"words": WordChunker, "sentences": SentenceChunker,
-           "document": DocumentChunker}[config.kind]
+    cls = {"words": WordChunker, "sentences": SentenceChunker, "document": DocumentChunker}[
+        config.kind
+    ]
     return cls(config)
 
 
-def chunk_documents(docs: Iterable[Document], config: ChunkerConfig | str | None = None,
-                    **kw: Any) -> Iterator[Chunk]:
+def chunk_documents(
+    docs: Iterable[Document], config: ChunkerConfig | str | None = None, **kw: Any
+) -> Iterator[Chunk]:
     """Every chunk of every document, in order."""
     chunker = make_chunker(config, **kw)
     for doc in docs:

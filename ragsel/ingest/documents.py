@@ -69,10 +69,15 @@ class Document:
         if self.text is None and self._stream is None:
             raise InputError(f"document {self.id!r} has neither text nor a stream")
         if not self.fingerprint:
-            object.__setattr__(self, "fingerprint",
-                               content_id(self.text or "", self.title,
-                                          json.dumps(dict(self.metadata), sort_keys=True,
-                                                     default=str)))
+            object.__setattr__(
+                self,
+                "fingerprint",
+                content_id(
+                    self.text or "",
+                    self.title,
+                    json.dumps(dict(self.metadata), sort_keys=True, default=str),
+                ),
+            )
 
     @property
     def streamed(self) -> bool:
@@ -102,9 +107,12 @@ codecs.register_error("ragsel.replace", _count_replace)
 
 def _warn_bad_bytes(path: Path, n: int) -> None:
     if n:
-        warnings.warn(f"{path}: not valid UTF-8 ({n} bad byte(s)); decoded with replacement "
-                      "characters (U+FFFD). Convert the file to UTF-8 for exact text.",
-                      IngestWarning, stacklevel=4)
+        warnings.warn(
+            f"{path}: not valid UTF-8 ({n} bad byte(s)); decoded with replacement "
+            "characters (U+FFFD). Convert the file to UTF-8 for exact text.",
+            IngestWarning,
+            stacklevel=4,
+        )
 
 
 def _decode(path: Path, data: bytes) -> str:
@@ -129,6 +137,7 @@ def _stream_text(path: Path) -> Callable[[], Iterator[str]]:
                 if not raw:
                     break
         _warn_bad_bytes(path, bad)
+
     return gen
 
 
@@ -155,27 +164,35 @@ def _markdown_title(text: str) -> str:
     return ""
 
 
-def load_text_file(path: Path, doc_id: str, *, markdown: bool = False,
-                   stream_threshold: int = DEFAULT_STREAM_THRESHOLD) -> Document | None:
+def load_text_file(
+    path: Path,
+    doc_id: str,
+    *,
+    markdown: bool = False,
+    stream_threshold: int = DEFAULT_STREAM_THRESHOLD,
+) -> Document | None:
     """A text or Markdown file as one document (``None``, with a warning, if binary)."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
             head = fh.read(8192)
     except OSError as exc:
-        warnings.warn(f"{path}: cannot read ({exc.strerror or exc}); skipped", IngestWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"{path}: cannot read ({exc.strerror or exc}); skipped", IngestWarning, stacklevel=3
+        )
         return None
     if _is_binary(head):
-        warnings.warn(f"{path}: looks binary (contains NUL bytes); skipped", IngestWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"{path}: looks binary (contains NUL bytes); skipped", IngestWarning, stacklevel=3
+        )
         return None
     meta: dict[str, Any] = {"source": doc_id, "format": "markdown" if markdown else "text"}
     if size > stream_threshold:
         title = _markdown_title(head.decode("utf-8", "replace")) if markdown else ""
         meta["streamed"] = True
-        return Document(doc_id, None, title or path.stem, meta, str(path), _file_hash(path),
-                        _stream_text(path))
+        return Document(
+            doc_id, None, title or path.stem, meta, str(path), _file_hash(path), _stream_text(path)
+        )
     text = _decode(path, path.read_bytes())
     title = (_markdown_title(text) if markdown else "") or path.stem
     return Document(doc_id, text, title, meta, str(path), _file_hash(path))
@@ -189,8 +206,7 @@ def _scalar(v: Any) -> bool:
     return isinstance(v, (str, int, float, bool))
 
 
-def iter_jsonl(path: Path, *, title: TitleMode = "prepend",
-               prefix: str = "") -> Iterator[Document]:
+def iter_jsonl(path: Path, *, title: TitleMode = "prepend", prefix: str = "") -> Iterator[Document]:
     """Documents from a JSONL file (streamed line by line). Bad lines raise ``InputError``
     naming ``file:line``."""
     try:
@@ -205,15 +221,17 @@ def iter_jsonl(path: Path, *, title: TitleMode = "prepend",
             try:
                 rec = json.loads(_decode(path, raw))
             except json.JSONDecodeError as exc:
-                raise InputError(f"{where}: not valid JSON ({exc.msg}); each line of a .jsonl "
-                                 "corpus must be one JSON object") from None
+                raise InputError(
+                    f"{where}: not valid JSON ({exc.msg}); each line of a .jsonl "
+                    "corpus must be one JSON object"
+                ) from None
             if not isinstance(rec, dict):
-                raise InputError(f"{where}: expected a JSON object, got "
-                                 f"{type(rec).__name__}")
+                raise InputError(f"{where}: expected a JSON object, got {type(rec).__name__}")
             body = next((rec[k] for k in _TEXT_KEYS if k in rec), None)
             if not isinstance(body, str):
-                raise InputError(f"{where}: the record has no 'text' string field "
-                                 f"(keys: {sorted(rec)})")
+                raise InputError(
+                    f"{where}: the record has no 'text' string field (keys: {sorted(rec)})"
+                )
             rid = next((rec[k] for k in _ID_KEYS if k in rec), None)
             doc_title = rec.get("title") or ""
             if not isinstance(doc_title, str):
@@ -226,8 +244,12 @@ def iter_jsonl(path: Path, *, title: TitleMode = "prepend",
             if isinstance(extra, dict):
                 meta.update(extra)
             for k, v in rec.items():
-                if k not in _ID_KEYS and k not in _TEXT_KEYS and k not in ("title", "metadata") \
-                        and _scalar(v):
+                if (
+                    k not in _ID_KEYS
+                    and k not in _TEXT_KEYS
+                    and k not in ("title", "metadata")
+                    and _scalar(v)
+                ):
                     meta.setdefault(k, v)
             text = body
             if doc_title and title == "prepend":
@@ -239,11 +261,16 @@ def iter_jsonl(path: Path, *, title: TitleMode = "prepend",
 
 def _is_beir_dir(path: Path) -> bool:
     return (path / "corpus.jsonl").is_file() and (
-        (path / "queries.jsonl").is_file() or (path / "qrels").is_dir())
+        (path / "queries.jsonl").is_file() or (path / "qrels").is_dir()
+    )
 
 
-def iter_documents(path: str | os.PathLike[str], *, title: TitleMode = "prepend",
-                   stream_threshold: int = DEFAULT_STREAM_THRESHOLD) -> Iterator[Document]:
+def iter_documents(
+    path: str | os.PathLike[str],
+    *,
+    title: TitleMode = "prepend",
+    stream_threshold: int = DEFAULT_STREAM_THRESHOLD,
+) -> Iterator[Document]:
     """Every document under ``path`` (a file or a folder, walked in sorted order).
 
     Raises :class:`InputError` if ``path`` does not exist or yields no document at all.
@@ -256,12 +283,16 @@ def iter_documents(path: str | os.PathLike[str], *, title: TitleMode = "prepend"
         base = root
     elif root.is_dir():
         try:
-            files = sorted(p for p in root.rglob("*")
-                           if p.is_file() and not any(part.startswith(".")
-                                                      for part in p.relative_to(root).parts))
+            files = sorted(
+                p
+                for p in root.rglob("*")
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            )
         except OSError as exc:
-            raise InputError(f"corpus folder {root} cannot be read ({exc}); check its "
-                             "permissions") from exc
+            raise InputError(
+                f"corpus folder {root} cannot be read ({exc}); check its permissions"
+            ) from exc
         base = root
     else:
         files, base = [root], root.parent
@@ -272,28 +303,37 @@ def iter_documents(path: str | os.PathLike[str], *, title: TitleMode = "prepend"
         rel = f.relative_to(base).as_posix()
         if suffix in JSONL_SUFFIXES:
             # several JSONL files in one folder: prefix ids with the file name to keep them apart
-            prefix = "" if len([x for x in files if x.suffix.lower() == ".jsonl"]) == 1 \
-                else f"{rel}:"
+            prefix = (
+                "" if len([x for x in files if x.suffix.lower() == ".jsonl"]) == 1 else f"{rel}:"
+            )
             for doc in iter_jsonl(f, title=title, prefix=prefix):
                 n_docs += 1
                 yield doc
         elif suffix in TEXT_SUFFIXES or suffix in MARKDOWN_SUFFIXES:
-            doc = load_text_file(f, rel, markdown=suffix in MARKDOWN_SUFFIXES,
-                                 stream_threshold=stream_threshold)
+            doc = load_text_file(
+                f, rel, markdown=suffix in MARKDOWN_SUFFIXES, stream_threshold=stream_threshold
+            )
             if doc is not None:
                 n_docs += 1
                 yield doc
         else:
             skipped.append(rel)
     if skipped:
-        shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5
-                                          else "")
-        warnings.warn(f"skipped {len(skipped)} file(s) of unsupported type: {shown} "
-                      f"(supported: {', '.join(SUPPORTED)})", IngestWarning, stacklevel=2)
+        shown = ", ".join(skipped[:5]) + (
+            f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        )
+        warnings.warn(
+            f"skipped {len(skipped)} file(s) of unsupported type: {shown} "
+            f"(supported: {', '.join(SUPPORTED)})",
+            IngestWarning,
+            stacklevel=2,
+        )
     if n_docs == 0:
         what = "folder" if root.is_dir() else "file"
-        raise InputError(f"no documents found in the corpus {what} {root}: it is empty or holds "
-                         f"no readable files of a supported type ({', '.join(SUPPORTED)})")
+        raise InputError(
+            f"no documents found in the corpus {what} {root}: it is empty or holds "
+            f"no readable files of a supported type ({', '.join(SUPPORTED)})"
+        )
 
 
 def load_documents(path: str | os.PathLike[str], **kw: Any) -> list[Document]:

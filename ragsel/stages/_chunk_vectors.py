@@ -36,8 +36,14 @@ from ragsel.types import Chunk
 class ChunkVectors:
     """Index lookup, then LRU cache, then embedding (see the module docstring)."""
 
-    def __init__(self, stage: str | Callable[[], str], embedder: Callable[[], Any], *,
-                 index: str | None = None, cache_size: int = 50_000) -> None:
+    def __init__(
+        self,
+        stage: str | Callable[[], str],
+        embedder: Callable[[], Any],
+        *,
+        index: str | None = None,
+        cache_size: int = 50_000,
+    ) -> None:
         # a callable: the owning stage learns its node name only when added to a pipeline
         self._stage = stage
         self._get_embedder = embedder
@@ -79,8 +85,11 @@ class ChunkVectors:
         ids = [c.id for c in chunks]
         stored = ix.get(ids)
         # the id alone is not enough: a stage upstream may have rewritten the text
-        usable = [i for i, (c, s) in enumerate(zip(chunks, stored))
-                  if s is not None and (s is c or s.text == c.text)]
+        usable = [
+            i
+            for i, (c, s) in enumerate(zip(chunks, stored))
+            if s is not None and (s is c or s.text == c.text)
+        ]
         if not usable:
             return {}
         vecs, found = ix.vectors([ids[i] for i in usable])
@@ -106,9 +115,11 @@ class ChunkVectors:
         if missing:
             new = np.asarray(emb.embed([chunks[i].text for i in missing]), dtype=np.float32)
             if new.ndim != 2 or new.shape[0] != len(missing):
-                raise InputError(f"stage '{self.stage}': the embedder returned shape "
-                                 f"{new.shape} for {len(missing)} texts (embedder {ename!r}; "
-                                 "it must return one row per text)")
+                raise InputError(
+                    f"stage '{self.stage}': the embedder returned shape "
+                    f"{new.shape} for {len(missing)} texts (embedder {ename!r}; "
+                    "it must return one row per text)"
+                )
             with self._lock:
                 for i, vec in zip(missing, new):
                     out[i] = vec
@@ -116,14 +127,14 @@ class ChunkVectors:
                         self._cache[keys[i]] = vec
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
-        counts = {"index": len(chunks) - len(rest), "cache": n_cached,
-                  "embedded": len(missing)}
+        counts = {"index": len(chunks) - len(rest), "cache": n_cached, "embedded": len(missing)}
         if not chunks:
             return np.zeros((0, 0), dtype=np.float32), counts
         dims = {out[i].shape[0] for i in out}
         if len(dims) > 1:
-            raise InputError(f"stage '{self.stage}': chunk vectors have mixed dimensions "
-                             f"{sorted(dims)} (index vs embedder); embed with the model the "
-                             "index was built with")
-        return np.stack([out[i] for i in range(len(chunks))]).astype(np.float32, copy=False), \
-            counts
+            raise InputError(
+                f"stage '{self.stage}': chunk vectors have mixed dimensions "
+                f"{sorted(dims)} (index vs embedder); embed with the model the "
+                "index was built with"
+            )
+        return np.stack([out[i] for i in range(len(chunks))]).astype(np.float32, copy=False), counts

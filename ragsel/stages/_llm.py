@@ -30,13 +30,13 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from ragsel.backends.llm.config import LLMSpec
 from ragsel.backends.llm.base import (
     Completion,
     ContextLengthError,
     context_window,
     count_tokens,
 )
+from ragsel.backends.llm.config import LLMSpec
 from ragsel.errors import BackendError, ConfigError, RagselError
 from ragsel.stage import Stage, StageConfig
 
@@ -48,16 +48,22 @@ TRUNCATION_MARK = " …[truncated]"
 class LLMStageConfig(StageConfig):
     """Config fields shared by LLM stages (stages change the defaults they need)."""
 
-    llm: LLMSpec | None = Field(None, description="the model to call (endpoint or local "
-                                "backend); loaded on first use")
+    llm: LLMSpec | None = Field(
+        None, description="the model to call (endpoint or local backend); loaded on first use"
+    )
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(512, ge=1, description="maximum tokens the model may write")
-    prompts: dict[str, str] = Field(default_factory=dict, description="override built-in "
-                                    "prompt templates: {template name: path to a .txt file}")
+    prompts: dict[str, str] = Field(
+        default_factory=dict,
+        description="override built-in prompt templates: {template name: path to a .txt file}",
+    )
     max_prompt_tokens: int | None = Field(
-        None, ge=64, description="token budget of one prompt; evidence is truncated to fit, "
+        None,
+        ge=64,
+        description="token budget of one prompt; evidence is truncated to fit, "
         "never the instructions. Default: the model's context window minus max_tokens when "
-        "the backend knows it, else no limit")
+        "the backend knows it, else no limit",
+    )
 
     @field_validator("prompts")
     @classmethod
@@ -88,8 +94,9 @@ class PromptTemplate:
             return cls(name, "", text.strip(), source)
         sections = {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
         if "user" not in sections:
-            raise ConfigError(f"prompt template {source} has a [system] section but no [user] "
-                              "section")
+            raise ConfigError(
+                f"prompt template {source} has a [system] section but no [user] section"
+            )
         return cls(name, sections.get("system", ""), sections["user"], source)
 
     def render(self, **values: str) -> list[dict[str, str]]:
@@ -118,9 +125,12 @@ class LLMStage(Stage):
         cfg = self.config
         unknown = set(cfg.prompts) - set(self.templates)
         if unknown:
-            raise ConfigError(f"prompts: unknown template name(s) {sorted(unknown)}; this "
-                              f"stage's templates are {sorted(self.templates)}",
-                              stage=self.type_name, field="prompts")
+            raise ConfigError(
+                f"prompts: unknown template name(s) {sorted(unknown)}; this "
+                f"stage's templates are {sorted(self.templates)}",
+                stage=self.type_name,
+                field="prompts",
+            )
         self._llm_obj: Any = None
         self._lock = threading.Lock()
         self._templates: dict[str, PromptTemplate] = {}
@@ -129,9 +139,11 @@ class LLMStage(Stage):
     def use_llm(self, llm: Any) -> LLMStage:
         """Use this LLM object (anything with ``name``, ``complete``, ``acomplete``)."""
         if not (callable(getattr(llm, "complete", None)) and hasattr(llm, "acomplete")):
-            raise ConfigError(f"{type(llm).__name__} is not an LLM: it needs complete() and "
-                              "acomplete() (see ragsel.backends.llm.base.LLM)",
-                              stage=self.name)
+            raise ConfigError(
+                f"{type(llm).__name__} is not an LLM: it needs complete() and "
+                "acomplete() (see ragsel.backends.llm.base.LLM)",
+                stage=self.name,
+            )
         self._llm_obj = llm
         return self
 
@@ -155,9 +167,13 @@ class LLMStage(Stage):
             if self._llm_obj is None:
                 spec = self.config.llm
                 if spec is None:
-                    raise ConfigError("no LLM configured: set 'llm:' in the stage config "
-                                      "(e.g. {backend: openai, base_url: ..., model: ...}) or "
-                                      "call use_llm()", stage=self.name, field="llm")
+                    raise ConfigError(
+                        "no LLM configured: set 'llm:' in the stage config "
+                        "(e.g. {backend: openai, base_url: ..., model: ...}) or "
+                        "call use_llm()",
+                        stage=self.name,
+                        field="llm",
+                    )
                 from ragsel.backends.llm import load_llm
 
                 # names the env variable to set when the endpoint is missing
@@ -175,25 +191,32 @@ class LLMStage(Stage):
             try:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"cannot read prompt template {path}: {exc}",
-                                  stage=self.name, field=f"prompts.{name}") from exc
+                raise ConfigError(
+                    f"cannot read prompt template {path}: {exc}",
+                    stage=self.name,
+                    field=f"prompts.{name}",
+                ) from exc
             tpl = PromptTemplate.parse(name, text, str(path))
         else:
-            tpl = PromptTemplate.parse(name, builtin_template_text(name), f"ragsel/prompts/"
-                                       f"{name}.txt")
+            tpl = PromptTemplate.parse(
+                name, builtin_template_text(name), f"ragsel/prompts/{name}.txt"
+            )
         allowed = self.templates[name]
         missing, extra = allowed - tpl.slots, tpl.slots - allowed
         if missing or extra:
             parts = []
             if missing:
-                parts.append("missing slot(s) " + ", ".join("{{" + s + "}}"
-                                                            for s in sorted(missing)))
+                parts.append(
+                    "missing slot(s) " + ", ".join("{{" + s + "}}" for s in sorted(missing))
+                )
             if extra:
-                parts.append("unknown slot(s) " + ", ".join("{{" + s + "}}"
-                                                            for s in sorted(extra)))
-            raise ConfigError(f"prompt template {tpl.source}: {'; '.join(parts)} (slots "
-                              f"available: {', '.join(sorted(allowed))})", stage=self.name,
-                              field=f"prompts.{name}")
+                parts.append("unknown slot(s) " + ", ".join("{{" + s + "}}" for s in sorted(extra)))
+            raise ConfigError(
+                f"prompt template {tpl.source}: {'; '.join(parts)} (slots "
+                f"available: {', '.join(sorted(allowed))})",
+                stage=self.name,
+                field=f"prompts.{name}",
+            )
         self._templates[name] = tpl
         return tpl
 
@@ -207,9 +230,14 @@ class LLMStage(Stage):
             budget = room if budget is None else min(budget, room)
         return budget
 
-    def render_fitted(self, name: str, evidence: Mapping[str, Sequence[tuple[str, str]]],
-                      wrap: Callable[[str, str], str], budget: int | None = None,
-                      **values: str) -> tuple[list[dict[str, str]], dict[str, int]]:
+    def render_fitted(
+        self,
+        name: str,
+        evidence: Mapping[str, Sequence[tuple[str, str]]],
+        wrap: Callable[[str, str], str],
+        budget: int | None = None,
+        **values: str,
+    ) -> tuple[list[dict[str, str]], dict[str, int]]:
         """Render template ``name``, filling each slot of ``evidence`` (slot -> ``(id, text)``
         pairs; slots and pairs in priority order, most important first) with its wrapped
         passages, truncating passage texts -- never the instructions -- so the prompt fits
@@ -239,16 +267,19 @@ class LLMStage(Stage):
             raise ConfigError(
                 f"the prompt's instructions alone need {fixed} tokens but the budget is "
                 f"{budget}; instructions are never truncated. Raise max_prompt_tokens, lower "
-                "max_tokens, or use a model with a longer context", stage=self.name,
-                field="max_prompt_tokens")
-        texts, stats = fit_texts([t for _, _, t in flat], room,
-                                 lambda s: count_tokens(llm, s))
+                "max_tokens, or use a model with a longer context",
+                stage=self.name,
+                field="max_prompt_tokens",
+            )
+        texts, stats = fit_texts([t for _, _, t in flat], room, lambda s: count_tokens(llm, s))
         return fill(texts), stats
 
     # --- calling --------------------------------------------------------------------------
     def _call_kwargs(self, **overrides: Any) -> dict[str, Any]:
-        kw: dict[str, Any] = {"temperature": self.config.temperature,
-                              "max_tokens": self.config.max_tokens}
+        kw: dict[str, Any] = {
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_tokens,
+        }
         kw.update(overrides)
         return kw
 
@@ -261,8 +292,10 @@ class LLMStage(Stage):
         except RagselError:
             raise
         except Exception as exc:
-            raise BackendError(f"{type(exc).__name__}: {exc}",
-                               backend=str(getattr(llm, "name", type(llm).__name__))) from exc
+            raise BackendError(
+                f"{type(exc).__name__}: {exc}",
+                backend=str(getattr(llm, "name", type(llm).__name__)),
+            ) from exc
 
     async def acomplete(self, messages: Any, **overrides: Any) -> Completion:
         llm = self.llm
@@ -271,12 +304,16 @@ class LLMStage(Stage):
         except RagselError:
             raise
         except Exception as exc:
-            raise BackendError(f"{type(exc).__name__}: {exc}",
-                               backend=str(getattr(llm, "name", type(llm).__name__))) from exc
+            raise BackendError(
+                f"{type(exc).__name__}: {exc}",
+                backend=str(getattr(llm, "name", type(llm).__name__)),
+            ) from exc
 
-    def complete_fitted(self, render: Callable[[int | None], tuple[list[dict[str, str]],
-                                                                   dict[str, int]]],
-                        **overrides: Any) -> tuple[Completion, dict[str, int]]:
+    def complete_fitted(
+        self,
+        render: Callable[[int | None], tuple[list[dict[str, str]], dict[str, int]]],
+        **overrides: Any,
+    ) -> tuple[Completion, dict[str, int]]:
         """Call the model with ``render(budget)``'s messages (``budget=None``: the configured
         one). If the backend still reports the prompt too long for its context (a server
         whose window we were not told), re-render once with half the tokens and retry: the
@@ -288,10 +325,11 @@ class LLMStage(Stage):
             msgs, fit = render(self._half_budget(msgs))
         return self.complete(msgs, **overrides), {**fit, "context_retries": 1}
 
-    async def acomplete_fitted(self, render: Callable[[int | None],
-                                                      tuple[list[dict[str, str]],
-                                                            dict[str, int]]],
-                               **overrides: Any) -> tuple[Completion, dict[str, int]]:
+    async def acomplete_fitted(
+        self,
+        render: Callable[[int | None], tuple[list[dict[str, str]], dict[str, int]]],
+        **overrides: Any,
+    ) -> tuple[Completion, dict[str, int]]:
         msgs, fit = render(None)
         try:
             return await self.acomplete(msgs, **overrides), fit
@@ -308,8 +346,9 @@ class LLMStage(Stage):
         return str(getattr(self._llm_obj, "name", "") or "")
 
 
-def fit_texts(texts: Sequence[str], budget: int, count: Callable[[str], int], *,
-              min_tokens: int = 24) -> tuple[list[str | None], dict[str, int]]:
+def fit_texts(
+    texts: Sequence[str], budget: int, count: Callable[[str], int], *, min_tokens: int = 24
+) -> tuple[list[str | None], dict[str, int]]:
     """Shorten ``texts`` so their token total fits ``budget``: short texts stay whole, long
     ones share the rest equally (water-filling); when even ``min_tokens`` each does not fit,
     the last texts are omitted (``None``). Order = importance, first most important."""

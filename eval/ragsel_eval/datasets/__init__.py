@@ -23,9 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from ragsel.errors import InputError
-from ragsel_eval.datasets.base import (DatasetWarning, Document, EvalDataset, EvalQuery,
-                                       GoldSpan, chunk_grades, chunk_overlaps, gold_chunk_ids,
-                                       poisoned_chunk_ids, spans_in_text)
+from ragsel_eval.datasets.base import (
+    DatasetWarning,
+    Document,
+    EvalDataset,
+    EvalQuery,
+    GoldSpan,
+    chunk_grades,
+    chunk_overlaps,
+    gold_chunk_ids,
+    poisoned_chunk_ids,
+    spans_in_text,
+)
 from ragsel_eval.datasets.beir import load_beir, read_qrels
 from ragsel_eval.datasets.financebench import load_financebench
 from ragsel_eval.datasets.hotpotqa import load_hotpotqa
@@ -33,11 +42,31 @@ from ragsel_eval.datasets.jsonl import load_jsonl, save_jsonl
 from ragsel_eval.datasets.legalbench import load_legalbench
 from ragsel_eval.datasets.poisonedrag import load_poisonedrag
 
-__all__ = ["DatasetWarning", "Document", "EvalDataset", "EvalQuery", "GoldSpan", "ALIASES",
-           "chunk_grades", "chunk_overlaps", "data_root", "detect_format", "gold_chunk_ids",
-           "load_beir", "load_dataset", "load_financebench", "load_hotpotqa", "load_jsonl",
-           "load_legalbench", "load_poisonedrag", "poisoned_chunk_ids", "read_qrels",
-           "resolve_dataset_path", "save_jsonl", "spans_in_text"]
+__all__ = [
+    "DatasetWarning",
+    "Document",
+    "EvalDataset",
+    "EvalQuery",
+    "GoldSpan",
+    "ALIASES",
+    "chunk_grades",
+    "chunk_overlaps",
+    "data_root",
+    "detect_format",
+    "gold_chunk_ids",
+    "load_beir",
+    "load_dataset",
+    "load_financebench",
+    "load_hotpotqa",
+    "load_jsonl",
+    "load_legalbench",
+    "load_poisonedrag",
+    "poisoned_chunk_ids",
+    "read_qrels",
+    "resolve_dataset_path",
+    "save_jsonl",
+    "spans_in_text",
+]
 
 #: Short names for the folders in ../shared/data.
 ALIASES = {"privacyqa": "privacyqa_spans", "hotpotqa": "hotpotqa_hard"}
@@ -65,13 +94,20 @@ def resolve_dataset_path(name: str, data_dir: str | Path | None = None) -> Path:
     for cand in looked:
         if cand.exists():
             return cand
-    src = "--data-dir / data_dir" if data_dir is not None else (
-        "$RAGSEL_DATA_DIR" if os.environ.get("RAGSEL_DATA_DIR") else
-        "the default <repo>/../shared/data")
+    src = (
+        "--data-dir / data_dir"
+        if data_dir is not None
+        else (
+            "$RAGSEL_DATA_DIR"
+            if os.environ.get("RAGSEL_DATA_DIR")
+            else "the default <repo>/../shared/data"
+        )
+    )
     raise InputError(
         f"dataset {name!r} not found: looked for {', '.join(str(c) for c in looked)} "
         f"and for a path {str(p)!r} (data root {root} from {src}). Set RAGSEL_DATA_DIR to the "
-        "folder holding your datasets, or pass the dataset's path.")
+        "folder holding your datasets, or pass the dataset's path."
+    )
 
 
 def _first_line(path: Path) -> dict:
@@ -102,16 +138,21 @@ def detect_format(path: Path) -> str:
         files = sorted(path.glob("*.jsonl"))
         if len(files) == 1:
             return detect_format(files[0])
-        raise InputError(f"{path}: cannot tell the dataset layout (expected BEIR corpus.jsonl + "
-                         "queries.jsonl + qrels/, a LegalBench-RAG corpus/ + *.json, a "
-                         "dataset.jsonl in the generic format, ...; see eval/README.md)")
+        raise InputError(
+            f"{path}: cannot tell the dataset layout (expected BEIR corpus.jsonl + "
+            "queries.jsonl + qrels/, a LegalBench-RAG corpus/ + *.json, a "
+            "dataset.jsonl in the generic format, ...; see eval/README.md)"
+        )
     if path.suffix == ".json":
         head = path.read_text(encoding="utf-8")[:300]
         if '"tests"' in head:
-            raise InputError(f"{path}: a LegalBench-RAG benchmark file; pass its folder (the "
-                             "one holding corpus/) instead")
-        return "poisonedrag" if "adv_texts" in path.read_text(encoding="utf-8")[:5000] \
-            else "hotpotqa"
+            raise InputError(
+                f"{path}: a LegalBench-RAG benchmark file; pass its folder (the "
+                "one holding corpus/) instead"
+            )
+        return (
+            "poisonedrag" if "adv_texts" in path.read_text(encoding="utf-8")[:5000] else "hotpotqa"
+        )
     row = _first_line(path)
     if row.get("type") in ("document", "query"):
         return "jsonl"
@@ -121,12 +162,19 @@ def detect_format(path: Path) -> str:
         return "poisonedrag"
     if "financebench_id" in row:
         return "financebench"
-    raise InputError(f"{path}: unknown JSONL layout (first line has keys {sorted(row)[:8]}); "
-                     "the generic format needs a \"type\" field on every line (eval/README.md)")
+    raise InputError(
+        f"{path}: unknown JSONL layout (first line has keys {sorted(row)[:8]}); "
+        'the generic format needs a "type" field on every line (eval/README.md)'
+    )
 
 
-def load_dataset(spec: str | Path, *, data_dir: str | Path | None = None,
-                 split: str | None = None, **options: Any) -> EvalDataset:
+def load_dataset(
+    spec: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    split: str | None = None,
+    **options: Any,
+) -> EvalDataset:
     """Load a dataset by name or path (see the module docstring). ``options`` go to the
     layout's loader (e.g. ``n_distractors``/``seed`` for PoisonedRAG)."""
     spec = str(spec)
@@ -142,8 +190,15 @@ def load_dataset(spec: str | Path, *, data_dir: str | Path | None = None,
     return ds
 
 
-def _load(fmt: str, path: Path, spec: str, variant: str | None, split: str | None, name: str,
-          options: dict[str, Any]) -> EvalDataset:
+def _load(
+    fmt: str,
+    path: Path,
+    spec: str,
+    variant: str | None,
+    split: str | None,
+    name: str,
+    options: dict[str, Any],
+) -> EvalDataset:
     if fmt == "beir":
         return load_beir(path, split=split or variant or "test", name=name, **options)
     if split is not None:
@@ -152,10 +207,17 @@ def _load(fmt: str, path: Path, spec: str, variant: str | None, split: str | Non
         return load_poisonedrag(path, variant=variant or "nq", **options)
     if variant is not None:
         raise InputError(f"dataset {spec!r} ({fmt} layout) takes no ':{variant}' variant")
-    loaders = {"legalbench": load_legalbench, "financebench": load_financebench,
-               "hotpotqa": load_hotpotqa, "jsonl": load_jsonl}
+    loaders = {
+        "legalbench": load_legalbench,
+        "financebench": load_financebench,
+        "hotpotqa": load_hotpotqa,
+        "jsonl": load_jsonl,
+    }
     target = path
     if path.is_dir() and fmt == "jsonl":
-        target = path / "dataset.jsonl" if (path / "dataset.jsonl").is_file() else \
-            sorted(path.glob("*.jsonl"))[0]
+        target = (
+            path / "dataset.jsonl"
+            if (path / "dataset.jsonl").is_file()
+            else sorted(path.glob("*.jsonl"))[0]
+        )
     return loaders[fmt](target, name=name, **options)

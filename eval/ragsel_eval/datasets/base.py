@@ -63,8 +63,9 @@ class GoldSpan:
 
     def __post_init__(self) -> None:
         if not 0 <= self.start <= self.end:
-            raise InputError(f"gold span in {self.doc_id!r}: invalid offsets "
-                             f"[{self.start}, {self.end})")
+            raise InputError(
+                f"gold span in {self.doc_id!r}: invalid offsets [{self.start}, {self.end})"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +84,9 @@ class EvalQuery:
     def __post_init__(self) -> None:
         if not self.text or not self.text.strip():
             raise InputError(f"query {self.id!r} has empty text")
-        object.__setattr__(self, "qrels", MappingProxyType({str(k): int(v)
-                                                            for k, v in self.qrels.items()}))
+        object.__setattr__(
+            self, "qrels", MappingProxyType({str(k): int(v) for k, v in self.qrels.items()})
+        )
         object.__setattr__(self, "spans", tuple(self.spans))
         object.__setattr__(self, "poisoned", frozenset(self.poisoned))
         object.__setattr__(self, "answers", tuple(self.answers))
@@ -126,8 +128,10 @@ class EvalDataset:
             if q.corpus is not None:
                 missing = [d for d in q.corpus if d not in self.documents]
                 if missing:
-                    raise InputError(f"dataset {self.name!r}: query {q.id!r} lists corpus "
-                                     f"documents that do not exist: {missing[:5]}")
+                    raise InputError(
+                        f"dataset {self.name!r}: query {q.id!r} lists corpus "
+                        f"documents that do not exist: {missing[:5]}"
+                    )
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -149,8 +153,9 @@ class EvalDataset:
             return list(self.documents.values())
         return [self.documents[d] for d in query.corpus]
 
-    def subset(self, limit: int | None = None, *, ids: Iterable[str] | None = None,
-               seed: int | None = None) -> EvalDataset:
+    def subset(
+        self, limit: int | None = None, *, ids: Iterable[str] | None = None, seed: int | None = None
+    ) -> EvalDataset:
         """The first ``limit`` queries (or a seeded sample, or the named ids); documents kept."""
         qs = list(self.queries)
         if ids is not None:
@@ -169,14 +174,19 @@ class EvalDataset:
         return replace(self, queries=qs, warnings=list(self.warnings), stats=dict(self.stats))
 
     def summary(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source, "split": self.split,
-                "documents": len(self.documents), "queries": len(self.queries),
-                "per_query_corpus": self.per_query_corpus,
-                "with_qrels": sum(bool(q.qrels) for q in self.queries),
-                "with_spans": sum(bool(q.spans) for q in self.queries),
-                "with_poisoned": sum(bool(q.poisoned) for q in self.queries),
-                "with_answers": sum(bool(q.answers) for q in self.queries),
-                **{f"stat_{k}": v for k, v in self.stats.items()}}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "split": self.split,
+            "documents": len(self.documents),
+            "queries": len(self.queries),
+            "per_query_corpus": self.per_query_corpus,
+            "with_qrels": sum(bool(q.qrels) for q in self.queries),
+            "with_spans": sum(bool(q.spans) for q in self.queries),
+            "with_poisoned": sum(bool(q.poisoned) for q in self.queries),
+            "with_answers": sum(bool(q.answers) for q in self.queries),
+            **{f"stat_{k}": v for k, v in self.stats.items()},
+        }
 
     def warn(self, message: str) -> None:
         """Record and emit a :class:`DatasetWarning`."""
@@ -204,8 +214,9 @@ def chunk_overlaps(span: tuple[int, int] | None, gold: GoldSpan, min_overlap: in
     return min(e, gold.end) - max(s, gold.start) >= min_overlap
 
 
-def gold_chunk_ids(query: EvalQuery, chunks: Iterable[Any], *, min_overlap: int = 1,
-                   min_grade: int = 1) -> set[str]:
+def gold_chunk_ids(
+    query: EvalQuery, chunks: Iterable[Any], *, min_overlap: int = 1, min_grade: int = 1
+) -> set[str]:
     """Ids of the gold chunks among ``chunks`` for ``query``, for any chunker.
 
     With gold spans: a chunk is gold when it overlaps (by ``min_overlap`` characters) a gold span
@@ -228,8 +239,9 @@ def gold_chunk_ids(query: EvalQuery, chunks: Iterable[Any], *, min_overlap: int 
     return out
 
 
-def chunk_grades(query: EvalQuery, chunks: Iterable[Any], *,
-                 min_overlap: int = 1) -> dict[str, int]:
+def chunk_grades(
+    query: EvalQuery, chunks: Iterable[Any], *, min_overlap: int = 1
+) -> dict[str, int]:
     """Graded chunk relevance: a chunk inherits its document's qrels grade; span gold gives 1."""
     chunks = list(chunks)
     gold = gold_chunk_ids(query, chunks, min_overlap=min_overlap)

@@ -24,8 +24,10 @@ def _jsonl(path: Path) -> list[dict]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{n}: not valid JSON ({exc.msg}); every line of a "
-                                 "BEIR file must be one JSON object") from exc
+                raise InputError(
+                    f"{path}:{n}: not valid JSON ({exc.msg}); every line of a "
+                    "BEIR file must be one JSON object"
+                ) from exc
     return rows
 
 
@@ -41,8 +43,9 @@ def read_qrels(path: Path) -> tuple[dict[str, dict[str, int]], int]:
             if len(parts) == 4:  # TREC style: qid 0 docid rel
                 parts = [parts[0], parts[2], parts[3]]
             if len(parts) != 3:
-                raise InputError(f"{path}:{n}: expected 'query-id<TAB>corpus-id<TAB>score', "
-                                 f"got {line.strip()!r}")
+                raise InputError(
+                    f"{path}:{n}: expected 'query-id<TAB>corpus-id<TAB>score', got {line.strip()!r}"
+                )
             try:
                 grade = int(float(parts[2]))
             except ValueError as exc:
@@ -52,8 +55,9 @@ def read_qrels(path: Path) -> tuple[dict[str, dict[str, int]], int]:
     return qrels, rows
 
 
-def load_beir(folder: str | Path, *, split: str = "test", name: str | None = None,
-              title_in_text: bool = True) -> EvalDataset:
+def load_beir(
+    folder: str | Path, *, split: str = "test", name: str | None = None, title_in_text: bool = True
+) -> EvalDataset:
     """Load a BEIR-format dataset; only queries with qrels in ``split`` are kept.
 
     ``title_in_text`` prepends the title to the text (``"title\\ntext"``), as BEIR's retrieval
@@ -67,8 +71,10 @@ def load_beir(folder: str | Path, *, split: str = "test", name: str | None = Non
             raise InputError(f"{folder} is not a BEIR dataset: {p.name} is missing")
     if not qrels_p.is_file():
         have = sorted(x.stem for x in (folder / "qrels").glob("*.tsv"))
-        raise InputError(f"{folder}: no qrels for split {split!r} ({qrels_p}); "
-                         f"available splits: {', '.join(have) or 'none'}")
+        raise InputError(
+            f"{folder}: no qrels for split {split!r} ({qrels_p}); "
+            f"available splits: {', '.join(have) or 'none'}"
+        )
     docs: dict[str, Document] = {}
     for row in _jsonl(corpus_p):
         did = str(row.get("_id", row.get("id", "")))
@@ -90,11 +96,12 @@ def load_beir(folder: str | Path, *, split: str = "test", name: str | None = Non
     ds.queries = queries
     ds.stats.update(unknown_qrels=unknown_rows, unknown_query_ids=unknown_queries)
     if unknown_rows:
-        ds.warn(f"{unknown_rows} qrels rows in {qrels_p.name} name documents that are not in "
-                "corpus.jsonl; they were dropped (counted in stats['unknown_qrels'])")
+        ds.warn(
+            f"{unknown_rows} qrels rows in {qrels_p.name} name documents that are not in "
+            "corpus.jsonl; they were dropped (counted in stats['unknown_qrels'])"
+        )
     if unknown_queries:
-        ds.warn(f"{unknown_queries} query ids in {qrels_p.name} are not in queries.jsonl; "
-                "skipped")
+        ds.warn(f"{unknown_queries} query ids in {qrels_p.name} are not in queries.jsonl; skipped")
     empty = [q.id for q in queries if not any(g > 0 for g in q.qrels.values())]
     ds.stats["queries_without_relevant"] = len(empty)
     return ds

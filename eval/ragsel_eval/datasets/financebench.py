@@ -50,25 +50,42 @@ def load_financebench(folder: str | Path, *, name: str | None = None) -> EvalDat
             did = f"{ev.get('doc_name') or row.get('doc_name')}/p{page}"
             full = ev.get("evidence_text_full_page") or ev.get("evidence_text") or ""
             if did not in docs:
-                docs[did] = Document(did, full, title=f"{row.get('company', '')} "
-                                     f"{ev.get('doc_name', '')} page {page}".strip(),
-                                     metadata={"company": row.get("company"),
-                                               "doc_name": ev.get("doc_name"), "page": page})
+                docs[did] = Document(
+                    did,
+                    full,
+                    title=f"{row.get('company', '')} {ev.get('doc_name', '')} page {page}".strip(),
+                    metadata={
+                        "company": row.get("company"),
+                        "doc_name": ev.get("doc_name"),
+                        "page": page,
+                    },
+                )
             qrels[did] = 1
             loc = locate(ev.get("evidence_text", ""), docs[did].text)
             if loc is None:
                 not_located += 1
                 loc = (0, len(docs[did].text))
-            spans.append(GoldSpan(did, loc[0], loc[1], docs[did].text[loc[0]:loc[1]]))
+            spans.append(GoldSpan(did, loc[0], loc[1], docs[did].text[loc[0] : loc[1]]))
         answer = row.get("answer")
-        queries.append(EvalQuery(str(row["financebench_id"]), row["question"], qrels=qrels,
-                                 spans=tuple(spans), answers=(answer,) if answer else (),
-                                 metadata={"company": row.get("company"),
-                                           "doc_name": row.get("doc_name"),
-                                           "question_type": row.get("question_type")}))
+        queries.append(
+            EvalQuery(
+                str(row["financebench_id"]),
+                row["question"],
+                qrels=qrels,
+                spans=tuple(spans),
+                answers=(answer,) if answer else (),
+                metadata={
+                    "company": row.get("company"),
+                    "doc_name": row.get("doc_name"),
+                    "question_type": row.get("question_type"),
+                },
+            )
+        )
     ds = EvalDataset(name or "financebench", docs, queries, source=str(path))
     ds.stats["evidence_not_located"] = not_located
     if not_located:
-        ds.warn(f"{not_located} evidence passages were not found in their page; the whole "
-                "page is gold for them")
+        ds.warn(
+            f"{not_located} evidence passages were not found in their page; the whole "
+            "page is gold for them"
+        )
     return ds

@@ -37,8 +37,11 @@ def load_hotpotqa(path: str | Path, *, name: str | None = None) -> EvalDataset:
         path = files[0]
     text = path.read_text(encoding="utf-8")
     try:
-        rows = json.loads(text) if text.lstrip().startswith("[") else \
-            [json.loads(line) for line in text.splitlines() if line.strip()]
+        rows = (
+            json.loads(text)
+            if text.lstrip().startswith("[")
+            else [json.loads(line) for line in text.splitlines() if line.strip()]
+        )
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON/JSONL ({exc.msg})") from exc
     docs: dict[str, Document] = {}
@@ -56,8 +59,9 @@ def load_hotpotqa(path: str | Path, *, name: str | None = None) -> EvalDataset:
                 sent_spans.append((pos + len(s) - len(s.lstrip()), pos + len(s.rstrip())))
                 text_parts.append(s)
                 pos += len(s)
-            doc = Document(did, "".join(text_parts), title,
-                           {"sentence_spans": sent_spans, "question": qid})
+            doc = Document(
+                did, "".join(text_parts), title, {"sentence_spans": sent_spans, "question": qid}
+            )
             docs[did] = doc
             corpus.append(did)
             if title in sup:
@@ -71,12 +75,22 @@ def load_hotpotqa(path: str | Path, *, name: str | None = None) -> EvalDataset:
         found = {docs[d].title for d in qrels}
         missing_sf += len(set(sup) - found)
         answer = row.get("answer")
-        queries.append(EvalQuery(qid, row["question"], qrels=qrels, spans=tuple(spans),
-                                 answers=(answer,) if answer else (), corpus=tuple(corpus),
-                                 metadata={"type": row.get("type"), "level": row.get("level")}))
+        queries.append(
+            EvalQuery(
+                qid,
+                row["question"],
+                qrels=qrels,
+                spans=tuple(spans),
+                answers=(answer,) if answer else (),
+                corpus=tuple(corpus),
+                metadata={"type": row.get("type"), "level": row.get("level")},
+            )
+        )
     ds = EvalDataset(name or path.parent.name, docs, queries, source=str(path))
     ds.stats["missing_supporting_facts"] = missing_sf
     if missing_sf:
-        ds.warn(f"{missing_sf} supporting facts name a paragraph or sentence that is not in "
-                "the context; skipped")
+        ds.warn(
+            f"{missing_sf} supporting facts name a paragraph or sentence that is not in "
+            "the context; skipped"
+        )
     return ds

@@ -22,8 +22,7 @@ from ragsel.errors import InputError
 from ragsel_eval.datasets.base import Document, EvalDataset, EvalQuery, GoldSpan
 
 _DOC_KEYS = {"type", "id", "text", "title", "metadata"}
-_QUERY_KEYS = {"type", "id", "text", "qrels", "spans", "poisoned", "answers", "corpus",
-               "metadata"}
+_QUERY_KEYS = {"type", "id", "text", "qrels", "spans", "poisoned", "answers", "corpus", "metadata"}
 
 
 def load_jsonl(path: str | Path, *, name: str | None = None) -> EvalDataset:
@@ -40,25 +39,29 @@ def load_jsonl(path: str | Path, *, name: str | None = None) -> EvalDataset:
                 raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
             kind = row.get("type") if isinstance(row, dict) else None
             if kind not in ("document", "query"):
-                raise InputError(f"{path}:{n}: each line needs \"type\": \"document\" or "
-                                 "\"query\" (see eval/README.md for the format)")
+                raise InputError(
+                    f'{path}:{n}: each line needs "type": "document" or '
+                    '"query" (see eval/README.md for the format)'
+                )
             keys = _DOC_KEYS if kind == "document" else _QUERY_KEYS
             extra = set(row) - keys
             if extra:
-                raise InputError(f"{path}:{n}: unknown {kind} field(s) {sorted(extra)}; "
-                                 f"allowed: {sorted(keys)}")
+                raise InputError(
+                    f"{path}:{n}: unknown {kind} field(s) {sorted(extra)}; allowed: {sorted(keys)}"
+                )
             if "id" not in row or "text" not in row:
-                raise InputError(f"{path}:{n}: a {kind} needs \"id\" and \"text\"")
+                raise InputError(f'{path}:{n}: a {kind} needs "id" and "text"')
             if kind == "document":
                 did = str(row["id"])
                 if did in docs:
                     raise InputError(f"{path}:{n}: duplicate document id {did!r}")
-                docs[did] = Document(did, row["text"], row.get("title", ""),
-                                     row.get("metadata") or {})
+                docs[did] = Document(
+                    did, row["text"], row.get("title", ""), row.get("metadata") or {}
+                )
             else:
                 raw_queries.append((n, row))
     if not docs:
-        raise InputError(f"{path}: no documents (lines with \"type\": \"document\")")
+        raise InputError(f'{path}: no documents (lines with "type": "document")')
     ds = EvalDataset(name or path.stem, docs, [], source=str(path))
     unknown = 0
     queries = []
@@ -72,18 +75,27 @@ def load_jsonl(path: str | Path, *, name: str | None = None) -> EvalDataset:
                 raise InputError(f"{path}:{n}: span names unknown document {s.get('doc_id')!r}")
             text = docs[s["doc_id"]].text
             if not 0 <= s["start"] <= s["end"] <= len(text):
-                raise InputError(f"{path}:{n}: span [{s['start']}, {s['end']}) is outside "
-                                 f"document {s['doc_id']!r} ({len(text)} characters)")
-            spans.append(GoldSpan(s["doc_id"], s["start"], s["end"], text[s["start"]:s["end"]]))
+                raise InputError(
+                    f"{path}:{n}: span [{s['start']}, {s['end']}) is outside "
+                    f"document {s['doc_id']!r} ({len(text)} characters)"
+                )
+            spans.append(GoldSpan(s["doc_id"], s["start"], s["end"], text[s["start"] : s["end"]]))
         for key in ("poisoned", "corpus"):
             bad = [d for d in row.get(key) or [] if d not in docs]
             if bad:
                 raise InputError(f"{path}:{n}: {key} names unknown documents {bad[:5]}")
-        queries.append(EvalQuery(str(row["id"]), row["text"], qrels=known, spans=tuple(spans),
-                                 poisoned=frozenset(row.get("poisoned") or ()),
-                                 answers=tuple(row.get("answers") or ()),
-                                 corpus=tuple(row["corpus"]) if row.get("corpus") else None,
-                                 metadata=row.get("metadata") or {}))
+        queries.append(
+            EvalQuery(
+                str(row["id"]),
+                row["text"],
+                qrels=known,
+                spans=tuple(spans),
+                poisoned=frozenset(row.get("poisoned") or ()),
+                answers=tuple(row.get("answers") or ()),
+                corpus=tuple(row["corpus"]) if row.get("corpus") else None,
+                metadata=row.get("metadata") or {},
+            )
+        )
     ds.queries = queries
     ds.stats["unknown_qrels"] = unknown
     if unknown:
@@ -107,8 +119,9 @@ def save_jsonl(ds: EvalDataset, path: str | Path) -> Path:
             if q.qrels:
                 row["qrels"] = dict(q.qrels)
             if q.spans:
-                row["spans"] = [{"doc_id": s.doc_id, "start": s.start, "end": s.end}
-                                for s in q.spans]
+                row["spans"] = [
+                    {"doc_id": s.doc_id, "start": s.start, "end": s.end} for s in q.spans
+                ]
             if q.poisoned:
                 row["poisoned"] = sorted(q.poisoned)
             if q.answers:

@@ -26,12 +26,15 @@ def _benchmark_file(folder: Path) -> Path:
             continue
         if '"tests"' in head:
             return p
-    raise InputError(f"{folder}: no LegalBench-RAG benchmark file (a *.json with a top-level "
-                     "'tests' list) was found")
+    raise InputError(
+        f"{folder}: no LegalBench-RAG benchmark file (a *.json with a top-level "
+        "'tests' list) was found"
+    )
 
 
-def load_legalbench(folder: str | Path, *, benchmark: str | Path | None = None,
-                    name: str | None = None) -> EvalDataset:
+def load_legalbench(
+    folder: str | Path, *, benchmark: str | Path | None = None, name: str | None = None
+) -> EvalDataset:
     """Load a LegalBench-RAG style folder (``corpus/`` + benchmark JSON)."""
     folder = Path(folder)
     bench = Path(benchmark) if benchmark else _benchmark_file(folder)
@@ -44,7 +47,7 @@ def load_legalbench(folder: str | Path, *, benchmark: str | Path | None = None,
         raise InputError(f"{bench}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
     tests = data.get("tests") if isinstance(data, dict) else None
     if not isinstance(tests, list):
-        raise InputError(f"{bench}: expected {{\"tests\": [...]}}")
+        raise InputError(f'{bench}: expected {{"tests": [...]}}')
     docs: dict[str, Document] = {}
     ds = EvalDataset(name or folder.name, docs, [], source=str(folder))
     mismatched = missing_files = 0
@@ -59,13 +62,16 @@ def load_legalbench(folder: str | Path, *, benchmark: str | Path | None = None,
                 if not path.is_file():
                     missing_files += 1
                     continue
-                docs[fp] = Document(fp, path.read_text(encoding="utf-8", errors="replace"),
-                                    title=Path(fp).stem)
+                docs[fp] = Document(
+                    fp, path.read_text(encoding="utf-8", errors="replace"), title=Path(fp).stem
+                )
             start, end = (int(x) for x in sn["span"])
             text = docs[fp].text
             if end > len(text):
-                raise InputError(f"{bench}: query {qid}: span [{start}, {end}) is past the end "
-                                 f"of {fp} ({len(text)} characters)")
+                raise InputError(
+                    f"{bench}: query {qid}: span [{start}, {end}) is past the end "
+                    f"of {fp} ({len(text)} characters)"
+                )
             expected = sn.get("answer")
             if expected is not None and expected.strip() != text[start:end].strip():
                 mismatched += 1
@@ -76,11 +82,15 @@ def load_legalbench(folder: str | Path, *, benchmark: str | Path | None = None,
     for path in sorted(corpus_dir.rglob("*")):
         rel = path.relative_to(corpus_dir).as_posix()
         if path.is_file() and rel not in docs:
-            docs[rel] = Document(rel, path.read_text(encoding="utf-8", errors="replace"),
-                                 title=path.stem)
+            docs[rel] = Document(
+                rel, path.read_text(encoding="utf-8", errors="replace"), title=path.stem
+            )
     ds.queries = queries
-    ds.stats.update(span_text_mismatch=mismatched, missing_files=missing_files,
-                    gold_spans=sum(len(q.spans) for q in queries))
+    ds.stats.update(
+        span_text_mismatch=mismatched,
+        missing_files=missing_files,
+        gold_spans=sum(len(q.spans) for q in queries),
+    )
     if missing_files:
         ds.warn(f"{missing_files} snippets point at files missing from {corpus_dir}; skipped")
     if mismatched:

@@ -42,35 +42,43 @@ def dcg(gains: Sequence[float]) -> float:
     return sum(g / math.log2(i + 2) for i, g in enumerate(gains))
 
 
-def ndcg_at_k(ranked: Sequence[str], qrels: Mapping[str, int], k: int, *,
-              binary: bool = False, min_grade: int = 1) -> float:
+def ndcg_at_k(
+    ranked: Sequence[str],
+    qrels: Mapping[str, int],
+    k: int,
+    *,
+    binary: bool = False,
+    min_grade: int = 1,
+) -> float:
     ranked = dedupe(ranked)
-    grades = {d: (1 if g >= min_grade else 0) if binary else max(g, 0)
-              for d, g in qrels.items()}
+    grades = {d: (1 if g >= min_grade else 0) if binary else max(g, 0) for d, g in qrels.items()}
     ideal = sorted((g for g in grades.values() if g > 0), reverse=True)[:k]
     if not ideal:
         return NAN
     return dcg([grades.get(d, 0) for d in ranked[:k]]) / dcg(ideal)
 
 
-def recall_at_k(ranked: Sequence[str], qrels: Mapping[str, int], k: int, *,
-                min_grade: int = 1) -> float:
+def recall_at_k(
+    ranked: Sequence[str], qrels: Mapping[str, int], k: int, *, min_grade: int = 1
+) -> float:
     rel = _rel(qrels, min_grade)
     if not rel:
         return NAN
     return len(rel.intersection(dedupe(ranked)[:k])) / len(rel)
 
 
-def precision_at_k(ranked: Sequence[str], qrels: Mapping[str, int], k: int, *,
-                   min_grade: int = 1) -> float:
+def precision_at_k(
+    ranked: Sequence[str], qrels: Mapping[str, int], k: int, *, min_grade: int = 1
+) -> float:
     rel = _rel(qrels, min_grade)
     if not rel:
         return NAN
     return len(rel.intersection(dedupe(ranked)[:k])) / k
 
 
-def mrr_at_k(ranked: Sequence[str], qrels: Mapping[str, int], k: int, *,
-             min_grade: int = 1) -> float:
+def mrr_at_k(
+    ranked: Sequence[str], qrels: Mapping[str, int], k: int, *, min_grade: int = 1
+) -> float:
     rel = _rel(qrels, min_grade)
     if not rel:
         return NAN
@@ -80,8 +88,9 @@ def mrr_at_k(ranked: Sequence[str], qrels: Mapping[str, int], k: int, *,
     return 0.0
 
 
-def average_precision(ranked: Sequence[str], qrels: Mapping[str, int], k: int | None = None,
-                      *, min_grade: int = 1) -> float:
+def average_precision(
+    ranked: Sequence[str], qrels: Mapping[str, int], k: int | None = None, *, min_grade: int = 1
+) -> float:
     rel = _rel(qrels, min_grade)
     if not rel:
         return NAN
@@ -93,9 +102,14 @@ def average_precision(ranked: Sequence[str], qrels: Mapping[str, int], k: int | 
     return total / len(rel)
 
 
-def ranking_metrics(ranked: Sequence[str], qrels: Mapping[str, int],
-                    ks: Sequence[int] = (1, 5, 10, 100), *, binary: bool = False,
-                    min_grade: int = 1) -> dict[str, float]:
+def ranking_metrics(
+    ranked: Sequence[str],
+    qrels: Mapping[str, int],
+    ks: Sequence[int] = (1, 5, 10, 100),
+    *,
+    binary: bool = False,
+    min_grade: int = 1,
+) -> dict[str, float]:
     """All ranking metrics for one query: ``ndcg@k, recall@k, precision@k, mrr@k, map@k``
     for each k, plus ``map`` (uncut)."""
     out: dict[str, float] = {}
@@ -109,9 +123,12 @@ def ranking_metrics(ranked: Sequence[str], qrels: Mapping[str, int],
     return out
 
 
-def evaluate_run(run: Mapping[str, Sequence[str] | Mapping[str, float]],
-                 qrels: Mapping[str, Mapping[str, int]], ks: Sequence[int] = (1, 5, 10, 100),
-                 **kw) -> dict[str, dict[str, float]]:
+def evaluate_run(
+    run: Mapping[str, Sequence[str] | Mapping[str, float]],
+    qrels: Mapping[str, Mapping[str, int]],
+    ks: Sequence[int] = (1, 5, 10, 100),
+    **kw,
+) -> dict[str, dict[str, float]]:
     """Per-query metrics for a whole run (``{qid: ranked ids}`` or ``{qid: {id: score}}``,
     scores sorted descending with ties broken by id, as pytrec_eval does). Queries in
     ``qrels`` missing from ``run`` count as empty rankings."""

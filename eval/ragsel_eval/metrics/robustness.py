@@ -19,8 +19,9 @@ from collections.abc import Iterable
 from ragsel_eval.metrics.selection import NAN, prf
 
 
-def detection_scores(flagged: Iterable[str], poisoned: Iterable[str],
-                     available: Iterable[str] | None = None) -> dict[str, float]:
+def detection_scores(
+    flagged: Iterable[str], poisoned: Iterable[str], available: Iterable[str] | None = None
+) -> dict[str, float]:
     f, p = set(flagged), set(poisoned)
     if available is not None:
         p &= set(available)
@@ -28,12 +29,19 @@ def detection_scores(flagged: Iterable[str], poisoned: Iterable[str],
     prec, rec, f1 = prf(tp, len(f), len(p))
     if not p:  # nothing to detect: precision is still meaningful if something was flagged
         prec = 0.0 if f else NAN
-    return {"precision": prec, "recall": rec, "f1": f1, "tp": float(tp), "flagged": float(len(f)),
-            "poisoned": float(len(p))}
+    return {
+        "precision": prec,
+        "recall": rec,
+        "f1": f1,
+        "tp": float(tp),
+        "flagged": float(len(f)),
+        "poisoned": float(len(p)),
+    }
 
 
-def gold_retention(final: Iterable[str], gold: Iterable[str],
-                   available: Iterable[str] | None = None) -> float:
+def gold_retention(
+    final: Iterable[str], gold: Iterable[str], available: Iterable[str] | None = None
+) -> float:
     g = set(gold)
     if available is not None:
         g &= set(available)
@@ -42,13 +50,17 @@ def gold_retention(final: Iterable[str], gold: Iterable[str],
     return len(g.intersection(final)) / len(g)
 
 
-def attack_success(final: Iterable[str], poisoned: Iterable[str],
-                   gold: Iterable[str] = ()) -> dict[str, float]:
+def attack_success(
+    final: Iterable[str], poisoned: Iterable[str], gold: Iterable[str] = ()
+) -> dict[str, float]:
     fin = set(final)
     n_p = len(fin & set(poisoned))
     n_g = len(fin & set(gold))
-    return {"attack_success": float(n_p > 0), "attack_majority": float(n_p > n_g),
-            "poisoned_in_context": float(n_p)}
+    return {
+        "attack_success": float(n_p > 0),
+        "attack_majority": float(n_p > n_g),
+        "poisoned_in_context": float(n_p),
+    }
 
 
 def micro_detection(per_query: Iterable[dict[str, float]]) -> dict[str, float]:

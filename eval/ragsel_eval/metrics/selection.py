@@ -36,8 +36,14 @@ def selection_scores(selected: Iterable[str], gold: Iterable[str]) -> dict[str, 
     sel, g = set(selected), set(gold)
     tp = len(sel & g)
     p, r, f = prf(tp, len(sel), len(g))
-    return {"precision": p, "recall": r, "f1": f, "found": (float(tp > 0) if g else NAN),
-            "chunks": float(len(sel)), "gold_chunks": float(len(g))}
+    return {
+        "precision": p,
+        "recall": r,
+        "f1": f,
+        "found": (float(tp > 0) if g else NAN),
+        "chunks": float(len(sel)),
+        "gold_chunks": float(len(g)),
+    }
 
 
 def count_tokens(texts: Iterable[str], tokenizer: Callable[[str], Sequence] | None = None) -> int:
@@ -60,8 +66,11 @@ def pr_at_k(ranked: Sequence[str], gold: Iterable[str], ks: Sequence[int]) -> di
     return out
 
 
-def fixed_k_curve(rankings: Sequence[Sequence[str]], golds: Sequence[Iterable[str]],
-                  ks: Sequence[int] = tuple(range(1, 21))) -> list[dict[str, float]]:
+def fixed_k_curve(
+    rankings: Sequence[Sequence[str]],
+    golds: Sequence[Iterable[str]],
+    ks: Sequence[int] = tuple(range(1, 21)),
+) -> list[dict[str, float]]:
     """The fixed-k baseline curve over queries: for each k the mean precision, recall, F1 and
     chunks per query (NaN queries excluded), so adaptive selections can be placed on it."""
     if len(rankings) != len(golds):

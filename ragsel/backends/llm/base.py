@@ -54,14 +54,25 @@ class LLM(Protocol):
     #: Identifies backend + model for traces and cache keys (never contains secrets).
     name: str
 
-    def complete(self, messages: Messages, *, temperature: float | None = None,
-                 max_tokens: int | None = None, json_schema: Mapping[str, Any] | None = None,
-                 logprobs: bool = False) -> Completion: ...
+    def complete(
+        self,
+        messages: Messages,
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        json_schema: Mapping[str, Any] | None = None,
+        logprobs: bool = False,
+    ) -> Completion: ...
 
-    async def acomplete(self, messages: Messages, *, temperature: float | None = None,
-                        max_tokens: int | None = None,
-                        json_schema: Mapping[str, Any] | None = None,
-                        logprobs: bool = False) -> Completion: ...
+    async def acomplete(
+        self,
+        messages: Messages,
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        json_schema: Mapping[str, Any] | None = None,
+        logprobs: bool = False,
+    ) -> Completion: ...
 
 
 def as_messages(messages: Messages) -> list[dict[str, str]]:
@@ -107,8 +118,14 @@ def context_window(llm: Any) -> int | None:
 
 def usage_summary(completions: Iterable[Completion | None]) -> dict[str, Any]:
     """Totals for a stage note / trace: calls, cache hits, tokens, latency, attempts."""
-    out: dict[str, Any] = {"llm_calls": 0, "cache_hits": 0, "prompt_tokens": 0,
-                           "completion_tokens": 0, "latency_ms": 0.0, "attempts": 0}
+    out: dict[str, Any] = {
+        "llm_calls": 0,
+        "cache_hits": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "latency_ms": 0.0,
+        "attempts": 0,
+    }
     for c in completions:
         if c is None:
             continue
@@ -164,16 +181,29 @@ class BaseLLM:
         return {"backend": self.backend, "model": self.model}
 
     # --- public -------------------------------------------------------------------------
-    def _params(self, temperature: float | None, max_tokens: int | None, logprobs: bool,
-                json_schema: Mapping[str, Any] | None) -> GenParams:
+    def _params(
+        self,
+        temperature: float | None,
+        max_tokens: int | None,
+        logprobs: bool,
+        json_schema: Mapping[str, Any] | None,
+    ) -> GenParams:
         return GenParams(
             temperature=self.temperature if temperature is None else float(temperature),
             max_tokens=self.max_tokens if max_tokens is None else int(max_tokens),
-            logprobs=bool(logprobs), json_schema=json_schema)
+            logprobs=bool(logprobs),
+            json_schema=json_schema,
+        )
 
-    def complete(self, messages: Messages, *, temperature: float | None = None,
-                 max_tokens: int | None = None, json_schema: Mapping[str, Any] | None = None,
-                 logprobs: bool = False) -> Completion:
+    def complete(
+        self,
+        messages: Messages,
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        json_schema: Mapping[str, Any] | None = None,
+        logprobs: bool = False,
+    ) -> Completion:
         from ragsel.backends.llm.json_output import complete_with_schema
 
         msgs = as_messages(messages)
@@ -182,10 +212,15 @@ class BaseLLM:
             return self._generate(msgs, params)
         return complete_with_schema(self._generate, msgs, params, backend=self.name)
 
-    async def acomplete(self, messages: Messages, *, temperature: float | None = None,
-                        max_tokens: int | None = None,
-                        json_schema: Mapping[str, Any] | None = None,
-                        logprobs: bool = False) -> Completion:
+    async def acomplete(
+        self,
+        messages: Messages,
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        json_schema: Mapping[str, Any] | None = None,
+        logprobs: bool = False,
+    ) -> Completion:
         from ragsel.backends.llm.json_output import acomplete_with_schema
 
         msgs = as_messages(messages)

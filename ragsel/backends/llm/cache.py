@@ -55,45 +55,72 @@ class LLMCache:
             self.directory.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, "
-                         "value TEXT NOT NULL, created REAL NOT NULL)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, "
+                "value TEXT NOT NULL, created REAL NOT NULL)"
+            )
             conn.commit()
             self._conn = conn
         return self._conn
 
     @staticmethod
-    def make_key(identity: Mapping[str, Any], messages: Messages,
-                 params: Mapping[str, Any]) -> str:
-        blob = json.dumps({"format": _FORMAT, "identity": identity,
-                           "messages": as_messages(messages), "params": params},
-                          sort_keys=True, ensure_ascii=False, default=str)
+    def make_key(identity: Mapping[str, Any], messages: Messages, params: Mapping[str, Any]) -> str:
+        blob = json.dumps(
+            {
+                "format": _FORMAT,
+                "identity": identity,
+                "messages": as_messages(messages),
+                "params": params,
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+            default=str,
+        )
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     def get(self, key: str) -> Completion | None:
         with self._lock:
-            row = self._db().execute("SELECT value FROM completions WHERE key = ?",
-                                     (key,)).fetchone()
+            row = (
+                self._db().execute("SELECT value FROM completions WHERE key = ?", (key,)).fetchone()
+            )
             if row is None:
                 self.misses += 1
                 return None
             self.hits += 1
         v = json.loads(row[0])
-        return Completion(text=v["text"], model=v.get("model", ""),
-                          prompt_tokens=v.get("prompt_tokens"),
-                          completion_tokens=v.get("completion_tokens"),
-                          logprobs=v.get("logprobs"), data=v.get("data"),
-                          finish_reason=v.get("finish_reason"), cached=True, attempts=0,
-                          raw={"cached_latency_ms": v.get("latency_ms")})
+        return Completion(
+            text=v["text"],
+            model=v.get("model", ""),
+            prompt_tokens=v.get("prompt_tokens"),
+            completion_tokens=v.get("completion_tokens"),
+            logprobs=v.get("logprobs"),
+            data=v.get("data"),
+            finish_reason=v.get("finish_reason"),
+            cached=True,
+            attempts=0,
+            raw={"cached_latency_ms": v.get("latency_ms")},
+        )
 
     def put(self, key: str, c: Completion) -> None:
-        value = json.dumps({"text": c.text, "model": c.model, "prompt_tokens": c.prompt_tokens,
-                            "completion_tokens": c.completion_tokens, "logprobs": c.logprobs,
-                            "data": c.data, "finish_reason": c.finish_reason,
-                            "latency_ms": c.latency_ms}, ensure_ascii=False, default=str)
+        value = json.dumps(
+            {
+                "text": c.text,
+                "model": c.model,
+                "prompt_tokens": c.prompt_tokens,
+                "completion_tokens": c.completion_tokens,
+                "logprobs": c.logprobs,
+                "data": c.data,
+                "finish_reason": c.finish_reason,
+                "latency_ms": c.latency_ms,
+            },
+            ensure_ascii=False,
+            default=str,
+        )
         with self._lock:
             db = self._db()
-            db.execute("INSERT OR REPLACE INTO completions VALUES (?, ?, ?)",
-                       (key, value, time.time()))
+            db.execute(
+                "INSERT OR REPLACE INTO completions VALUES (?, ?, ?)", (key, value, time.time())
+            )
             db.commit()
 
     def __len__(self) -> int:
@@ -132,8 +159,14 @@ class CachedLLM:
     def __repr__(self) -> str:
         return f"CachedLLM({self.inner!r}, cache={str(self.cache.directory)!r})"
 
-    def _key(self, messages: Messages, temperature: float | None, max_tokens: int | None,
-             json_schema: Mapping[str, Any] | None, logprobs: bool) -> str:
+    def _key(
+        self,
+        messages: Messages,
+        temperature: float | None,
+        max_tokens: int | None,
+        json_schema: Mapping[str, Any] | None,
+        logprobs: bool,
+    ) -> str:
         identity_fn = getattr(self.inner, "cache_identity", None)
         identity = dict(identity_fn()) if callable(identity_fn) else {"name": self.name}
         identity["namespace"] = self.namespace
@@ -142,34 +175,58 @@ class CachedLLM:
             temperature = getattr(self.inner, "temperature", None)
         if max_tokens is None:
             max_tokens = getattr(self.inner, "max_tokens", None)
-        params = {"temperature": temperature, "max_tokens": max_tokens,
-                  "json_schema": json_schema, "logprobs": bool(logprobs)}
+        params = {
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "json_schema": json_schema,
+            "logprobs": bool(logprobs),
+        }
         return self.cache.make_key(identity, messages, params)
 
-    def complete(self, messages: Messages, *, temperature: float | None = None,
-                 max_tokens: int | None = None, json_schema: Mapping[str, Any] | None = None,
-                 logprobs: bool = False) -> Completion:
+    def complete(
+        self,
+        messages: Messages,
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        json_schema: Mapping[str, Any] | None = None,
+        logprobs: bool = False,
+    ) -> Completion:
         t0 = time.perf_counter()
         key = self._key(messages, temperature, max_tokens, json_schema, logprobs)
         hit = self.cache.get(key)
         if hit is not None:
             return replace(hit, latency_ms=(time.perf_counter() - t0) * 1000)
-        out = self.inner.complete(messages, temperature=temperature, max_tokens=max_tokens,
-                                  json_schema=json_schema, logprobs=logprobs)
+        out = self.inner.complete(
+            messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            json_schema=json_schema,
+            logprobs=logprobs,
+        )
         self.cache.put(key, out)
         return out
 
-    async def acomplete(self, messages: Messages, *, temperature: float | None = None,
-                        max_tokens: int | None = None,
-                        json_schema: Mapping[str, Any] | None = None,
-                        logprobs: bool = False) -> Completion:
+    async def acomplete(
+        self,
+        messages: Messages,
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        json_schema: Mapping[str, Any] | None = None,
+        logprobs: bool = False,
+    ) -> Completion:
         t0 = time.perf_counter()
         key = self._key(messages, temperature, max_tokens, json_schema, logprobs)
         hit = self.cache.get(key)
         if hit is not None:  # a local SQLite read: fast enough to do inline
             return replace(hit, latency_ms=(time.perf_counter() - t0) * 1000)
-        out = await self.inner.acomplete(messages, temperature=temperature,
-                                         max_tokens=max_tokens, json_schema=json_schema,
-                                         logprobs=logprobs)
+        out = await self.inner.acomplete(
+            messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            json_schema=json_schema,
+            logprobs=logprobs,
+        )
         self.cache.put(key, out)
         return out

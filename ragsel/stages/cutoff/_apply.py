@@ -19,8 +19,7 @@ CutRule = Callable[[np.ndarray], tuple[int, dict[str, Any]]]
 class ClampConfig(StageConfig):
     """Config fields every cutoff shares: the ``[min_k, max_k]`` clamp on the rule's cut."""
 
-    min_k: int = Field(1, ge=0, description="keep at least this many (0 allows an empty "
-                       "result)")
+    min_k: int = Field(1, ge=0, description="keep at least this many (0 allows an empty result)")
     max_k: int | None = Field(None, ge=1, description="keep at most this many")
 
     @model_validator(mode="after")
@@ -41,8 +40,15 @@ def sorted_items(candidates: Candidates) -> tuple[list[ScoredChunk], np.ndarray,
     return [items[i] for i in order], scores[order], True
 
 
-def cut_candidates(stage: str, candidates: Candidates, rule: CutRule, *, min_k: int,
-                   max_k: int | None, why: Callable[[dict[str, Any]], str]) -> Candidates:
+def cut_candidates(
+    stage: str,
+    candidates: Candidates,
+    rule: CutRule,
+    *,
+    min_k: int,
+    max_k: int | None,
+    why: Callable[[dict[str, Any]], str],
+) -> Candidates:
     """Apply ``rule`` (scores sorted descending -> ``(cut, info)``) to ``candidates``.
 
     Keeps the best ``cut`` (clamped to ``[min_k, max_k]``), marks them ``kept`` with the
@@ -52,8 +58,9 @@ def cut_candidates(stage: str, candidates: Candidates, rule: CutRule, *, min_k: 
     items, scores, resorted = sorted_items(candidates)
     n = len(items)
     if n == 0:
-        return candidates.derive(stage, [], note={"n": 0, "cut": 0,
-                                                  "reason": "no candidates to cut"})
+        return candidates.derive(
+            stage, [], note={"n": 0, "cut": 0, "reason": "no candidates to cut"}
+        )
     rule_cut, info = rule(scores)
     cut = clamp(rule_cut, n, min_k, max_k)
     reason = why(info)
@@ -62,9 +69,19 @@ def cut_candidates(stage: str, candidates: Candidates, rule: CutRule, *, min_k: 
         reason += f"; clamped by {clamp_by} from {rule_cut} to {cut}"
     keep = [sc.kept(stage, reason, rank=r) for r, sc in enumerate(items[:cut], 1)]
     last = items[cut - 1].score if cut else None
-    note = {**info, "rule_cut": rule_cut, "cut": cut, "kept": cut, "dropped": n - cut,
-            "min_k": min_k, "max_k": max_k, "why": reason, "last_kept_score": last}
+    note = {
+        **info,
+        "rule_cut": rule_cut,
+        "cut": cut,
+        "kept": cut,
+        "dropped": n - cut,
+        "min_k": min_k,
+        "max_k": max_k,
+        "why": reason,
+        "last_kept_score": last,
+    }
     if resorted:
         note["resorted"] = True
-    return candidates.derive(stage, keep, note=note,
-                             default_reason=f"below the cut after rank {cut} of {n} ({reason})")
+    return candidates.derive(
+        stage, keep, note=note, default_reason=f"below the cut after rank {cut} of {n} ({reason})"
+    )

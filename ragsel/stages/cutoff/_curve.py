@@ -36,8 +36,10 @@ def as_scores(scores: Sequence[float] | np.ndarray, *, sort: bool = True) -> np.
     arr = np.asarray(scores, dtype=np.float64).ravel()
     if arr.size and not np.all(np.isfinite(arr)):
         bad = [int(i) for i in np.flatnonzero(~np.isfinite(arr))[:5]]
-        raise InputError(f"scores must be finite numbers; got NaN/inf at positions {bad}. "
-                         "Check the scoring stage upstream.")
+        raise InputError(
+            f"scores must be finite numbers; got NaN/inf at positions {bad}. "
+            "Check the scoring stage upstream."
+        )
     return -np.sort(-arr, kind="stable") if sort else arr
 
 
@@ -64,8 +66,9 @@ def second_difference_cut(d: np.ndarray) -> tuple[int, float]:
     return i + 1, float(second[i])
 
 
-def elbow_index(scores: Sequence[float] | np.ndarray,
-                z_threshold: float = 1.0) -> tuple[int, dict[str, Any]]:
+def elbow_index(
+    scores: Sequence[float] | np.ndarray, z_threshold: float = 1.0
+) -> tuple[int, dict[str, Any]]:
     """METEORA's elbow rule on a score list.
 
     Sort descending, take the consecutive gaps, z-score them, and cut at the *first* gap whose
@@ -88,21 +91,35 @@ def elbow_index(scores: Sequence[float] | np.ndarray,
     above = np.flatnonzero(z > z_threshold + _EPS)
     if above.size:
         i = int(above[0])
-        return i + 1, {"method": "z_score", "n": n, "elbow": i, "gap": float(d[i]),
-                       "z": float(z[i]), "z_threshold": z_threshold,
-                       "score_before": float(s[i]), "score_after": float(s[i + 1])}
+        return i + 1, {
+            "method": "z_score",
+            "n": n,
+            "elbow": i,
+            "gap": float(d[i]),
+            "z": float(z[i]),
+            "z_threshold": z_threshold,
+            "score_before": float(s[i]),
+            "score_after": float(s[i + 1]),
+        }
     cut, value = second_difference_cut(d)
     i = cut - 1
-    info: dict[str, Any] = {"method": "second_difference", "n": n, "elbow": i,
-                            "second_difference": value, "max_z": float(z.max()),
-                            "z_threshold": z_threshold, "score_before": float(s[i])}
+    info: dict[str, Any] = {
+        "method": "second_difference",
+        "n": n,
+        "elbow": i,
+        "second_difference": value,
+        "max_z": float(z.max()),
+        "z_threshold": z_threshold,
+        "score_before": float(s[i]),
+    }
     if i < n - 1:
         info.update(gap=float(d[i]), z=float(z[i]), score_after=float(s[i + 1]))
     return cut, info
 
 
-def largest_gap_index(scores: Sequence[float] | np.ndarray,
-                      search: int | None = None) -> tuple[int, dict[str, Any]]:
+def largest_gap_index(
+    scores: Sequence[float] | np.ndarray, search: int | None = None
+) -> tuple[int, dict[str, Any]]:
     """Cut at the largest gap (the first one on ties), looking only at the gaps after the
     first ``search`` ranks when given. One score or none: keep all."""
     s = as_scores(scores)
@@ -113,9 +130,16 @@ def largest_gap_index(scores: Sequence[float] | np.ndarray,
     window = d[:search] if search is not None else d
     i = int(np.argmax(window))
     z = zscores(d)
-    return i + 1, {"method": "largest_gap", "n": n, "elbow": i, "gap": float(d[i]),
-                   "z": float(z[i]), "score_before": float(s[i]),
-                   "score_after": float(s[i + 1]), "searched_gaps": int(window.size)}
+    return i + 1, {
+        "method": "largest_gap",
+        "n": n,
+        "elbow": i,
+        "gap": float(d[i]),
+        "z": float(z[i]),
+        "score_before": float(s[i]),
+        "score_after": float(s[i + 1]),
+        "searched_gaps": int(window.size),
+    }
 
 
 def normalize(scores: np.ndarray, how: str) -> np.ndarray:
@@ -134,8 +158,9 @@ def normalize(scores: np.ndarray, how: str) -> np.ndarray:
     raise ValueError(f"unknown normalisation {how!r}")
 
 
-def top_p_index(scores: Sequence[float] | np.ndarray, p: float, temperature: float = 1.0,
-                how: str = "zscore") -> tuple[int, dict[str, Any]]:
+def top_p_index(
+    scores: Sequence[float] | np.ndarray, p: float, temperature: float = 1.0, how: str = "zscore"
+) -> tuple[int, dict[str, Any]]:
     """Keep the smallest prefix whose softmax mass (of the normalised scores divided by
     ``temperature``) reaches ``p``."""
     s = as_scores(scores)
@@ -147,8 +172,15 @@ def top_p_index(scores: Sequence[float] | np.ndarray, p: float, temperature: flo
     probs = e / e.sum()
     mass = np.cumsum(probs)
     cut = min(int(np.searchsorted(mass, p - _EPS)) + 1, n)
-    return cut, {"method": "top_p", "n": n, "p": p, "temperature": temperature,
-                 "normalize": how, "mass": float(mass[cut - 1]), "top_prob": float(probs[0])}
+    return cut, {
+        "method": "top_p",
+        "n": n,
+        "p": p,
+        "temperature": temperature,
+        "normalize": how,
+        "mass": float(mass[cut - 1]),
+        "top_prob": float(probs[0]),
+    }
 
 
 def clamp(cut: int, n: int, min_k: int, max_k: int | None) -> int:

@@ -35,23 +35,59 @@ FEATURE_VERSION = 2
 _RANK = re.compile(r"rank (\d+)")
 _TOKEN = re.compile(r"[^\W_]+")
 _PREFIX = 6  # crude stemming: "policies"/"policy" -> "polici"/"policy", "sharing" -> "sharin"
-_STOP = frozenset("""a an and are as at be been but by can could did do does for from had has
+_STOP = frozenset(
+    """a an and are as at be been but by can could did do does for from had has
 have how i if in into is it its me my no not of on or our so that the their them then there
 these they this to was we were what when where which who whom whose why will with would you
-your yours about after before than also any all may might shall should such""".split())
+your yours about after before than also any all may might shall should such""".split()
+)
 _TOP_FOR_TITLES = 3  # titles named in the text of this many top chunks count as bridges
 
 _BASE_FEATURES = [
-    "score", "score_minus_top", "score_ratio_top", "score_z", "gap_next", "gap_next_z",
-    "gap_prev", "rank", "rank_frac", "log_n", "before_largest_gap", "above_elbow",
-    "top_score", "score_std", "log_words", "log_doc_position", "doc_first",
-    "neighbors_above", "same_doc_top5", "paired", "n_paired_by", "retriever_agreement",
-    "prev_neighbor_z", "next_neighbor_z", "doc_best_z", "doc_rank_frac", "doc_share",
+    "score",
+    "score_minus_top",
+    "score_ratio_top",
+    "score_z",
+    "gap_next",
+    "gap_next_z",
+    "gap_prev",
+    "rank",
+    "rank_frac",
+    "log_n",
+    "before_largest_gap",
+    "above_elbow",
+    "top_score",
+    "score_std",
+    "log_words",
+    "log_doc_position",
+    "doc_first",
+    "neighbors_above",
+    "same_doc_top5",
+    "paired",
+    "n_paired_by",
+    "retriever_agreement",
+    "prev_neighbor_z",
+    "next_neighbor_z",
+    "doc_best_z",
+    "doc_rank_frac",
+    "doc_share",
 ]
 QUERY_FEATURES = [
-    "q_cover", "q_idf_cover", "q_idf_cover_z", "q_idf_cover_ratio", "q_idf_cover_rank_frac",
-    "q_rarest_hit", "q_bigram", "q_density", "neighbor_q_idf_cover", "doc_best_q_idf_cover",
-    "has_title", "title_in_query", "query_in_title", "title_in_top_text", "log_query_terms",
+    "q_cover",
+    "q_idf_cover",
+    "q_idf_cover_z",
+    "q_idf_cover_ratio",
+    "q_idf_cover_rank_frac",
+    "q_rarest_hit",
+    "q_bigram",
+    "q_density",
+    "neighbor_q_idf_cover",
+    "doc_best_q_idf_cover",
+    "has_title",
+    "title_in_query",
+    "query_in_title",
+    "title_in_top_text",
+    "log_query_terms",
     "q_window_cover",
 ]
 _WINDOW = 25  # content words: about one or two sentences, where an answer usually sits
@@ -84,8 +120,11 @@ def discover_retrievers(lists: Sequence[Candidates]) -> list[str]:
 
 def terms(text: str) -> list[str]:
     """Content-word prefixes of ``text`` (lower-cased, stop words dropped), in order."""
-    return [t[:_PREFIX] for t in _TOKEN.findall(text.lower())
-            if t not in _STOP and (len(t) > 1 or t.isdigit())]
+    return [
+        t[:_PREFIX]
+        for t in _TOKEN.findall(text.lower())
+        if t not in _STOP and (len(t) > 1 or t.isdigit())
+    ]
 
 
 def _z(x: np.ndarray) -> np.ndarray:
@@ -96,8 +135,11 @@ def _z(x: np.ndarray) -> np.ndarray:
 def _neighbor_values(items: Sequence[Any], values: np.ndarray, missing: float) -> np.ndarray:
     """``(n, 2)``: ``values`` of the previous / next chunk of the same document when that
     chunk is in the list, else ``missing``."""
-    at = {(sc.chunk.doc_id, sc.chunk.position): i for i, sc in enumerate(items)
-          if sc.chunk.position is not None}
+    at = {
+        (sc.chunk.doc_id, sc.chunk.position): i
+        for i, sc in enumerate(items)
+        if sc.chunk.position is not None
+    }
     out = np.full((len(items), 2), missing)
     for i, sc in enumerate(items):
         if sc.chunk.position is not None:
@@ -115,8 +157,9 @@ def _doc_groups(items: Sequence[Any]) -> list[np.ndarray]:
     return [np.array(v) for v in docs.values()]
 
 
-def list_features(cands: Candidates, retrievers: Sequence[str],
-                  query: str | None = None) -> np.ndarray:
+def list_features(
+    cands: Candidates, retrievers: Sequence[str], query: str | None = None
+) -> np.ndarray:
     """``(n, F)`` feature matrix for the candidates in their given order; the query
     features are added when ``query`` (its text) is given."""
     items = cands.items
@@ -132,8 +175,11 @@ def list_features(cands: Candidates, retrievers: Sequence[str],
     top = s[0]
     rank = np.arange(n, dtype=np.float64)
     sz = _z(s)
-    pos_of = {(sc.chunk.doc_id, sc.chunk.position): i for i, sc in enumerate(items)
-              if sc.chunk.position is not None}
+    pos_of = {
+        (sc.chunk.doc_id, sc.chunk.position): i
+        for i, sc in enumerate(items)
+        if sc.chunk.position is not None
+    }
     docs_top5 = [sc.chunk.doc_id for sc in items[:5]]
     per_ret = [retriever_scores(sc) for sc in items]
     X = np.zeros((n, len(names)))
@@ -157,13 +203,11 @@ def list_features(cands: Candidates, retrievers: Sequence[str],
         if ch.position is not None:
             X[i, 15] = math.log1p(ch.position)
             X[i, 16] = ch.position == 0
-            X[i, 17] = sum(1 for d in (-1, 1)
-                           if pos_of.get((ch.doc_id, ch.position + d), n) < i)
+            X[i, 17] = sum(1 for d in (-1, 1) if pos_of.get((ch.doc_id, ch.position + d), n) < i)
         X[i, 18] = sum(d == ch.doc_id for d in docs_top5) / max(1, len(docs_top5))
         X[i, 19] = bool(sc.rationales)
         X[i, 20] = len(sc.rationales)
-        X[i, 21] = (sum(r in per_ret[i] for r in retrievers) / len(retrievers)
-                    if retrievers else 1.0)
+        X[i, 21] = sum(r in per_ret[i] for r in retrievers) / len(retrievers) if retrievers else 1.0
     X[:, 22:24] = _neighbor_values(items, sz, float(sz.min()) - 1.0)
     groups = _doc_groups(items)
     for g in groups:  # the document's best chunk, and how the documents rank
@@ -177,14 +221,21 @@ def list_features(cands: Candidates, retrievers: Sequence[str],
         if present.any():
             vals = raw[present]
             sd = vals.std()
-            z = np.where(present, (np.nan_to_num(raw, nan=vals.min()) - vals.mean()) /
-                         (sd if sd > 0 else 1.0), 0.0)
+            z = np.where(
+                present,
+                (np.nan_to_num(raw, nan=vals.min()) - vals.mean()) / (sd if sd > 0 else 1.0),
+                0.0,
+            )
             z[~present] = ((vals.min() - vals.mean()) / (sd if sd > 0 else 1.0)) - 1.0
         else:
             z = np.full(n, -3.0)
-        ranks = np.array([(pr[r][1] if r in pr and pr[r][1] is not None else
-                           (i + 1 if r in pr else 2 * n)) for i, pr in enumerate(per_ret)],
-                         dtype=np.float64)
+        ranks = np.array(
+            [
+                (pr[r][1] if r in pr and pr[r][1] is not None else (i + 1 if r in pr else 2 * n))
+                for i, pr in enumerate(per_ret)
+            ],
+            dtype=np.float64,
+        )
         X[:, col] = present
         X[:, col + 1] = z
         X[:, col + 2] = ranks / n
@@ -225,8 +276,9 @@ def _query_features(items: Sequence[Any], query: str, groups: list[np.ndarray]) 
             weight = {t: w for t, w in zip(q, idf)}
             best = 0.0
             for start in range(0, max(1, len(tk) - _WINDOW + 1), max(1, _WINDOW // 3)):
-                best = max(best, sum(weight.get(t, 0.0)
-                                        for t in sorted(set(tk[start:start + _WINDOW]))))
+                best = max(
+                    best, sum(weight.get(t, 0.0) for t in sorted(set(tk[start : start + _WINDOW])))
+                )
             out[i, 15] = best / idf_total
     cover = out[:, 1]
     out[:, 2] = _z(cover)

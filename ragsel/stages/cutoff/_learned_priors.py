@@ -30,11 +30,27 @@ import numpy as np
 from ragsel.stages.cutoff._learned_features import terms
 from ragsel.types import Candidates
 
-PRIOR_FEATURES = ["prior_chunk", "prior_chunk_lift", "prior_chunk_z", "prior_chunk_rank_frac",
-                  "prior_seen", "prior_doc", "prior_qsim", "prior_qsim_z", "prior_qsim_max"]
+PRIOR_FEATURES = [
+    "prior_chunk",
+    "prior_chunk_lift",
+    "prior_chunk_z",
+    "prior_chunk_rank_frac",
+    "prior_seen",
+    "prior_doc",
+    "prior_qsim",
+    "prior_qsim_z",
+    "prior_qsim_max",
+]
 #: the arrays a model file with priors holds (see :meth:`CorpusPriors.to_arrays`)
-PRIOR_ARRAYS = ("prior_chunk_ids", "prior_chunk_counts", "prior_doc_ids", "prior_doc_counts",
-                "prior_query_terms", "prior_query_gold", "prior_base")
+PRIOR_ARRAYS = (
+    "prior_chunk_ids",
+    "prior_chunk_counts",
+    "prior_doc_ids",
+    "prior_doc_counts",
+    "prior_query_terms",
+    "prior_query_gold",
+    "prior_base",
+)
 SMOOTH = 2.0  # pseudo-queries at the overall rate: a chunk seen by 2 queries says little
 NEIGHBOURS = 10  # most similar training queries read by prior_qsim
 _SEP = "\x1f"  # joins ids / terms in the model file (ids may contain spaces)
@@ -55,8 +71,13 @@ class CorpusPriors:
         X_new = pri.features(cands, "who can see my posts?")
     """
 
-    def __init__(self, chunk: dict[str, tuple[float, float]], doc: dict[str, tuple[float, float]],
-                 queries: list[tuple[list[str], set[str]]], base: float):
+    def __init__(
+        self,
+        chunk: dict[str, tuple[float, float]],
+        doc: dict[str, tuple[float, float]],
+        queries: list[tuple[list[str], set[str]]],
+        base: float,
+    ):
         self.chunk, self.doc, self.queries, self.base = chunk, doc, queries, base
         self._index()
 
@@ -77,8 +98,9 @@ class CorpusPriors:
         return {t: w / norm for t, w in v.items()}
 
     @classmethod
-    def count(cls, lists: Sequence[Candidates], golds: Sequence[set[str]],
-              texts: Sequence[str | None]) -> CorpusPriors:
+    def count(
+        cls, lists: Sequence[Candidates], golds: Sequence[set[str]], texts: Sequence[str | None]
+    ) -> CorpusPriors:
         chunk: dict[str, list[float]] = {}
         doc: dict[str, list[float]] = {}
         rows = pos = 0
@@ -97,12 +119,16 @@ class CorpusPriors:
                 c[0] += hit
                 c[1] += 1
         queries = [(terms(t) if t else [], set(g)) for t, g in zip(texts, golds)]
-        return cls({k: (v[0], v[1]) for k, v in chunk.items()},
-                   {k: (v[0], v[1]) for k, v in doc.items()}, queries,
-                   pos / rows if rows else 0.0)
+        return cls(
+            {k: (v[0], v[1]) for k, v in chunk.items()},
+            {k: (v[0], v[1]) for k, v in doc.items()},
+            queries,
+            pos / rows if rows else 0.0,
+        )
 
-    def features(self, cands: Candidates, query: str | None = None,
-                 exclude: int | None = None) -> np.ndarray:
+    def features(
+        self, cands: Candidates, query: str | None = None, exclude: int | None = None
+    ) -> np.ndarray:
         """``(n, len(PRIOR_FEATURES))`` for ``cands``; ``exclude`` = the index of the training
         query these candidates belong to (its own labels are taken out)."""
         items = cands.items
@@ -115,8 +141,9 @@ class CorpusPriors:
         docs_own: dict[str, bool] = {}
         if exclude is not None:
             for sc in items:
-                docs_own[sc.chunk.doc_id] = (docs_own.get(sc.chunk.doc_id, False)
-                                             or sc.chunk.id in own)
+                docs_own[sc.chunk.doc_id] = (
+                    docs_own.get(sc.chunk.doc_id, False) or sc.chunk.id in own
+                )
         near = self._neighbours(query, exclude)
         wsum = sum(w for _, w in near)
         for i, sc in enumerate(items):
@@ -132,8 +159,9 @@ class CorpusPriors:
             if s > 0 and wsum > 0:
                 hits = sum(w for j, w in near if sc.chunk.id in self.queries[j][1])
                 out[i, 6] = (hits + out[i, 0]) / (wsum + 1.0)
-                out[i, 8] = max((w for j, w in near if sc.chunk.id in self.queries[j][1]),
-                                default=0.0)
+                out[i, 8] = max(
+                    (w for j, w in near if sc.chunk.id in self.queries[j][1]), default=0.0
+                )
             else:
                 out[i, 6] = out[i, 0]
         out[:, 1] = np.log(np.maximum(out[:, 0], 1e-6) / max(b, 1e-6))
@@ -147,8 +175,11 @@ class CorpusPriors:
         if not query or not self.queries:
             return []
         v = self._vec(terms(query))
-        sims = [(j, sum(w * qv.get(t, 0.0) for t, w in v.items()))
-                for j, qv in enumerate(self.qvecs) if j != exclude]
+        sims = [
+            (j, sum(w * qv.get(t, 0.0) for t, w in v.items()))
+            for j, qv in enumerate(self.qvecs)
+            if j != exclude
+        ]
         sims = [(j, round(s, 9)) for j, s in sims if s > 1e-12]
         sims.sort(key=lambda t: (-t[1], t[0]))
         return sims[:NEIGHBOURS]
@@ -158,25 +189,37 @@ class CorpusPriors:
         ck, dk = sorted(self.chunk), sorted(self.doc)
         return {
             "prior_chunk_ids": np.array(ck, dtype=str),
-            "prior_chunk_counts": np.array([self.chunk[k] for k in ck], dtype=np.float64
-                                           ).reshape(-1, 2),
+            "prior_chunk_counts": np.array([self.chunk[k] for k in ck], dtype=np.float64).reshape(
+                -1, 2
+            ),
             "prior_doc_ids": np.array(dk, dtype=str),
-            "prior_doc_counts": np.array([self.doc[k] for k in dk], dtype=np.float64
-                                         ).reshape(-1, 2),
+            "prior_doc_counts": np.array([self.doc[k] for k in dk], dtype=np.float64).reshape(
+                -1, 2
+            ),
             "prior_query_terms": np.array([_SEP.join(t) for t, _ in self.queries], dtype=str),
-            "prior_query_gold": np.array([_SEP.join(sorted(g)) for _, g in self.queries],
-                                         dtype=str),
-            "prior_base": np.array([self.base])}
+            "prior_query_gold": np.array(
+                [_SEP.join(sorted(g)) for _, g in self.queries], dtype=str
+            ),
+            "prior_base": np.array([self.base]),
+        }
 
     @classmethod
     def from_arrays(cls, a: dict[str, Any]) -> CorpusPriors:
         def split(s: str) -> list[str]:
             return s.split(_SEP) if s else []
 
-        return cls({str(k): (float(v[0]), float(v[1]))
-                    for k, v in zip(a["prior_chunk_ids"], a["prior_chunk_counts"])},
-                   {str(k): (float(v[0]), float(v[1]))
-                    for k, v in zip(a["prior_doc_ids"], a["prior_doc_counts"])},
-                   [(split(str(t)), set(split(str(g))))
-                    for t, g in zip(a["prior_query_terms"], a["prior_query_gold"])],
-                   float(a["prior_base"][0]))
+        return cls(
+            {
+                str(k): (float(v[0]), float(v[1]))
+                for k, v in zip(a["prior_chunk_ids"], a["prior_chunk_counts"])
+            },
+            {
+                str(k): (float(v[0]), float(v[1]))
+                for k, v in zip(a["prior_doc_ids"], a["prior_doc_counts"])
+            },
+            [
+                (split(str(t)), set(split(str(g))))
+                for t, g in zip(a["prior_query_terms"], a["prior_query_gold"])
+            ],
+            float(a["prior_base"][0]),
+        )

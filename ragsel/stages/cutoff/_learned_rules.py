@@ -37,9 +37,17 @@ def expected_f1(p: np.ndarray, max_k: int = _EXACT_MAX_K) -> np.ndarray:
     return out
 
 
-def choose_cut(p: np.ndarray, *, objective: str = "f1", beta: float = 1.0,
-               target_recall: float = 0.9, threshold: float = 0.5, k: int = 5, min_k: int = 1,
-               max_k: int | None = None) -> tuple[int, dict[str, Any]]:
+def choose_cut(
+    p: np.ndarray,
+    *,
+    objective: str = "f1",
+    beta: float = 1.0,
+    target_recall: float = 0.9,
+    threshold: float = 0.5,
+    k: int = 5,
+    min_k: int = 1,
+    max_k: int | None = None,
+) -> tuple[int, dict[str, Any]]:
     """Where to cut a list whose items have relevance probabilities ``p`` (in list order).
 
     - ``f1``: the prefix maximising expected F-beta, approximated as
@@ -82,13 +90,20 @@ def choose_cut(p: np.ndarray, *, objective: str = "f1", beta: float = 1.0,
         value = float(ef[k - 1])
         param = {"beta": beta}
     else:
-        raise ConfigError(f"unknown cut objective {objective!r}: use f1, ef1, recall, "
-                          "threshold or top_k")
+        raise ConfigError(
+            f"unknown cut objective {objective!r}: use f1, ef1, recall, threshold or top_k"
+        )
     lo = min(max(min_k, 0), n)
     hi = n if max_k is None else min(max_k, n)
     k = min(max(k, lo), hi)
-    return k, {"method": "learned", "objective": objective, **param, "n": n,
-               "expected": round(value, 4), "expected_relevant": round(total, 3)}
+    return k, {
+        "method": "learned",
+        "objective": objective,
+        **param,
+        "n": n,
+        "expected": round(value, 4),
+        "expected_relevant": round(total, 3),
+    }
 
 
 #: Cut rules tried when fitting; the one with the best out-of-fold F1 becomes the default.
@@ -96,7 +111,8 @@ RULE_GRID: list[dict[str, Any]] = (
     [{"objective": "f1", "beta": b} for b in (0.5, 0.75, 1.0, 1.5, 2.0)]
     + [{"objective": "ef1"}]
     + [{"objective": "threshold", "threshold": t} for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]
-    + [{"objective": "top_k", "k": k} for k in range(1, 11)])
+    + [{"objective": "top_k", "k": k} for k in range(1, 11)]
+)
 
 
 #: The rule a fit keeps unless another is clearly better out of fold (see ``fit_cutoff_model``):
@@ -105,8 +121,12 @@ RULE_GRID: list[dict[str, Any]] = (
 DEFAULT_RULE: dict[str, Any] = {"objective": "ef1", "order": "probability"}
 
 
-def cut_f1s(probs: Sequence[np.ndarray], labels: Sequence[np.ndarray],
-            rule: Mapping[str, Any], order: str = "input") -> np.ndarray:
+def cut_f1s(
+    probs: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    rule: Mapping[str, Any],
+    order: str = "input",
+) -> np.ndarray:
     """F1 of ``rule`` on each list that has a relevant item (lists without one are skipped)."""
     f1s = []
     for p, y in zip(probs, labels):

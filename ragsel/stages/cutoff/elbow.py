@@ -16,11 +16,15 @@ from ragsel.types import Candidates
 def _why(info: dict[str, Any]) -> str:
     method = info["method"]
     if method == "z_score":
-        return (f"elbow after rank {info['elbow'] + 1}: gap {info['gap']:.4g} has "
-                f"z={info['z']:.2f} > {info['z_threshold']:g}")
+        return (
+            f"elbow after rank {info['elbow'] + 1}: gap {info['gap']:.4g} has "
+            f"z={info['z']:.2f} > {info['z_threshold']:g}"
+        )
     if method == "second_difference":
-        return (f"no gap with z > {info['z_threshold']:g} (max z={info['max_z']:.2f}); "
-                f"largest second difference after rank {info['elbow'] + 1}")
+        return (
+            f"no gap with z > {info['z_threshold']:g} (max z={info['max_z']:.2f}); "
+            f"largest second difference after rank {info['elbow'] + 1}"
+        )
     return f"{info['n']} candidate(s): too few for an elbow, all kept"
 
 
@@ -40,13 +44,19 @@ class ElbowCutoff(Stage):
     """
 
     class Config(ClampConfig):
-        z_threshold: float = Field(1.0, description="cut at the first gap whose z-score is "
-                                   "above this")
+        z_threshold: float = Field(
+            1.0, description="cut at the first gap whose z-score is above this"
+        )
 
     blocking = False
 
     def _run(self, candidates: Candidates) -> Candidates:
         cfg = self.config
-        return cut_candidates(self.name, candidates,
-                              lambda s: elbow_index(s, cfg.z_threshold),
-                              min_k=cfg.min_k, max_k=cfg.max_k, why=_why)
+        return cut_candidates(
+            self.name,
+            candidates,
+            lambda s: elbow_index(s, cfg.z_threshold),
+            min_k=cfg.min_k,
+            max_k=cfg.max_k,
+            why=_why,
+        )

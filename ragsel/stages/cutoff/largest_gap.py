@@ -16,8 +16,10 @@ from ragsel.types import Candidates
 def _why(info: dict[str, Any]) -> str:
     if info["method"] == "too_few":
         return f"{info['n']} candidate(s): nothing to cut"
-    return (f"largest gap after rank {info['elbow'] + 1}: {info['gap']:.4g} "
-            f"(z={info['z']:.2f}), {info['score_before']:.4g} -> {info['score_after']:.4g}")
+    return (
+        f"largest gap after rank {info['elbow'] + 1}: {info['gap']:.4g} "
+        f"(z={info['z']:.2f}), {info['score_before']:.4g} -> {info['score_after']:.4g}"
+    )
 
 
 @register_stage("largest_gap_cutoff")
@@ -33,13 +35,19 @@ class LargestGapCutoff(Stage):
     """
 
     class Config(ClampConfig):
-        search_k: int | None = Field(None, ge=1, description="only look at the gaps after "
-                                     "the first search_k ranks")
+        search_k: int | None = Field(
+            None, ge=1, description="only look at the gaps after the first search_k ranks"
+        )
 
     blocking = False
 
     def _run(self, candidates: Candidates) -> Candidates:
         cfg = self.config
-        return cut_candidates(self.name, candidates,
-                              lambda s: largest_gap_index(s, cfg.search_k),
-                              min_k=cfg.min_k, max_k=cfg.max_k, why=_why)
+        return cut_candidates(
+            self.name,
+            candidates,
+            lambda s: largest_gap_index(s, cfg.search_k),
+            min_k=cfg.min_k,
+            max_k=cfg.max_k,
+            why=_why,
+        )

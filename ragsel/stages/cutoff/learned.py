@@ -48,11 +48,21 @@ from ragsel.errors import ConfigError, InputError
 from ragsel.registry import register_stage
 from ragsel.stage import Stage
 from ragsel.stages.cutoff._apply import ClampConfig
-from ragsel.stages.cutoff._learned_features import (FEATURE_VERSION, discover_retrievers,
-                                                     feature_names, list_features)
+from ragsel.stages.cutoff._learned_features import (
+    FEATURE_VERSION,
+    discover_retrievers,
+    feature_names,
+    list_features,
+)
 from ragsel.stages.cutoff._learned_priors import PRIOR_ARRAYS, PRIOR_FEATURES, CorpusPriors
-from ragsel.stages.cutoff._learned_rules import (DEFAULT_RULE, RULE_GRID, choose_cut, cut_f1s,
-                                                  platt_apply, platt_fit)
+from ragsel.stages.cutoff._learned_rules import (
+    DEFAULT_RULE,
+    RULE_GRID,
+    choose_cut,
+    cut_f1s,
+    platt_apply,
+    platt_fit,
+)
 from ragsel.types import Candidates, Event, Query
 
 MIN_QUERIES = 20  # fewer labelled queries than this give a model that mostly memorises
@@ -60,10 +70,12 @@ MODEL_FORMAT = "ragsel-learned-cutoff"
 _Z_CLIP = 10.0  # standardised features beyond this many training SDs are clipped
 _PATHLIKE = ("index", "path", "dir", "file", "model", "corpus")
 
+
 def model_features(header: Mapping[str, Any]) -> list[str]:
     """The feature names a model with this header reads."""
-    return (feature_names(header.get("retrievers", []), bool(header.get("query_features")))
-            + (list(PRIOR_FEATURES) if header.get("corpus_priors") else []))
+    return feature_names(header.get("retrievers", []), bool(header.get("query_features"))) + (
+        list(PRIOR_FEATURES) if header.get("corpus_priors") else []
+    )
 
 
 def pipeline_hash(pipeline: Any, stage_name: str) -> tuple[str, list[list[str]]]:
@@ -73,14 +85,16 @@ def pipeline_hash(pipeline: Any, stage_name: str) -> tuple[str, list[list[str]]]
     desc = []
     for name in sorted(ups):
         st = pipeline.stages[name]
-        cfg = {k: v for k, v in st.to_dict().items()
-               if not any(p in k.lower() for p in _PATHLIKE)}
+        cfg = {k: v for k, v in st.to_dict().items() if not any(p in k.lower() for p in _PATHLIKE)}
         desc.append([name, cfg])
-    wires = sorted(str(c) for c in pipeline.connections if c.dst in ups | {stage_name}
-                   and c.src in ups)
+    wires = sorted(
+        str(c) for c in pipeline.connections if c.dst in ups | {stage_name} and c.src in ups
+    )
     blob = json.dumps({"stages": desc, "wires": wires}, sort_keys=True, default=str)
-    return (hashlib.sha256(blob.encode()).hexdigest()[:16],
-            [[n, pipeline.stages[n].type_name] for n in sorted(ups)])
+    return (
+        hashlib.sha256(blob.encode()).hexdigest()[:16],
+        [[n, pipeline.stages[n].type_name] for n in sorted(ups)],
+    )
 
 
 @dataclass
@@ -100,14 +114,20 @@ class CutoffModel:
         a = self.arrays
         if self.header["kind"] == "logistic":
             # clipped: a feature far outside its training range should not decide alone
-            z = (np.clip((X - a["mean"]) / a["scale"], -_Z_CLIP, _Z_CLIP) @ a["coef"]
-                 + float(a["intercept"][0]))
+            z = np.clip((X - a["mean"]) / a["scale"], -_Z_CLIP, _Z_CLIP) @ a["coef"] + float(
+                a["intercept"][0]
+            )
         else:
             # scikit-learn trees compare float32 copies of the features: do the same, or a
             # value at a split threshold can take the other branch
             X = X.astype(np.float32).astype(np.float64)
-            left, right, feat, thr, val = (a["left"], a["right"], a["feature"],
-                                           a["threshold"], a["value"])
+            left, right, feat, thr, val = (
+                a["left"],
+                a["right"],
+                a["feature"],
+                a["threshold"],
+                a["value"],
+            )
             # walk every tree for every row at once: node is (rows, trees)
             node = np.broadcast_to(a["roots"], (X.shape[0], a["roots"].size)).copy()
             rows = np.arange(X.shape[0])[:, None]
@@ -129,7 +149,8 @@ class CutoffModel:
             raise InputError(
                 f"learned cutoff model {self.header.get('path', '')!r} was fitted on candidates "
                 f"from retrievers {self.retrievers}, but these come from {sorted(seen)}: it "
-                "belongs to another pipeline. Re-fit it with 'ragsel fit' for this pipeline.")
+                "belongs to another pipeline. Re-fit it with 'ragsel fit' for this pipeline."
+            )
 
     @property
     def uses_query(self) -> bool:
@@ -144,7 +165,8 @@ class CutoffModel:
             raise InputError(
                 f"learned cutoff model {self.header.get('path', '')!r} was fitted with query "
                 "features and needs the query: connect the pipeline query (a 'query' input) or "
-                "pass query=..., or fit a model without queries")
+                "pass query=..., or fit a model without queries"
+            )
         text = text if self.uses_query else None  # as fitted: a list-only model never reads it
         X = list_features(cands, self.retrievers, text)
         if self.header.get("corpus_priors"):
@@ -153,8 +175,9 @@ class CutoffModel:
             X = np.hstack([X, self._priors.features(cands, text)])
         return self.predict_proba(X)
 
-    def cut(self, cands: Candidates, query: Query | str | None = None,
-            **options: Any) -> tuple[int, dict[str, Any]]:
+    def cut(
+        self, cands: Candidates, query: Query | str | None = None, **options: Any
+    ) -> tuple[int, dict[str, Any]]:
         """How many of ``cands`` (as ranked) to keep, with the fitted rule. (A rule fitted to
         re-rank by probability is applied to the list order here: a cut keeps a prefix.)"""
         p = self.probabilities(cands, query)
@@ -166,8 +189,9 @@ class CutoffModel:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         if path.suffix != ".npz":
-            path = path.with_suffix(path.suffix + ".npz") if path.suffix else \
-                path.with_suffix(".npz")
+            path = (
+                path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         header = json.dumps(self.header, sort_keys=True)
         np.savez(path, __header__=np.array(header), **self.arrays)
@@ -177,8 +201,10 @@ class CutoffModel:
     def load(cls, path: str | Path, *, expect_pipeline: str | None = None) -> CutoffModel:
         path = Path(path)
         if not path.is_file():
-            raise InputError(f"learned cutoff model not found: {path}. Fit one with "
-                             f"'ragsel fit PIPELINE --dataset NAME --out {path}'")
+            raise InputError(
+                f"learned cutoff model not found: {path}. Fit one with "
+                f"'ragsel fit PIPELINE --dataset NAME --out {path}'"
+            )
         try:
             with np.load(path, allow_pickle=False) as data:
                 header = json.loads(str(data["__header__"]))
@@ -191,35 +217,51 @@ class CutoffModel:
             raise InputError(
                 f"learned cutoff model {path} uses feature version "
                 f"{header.get('feature_version')}, this ragsel computes version "
-                f"{FEATURE_VERSION}: re-fit it with 'ragsel fit'")
+                f"{FEATURE_VERSION}: re-fit it with 'ragsel fit'"
+            )
         if header.get("features") != model_features(header):
-            raise InputError(f"learned cutoff model {path} lists other features than this "
-                             f"ragsel computes (feature version {FEATURE_VERSION}): re-fit it "
-                             "with 'ragsel fit'")
-        missing = [k for k in PRIOR_ARRAYS if k not in arrays] if header.get("corpus_priors") \
-            else []
+            raise InputError(
+                f"learned cutoff model {path} lists other features than this "
+                f"ragsel computes (feature version {FEATURE_VERSION}): re-fit it "
+                "with 'ragsel fit'"
+            )
+        missing = (
+            [k for k in PRIOR_ARRAYS if k not in arrays] if header.get("corpus_priors") else []
+        )
         if missing:
-            raise InputError(f"learned cutoff model {path} declares corpus priors but lacks "
-                             f"{missing}: the file is damaged; re-fit it with 'ragsel fit'")
+            raise InputError(
+                f"learned cutoff model {path} declares corpus priors but lacks "
+                f"{missing}: the file is damaged; re-fit it with 'ragsel fit'"
+            )
         if expect_pipeline is not None and header.get("pipeline_hash") != expect_pipeline:
             raise InputError(
                 f"learned cutoff model {path} was fitted for another pipeline (its upstream "
                 f"stages {header.get('upstream')} hash to {header.get('pipeline_hash')}, this "
                 f"pipeline's to {expect_pipeline}); re-fit it with 'ragsel fit' for this "
-                "pipeline")
+                "pipeline"
+            )
         header["path"] = str(path)
         return cls(header, arrays)
 
 
-def fit_cutoff_model(lists: Sequence[Candidates], golds: Sequence[set[str]], *,
-                     queries: Sequence[Query | str] | None = None,
-                     kind: Literal["gbdt", "logistic", "auto"] = "gbdt",
-                     retrievers: Sequence[str] | None = None, pipeline_hash: str = "",
-                     upstream: Sequence[Sequence[str]] = (), seed: int = 0,
-                     defaults: Mapping[str, Any] | None = None, priors: bool = True,
-                     inner_repeats: int = 2, one_se: bool = True, calibrate: bool = True,
-                     orders: Sequence[str] = ("input", "probability"),
-                     info: Mapping[str, Any] | None = None) -> CutoffModel:
+def fit_cutoff_model(
+    lists: Sequence[Candidates],
+    golds: Sequence[set[str]],
+    *,
+    queries: Sequence[Query | str] | None = None,
+    kind: Literal["gbdt", "logistic", "auto"] = "gbdt",
+    retrievers: Sequence[str] | None = None,
+    pipeline_hash: str = "",
+    upstream: Sequence[Sequence[str]] = (),
+    seed: int = 0,
+    defaults: Mapping[str, Any] | None = None,
+    priors: bool = True,
+    inner_repeats: int = 2,
+    one_se: bool = True,
+    calibrate: bool = True,
+    orders: Sequence[str] = ("input", "probability"),
+    info: Mapping[str, Any] | None = None,
+) -> CutoffModel:
     """Fit a cutoff model on labelled lists (``golds[i]`` = relevant chunk ids of list i).
 
     With ``queries`` (one per list) the model also reads the query text (query-term and title
@@ -241,30 +283,48 @@ def fit_cutoff_model(lists: Sequence[Candidates], golds: Sequence[set[str]], *,
         raise InputError(f"{len(lists)} candidate lists but {len(golds)} gold sets")
     if queries is not None and len(queries) != len(lists):
         raise InputError(f"{len(lists)} candidate lists but {len(queries)} queries")
-    texts = ([q.text if isinstance(q, Query) else str(q) for q in queries]
-             if queries is not None else [None] * len(lists))
+    texts = (
+        [q.text if isinstance(q, Query) else str(q) for q in queries]
+        if queries is not None
+        else [None] * len(lists)
+    )
     usable = [(c, g, t) for c, g, t in zip(lists, golds, texts) if len(c.items)]
     if len(usable) < MIN_QUERIES:
-        raise InputError(f"a learned cutoff needs at least {MIN_QUERIES} labelled queries with "
-                         f"candidates to fit; got {len(usable)}. Label more queries.")
+        raise InputError(
+            f"a learned cutoff needs at least {MIN_QUERIES} labelled queries with "
+            f"candidates to fit; got {len(usable)}. Label more queries."
+        )
     rets = list(retrievers) if retrievers is not None else discover_retrievers(lists)
     data = _Data(usable, rets, priors)
     y = np.concatenate(data.labels).astype(int)
     if y.min() == y.max():
-        raise InputError("the labelled lists contain only "
-                         f"{'relevant' if y[0] else 'irrelevant'} candidates; a cutoff cannot "
-                         "be learned (check that gold ids match the pipeline's chunk ids)")
+        raise InputError(
+            "the labelled lists contain only "
+            f"{'relevant' if y[0] else 'irrelevant'} candidates; a cutoff cannot "
+            "be learned (check that gold ids match the pipeline's chunk ids)"
+        )
     if kind not in ("gbdt", "logistic", "auto"):
         raise ConfigError(f"unknown cutoff model kind {kind!r}; use gbdt, logistic or auto")
     if not orders or set(orders) - {"input", "probability"}:
         raise ConfigError(f"orders must be input and/or probability, got {list(orders)}")
     header: dict[str, Any] = {
-        "format": MODEL_FORMAT, "feature_version": FEATURE_VERSION, "kind": kind,
-        "retrievers": rets, "query_features": queries is not None, "corpus_priors": priors,
+        "format": MODEL_FORMAT,
+        "feature_version": FEATURE_VERSION,
+        "kind": kind,
+        "retrievers": rets,
+        "query_features": queries is not None,
+        "corpus_priors": priors,
         "pipeline_hash": pipeline_hash,
-        "upstream": [list(u) for u in upstream], "defaults": dict(defaults or {}),
-        "training": {"queries": len(usable), "rows": int(len(y)), "positives": int(y.sum()),
-                     "seed": seed, **dict(info or {})}}
+        "upstream": [list(u) for u in upstream],
+        "defaults": dict(defaults or {}),
+        "training": {
+            "queries": len(usable),
+            "rows": int(len(y)),
+            "positives": int(y.sum()),
+            "seed": seed,
+            **dict(info or {}),
+        },
+    }
     header["features"] = model_features(header)
     everything = list(range(len(usable)))
     X, _ = data.rows(everything, everything)
@@ -273,10 +333,14 @@ def fit_cutoff_model(lists: Sequence[Candidates], golds: Sequence[set[str]], *,
         return _finish(_fit_arrays(header, X, y, kind, seed), data)
     # choose on out-of-fold predictions (in-sample ones are overconfident), averaged over
     # `inner_repeats` different 3-fold splits: with a few dozen queries one split is noisy
-    rules = ([{"objective": "f1", **dict(defaults)}] if defaults is not None else
-             [{**r, "order": how} for how in orders for r in RULE_GRID])
-    dflt_rule = (DEFAULT_RULE if DEFAULT_RULE["order"] in orders
-                 else {**DEFAULT_RULE, "order": orders[0]})
+    rules = (
+        [{"objective": "f1", **dict(defaults)}]
+        if defaults is not None
+        else [{**r, "order": how} for how in orders for r in RULE_GRID]
+    )
+    dflt_rule = (
+        DEFAULT_RULE if DEFAULT_RULE["order"] in orders else {**DEFAULT_RULE, "order": orders[0]}
+    )
     per_query: dict[tuple[str, int], np.ndarray] = {}
     platt: dict[str, np.ndarray] = {}
     for kd in kinds:
@@ -286,9 +350,18 @@ def fit_cutoff_model(lists: Sequence[Candidates], golds: Sequence[set[str]], *,
             runs = [[(platt_apply(p, platt[kd]), lab) for p, lab in pairs] for pairs in runs]
         for j, rule in enumerate(rules):
             cut = {k: v for k, v in rule.items() if k != "order"}
-            per_query[kd, j] = np.mean([cut_f1s([a for a, _ in pairs], [b for _, b in pairs],
-                                                cut, rule.get("order", "input"))
-                                        for pairs in runs], axis=0)
+            per_query[kd, j] = np.mean(
+                [
+                    cut_f1s(
+                        [a for a, _ in pairs],
+                        [b for _, b in pairs],
+                        cut,
+                        rule.get("order", "input"),
+                    )
+                    for pairs in runs
+                ],
+                axis=0,
+            )
     mean = {key: float(v.mean()) if v.size else 0.0 for key, v in per_query.items()}
     best = max(per_query, key=lambda key: (mean[key], -key[1], key[0] == "gbdt"))
     choice = {"best_out_of_fold": [best[0], rules[best[1]], round(mean[best], 4)]}
@@ -296,8 +369,10 @@ def fit_cutoff_model(lists: Sequence[Candidates], golds: Sequence[set[str]], *,
         # keep the parameter-free default rule unless the best of the grid beats it by more
         # than one standard error of the per-query difference (the grid's maximum is biased
         # upwards by the number of rules tried)
-        dflt = max((key for key in per_query if rules[key[1]] == dflt_rule),
-                   key=lambda key: (mean[key], key[0] == "gbdt"))
+        dflt = max(
+            (key for key in per_query if rules[key[1]] == dflt_rule),
+            key=lambda key: (mean[key], key[0] == "gbdt"),
+        )
         diff = per_query[best] - per_query[dflt]
         se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
         choice["default_out_of_fold"] = [dflt[0], round(mean[dflt], 4)]
@@ -318,16 +393,22 @@ class _Data:
     """The labelled lists of a fit, their list/query features (computed once) and, with
     priors, the prior block for any split (counts from the fitting queries only)."""
 
-    def __init__(self, usable: Sequence[tuple[Candidates, set[str], str | None]],
-                 rets: Sequence[str], priors: bool):
+    def __init__(
+        self,
+        usable: Sequence[tuple[Candidates, set[str], str | None]],
+        rets: Sequence[str],
+        priors: bool,
+    ):
         self.usable, self.priors = usable, priors
         self.base = [list_features(c, rets, t) for c, _, t in usable]
         self.labels = [np.array([sc.chunk.id in g for sc in c.items]) for c, g, _ in usable]
 
     def counts(self, fit: Sequence[int]) -> CorpusPriors:
-        return CorpusPriors.count([self.usable[i][0] for i in fit],
-                                  [self.usable[i][1] for i in fit],
-                                  [self.usable[i][2] for i in fit])
+        return CorpusPriors.count(
+            [self.usable[i][0] for i in fit],
+            [self.usable[i][1] for i in fit],
+            [self.usable[i][2] for i in fit],
+        )
 
     def blocks(self, fit: Sequence[int], apply: Sequence[int]) -> list[np.ndarray]:
         """Feature matrices of the lists ``apply`` for a model fitted on ``fit`` (the lists
@@ -336,12 +417,21 @@ class _Data:
             return [self.base[i] for i in apply]
         pri = self.counts(fit)
         where = {i: j for j, i in enumerate(fit)}
-        return [np.hstack([self.base[i], pri.features(self.usable[i][0], self.usable[i][2],
-                                                      exclude=where.get(i))]) for i in apply]
+        return [
+            np.hstack(
+                [
+                    self.base[i],
+                    pri.features(self.usable[i][0], self.usable[i][2], exclude=where.get(i)),
+                ]
+            )
+            for i in apply
+        ]
 
     def rows(self, fit: Sequence[int], apply: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        return (np.vstack(self.blocks(fit, apply)),
-                np.concatenate([self.labels[i] for i in apply]).astype(int))
+        return (
+            np.vstack(self.blocks(fit, apply)),
+            np.concatenate([self.labels[i] for i in apply]).astype(int),
+        )
 
 
 def _finish(model: CutoffModel, data: _Data) -> CutoffModel:
@@ -351,8 +441,9 @@ def _finish(model: CutoffModel, data: _Data) -> CutoffModel:
     return model
 
 
-def _out_of_fold(data: _Data, header: dict[str, Any], kind: str, seed: int,
-                 folds: int = 3) -> list[tuple[np.ndarray, np.ndarray]]:
+def _out_of_fold(
+    data: _Data, header: dict[str, Any], kind: str, seed: int, folds: int = 3
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """(3-fold out-of-fold probabilities, labels) for every labelled list."""
     n = len(data.usable)
     perm = np.random.default_rng(seed).permutation(n)
@@ -371,8 +462,9 @@ def _out_of_fold(data: _Data, header: dict[str, Any], kind: str, seed: int,
     return [(p, data.labels[i]) for i, p in enumerate(oof)]
 
 
-def _fit_arrays(header: dict[str, Any], X: np.ndarray, y: np.ndarray, kind: str, seed: int,
-                check: bool = True) -> CutoffModel:
+def _fit_arrays(
+    header: dict[str, Any], X: np.ndarray, y: np.ndarray, kind: str, seed: int, check: bool = True
+) -> CutoffModel:
     from sklearn.ensemble import GradientBoostingClassifier  # fitting only
     from sklearn.linear_model import LogisticRegression
 
@@ -383,14 +475,24 @@ def _fit_arrays(header: dict[str, Any], X: np.ndarray, y: np.ndarray, kind: str,
         # that differs slightly at run time (e.g. a prior counted over one more query)
         scale[scale <= 1e-9 * np.maximum(1.0, np.abs(mean))] = 1.0
         lr = LogisticRegression(C=1.0, max_iter=2000).fit((X - mean) / scale, y)
-        arrays = {"mean": mean, "scale": scale, "coef": lr.coef_[0],
-                  "intercept": lr.intercept_.astype(np.float64)}
+        arrays = {
+            "mean": mean,
+            "scale": scale,
+            "coef": lr.coef_[0],
+            "intercept": lr.intercept_.astype(np.float64),
+        }
         return CutoffModel(header, arrays)
     if kind != "gbdt":
         raise ConfigError(f"unknown cutoff model kind {kind!r}; use 'gbdt' or 'logistic'")
     depth, rate = 3, 0.05
-    gb = GradientBoostingClassifier(n_estimators=200, max_depth=depth, learning_rate=rate,
-                                    subsample=0.8, min_samples_leaf=5, random_state=seed).fit(X, y)
+    gb = GradientBoostingClassifier(
+        n_estimators=200,
+        max_depth=depth,
+        learning_rate=rate,
+        subsample=0.8,
+        min_samples_leaf=5,
+        random_state=seed,
+    ).fit(X, y)
     left, right, feat, thr, val, roots = [], [], [], [], [], []
     offset = 0
     for est in gb.estimators_[:, 0]:
@@ -404,12 +506,17 @@ def _fit_arrays(header: dict[str, Any], X: np.ndarray, y: np.ndarray, kind: str,
         thr.append(t.threshold)
         val.append(t.value[:, 0, 0])
         offset += t.node_count
-    arrays = {"left": np.concatenate(left), "right": np.concatenate(right),
-              "feature": np.concatenate(feat).astype(np.int64),
-              "threshold": np.concatenate(thr), "value": np.concatenate(val),
-              "roots": np.asarray(roots, dtype=np.int64),
-              "learning_rate": np.array([rate]), "max_depth": np.array([depth]),
-              "init": np.array([0.0])}
+    arrays = {
+        "left": np.concatenate(left),
+        "right": np.concatenate(right),
+        "feature": np.concatenate(feat).astype(np.int64),
+        "threshold": np.concatenate(thr),
+        "value": np.concatenate(val),
+        "roots": np.asarray(roots, dtype=np.int64),
+        "learning_rate": np.array([rate]),
+        "max_depth": np.array([depth]),
+        "init": np.array([0.0]),
+    }
     model = CutoffModel(header, arrays)
     # the prior log-odds sklearn starts from: its decision function minus the trees' sum
     p0 = np.clip(model.predict_proba(X), 1e-12, 1 - 1e-12)
@@ -433,17 +540,26 @@ class LearnedCutoff(Stage):
     class Config(ClampConfig):
         model: str = Field(..., description="model file written by 'ragsel fit'")
         objective: Literal["auto", "f1", "ef1", "recall", "threshold", "top_k"] = Field(
-            "auto", description="auto: the rule chosen when the model was fitted; ef1: exact "
-            "expected F1; top_k: the k most probable (with order: probability)")
+            "auto",
+            description="auto: the rule chosen when the model was fitted; ef1: exact "
+            "expected F1; top_k: the k most probable (with order: probability)",
+        )
         beta: float = Field(1.0, gt=0, description="F-beta for objective f1 (>1 favours recall)")
         target_recall: float = Field(0.9, gt=0, le=1.0)
-        threshold: float = Field(0.5, gt=0, lt=1.0, description="objective threshold: keep up "
-                                 "to the last chunk with this relevance probability")
+        threshold: float = Field(
+            0.5,
+            gt=0,
+            lt=1.0,
+            description="objective threshold: keep up "
+            "to the last chunk with this relevance probability",
+        )
         k: int = Field(5, ge=1, description="how many to keep for objective top_k")
         keep_paired: bool = True
         order: Literal["auto", "input", "probability"] = Field(
-            "auto", description="cut the list as ranked, or re-rank it by predicted relevance "
-            "first; auto: what the model was fitted to do best")
+            "auto",
+            description="cut the list as ranked, or re-rank it by predicted relevance "
+            "first; auto: what the model was fitted to do best",
+        )
 
     blocking = False
 
@@ -479,9 +595,17 @@ class LearnedCutoff(Stage):
         how = fitted.pop("order", "input") if c.order == "auto" else c.order
         fitted.pop("order", None)
         order = np.argsort(-p, kind="stable") if how == "probability" else np.arange(len(items))
-        rule = fitted if c.objective == "auto" else {
-            "objective": c.objective, "beta": c.beta, "target_recall": c.target_recall,
-            "threshold": c.threshold, "k": c.k}
+        rule = (
+            fitted
+            if c.objective == "auto"
+            else {
+                "objective": c.objective,
+                "beta": c.beta,
+                "target_recall": c.target_recall,
+                "threshold": c.threshold,
+                "k": c.k,
+            }
+        )
         k, info = choose_cut(p[order], **rule, min_k=c.min_k, max_k=c.max_k)
         keep = set(order[:k].tolist())
         if c.keep_paired:
@@ -491,11 +615,18 @@ class LearnedCutoff(Stage):
             sc = items[i]
             if i in keep:
                 why = "in the learned cut" if rank <= k else "paired by a rationale"
-                out.append(sc.with_event(Event(self.name, "kept", why, sc.score,
-                                               {"p_relevant": round(float(p[i]), 4),
-                                                "rank": rank})))
+                out.append(
+                    sc.with_event(
+                        Event(
+                            self.name,
+                            "kept",
+                            why,
+                            sc.score,
+                            {"p_relevant": round(float(p[i]), 4), "rank": rank},
+                        )
+                    )
+                )
             else:
-                drops[sc.chunk.id] = (f"below the learned cut (rank {rank}, kept {k}; "
-                                      f"p={p[i]:.2f})")
+                drops[sc.chunk.id] = f"below the learned cut (rank {rank}, kept {k}; p={p[i]:.2f})"
         info.update(kept=len(out), cut=k, order=how, model=str(c.model))
         return candidates.derive(self.name, out, drop_reasons=drops, note=info)

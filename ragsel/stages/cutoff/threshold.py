@@ -33,7 +33,8 @@ class ScoreThresholdCutoff(Stage):
     class Config(ClampConfig):
         threshold: float = Field(..., description="keep scores >= this (after normalize)")
         normalize: Literal["none", "max", "minmax", "zscore"] = Field(
-            "none", description="how to rescale the scores before comparing")
+            "none", description="how to rescale the scores before comparing"
+        )
 
     blocking = False
 
@@ -43,9 +44,14 @@ class ScoreThresholdCutoff(Stage):
         def rule(scores: np.ndarray) -> tuple[int, dict]:
             x = normalize(scores, cfg.normalize)
             cut = int(np.count_nonzero(x >= cfg.threshold))  # sorted: a prefix passes
-            info = {"method": "threshold", "n": int(scores.size), "threshold": cfg.threshold,
-                    "normalize": cfg.normalize, "passed": cut,
-                    "best_normalized": float(x[0])}
+            info = {
+                "method": "threshold",
+                "n": int(scores.size),
+                "threshold": cfg.threshold,
+                "normalize": cfg.normalize,
+                "passed": cut,
+                "best_normalized": float(x[0]),
+            }
             if cut < scores.size:
                 info["first_failing_normalized"] = float(x[cut])
             return cut, info
@@ -53,9 +59,9 @@ class ScoreThresholdCutoff(Stage):
         def why(info: dict) -> str:
             what = "score" if cfg.normalize == "none" else f"{cfg.normalize}-normalised score"
             if info["passed"] == 0:
-                return (f"no {what} reaches {cfg.threshold:g} "
-                        f"(best {info['best_normalized']:.4g})")
+                return f"no {what} reaches {cfg.threshold:g} (best {info['best_normalized']:.4g})"
             return f"{what} >= {cfg.threshold:g}"
 
-        return cut_candidates(self.name, candidates, rule, min_k=cfg.min_k, max_k=cfg.max_k,
-                              why=why)
+        return cut_candidates(
+            self.name, candidates, rule, min_k=cfg.min_k, max_k=cfg.max_k, why=why
+        )

@@ -24,6 +24,11 @@ class TopKCutoff(Stage):
 
     def _run(self, candidates: Candidates) -> Candidates:
         k = self.config.k
-        return cut_candidates(self.name, candidates,
-                              lambda s: (k, {"method": "top_k", "n": int(s.size), "k": k}),
-                              min_k=0, max_k=None, why=lambda info: f"in the top {k}")
+        return cut_candidates(
+            self.name,
+            candidates,
+            lambda s: (k, {"method": "top_k", "n": int(s.size), "k": k}),
+            min_k=0,
+            max_k=None,
+            why=lambda info: f"in the top {k}",
+        )

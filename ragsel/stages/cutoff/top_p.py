@@ -30,7 +30,8 @@ class TopPCutoff(Stage):
         p: float = Field(0.9, gt=0.0, le=1.0, description="cumulative probability to reach")
         temperature: float = Field(1.0, gt=0.0, description="softmax temperature")
         normalize: Literal["none", "minmax", "zscore"] = Field(
-            "zscore", description="rescale scores before the softmax")
+            "zscore", description="rescale scores before the softmax"
+        )
 
     blocking = False
 
@@ -38,9 +39,16 @@ class TopPCutoff(Stage):
         cfg = self.config
 
         def why(info: dict) -> str:
-            return (f"cumulative softmax mass {info['mass']:.3f} >= p={cfg.p:g} "
-                    f"(temperature {cfg.temperature:g}, {cfg.normalize})")
+            return (
+                f"cumulative softmax mass {info['mass']:.3f} >= p={cfg.p:g} "
+                f"(temperature {cfg.temperature:g}, {cfg.normalize})"
+            )
 
-        return cut_candidates(self.name, candidates,
-                              lambda s: top_p_index(s, cfg.p, cfg.temperature, cfg.normalize),
-                              min_k=cfg.min_k, max_k=cfg.max_k, why=why)
+        return cut_candidates(
+            self.name,
+            candidates,
+            lambda s: top_p_index(s, cfg.p, cfg.temperature, cfg.normalize),
+            min_k=cfg.min_k,
+            max_k=cfg.max_k,
+            why=why,
+        )

@@ -49,29 +49,36 @@ class NeighborExpander(Stage):
     """
 
     class Config(StageConfig):
-        window: int = Field(1, ge=0, description="neighbours on each side (default for "
-                            "before/after)")
-        before: int | None = Field(None, ge=0, description="neighbours before (overrides "
-                                   "window)")
+        window: int = Field(
+            1, ge=0, description="neighbours on each side (default for before/after)"
+        )
+        before: int | None = Field(None, ge=0, description="neighbours before (overrides window)")
         after: int | None = Field(None, ge=0, description="neighbours after (overrides window)")
-        budget: int | None = Field(None, ge=1, description="stop adding neighbours when the "
-                                   "total size would pass this")
+        budget: int | None = Field(
+            None, ge=1, description="stop adding neighbours when the total size would pass this"
+        )
         budget_unit: Literal["chars", "tokens"] = "tokens"
         order: Literal["rank", "document"] = Field(
-            "rank", description="rank: each anchor followed by its neighbours; document: "
-            "grouped by document in reading order")
-        merge_adjacent: bool = Field(False, description="join consecutive chunks of a "
-                                     "document into one passage (needs order: document)")
+            "rank",
+            description="rank: each anchor followed by its neighbours; document: "
+            "grouped by document in reading order",
+        )
+        merge_adjacent: bool = Field(
+            False,
+            description="join consecutive chunks of a "
+            "document into one passage (needs order: document)",
+        )
         separator: str = Field("\n", description="text placed between merged chunks")
-        index: str | None = Field(None, description="local index folder to read neighbours "
-                                  "from")
+        index: str | None = Field(None, description="local index folder to read neighbours from")
         store: str | None = Field(None, description="name of a ChunkStore component")
 
         @model_validator(mode="after")
         def _check(self) -> NeighborExpander.Config:
             if self.merge_adjacent and self.order != "document":
-                raise ValueError("merge_adjacent needs order: document (merging only makes "
-                                 "sense in reading order)")
+                raise ValueError(
+                    "merge_adjacent needs order: document (merging only makes "
+                    "sense in reading order)"
+                )
             if self.index is not None and self.store is not None:
                 raise ValueError("give either index or store, not both")
             return self
@@ -86,8 +93,11 @@ class NeighborExpander(Stage):
     def use_store(self, store: ChunkStore) -> NeighborExpander:
         """Read neighbours from ``store`` (anything with ``chunk_at(doc_id, position)``)."""
         if not isinstance(store, ChunkStore):
-            raise ConfigError(f"{type(store).__name__} is not a ChunkStore: it needs a "
-                              "chunk_at(doc_id, position) method", stage=self.name)
+            raise ConfigError(
+                f"{type(store).__name__} is not a ChunkStore: it needs a "
+                "chunk_at(doc_id, position) method",
+                stage=self.name,
+            )
         self._store = store
         return self
 
@@ -96,9 +106,12 @@ class NeighborExpander(Stage):
         if name is None:
             return
         if name not in components:
-            raise ConfigError(f"store '{name}' is not among the components passed to "
-                              f"load_pipeline (got: {', '.join(sorted(components)) or 'none'})",
-                              stage=self.name, field="store")
+            raise ConfigError(
+                f"store '{name}' is not among the components passed to "
+                f"load_pipeline (got: {', '.join(sorted(components)) or 'none'})",
+                stage=self.name,
+                field="store",
+            )
         self.use_store(components[name])
 
     def warm_up(self) -> None:
@@ -112,9 +125,12 @@ class NeighborExpander(Stage):
 
                     self._store = open_index(self.config.index)
         if self._store is None and self.config.store is not None:
-            raise ConfigError(f"store '{self.config.store}' was never bound: pass "
-                              f"components={{'{self.config.store}': store}} to load_pipeline",
-                              stage=self.name, field="store")
+            raise ConfigError(
+                f"store '{self.config.store}' was never bound: pass "
+                f"components={{'{self.config.store}': store}} to load_pipeline",
+                stage=self.name,
+                field="store",
+            )
         return self._store
 
     # --- running -------------------------------------------------------------------------
@@ -126,13 +142,15 @@ class NeighborExpander(Stage):
         source = "store" if store is not None else "upstream candidates only"
         if store is None:  # neighbours can still come from what retrieval returned
             store = InMemoryChunkStore(
-                [sc.chunk for sc in candidates.items] + [d.item.chunk for d in
-                                                         candidates.dropped])
+                [sc.chunk for sc in candidates.items] + [d.item.chunk for d in candidates.dropped]
+            )
         items = list(candidates.items)
         present = {sc.chunk.id for sc in items}
         spent = sum(text_cost(sc.chunk.text, cfg.budget_unit) for sc in items)
-        offsets = sorted([-o for o in range(1, before + 1)] + list(range(1, after + 1)),
-                         key=lambda o: (abs(o), o))  # nearest first, before on ties
+        offsets = sorted(
+            [-o for o in range(1, before + 1)] + list(range(1, after + 1)),
+            key=lambda o: (abs(o), o),
+        )  # nearest first, before on ties
         added: dict[str, list[ScoredChunk]] = {}
         no_position: list[str] = []
         budget_hit = False
@@ -154,16 +172,31 @@ class NeighborExpander(Stage):
                     break
                 spent += cost
                 present.add(nb.id)
-                ev = Event(self.name, "added", f"neighbour {off:+d} of {c.id}", anchor.score,
-                           {"anchor": c.id, "offset": off})
+                ev = Event(
+                    self.name,
+                    "added",
+                    f"neighbour {off:+d} of {c.id}",
+                    anchor.score,
+                    {"anchor": c.id, "offset": off},
+                )
                 added.setdefault(c.id, []).append(
-                    ScoredChunk(nb, anchor.score, self.name, (ev,), expanded_from=c.id))
+                    ScoredChunk(nb, anchor.score, self.name, (ev,), expanded_from=c.id)
+                )
         n_added = sum(len(v) for v in added.values())
-        note: dict[str, Any] = {"before": before, "after": after, "added": n_added,
-                                "source": source, "order": cfg.order}
+        note: dict[str, Any] = {
+            "before": before,
+            "after": after,
+            "added": n_added,
+            "source": source,
+            "order": cfg.order,
+        }
         if cfg.budget is not None:
-            note.update(budget=cfg.budget, budget_unit=cfg.budget_unit, spent=spent,
-                        budget_exhausted=budget_hit)
+            note.update(
+                budget=cfg.budget,
+                budget_unit=cfg.budget_unit,
+                spent=spent,
+                budget_exhausted=budget_hit,
+            )
         if no_position:
             note["skipped_no_position"] = no_position
             note["skipped_reason"] = "chunk has no doc_id/position, so it has no neighbours"
@@ -171,15 +204,16 @@ class NeighborExpander(Stage):
             out: list[ScoredChunk] = []
             for sc in items:
                 out.append(sc)
-                out.extend(sorted(added.get(sc.chunk.id, ()),
-                                  key=lambda n: n.chunk.position or 0))
+                out.extend(sorted(added.get(sc.chunk.id, ()), key=lambda n: n.chunk.position or 0))
         else:
             out = self._document_order(items, added, note)
-        return Candidates(tuple(out), candidates.dropped,
-                          candidates.notes + (StageNote(self.name, note),))
+        return Candidates(
+            tuple(out), candidates.dropped, candidates.notes + (StageNote(self.name, note),)
+        )
 
-    def _document_order(self, items: list[ScoredChunk], added: dict[str, list[ScoredChunk]],
-                        note: dict[str, Any]) -> list[ScoredChunk]:
+    def _document_order(
+        self, items: list[ScoredChunk], added: dict[str, list[ScoredChunk]], note: dict[str, Any]
+    ) -> list[ScoredChunk]:
         """Group by document (best-scored document first), positions ascending; chunks
         without a position stay after their document's positioned chunks, in rank order."""
         docs: dict[str, list[ScoredChunk]] = {}
@@ -189,8 +223,9 @@ class NeighborExpander(Stage):
         out: list[ScoredChunk] = []
         merged = 0
         for group in docs.values():
-            pos = sorted((s for s in group if s.chunk.position is not None),
-                         key=lambda s: s.chunk.position)
+            pos = sorted(
+                (s for s in group if s.chunk.position is not None), key=lambda s: s.chunk.position
+            )
             rest = [s for s in group if s.chunk.position is None]
             if not self.config.merge_adjacent:
                 out.extend(pos + rest)
@@ -220,20 +255,39 @@ class NeighborExpander(Stage):
         spans = [c.span for c in chunks]
         span = (min(s[0] for s in spans), max(s[1] for s in spans)) if all(spans) else None
         ids = [c.id for c in chunks]
-        meta = {**chunks[0].metadata, "merged_ids": ids,
-                "positions": [chunks[0].position, chunks[-1].position]}
-        merged = Chunk(id=f"merged-{content_id('', *ids)}", text=text, doc_id=chunks[0].doc_id,
-                       position=chunks[0].position, span=span, metadata=meta)
+        meta = {
+            **chunks[0].metadata,
+            "merged_ids": ids,
+            "positions": [chunks[0].position, chunks[-1].position],
+        }
+        merged = Chunk(
+            id=f"merged-{content_id('', *ids)}",
+            text=text,
+            doc_id=chunks[0].doc_id,
+            position=chunks[0].position,
+            span=span,
+            metadata=meta,
+        )
         best = max(run, key=lambda sc: sc.score)
         originals = [sc for sc in run if sc.expanded_from is None]
         events = tuple(e for sc in run for e in sc.events) + (
-            Event(self.name, "added", f"merged positions {chunks[0].position}-"
-                  f"{chunks[-1].position}", best.score, {"merged_ids": ids}),)
+            Event(
+                self.name,
+                "added",
+                f"merged positions {chunks[0].position}-{chunks[-1].position}",
+                best.score,
+                {"merged_ids": ids},
+            ),
+        )
         return ScoredChunk(
-            merged, best.score, self.name, events,
+            merged,
+            best.score,
+            self.name,
+            events,
             rationales=tuple(dict.fromkeys(r for sc in run for r in sc.rationales)),
             expanded_from=None if originals else run[0].expanded_from,
-            verdicts=tuple(v for sc in run for v in sc.verdicts))
+            verdicts=tuple(v for sc in run for v in sc.verdicts),
+        )
 
     def _joint(self, prev: Chunk, nxt: Chunk) -> str:
         """The text to append for ``nxt``: overlapping windows share text, which is written

@@ -17,8 +17,9 @@ _BRACKET = re.compile(r"\[([^\[\]\n]{1,200})\]")
 _SPLIT = re.compile(r"\s*[,;]\s*|\s+and\s+")
 
 
-def parse_citations(text: str, ids: Sequence[str], *, numbered: bool = False
-                    ) -> tuple[list[str], list[str]]:
+def parse_citations(
+    text: str, ids: Sequence[str], *, numbered: bool = False
+) -> tuple[list[str], list[str]]:
     """Chunk ids cited in ``text`` as ``[id]`` / ``[id1, id2]`` (or ``[1]`` when
     ``numbered``: 1-based positions in ``ids``), in order of first appearance, and the cited
     references that match no given id."""
@@ -75,8 +76,9 @@ class AnswerGenerator(LLMStage):
         max_tokens: int = Field(512, ge=16)
         no_evidence_answer: str = Field(
             "No evidence was selected for this question, so it cannot be answered from the "
-            "documents.", description="returned without calling the model when there is no "
-            "evidence")
+            "documents.",
+            description="returned without calling the model when there is no evidence",
+        )
 
     templates = {"answer": frozenset({"query", "context", "example_id"})}
 
@@ -85,25 +87,43 @@ class AnswerGenerator(LLMStage):
             return [str(i) for i in range(1, len(candidates) + 1)]
         return candidates.ids
 
-    def _messages(self, query: Query, candidates: Candidates, budget: int | None = None
-                  ) -> tuple[list[dict[str, str]], dict[str, int]]:
+    def _messages(
+        self, query: Query, candidates: Candidates, budget: int | None = None
+    ) -> tuple[list[dict[str, str]], dict[str, int]]:
         refs = self._refs(candidates)
-        pairs = [(r, escape_delimiters(sc.chunk.text, ("context", "passage")))
-                 for r, sc in zip(refs, candidates.items)]
+        pairs = [
+            (r, escape_delimiters(sc.chunk.text, ("context", "passage")))
+            for r, sc in zip(refs, candidates.items)
+        ]
         return self.render_fitted(
-            "answer", {"context": pairs}, lambda i, t: f'<passage id="{i}">\n{t}\n</passage>',
-            budget, query=query.text, example_id=refs[0])
+            "answer",
+            {"context": pairs},
+            lambda i, t: f'<passage id="{i}">\n{t}\n</passage>',
+            budget,
+            query=query.text,
+            example_id=refs[0],
+        )
 
-    def _answer(self, candidates: Candidates, completion: Completion,
-                fit: dict[str, int]) -> Answer:
+    def _answer(
+        self, candidates: Candidates, completion: Completion, fit: dict[str, int]
+    ) -> Answer:
         text = (completion.text or "").strip()
-        cited, invalid = parse_citations(text, candidates.ids,
-                                         numbered=self.config.cite_by == "number")
-        meta: dict[str, Any] = {**usage_summary([completion]), **fit,
-                                "invalid_citations": invalid, "evidence": len(candidates)}
+        cited, invalid = parse_citations(
+            text, candidates.ids, numbered=self.config.cite_by == "number"
+        )
+        meta: dict[str, Any] = {
+            **usage_summary([completion]),
+            **fit,
+            "invalid_citations": invalid,
+            "evidence": len(candidates),
+        }
         if not text:
-            raise LLMOutputError("the model returned an empty answer", backend=self.model_name,
-                                 text="", problem="empty")
+            raise LLMOutputError(
+                "the model returned an empty answer",
+                backend=self.model_name,
+                text="",
+                problem="empty",
+            )
         return Answer(text, tuple(cited), str(completion.model or self.model_name), meta)
 
     def _no_evidence(self) -> Answer:

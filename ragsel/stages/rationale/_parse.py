@@ -24,17 +24,21 @@ from dataclasses import dataclass, field
 
 from ragsel.types import Rationale
 
-_XML_ITEM = re.compile(r"<rationale\b([^>]*)>(.*?)(?:</rationale\s*>|(?=<rationale\b)|\Z)",
-                       re.S | re.I)
+_XML_ITEM = re.compile(
+    r"<rationale\b([^>]*)>(.*?)(?:</rationale\s*>|(?=<rationale\b)|\Z)", re.S | re.I
+)
 _XML_ATTR = re.compile(r"""(\w+)\s*=\s*["']([^"']*)["']""")
 _XML_TAG = r"<{0}\b[^>]*>(.*?)</{0}\s*>"
 _TAGS = re.compile(r"</?\w+[^>]*>")
 _RATIONALE_N = re.compile(
-    r"^\s*(?:[#*_]+\s*)?rationale\s*(?:#\s*)?(\d+)\s*[*_]*\s*[:.)\-–—]?\s*[*_]*", re.I | re.M)
+    r"^\s*(?:[#*_]+\s*)?rationale\s*(?:#\s*)?(\d+)\s*[*_]*\s*[:.)\-–—]?\s*[*_]*", re.I | re.M
+)
 _NUMBERED = re.compile(r"^\s*(?:\*\*)?(?:\(?(\d{1,2})[.):]|[-*•])\s+", re.M)
 _FLAG_LINE = re.compile(
     r"^\s*(?:[-*•]\s*)?(?:\*\*|__)?\s*(?:flag(?:ging)?\s*(?:instructions?|if|when|rules?)?|"
-    r"flags|reject\s+(?:if|when)|red\s*flags?)\s*(?:\*\*|__)?\s*[:\-–—]?\s*", re.I)
+    r"flags|reject\s+(?:if|when)|red\s*flags?)\s*(?:\*\*|__)?\s*[:\-–—]?\s*",
+    re.I,
+)
 _FLAG_SENTENCE = re.compile(r"(?<=[.!?;])\s+((?:flag|reject)\b[^\n]*)$", re.I | re.S)
 _BRACKET_LABEL = re.compile(r"^\s*\[([^\]\n]{1,60})\]\s*[:\-–—]?\s*")
 _BOLD_LABEL = re.compile(r"^\s*(?:\*\*|__)([^*_\n]{1,60})(?:\*\*|__)\s*[:\-–—]?\s*")
@@ -67,7 +71,7 @@ def _split_flags(body: str) -> tuple[str, list[str]]:
     for line in body.splitlines():
         m = _FLAG_LINE.match(line)
         if m and (m.end() < len(line) or line.strip().endswith(":")):
-            rest = line[m.end():].strip()
+            rest = line[m.end() :].strip()
             cond = re.search(r"\b(if|when)\b", m.group(0), re.I)
             if rest:
                 flags.append(f"Flag {cond.group(1).lower()} {rest}" if cond else rest)
@@ -91,19 +95,19 @@ def _split_label(text: str) -> tuple[str, str]:
     """A short label at the start of an item (``[Label]``, ``**Label**``, ``Label: ...``)."""
     m = _KEY_LABEL.search(text)
     if m:
-        rest = (text[: m.start()] + text[m.end():]).strip()
+        rest = (text[: m.start()] + text[m.end() :]).strip()
         rest = _KEY_TEXT.sub("", rest, count=1).strip()
         return _clean(m.group(1)), rest
     for pat in (_BRACKET_LABEL, _BOLD_LABEL):
         m = pat.match(text)
-        if m and text[m.end():].strip():
-            return _clean(m.group(1)).rstrip(":"), text[m.end():].strip()
+        if m and text[m.end() :].strip():
+            return _clean(m.group(1)).rstrip(":"), text[m.end() :].strip()
     first, _, rest = text.partition("\n")
     if rest.strip() and len(first.split()) <= 8 and not first.rstrip().endswith("."):
         return _clean(first).rstrip(":"), rest.strip()
     m = _COLON_LABEL.match(text)
     if m and len(m.group(1).split()) <= 6:
-        return _clean(m.group(1)), text[m.end():].strip()
+        return _clean(m.group(1)), text[m.end() :].strip()
     return "", _KEY_TEXT.sub("", text, count=1).strip()
 
 
@@ -128,8 +132,11 @@ def _from_xml(raw: str, problems: list[str]) -> list[Rationale]:
         if lab:
             label = label or lab.group(1)
             body = body.replace(lab.group(0), " ")
-        flags = [f for f in (_clean(x) for x in re.findall(_XML_TAG.format("flags?"), body,
-                                                           re.S | re.I)) if f]
+        flags = [
+            f
+            for f in (_clean(x) for x in re.findall(_XML_TAG.format("flags?"), body, re.S | re.I))
+            if f
+        ]
         body = re.sub(_XML_TAG.format("flags?"), " ", body, flags=re.S | re.I)
         txt = re.search(_XML_TAG.format("text"), body, re.S | re.I)
         if txt:
@@ -162,8 +169,11 @@ def _from_json(raw: str, problems: list[str]) -> list[Rationale] | None:
             text = str(entry.get("text") or entry.get("rationale") or entry.get("strategy") or "")
             flags = entry.get("flags") or entry.get("flag") or entry.get("flag_instructions") or []
             flags = [flags] if isinstance(flags, str) else [str(f) for f in flags]
-            r = _item(text, str(entry.get("label") or entry.get("title") or ""),
-                      [f for f in (_clean(x) for x in flags) if f])
+            r = _item(
+                text,
+                str(entry.get("label") or entry.get("title") or ""),
+                [f for f in (_clean(x) for x in flags) if f],
+            )
         else:
             r = None
         if r is None:
@@ -177,7 +187,7 @@ def _blocks(raw: str, pattern: re.Pattern[str]) -> list[str]:
     starts = [m for m in pattern.finditer(raw)]
     blocks = []
     for m, nxt in zip(starts, starts[1:] + [None]):
-        blocks.append(raw[m.end(): nxt.start() if nxt else len(raw)])
+        blocks.append(raw[m.end() : nxt.start() if nxt else len(raw)])
     return blocks
 
 
@@ -203,8 +213,8 @@ def _numbered_blocks(raw: str) -> list[str]:
     blocks: list[list[str]] = []
     for ln in lines:
         m = head.match(ln)
-        if m and not (numbered is False and _FLAG_LINE.match(ln[m.end():])):
-            blocks.append([ln[m.end():]])
+        if m and not (numbered is False and _FLAG_LINE.match(ln[m.end() :])):
+            blocks.append([ln[m.end() :]])
         elif blocks:
             blocks[-1].append(ln)
     return ["\n".join(b) for b in blocks]
@@ -232,8 +242,10 @@ def parse_rationales(raw: str, *, limit: int | None = None) -> ParsedRationales:
         items = [r for r in (_item(_trim_trailer(b)) for b in blocks) if r]
         res.format = "list" if items else "none"
     if not items:
-        problems.append("no rationale found in the model's answer (expected <rationale> tags, "
-                        f"'Rationale N:' blocks or a numbered list): {raw.strip()[:160]!r}")
+        problems.append(
+            "no rationale found in the model's answer (expected <rationale> tags, "
+            f"'Rationale N:' blocks or a numbered list): {raw.strip()[:160]!r}"
+        )
     seen: set[str] = set()
     unique = []
     for i, r in enumerate(items, 1):

@@ -39,50 +39,59 @@ class LLMRationaleGenerator(LLMStage):
         n: int = Field(8, ge=1, le=32, description="how many rationales to ask for")
         temperature: float = Field(0.7, ge=0.0, le=2.0)
         max_tokens: int = Field(1200, ge=16)
-        min_rationales: int = Field(1, ge=1, description="fewer usable rationales than this "
-                                    "counts as a failure (error or fallback)")
+        min_rationales: int = Field(
+            1,
+            ge=1,
+            description="fewer usable rationales than this counts as a failure (error or fallback)",
+        )
         fallback: Literal["error", "query"] = Field(
-            "error", description="on LLM failure or too few rationales: raise ('error') or use "
-            "the LLM-free query_rationales source ('query')")
+            "error",
+            description="on LLM failure or too few rationales: raise ('error') or use "
+            "the LLM-free query_rationales source ('query')",
+        )
 
     templates = {"rationale_generator": frozenset({"query", "n"})}
 
     def _messages(self, query: Query) -> list[dict[str, str]]:
-        return self.template("rationale_generator").render(query=query.text,
-                                                            n=str(self.config.n))
+        return self.template("rationale_generator").render(query=query.text, n=str(self.config.n))
 
-    def _finish(self, query: Query, text: str | None, completion: Any,
-                error: BaseException | None) -> Rationales:
+    def _finish(
+        self, query: Query, text: str | None, completion: Any, error: BaseException | None
+    ) -> Rationales:
         cfg = self.config
         notes: dict[str, Any] = {"requested": cfg.n, "model": self.model_name}
         if completion is not None:
             notes.update(usage_summary([completion]))
         if error is None:
             parsed = parse_rationales(text or "", limit=cfg.n)
-            notes.update(parsed=len(parsed.items), format=parsed.format,
-                         problems=parsed.problems)
+            notes.update(parsed=len(parsed.items), format=parsed.format, problems=parsed.problems)
             if len(parsed.items) < cfg.n:
-                parsed.problems.insert(0, f"asked for {cfg.n} rationales, got "
-                                          f"{len(parsed.items)}")
+                parsed.problems.insert(0, f"asked for {cfg.n} rationales, got {len(parsed.items)}")
             if len(parsed.items) >= cfg.min_rationales:
                 return Rationales(tuple(parsed.items), source="llm", notes=notes)
-            why = (f"the model gave {len(parsed.items)} usable rationale(s), fewer than "
-                   f"min_rationales={cfg.min_rationales}")
+            why = (
+                f"the model gave {len(parsed.items)} usable rationale(s), fewer than "
+                f"min_rationales={cfg.min_rationales}"
+            )
             detail = "; ".join(parsed.problems[:3])
-            error = LLMOutputError(f"{why} ({detail})", backend=self.model_name,
-                                   text=text or "", problem=why)
+            error = LLMOutputError(
+                f"{why} ({detail})", backend=self.model_name, text=text or "", problem=why
+            )
         if cfg.fallback == "query":
             return self._fallback(query, notes, error)
         raise error
 
-    def _fallback(self, query: Query, notes: dict[str, Any],
-                  error: BaseException) -> Rationales:
+    def _fallback(self, query: Query, notes: dict[str, Any], error: BaseException) -> Rationales:
         # The LLM-free source is a stage of its own; reuse it rather than re-implement it.
         source = get_stage_class("query_rationales")()
         source.name = f"{self.name}.fallback"
         out = source.run(query=query)
-        merged = {**dict(out.notes), **notes, "fallback": "query",
-                  "fallback_reason": f"{type(error).__name__}: {error}"}
+        merged = {
+            **dict(out.notes),
+            **notes,
+            "fallback": "query",
+            "fallback_reason": f"{type(error).__name__}: {error}",
+        }
         return Rationales(out.items, source=f"llm->{out.source or 'query'}", notes=merged)
 
     def _run(self, query: Query) -> Rationales:

@@ -90,8 +90,11 @@ class PRFRationales(Stage):
         clusters: int = Field(4, ge=1, description="k-means clusters over their sentences")
         max_facets: int = Field(2, ge=0)
         min_relative_similarity: float = Field(
-            0.9, ge=0.0, le=1.0,
-            description="a facet's centroid-query cosine must reach this share of the best")
+            0.9,
+            ge=0.0,
+            le=1.0,
+            description="a facet's centroid-query cosine must reach this share of the best",
+        )
         min_sentence_words: int = Field(4, ge=1)
         include_query: bool = True
 
@@ -114,8 +117,9 @@ class PRFRationales(Stage):
 
     def _run(self, query: Query, candidates: Candidates) -> Rationales:
         c = self.config
-        items = [Rationale(query.text.strip(), label="query", source="prf")] \
-            if c.include_query else []
+        items = (
+            [Rationale(query.text.strip(), label="query", source="prf")] if c.include_query else []
+        )
         sentences: list[str] = []
         for sc in candidates.items[: c.top_n]:
             sentences += split_sentences(sc.chunk.text, c.min_sentence_words)
@@ -143,7 +147,10 @@ class PRFRationales(Stage):
         kept = kept[: c.max_facets]
         for i, (sim, rep, size) in enumerate(kept, 1):
             items.append(Rationale(sentences[rep], label=f"facet{i}", source="prf"))
-        notes.update(facets=len(kept), clusters=len(facets),
-                     facet_similarity=[round(f[0], 4) for f in kept],
-                     facet_sizes=[f[2] for f in kept])
+        notes.update(
+            facets=len(kept),
+            clusters=len(facets),
+            facet_similarity=[round(f[0], 4) for f in kept],
+            facet_sizes=[f[2] for f in kept],
+        )
         return Rationales(tuple(items), source="prf", notes=notes)

@@ -30,6 +30,8 @@ class QueryRationales(Stage):
         texts = [query.text]
         if self.config.include_rewrites:
             texts += [r for r in query.rewrites if r.strip() and r.strip() != query.text.strip()]
-        items = tuple(Rationale(t.strip(), label="query" if i == 0 else f"rewrite{i}",
-                                source="query") for i, t in enumerate(texts))
+        items = tuple(
+            Rationale(t.strip(), label="query" if i == 0 else f"rewrite{i}", source="query")
+            for i, t in enumerate(texts)
+        )
         return Rationales(items, source="query", notes={"n": len(items)})

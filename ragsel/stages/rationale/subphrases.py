@@ -22,18 +22,22 @@ from ragsel.registry import register_stage
 from ragsel.stage import Stage, StageConfig
 from ragsel.types import Query, Rationale, Rationales
 
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a an the of in on at to for from by with about as is are was were be been being do does did
 what which who whom whose when where why how that this these those it its i you he she they we
 my your our their me us them and or but if then than so not no can could would should will
 shall may might must has have had there here into over under between during after before also
 any all some such both either neither each other another same s t one ones much many more most
-""".split())
+""".split()
+)
 _QUOTED = re.compile(r'"([^"]{2,}?)"|\u201c([^\u201d]{2,}?)\u201d')
 _TOKEN = re.compile(r"[A-Za-z0-9][\w'&.-]*")
 _CLAUSE_SPLIT = re.compile(
     r"[;:,?!()]|\s(?:and|or|but|while|whereas|which|that|who|whom|where|when|if|because|"
-    r"although|though|than)\s", re.IGNORECASE)
+    r"although|though|than)\s",
+    re.IGNORECASE,
+)
 _CONNECTORS = frozenset({"of", "the", "de", "and", "&", "for", "von", "van", "la", "le", "du"})
 
 
@@ -65,7 +69,7 @@ def named_spans(text: str) -> list[str]:
             before = text[:first_pos].rstrip(" \t\"'\u201c")
             sentence_start = not before or before[-1] in ".?!;:"
             if not (len(run) == 1 and sentence_start):
-                span = text[run[0][1]: run[-1][1] + len(run[-1][0])]
+                span = text[run[0][1] : run[-1][1] + len(run[-1][0])]
                 parts = [p.strip() for p in re.split(r"\s(?:and|&)\s", span)]
                 if len(parts) > 1 and all(len(p.split()) >= 2 for p in parts):
                     out.extend(parts)
@@ -87,9 +91,14 @@ def named_spans(text: str) -> list[str]:
     return out
 
 
-def extract_subphrases(text: str, *, min_clause_words: int = 2,
-                       entities: bool = True, quotes: bool = True,
-                       clauses: bool = True) -> list[tuple[str, str]]:
+def extract_subphrases(
+    text: str,
+    *,
+    min_clause_words: int = 2,
+    entities: bool = True,
+    quotes: bool = True,
+    clauses: bool = True,
+) -> list[tuple[str, str]]:
     """``[(kind, phrase), ...]`` in a stable order: quoted phrases, entities, clauses;
     duplicates (case-insensitive) and phrases equal to the whole query removed."""
     found: list[tuple[str, str]] = []
@@ -136,15 +145,25 @@ class SubphraseRationales(Stage):
 
     def _run(self, query: Query) -> Rationales:
         c = self.config
-        phrases = extract_subphrases(query.text, min_clause_words=c.min_clause_words,
-                                     entities=c.entities, quotes=c.quotes, clauses=c.clauses)
+        phrases = extract_subphrases(
+            query.text,
+            min_clause_words=c.min_clause_words,
+            entities=c.entities,
+            quotes=c.quotes,
+            clauses=c.clauses,
+        )
         phrases = phrases[: c.max_phrases]
         items = []
         if c.include_query or not phrases:
             items.append(Rationale(query.text.strip(), label="query", source="subphrase"))
         for i, (kind, phrase) in enumerate(phrases, 1):
             items.append(Rationale(phrase, label=f"{kind}{i}", source="subphrase"))
-        return Rationales(tuple(items), source="subphrase",
-                          notes={"n_subphrases": len(phrases),
-                                 "kinds": [k for k, _ in phrases],
-                                 **({"only_query": True} if not phrases else {})})
+        return Rationales(
+            tuple(items),
+            source="subphrase",
+            notes={
+                "n_subphrases": len(phrases),
+                "kinds": [k for k, _ in phrases],
+                **({"only_query": True} if not phrases else {}),
+            },
+        )

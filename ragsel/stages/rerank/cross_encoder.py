@@ -26,15 +26,17 @@ def load_cross_encoder(path: str, device: str = "cpu", max_length: int | None = 
         raise InputError(
             f"cross-encoder model folder not found: {folder}. ragsel loads models from local "
             "paths only: download one (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2) and set "
-            "'model' to its folder")
+            "'model' to its folder"
+        )
     key = (str(folder.resolve()), device, max_length)
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
             st = require("sentence_transformers", "local", "the cross-encoder reranker")
             try:
-                model = st.CrossEncoder(str(folder), device=device, max_length=max_length,
-                                        local_files_only=True)
+                model = st.CrossEncoder(
+                    str(folder), device=device, max_length=max_length, local_files_only=True
+                )
             except (OSError, ValueError) as exc:
                 raise InputError(f"cannot load a cross-encoder from {folder}: {exc}") from exc
             _MODELS[key] = model
@@ -59,15 +61,18 @@ class CrossEncoderReranker(Stage):
     """
 
     class Config(StageConfig):
-        model: str = Field(..., min_length=1, description="local folder of a "
-                           "sentence-transformers CrossEncoder (or a transformers "
-                           "sequence-classification model)")
+        model: str = Field(
+            ...,
+            min_length=1,
+            description="local folder of a "
+            "sentence-transformers CrossEncoder (or a transformers "
+            "sequence-classification model)",
+        )
         batch_size: int = Field(32, ge=1)
         max_length: int | None = Field(512, ge=8, description="tokens per (query, chunk) pair")
         depth: int = Field(100, ge=1, description="rescore only the first `depth` candidates")
         device: str = "cpu"
-        threads: int | None = Field(None, ge=1, description="torch CPU threads (None: leave "
-                                    "as is)")
+        threads: int | None = Field(None, ge=1, description="torch CPU threads (None: leave as is)")
 
     def _setup(self) -> None:
         self._model: Any = None
@@ -82,18 +87,23 @@ class CrossEncoderReranker(Stage):
                 if self._model is None:
                     if "${" in self.config.model:
                         var = self.config.model.split("${", 1)[1].split("}")[0].split(":-")[0]
-                        raise ConfigError(f"model is '{self.config.model}': set the "
-                                          f"environment variable {var} to a local "
-                                          "cross-encoder folder", stage=self.name,
-                                          field="model")
-                    self._model = load_cross_encoder(self.config.model, self.config.device,
-                                                     self.config.max_length)
+                        raise ConfigError(
+                            f"model is '{self.config.model}': set the "
+                            f"environment variable {var} to a local "
+                            "cross-encoder folder",
+                            stage=self.name,
+                            field="model",
+                        )
+                    self._model = load_cross_encoder(
+                        self.config.model, self.config.device, self.config.max_length
+                    )
         return self._model
 
     def _run(self, candidates: Candidates, query: Query) -> Candidates:
         head = list(candidates.items[: self.config.depth])
-        tail = [sc.kept(self.name, "below rerank depth")
-                for sc in candidates.items[self.config.depth:]]
+        tail = [
+            sc.kept(self.name, "below rerank depth") for sc in candidates.items[self.config.depth :]
+        ]
         if not head:
             return candidates.derive(self.name, [], note={"scored": 0})
         model = self._get_model()
@@ -101,11 +111,17 @@ class CrossEncoderReranker(Stage):
             import torch
 
             torch.set_num_threads(self.config.threads)
-        scores = model.predict([(query.text, sc.chunk.text) for sc in head],
-                               batch_size=self.config.batch_size, show_progress_bar=False,
-                               convert_to_numpy=True)
+        scores = model.predict(
+            [(query.text, sc.chunk.text) for sc in head],
+            batch_size=self.config.batch_size,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
         flat = [float(s) for s in (scores.reshape(len(head), -1)[:, -1])]
         rescored = [sc.rescored(self.name, s, "cross-encoder") for sc, s in zip(head, flat)]
         order = sorted(range(len(head)), key=lambda i: (-rescored[i].score, i))
-        return candidates.derive(self.name, [rescored[i] for i in order] + tail,
-                                 note={"scored": len(head), "model": self.config.model})
+        return candidates.derive(
+            self.name,
+            [rescored[i] for i in order] + tail,
+            note={"scored": len(head), "model": self.config.model},
+        )

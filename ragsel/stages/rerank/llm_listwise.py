@@ -63,15 +63,18 @@ class LLMListwiseReranker(LLMStage):
         window: int = Field(20, ge=2, description="passages per LLM call")
         step: int = Field(10, ge=1, description="how far the window moves up each call")
         depth: int = Field(50, ge=1, description="rerank only the first `depth` candidates")
-        max_passage_chars: int = Field(800, ge=50, description="passages are cut to this "
-                                       "length in the prompt")
+        max_passage_chars: int = Field(
+            800, ge=50, description="passages are cut to this length in the prompt"
+        )
         max_tokens: int = Field(256, ge=8)
 
         @model_validator(mode="after")
         def _step_within_window(self) -> LLMListwiseReranker.Config:
             if self.step > self.window:
-                raise ValueError(f"step ({self.step}) must be <= window ({self.window}), or "
-                                 "passages between windows would never be compared")
+                raise ValueError(
+                    f"step ({self.step}) must be <= window ({self.window}), or "
+                    "passages between windows would never be compared"
+                )
             return self
 
     templates = {"rerank_listwise": frozenset({"query", "passages", "count"})}
@@ -88,8 +91,9 @@ class LLMListwiseReranker(LLMStage):
                 return out
             end -= s
 
-    def _messages(self, query: Query, part: Sequence[ScoredChunk], budget: int | None = None
-                  ) -> tuple[list[dict[str, str]], dict[str, int]]:
+    def _messages(
+        self, query: Query, part: Sequence[ScoredChunk], budget: int | None = None
+    ) -> tuple[list[dict[str, str]], dict[str, int]]:
         limit = self.config.max_passage_chars
         passages = []
         for i, sc in enumerate(part, 1):
@@ -97,35 +101,56 @@ class LLMListwiseReranker(LLMStage):
             if len(text) > limit:
                 text = text[:limit].rsplit(" ", 1)[0] + " …"
             passages.append((str(i), escape_delimiters(text, ("passage",))))
-        return self.render_fitted("rerank_listwise", {"passages": passages},
-                                  lambda i, t: f"[{i}] {t}", budget, query=query.text,
-                                  count=str(len(part)))
+        return self.render_fitted(
+            "rerank_listwise",
+            {"passages": passages},
+            lambda i, t: f"[{i}] {t}",
+            budget,
+            query=query.text,
+            count=str(len(part)),
+        )
 
-    def _apply(self, order: list[ScoredChunk], start: int, end: int, text: str,
-               stats: dict[str, int]) -> None:
+    def _apply(
+        self, order: list[ScoredChunk], start: int, end: int, text: str, stats: dict[str, int]
+    ) -> None:
         perm, repair = parse_permutation(text, end - start)
         for k, v in repair.items():
             stats[k] += v
         order[start:end] = [order[start + i] for i in perm]
 
-    def _finish(self, candidates: Candidates, order: list[ScoredChunk], rest: list[ScoredChunk],
-                stats: dict[str, Any], completions: list[Any]) -> Candidates:
-        new = [sc.rescored(self.name, 1.0 / rank, f"listwise rank {rank}")
-               for rank, sc in enumerate(order, 1)]
+    def _finish(
+        self,
+        candidates: Candidates,
+        order: list[ScoredChunk],
+        rest: list[ScoredChunk],
+        stats: dict[str, Any],
+        completions: list[Any],
+    ) -> Candidates:
+        new = [
+            sc.rescored(self.name, 1.0 / rank, f"listwise rank {rank}")
+            for rank, sc in enumerate(order, 1)
+        ]
         tail = [sc.kept(self.name, "below rerank depth") for sc in rest]
-        note = {**stats, **usage_summary(completions), "window": self.config.window,
-                "step": self.config.step, "depth": self.config.depth, "model": self.model_name}
+        note = {
+            **stats,
+            **usage_summary(completions),
+            "window": self.config.window,
+            "step": self.config.step,
+            "depth": self.config.depth,
+            "model": self.model_name,
+        }
         return candidates.derive(self.name, new + tail, note=note)
 
     def _run(self, candidates: Candidates, query: Query) -> Candidates:
         order = list(candidates.items[: self.config.depth])
-        rest = list(candidates.items[self.config.depth:])
+        rest = list(candidates.items[self.config.depth :])
         stats: dict[str, Any] = {"unknown": 0, "duplicates": 0, "missing": 0}
         completions = []
         if len(order) > 1:
             for start, end in self._windows(len(order)):
                 c, _ = self.complete_fitted(
-                    lambda b, part=order[start:end]: self._messages(query, part, b))
+                    lambda b, part=order[start:end]: self._messages(query, part, b)
+                )
                 completions.append(c)
                 self._apply(order, start, end, c.text, stats)
         return self._finish(candidates, order, rest, stats, completions)
@@ -133,13 +158,14 @@ class LLMListwiseReranker(LLMStage):
     async def _arun(self, candidates: Candidates, query: Query) -> Candidates:
         # Windows depend on the previous window's result: sequential by design.
         order = list(candidates.items[: self.config.depth])
-        rest = list(candidates.items[self.config.depth:])
+        rest = list(candidates.items[self.config.depth :])
         stats: dict[str, Any] = {"unknown": 0, "duplicates": 0, "missing": 0}
         completions = []
         if len(order) > 1:
             for start, end in self._windows(len(order)):
                 c, _ = await self.acomplete_fitted(
-                    lambda b, part=order[start:end]: self._messages(query, part, b))
+                    lambda b, part=order[start:end]: self._messages(query, part, b)
+                )
                 completions.append(c)
                 self._apply(order, start, end, c.text, stats)
         return self._finish(candidates, order, rest, stats, completions)

@@ -72,8 +72,10 @@ class LLMPointwiseReranker(LLMStage):
         max_concurrency: int = Field(4, ge=1)
         max_tokens: int = Field(4, ge=1, description="the answer is one word or digit")
 
-    templates = {"rerank_pointwise_yesno": frozenset({"query", "passage"}),
-                 "rerank_pointwise_graded": frozenset({"query", "passage"})}
+    templates = {
+        "rerank_pointwise_yesno": frozenset({"query", "passage"}),
+        "rerank_pointwise_graded": frozenset({"query", "passage"}),
+    }
 
     def _setup(self) -> None:
         super()._setup()
@@ -87,8 +89,12 @@ class LLMPointwiseReranker(LLMStage):
     def _render(self, mode: str, query: Query, sc: ScoredChunk) -> Any:
         name = "rerank_pointwise_yesno" if mode == "yes_no" else "rerank_pointwise_graded"
         return lambda budget: self.render_fitted(
-            name, {"passage": [(sc.id, sc.chunk.text)]},
-            lambda _i, t: escape_delimiters(t, ("passage",)), budget, query=query.text)
+            name,
+            {"passage": [(sc.id, sc.chunk.text)]},
+            lambda _i, t: escape_delimiters(t, ("passage",)),
+            budget,
+            query=query.text,
+        )
 
     def _score(self, mode: str, c: Completion) -> tuple[float | None, str]:
         if mode == "yes_no":
@@ -96,8 +102,11 @@ class LLMPointwiseReranker(LLMStage):
             if p is not None:
                 return p, "P(yes)"
             m = _YES_NO.search(c.text or "")
-            return (None, "unparsed") if m is None else (float(m.group(1).lower() == "yes"),
-                                                         "yes/no text")
+            return (
+                (None, "unparsed")
+                if m is None
+                else (float(m.group(1).lower() == "yes"), "yes/no text")
+            )
         g = parse_grade(c.text)
         return (None, "unparsed") if g is None else (g / 3.0, f"grade {g}")
 
@@ -107,8 +116,9 @@ class LLMPointwiseReranker(LLMStage):
             return True
         return False
 
-    def _one(self, query: Query, sc: ScoredChunk, calls: list[Completion]) -> tuple[float | None,
-                                                                                    str]:
+    def _one(
+        self, query: Query, sc: ScoredChunk, calls: list[Completion]
+    ) -> tuple[float | None, str]:
         mode = self._mode()
         c, _ = self.complete_fitted(self._render(mode, query, sc), logprobs=mode == "yes_no")
         calls.append(c)
@@ -118,11 +128,11 @@ class LLMPointwiseReranker(LLMStage):
             calls.append(c)
         return self._score(mode, c)
 
-    async def _aone(self, query: Query, sc: ScoredChunk,
-                    calls: list[Completion]) -> tuple[float | None, str]:
+    async def _aone(
+        self, query: Query, sc: ScoredChunk, calls: list[Completion]
+    ) -> tuple[float | None, str]:
         mode = self._mode()
-        c, _ = await self.acomplete_fitted(self._render(mode, query, sc),
-                                           logprobs=mode == "yes_no")
+        c, _ = await self.acomplete_fitted(self._render(mode, query, sc), logprobs=mode == "yes_no")
         calls.append(c)
         if self._needs_graded(mode, c):
             mode = "graded"
@@ -130,17 +140,32 @@ class LLMPointwiseReranker(LLMStage):
             calls.append(c)
         return self._score(mode, c)
 
-    def _finish(self, candidates: Candidates, head: list[ScoredChunk],
-                scores: list[tuple[float | None, str]], calls: list[Completion]) -> Candidates:
+    def _finish(
+        self,
+        candidates: Candidates,
+        head: list[ScoredChunk],
+        scores: list[tuple[float | None, str]],
+        calls: list[Completion],
+    ) -> Candidates:
         rescored = []
         for sc, (s, how) in zip(head, scores):
-            rescored.append(sc.rescored(self.name, 0.0 if s is None else s,
-                                        how if s is not None else "unparseable answer: 0"))
+            rescored.append(
+                sc.rescored(
+                    self.name,
+                    0.0 if s is None else s,
+                    how if s is not None else "unparseable answer: 0",
+                )
+            )
         order = sorted(range(len(rescored)), key=lambda i: (-rescored[i].score, i))
-        tail = [sc.kept(self.name, "below rerank depth")
-                for sc in candidates.items[self.config.depth:]]
-        note = {**usage_summary(calls), "mode": self._mode() if head else self.config.mode,
-                "unparsed": sum(s is None for s, _ in scores), "model": self.model_name}
+        tail = [
+            sc.kept(self.name, "below rerank depth") for sc in candidates.items[self.config.depth :]
+        ]
+        note = {
+            **usage_summary(calls),
+            "mode": self._mode() if head else self.config.mode,
+            "unparsed": sum(s is None for s, _ in scores),
+            "model": self.model_name,
+        }
         return candidates.derive(self.name, [rescored[i] for i in order] + tail, note=note)
 
     def _run(self, candidates: Candidates, query: Query) -> Candidates:
@@ -161,6 +186,8 @@ class LLMPointwiseReranker(LLMStage):
         scores: list[tuple[float | None, str]] = []
         if head:
             scores.append(await self._aone(query, head[0], calls))
-            scores += await gather_limited([lambda sc=sc: self._aone(query, sc, calls)
-                                            for sc in head[1:]], self.config.max_concurrency)
+            scores += await gather_limited(
+                [lambda sc=sc: self._aone(query, sc, calls) for sc in head[1:]],
+                self.config.max_concurrency,
+            )
         return self._finish(candidates, head, scores, calls)

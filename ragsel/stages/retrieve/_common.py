@@ -10,8 +10,7 @@ from typing import Any
 
 from ragsel.errors import ConfigError, InputError
 from ragsel.stages.retrieve._rank_fusion import reciprocal_rank_fusion
-from ragsel.types import (Candidates, Chunk, Query, StageNote, new_event, new_scored_chunk,
-                          rank_data)
+from ragsel.types import Candidates, Chunk, Query, StageNote, new_event, new_scored_chunk, rank_data
 
 Hits = list[tuple[Chunk, float]]
 
@@ -38,8 +37,16 @@ def query_texts(query: Query, use_rewrites: bool) -> list[str]:
     return texts
 
 
-def to_candidates(stage: str, kind: str, texts: Sequence[str], hits: Sequence[Hits], *,
-                  top_k: int, rrf_k: float, note: Mapping[str, Any]) -> Candidates:
+def to_candidates(
+    stage: str,
+    kind: str,
+    texts: Sequence[str],
+    hits: Sequence[Hits],
+    *,
+    top_k: int,
+    rrf_k: float,
+    note: Mapping[str, Any],
+) -> Candidates:
     """Candidates from one hit list per query text, fused by RRF when there are several.
 
     Every chunk gets a ``retrieved`` event with its rank and raw score; after fusion the
@@ -53,8 +60,7 @@ def to_candidates(stage: str, kind: str, texts: Sequence[str], hits: Sequence[Hi
             ev = new_event(stage, "retrieved", rank_reason(kind, rank), s, rank_data(rank))
             items.append(new_scored_chunk(c, s, stage, (ev,), (), None, ()))
         if not items:
-            info["empty"] = "no chunk matched the query" + (
-                " filter" if note.get("where") else "")
+            info["empty"] = "no chunk matched the query" + (" filter" if note.get("where") else "")
         return Candidates(tuple(items), notes=(StageNote(stage, info),))
     rankings = [[c.id for c, _ in h] for h in hits]
     by_id: dict[str, Chunk] = {}
@@ -67,14 +73,24 @@ def to_candidates(stage: str, kind: str, texts: Sequence[str], hits: Sequence[Hi
     items = []
     for rank, (cid, score) in enumerate(fused, 1):
         per = raw[cid]
-        data = {"rank": rank, "fusion": "rrf", "rrf_k": rrf_k,
-                "ranks": {("query" if qi == 0 else f"rewrite {qi}"): r
-                          for qi, (r, _) in sorted(per.items())},
-                "scores": {("query" if qi == 0 else f"rewrite {qi}"): s
-                           for qi, (_, s) in sorted(per.items())}}
-        ev = new_event(stage, "retrieved",
-                       f"{kind} rank {rank} (RRF over {len(texts)} queries)", score,
-                       MappingProxyType(data))
+        data = {
+            "rank": rank,
+            "fusion": "rrf",
+            "rrf_k": rrf_k,
+            "ranks": {
+                ("query" if qi == 0 else f"rewrite {qi}"): r for qi, (r, _) in sorted(per.items())
+            },
+            "scores": {
+                ("query" if qi == 0 else f"rewrite {qi}"): s for qi, (_, s) in sorted(per.items())
+            },
+        }
+        ev = new_event(
+            stage,
+            "retrieved",
+            f"{kind} rank {rank} (RRF over {len(texts)} queries)",
+            score,
+            MappingProxyType(data),
+        )
         items.append(new_scored_chunk(by_id[cid], score, stage, (ev,), (), None, ()))
     info.update(queries=list(texts), fusion="rrf", rrf_k=rrf_k)
     if not items:
@@ -82,8 +98,14 @@ def to_candidates(stage: str, kind: str, texts: Sequence[str], hits: Sequence[Hi
     return Candidates(tuple(items), notes=(StageNote(stage, info),))
 
 
-def load_memory_chunks(documents: Sequence[Any], path: str | None, chunker: str,
-                       chunk_size: int, overlap: int | None, stage: str) -> list[Chunk]:
+def load_memory_chunks(
+    documents: Sequence[Any],
+    path: str | None,
+    chunker: str,
+    chunk_size: int,
+    overlap: int | None,
+    stage: str,
+) -> list[Chunk]:
     """Chunks for an in-memory retriever from inline documents and/or a corpus path."""
     from ragsel.ingest import ChunkerConfig, Document, iter_documents, make_chunker
 
@@ -92,15 +114,24 @@ def load_memory_chunks(documents: Sequence[Any], path: str | None, chunker: str,
         if isinstance(d, str):
             docs.append(Document(f"doc{i}", d))
         else:
-            docs.append(Document(str(d.get("id") or f"doc{i}"), d["text"], d.get("title") or "",
-                                 dict(d.get("metadata") or {})))
+            docs.append(
+                Document(
+                    str(d.get("id") or f"doc{i}"),
+                    d["text"],
+                    d.get("title") or "",
+                    dict(d.get("metadata") or {}),
+                )
+            )
     if path:
         if not Path(path).expanduser().exists():
             raise InputError(f"stage '{stage}': corpus path {path} does not exist")
         docs.extend(iter_documents(path))
     if not docs:
-        raise ConfigError("no documents: set 'documents' (a list of texts or "
-                          "{id, text, title, metadata} objects) or 'path'", stage=stage)
+        raise ConfigError(
+            "no documents: set 'documents' (a list of texts or "
+            "{id, text, title, metadata} objects) or 'path'",
+            stage=stage,
+        )
     mk = make_chunker(ChunkerConfig(chunker, chunk_size, overlap))  # type: ignore[arg-type]
     chunks = [c for d in docs for c in mk.chunk(d)]
     ids = [c.id for c in chunks]
@@ -125,16 +156,22 @@ def matches(chunk: Chunk, where: Mapping[str, Any]) -> bool:
         if not isinstance(cond, Mapping):
             cond = {"$eq": cond}
         for op, arg in cond.items():
-            ok = {"$eq": lambda: value == arg, "$ne": lambda: value != arg,
-                  "$in": lambda: value in arg, "$nin": lambda: value not in arg,
-                  "$gt": lambda: value is not None and value > arg,
-                  "$gte": lambda: value is not None and value >= arg,
-                  "$lt": lambda: value is not None and value < arg,
-                  "$lte": lambda: value is not None and value <= arg}.get(op)
+            ok = {
+                "$eq": lambda: value == arg,
+                "$ne": lambda: value != arg,
+                "$in": lambda: value in arg,
+                "$nin": lambda: value not in arg,
+                "$gt": lambda: value is not None and value > arg,
+                "$gte": lambda: value is not None and value >= arg,
+                "$lt": lambda: value is not None and value < arg,
+                "$lte": lambda: value is not None and value <= arg,
+            }.get(op)
             if ok is None:
-                raise ConfigError(f"unsupported filter operator {op!r} (in-memory retrievers "
-                                  "support $eq $ne $in $nin $gt $gte $lt $lte $and $or)",
-                                  field="where")
+                raise ConfigError(
+                    f"unsupported filter operator {op!r} (in-memory retrievers "
+                    "support $eq $ne $in $nin $gt $gte $lt $lte $and $or)",
+                    field="where",
+                )
             if not ok():
                 return False
     return True

@@ -18,8 +18,9 @@ from typing import TypeVar
 K = TypeVar("K", bound=Hashable)
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[K]], *, k: float = 60.0,
-                           weights: Sequence[float] | None = None) -> list[tuple[K, float]]:
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[K]], *, k: float = 60.0, weights: Sequence[float] | None = None
+) -> list[tuple[K, float]]:
     """Fuse ranked lists of keys; returns ``(key, fused score)`` best first.
 
     ``k`` (>= 0) damps the weight of top ranks; ``weights`` (one per list, default 1.0)

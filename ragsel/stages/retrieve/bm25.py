@@ -28,10 +28,12 @@ class BM25Retriever(Stage):
     class Config(StageConfig):
         index: str = Field(".ragsel/index", description="index folder (built by ragsel index)")
         top_k: int = Field(10, ge=1, description="how many chunks to return")
-        stemmer: str | None = Field(None, description="expected stemmer ('english', 'none'); "
-                                                      "default: the index's")
-        stopwords: str | None = Field(None, description="expected stop-words ('en', 'none'); "
-                                                        "default: the index's")
+        stemmer: str | None = Field(
+            None, description="expected stemmer ('english', 'none'); default: the index's"
+        )
+        stopwords: str | None = Field(
+            None, description="expected stop-words ('en', 'none'); default: the index's"
+        )
         where: dict[str, Any] | None = Field(None, description="chroma metadata filter")
         use_rewrites: bool = Field(True, description="also search query.rewrites (RRF)")
         rrf_k: int = Field(60, ge=0, description="RRF constant when fusing rewrites")
@@ -53,7 +55,10 @@ class BM25Retriever(Stage):
                 raise ConfigError(
                     f"{field}={want!r} but the index at {ix.path} was built with "
                     f"{field}={getattr(have, field)!r}; drop the setting to use the index's, or "
-                    f"rebuild the index with --{field} {want}", stage=self.name, field=field)
+                    f"rebuild the index with --{field} {want}",
+                    stage=self.name,
+                    field=field,
+                )
         ix.bm25()
         self._index = ix
 
@@ -67,7 +72,9 @@ class BM25Retriever(Stage):
         if cfg.where:
             note["where"] = cfg.where
         if not any(hits):
-            note["empty_reason"] = "no query term occurs in the index (after stemming and " \
-                                   "stop-word removal)"
-        return to_candidates(self.name, "bm25", texts, hits, top_k=cfg.top_k, rrf_k=cfg.rrf_k,
-                             note=note)
+            note["empty_reason"] = (
+                "no query term occurs in the index (after stemming and stop-word removal)"
+            )
+        return to_candidates(
+            self.name, "bm25", texts, hits, top_k=cfg.top_k, rrf_k=cfg.rrf_k, note=note
+        )

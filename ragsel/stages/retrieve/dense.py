@@ -27,8 +27,9 @@ class DenseRetriever(Stage):
     class Config(StageConfig):
         index: str = Field(".ragsel/index", description="index folder (built by ragsel index)")
         top_k: int = Field(10, ge=1, description="how many chunks to return")
-        embedder: str | None = Field(None, description="query embedder; default: the one the "
-                                                       "index was built with")
+        embedder: str | None = Field(
+            None, description="query embedder; default: the one the index was built with"
+        )
         threads: int | None = Field(None, ge=1, description="embedding threads")
         where: dict[str, Any] | None = Field(None, description="chroma metadata filter")
         use_rewrites: bool = Field(True, description="also search query.rewrites (RRF)")
@@ -43,8 +44,7 @@ class DenseRetriever(Stage):
         from ragsel.index import open_index
 
         ix = open_index(self.config.index)
-        emb = load_embedder(self.config.embedder or ix.embedder_spec,
-                            threads=self.config.threads)
+        emb = load_embedder(self.config.embedder or ix.embedder_spec, threads=self.config.threads)
         ix.check_embedder(emb, self.name)
         ix.load()
         emb.warm_up()
@@ -60,5 +60,6 @@ class DenseRetriever(Stage):
         note = {"index": str(self._index.path)}
         if cfg.where:
             note["where"] = cfg.where
-        return to_candidates(self.name, "dense", texts, hits, top_k=cfg.top_k, rrf_k=cfg.rrf_k,
-                             note=note)
+        return to_candidates(
+            self.name, "dense", texts, hits, top_k=cfg.top_k, rrf_k=cfg.rrf_k, note=note
+        )

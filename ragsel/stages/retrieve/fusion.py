@@ -15,8 +15,15 @@ from ragsel.stage import Stage, StageConfig
 from ragsel.stages.retrieve._common import rank_reason
 from ragsel.stages.retrieve._rank_fusion import reciprocal_rank_fusion
 from ragsel.typecheck import Variadic
-from ragsel.types import (Candidates, Event, ScoredChunk, StageNote, new_dropped, new_event,
-                          new_scored_chunk)
+from ragsel.types import (
+    Candidates,
+    Event,
+    ScoredChunk,
+    StageNote,
+    new_dropped,
+    new_event,
+    new_scored_chunk,
+)
 
 Method = Literal["rrf", "relative_score", "dbsf"]
 
@@ -85,8 +92,10 @@ class RankFusion(Stage):
         method: Method = Field("rrf", description="rrf, relative_score or dbsf")
         k: int = Field(60, ge=0, description="RRF rank constant")
         weights: list[float] | dict[str, float] | None = Field(
-            None, description="per input: a list (inputs sorted by upstream stage name) or "
-            "{upstream stage name: weight}")
+            None,
+            description="per input: a list (inputs sorted by upstream stage name) or "
+            "{upstream stage name: weight}",
+        )
         top_k: int | None = Field(None, ge=1, description="keep only the best top_k")
 
         @field_validator("weights")
@@ -108,18 +117,29 @@ class RankFusion(Stage):
             if unknown and all(n.startswith("input") for n in names):
                 unknown = []  # all inputs empty: their names are unknown, weights irrelevant
             if unknown:
-                raise ConfigError(f"weights name {unknown}, but the inputs come from "
-                                  f"{list(names)}; use the upstream stage names",
-                                  stage=self.name, field="weights")
+                raise ConfigError(
+                    f"weights name {unknown}, but the inputs come from "
+                    f"{list(names)}; use the upstream stage names",
+                    stage=self.name,
+                    field="weights",
+                )
             return [float(w.get(n, 1.0)) for n in names]
         if len(w) != len(names):
-            raise ConfigError(f"{len(w)} weights for {len(names)} inputs {list(names)}; give "
-                              "one weight per connected input (sorted by upstream stage name) "
-                              "or a {stage: weight} mapping", stage=self.name, field="weights")
+            raise ConfigError(
+                f"{len(w)} weights for {len(names)} inputs {list(names)}; give "
+                "one weight per connected input (sorted by upstream stage name) "
+                "or a {stage: weight} mapping",
+                stage=self.name,
+                field="weights",
+            )
         return list(w)
 
-    def _score_fusion(self, uniques: Sequence[Sequence[ScoredChunk]], names: Sequence[str],
-                      weights: Sequence[float]) -> list[tuple[str, float]]:
+    def _score_fusion(
+        self,
+        uniques: Sequence[Sequence[ScoredChunk]],
+        names: Sequence[str],
+        weights: Sequence[float],
+    ) -> list[tuple[str, float]]:
         """Relative-score / distribution-based fusion: a weighted sum of per-list normalised
         scores; ties break by best rank in any list, then by list order (as RRF's do)."""
         total: dict[str, float] = {}
@@ -129,9 +149,11 @@ class RankFusion(Stage):
                 continue
             raw = np.fromiter((sc.score for sc in uniq), np.float64, len(uniq))
             if not np.all(np.isfinite(raw)):
-                raise InputError(f"stage '{self.name}': the list from '{name}' has NaN/inf "
-                                 f"scores; {self.config.method} fusion needs finite scores "
-                                 "(rrf uses ranks only)")
+                raise InputError(
+                    f"stage '{self.name}': the list from '{name}' has NaN/inf "
+                    f"scores; {self.config.method} fusion needs finite scores "
+                    "(rrf uses ranks only)"
+                )
             norm = normalized_scores(raw, self.config.method)
             for rank, (sc, v) in enumerate(zip(uniq, norm), 1):
                 cid = sc.chunk.id
@@ -176,21 +198,29 @@ class RankFusion(Stage):
         for cid, score in keep:
             src, more, r = seen[cid]
             why = ", ".join([rank_reason(n, v) for n, v in r.items()])
-            ev = new_event(me, "fused", f"{method}: {why}", score,
-                           MappingProxyType({"ranks": r}))
+            ev = new_event(me, "fused", f"{method}: {why}", score, MappingProxyType({"ranks": r}))
             events = src.events + (ev,) if more is None else (*src.events, *more, ev)
-            items.append(new_scored_chunk(src.chunk, score, me, events, src.rationales,
-                                          src.expanded_from, src.verdicts))
+            items.append(
+                new_scored_chunk(
+                    src.chunk, score, me, events, src.rationales, src.expanded_from, src.verdicts
+                )
+            )
         note: dict[str, Any] = {
-            "method": method, "inputs": [{"stage": n, "n": len(c), "weight": w}
-                                         for n, c, w in zip(names, candidates, weights)],
-            "unique": len(fused), "kept": len(items)}
+            "method": method,
+            "inputs": [
+                {"stage": n, "n": len(c), "weight": w}
+                for n, c, w in zip(names, candidates, weights)
+            ],
+            "unique": len(fused),
+            "kept": len(items),
+        }
         if method == "rrf":
             note["k"] = cfg.k
         if not fused:
             note["empty"] = "no input list had any candidate"
         if len(keep) < len(fused):
             reason = f"fused rank below top_k={cfg.top_k}"
-            drops += tuple(new_dropped(seen[cid][0], self.name, reason, None) for cid, _ in
-                           fused[len(keep):])
+            drops += tuple(
+                new_dropped(seen[cid][0], self.name, reason, None) for cid, _ in fused[len(keep) :]
+            )
         return Candidates(tuple(items), drops, notes + (StageNote(self.name, note),))

@@ -58,11 +58,15 @@ class InMemoryBM25Retriever(Stage):
             from ragsel.index.bm25 import BM25Config, BM25Store
 
             cfg = self.config
-            bm = BM25Config(stemmer=None if cfg.stemmer.lower() == "none" else cfg.stemmer,
-                            stopwords=None if cfg.stopwords.lower() == "none" else cfg.stopwords,
-                            k1=cfg.k1, b=cfg.b)
-            chunks = load_memory_chunks(cfg.documents, cfg.path, cfg.chunker, cfg.chunk_size,
-                                        cfg.overlap, self.name)
+            bm = BM25Config(
+                stemmer=None if cfg.stemmer.lower() == "none" else cfg.stemmer,
+                stopwords=None if cfg.stopwords.lower() == "none" else cfg.stopwords,
+                k1=cfg.k1,
+                b=cfg.b,
+            )
+            chunks = load_memory_chunks(
+                cfg.documents, cfg.path, cfg.chunker, cfg.chunk_size, cfg.overlap, self.name
+            )
             self._chunks = chunks
             self._store = BM25Store.build([c.text for c in chunks], [c.id for c in chunks], bm)
 
@@ -76,13 +80,18 @@ class InMemoryBM25Retriever(Stage):
         if mask is not None and not mask.any():
             hits: list[list[Any]] = [[] for _ in texts]
         else:
-            hits = [[(self._chunks[r], s) for r, s in h]
-                    for h in self._store.search_many(texts, cfg.top_k, mask=mask)]
+            hits = [
+                [(self._chunks[r], s) for r, s in h]
+                for h in self._store.search_many(texts, cfg.top_k, mask=mask)
+            ]
         note: dict[str, Any] = {"documents": len(self._chunks)}
         if cfg.where:
             note["where"] = cfg.where
         if not any(hits):
-            note["empty_reason"] = "no query term occurs in the documents (after stemming " \
-                                   "and stop-word removal)" + (" and filter" if cfg.where else "")
-        return to_candidates(self.name, "bm25", texts, hits, top_k=cfg.top_k, rrf_k=cfg.rrf_k,
-                             note=note)
+            note["empty_reason"] = (
+                "no query term occurs in the documents (after stemming "
+                "and stop-word removal)" + (" and filter" if cfg.where else "")
+            )
+        return to_candidates(
+            self.name, "bm25", texts, hits, top_k=cfg.top_k, rrf_k=cfg.rrf_k, note=note
+        )

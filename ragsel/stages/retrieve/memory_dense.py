@@ -32,8 +32,9 @@ class InMemoryDenseRetriever(Stage):
     """
 
     class Config(StageConfig):
-        documents: list[str | dict[str, Any]] = Field(default_factory=list,
-                                                      description="texts or document objects")
+        documents: list[str | dict[str, Any]] = Field(
+            default_factory=list, description="texts or document objects"
+        )
         path: str | None = Field(None, description="a corpus file or folder to load as well")
         chunker: Literal["document", "words", "sentences"] = "document"
         chunk_size: int = Field(256, ge=1, description="words per chunk (words/sentences)")
@@ -60,8 +61,9 @@ class InMemoryDenseRetriever(Stage):
             from ragsel.backends.embedders import load_embedder
 
             cfg = self.config
-            chunks = load_memory_chunks(cfg.documents, cfg.path, cfg.chunker, cfg.chunk_size,
-                                        cfg.overlap, self.name)
+            chunks = load_memory_chunks(
+                cfg.documents, cfg.path, cfg.chunker, cfg.chunk_size, cfg.overlap, self.name
+            )
             emb = load_embedder(cfg.embedder, threads=cfg.threads)
             self._embedder, self._chunks = emb, chunks
             self._matrix = emb.embed([c.text for c in chunks])
@@ -72,8 +74,9 @@ class InMemoryDenseRetriever(Stage):
         cfg = self.config
         rows = np.arange(len(self._chunks))
         if cfg.where:
-            rows = np.asarray([i for i, c in enumerate(self._chunks) if matches(c, cfg.where)],
-                              dtype=np.int64)
+            rows = np.asarray(
+                [i for i, c in enumerate(self._chunks) if matches(c, cfg.where)], dtype=np.int64
+            )
         texts = query_texts(query, cfg.use_rewrites)
         hits = []
         if rows.size:
@@ -87,5 +90,6 @@ class InMemoryDenseRetriever(Stage):
         note: dict[str, Any] = {"documents": len(self._chunks)}
         if cfg.where:
             note["where"] = cfg.where
-        return to_candidates(self.name, "dense", texts, hits, top_k=cfg.top_k, rrf_k=cfg.rrf_k,
-                             note=note)
+        return to_candidates(
+            self.name, "dense", texts, hits, top_k=cfg.top_k, rrf_k=cfg.rrf_k, note=note
+        )

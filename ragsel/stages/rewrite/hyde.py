@@ -44,8 +44,12 @@ class HydeRewriter(LLMStage):
             if text:
                 passages.append(" ".join(text.split()))
         if not passages:
-            raise LLMOutputError("the model wrote no hypothetical passage (empty answer)",
-                                 backend=self.model_name, text="", problem="empty")
+            raise LLMOutputError(
+                "the model wrote no hypothetical passage (empty answer)",
+                backend=self.model_name,
+                text="",
+                problem="empty",
+            )
         info = {"asked": self.config.n, "parsed": len(passages), **usage_summary(completions)}
         return add_rewrites(query, self.name, passages, info)
 
@@ -57,5 +61,6 @@ class HydeRewriter(LLMStage):
         import asyncio
 
         msgs = self._messages(query)
-        return self._finish(query, list(await asyncio.gather(
-            *(self.acomplete(msgs) for _ in range(self.config.n)))))
+        return self._finish(
+            query, list(await asyncio.gather(*(self.acomplete(msgs) for _ in range(self.config.n))))
+        )

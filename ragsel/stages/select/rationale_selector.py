@@ -55,8 +55,9 @@ from ragsel.stages.cutoff._curve import clamp, elbow_index
 from ragsel.types import Candidates, Event, Query, Rationales
 
 
-def pair_rationales(sim: np.ndarray, *, distinct: bool,
-                    min_pair_z: float | None = None) -> dict[int, list[int]]:
+def pair_rationales(
+    sim: np.ndarray, *, distinct: bool, min_pair_z: float | None = None
+) -> dict[int, list[int]]:
     """``{chunk index: [rationale indices]}`` from a (rationales x chunks) similarity matrix.
 
     ``distinct``: greedy one-to-one assignment from the highest similarity down (ties: lower
@@ -110,14 +111,18 @@ class RationaleSelector(Stage):
     class Config(StageConfig):
         embedder: str = Field("minilm", description="embedder for chunks (and rationales)")
         index: str | None = Field(
-            None, description="LocalIndex folder the candidates come from: their stored "
-                              "vectors are used instead of re-embedding them (None = embed)")
+            None,
+            description="LocalIndex folder the candidates come from: their stored "
+            "vectors are used instead of re-embedding them (None = embed)",
+        )
         rationale_embedder: str | None = Field(
-            None, description="a different embedder for rationales (dimensions must match)")
+            None, description="a different embedder for rationales (dimensions must match)"
+        )
         pairing: bool = True
         distinct: bool = True
         min_pair_z: float | None = Field(
-            None, description="pair only when the best chunk stands out by this z-score")
+            None, description="pair only when the best chunk stands out by this z-score"
+        )
         scope: Literal["global", "per_document"] = "global"
         cutoff: Literal["elbow", "learned", "none"] = "elbow"
         z_threshold: float = Field(1.0, description="elbow: z-score a gap must exceed")
@@ -130,18 +135,29 @@ class RationaleSelector(Stage):
     def _setup(self) -> None:
         c = self.config
         if c.cutoff == "learned" and not c.model:
-            raise ConfigError("cutoff: learned needs 'model: <path>' (fit one with "
-                              "'ragsel fit')", stage=self.type_name, field="model")
+            raise ConfigError(
+                "cutoff: learned needs 'model: <path>' (fit one with 'ragsel fit')",
+                stage=self.type_name,
+                field="model",
+            )
         if c.model and c.cutoff != "learned":
-            raise ConfigError("'model' is only used with cutoff: learned", stage=self.type_name,
-                              field="model")
+            raise ConfigError(
+                "'model' is only used with cutoff: learned", stage=self.type_name, field="model"
+            )
         if c.cutoff == "learned" and c.scope == "per_document":
-            raise ConfigError("a learned cutoff is fitted on whole candidate lists; use "
-                              "scope: global with cutoff: learned", stage=self.type_name,
-                              field="scope")
+            raise ConfigError(
+                "a learned cutoff is fitted on whole candidate lists; use "
+                "scope: global with cutoff: learned",
+                stage=self.type_name,
+                field="scope",
+            )
         self._embedders: dict[str, Any] = {}
-        self.vectors = ChunkVectors(lambda: self.name, lambda: self._embedder(c.embedder),
-                                    index=c.index, cache_size=c.cache_size)
+        self.vectors = ChunkVectors(
+            lambda: self.name,
+            lambda: self._embedder(c.embedder),
+            index=c.index,
+            cache_size=c.cache_size,
+        )
         self._learned = None
 
     # --- resources ---------------------------------------------------------------------
@@ -172,8 +188,10 @@ class RationaleSelector(Stage):
             from ragsel.stages.cutoff.learned import CutoffModel, pipeline_hash
 
             expect, _ = pipeline_hash(pipeline, self.name)
-            self._learned = CutoffModel.load(self.config.model,  # type: ignore[arg-type]
-                                             expect_pipeline=expect)
+            self._learned = CutoffModel.load(
+                self.config.model,  # type: ignore[arg-type]
+                expect_pipeline=expect,
+            )
 
     def _learned_model(self) -> Any:
         if self._learned is None:
@@ -186,13 +204,19 @@ class RationaleSelector(Stage):
         name = self.config.rationale_embedder or self.config.embedder
         vecs = np.asarray(self._embedder(name).embed(list(texts)), dtype=np.float32)
         if vecs.ndim != 2 or vecs.shape[0] != len(texts):
-            raise InputError(f"embedder {name!r} returned shape {vecs.shape} for "
-                             f"{len(texts)} rationales")
+            raise InputError(
+                f"embedder {name!r} returned shape {vecs.shape} for {len(texts)} rationales"
+            )
         return vecs
 
     # --- the method --------------------------------------------------------------------
-    def _cut(self, pooled: np.ndarray, order: np.ndarray, ranked: Candidates | None,
-             query: Query | None = None) -> tuple[int, dict[str, Any]]:
+    def _cut(
+        self,
+        pooled: np.ndarray,
+        order: np.ndarray,
+        ranked: Candidates | None,
+        query: Query | None = None,
+    ) -> tuple[int, dict[str, Any]]:
         c = self.config
         n = len(order)
         if c.cutoff == "none":
@@ -206,23 +230,28 @@ class RationaleSelector(Stage):
             info = {**info, "unclamped": cut}
         return clamped, info
 
-    def _run(self, candidates: Candidates, rationales: Rationales,
-             query: Query | None = None) -> Candidates:
+    def _run(
+        self, candidates: Candidates, rationales: Rationales, query: Query | None = None
+    ) -> Candidates:
         c = self.config
         items = candidates.items
         if not items:
-            return candidates.derive(self.name, [], note={"empty": True,
-                                                          "reason": "no candidates"})
+            return candidates.derive(self.name, [], note={"empty": True, "reason": "no candidates"})
         texts = [r.text for r in rationales]
         labels = [r.label or f"r{i + 1}" for i, r in enumerate(rationales)]
         fallback = None
         if not texts:
             if c.on_no_rationales == "error":
-                raise InputError("no rationales to select with; connect a rationale source "
-                                 "or set on_no_rationales: query")
+                raise InputError(
+                    "no rationales to select with; connect a rationale source "
+                    "or set on_no_rationales: query"
+                )
             if c.on_no_rationales == "keep_all" or query is None:
-                return candidates.derive(self.name, list(items), note={
-                    "no_rationales": True, "action": "kept all candidates unchanged"})
+                return candidates.derive(
+                    self.name,
+                    list(items),
+                    note={"no_rationales": True, "action": "kept all candidates unchanged"},
+                )
             texts, labels, fallback = [query.text], ["query"], "query"
         cvec, sources = self.vectors.get([sc.chunk for sc in items])
         rvec = self.rationale_vectors(texts)
@@ -231,7 +260,8 @@ class RationaleSelector(Stage):
                 f"rationale embeddings have {rvec.shape[1]} dimensions "
                 f"({c.rationale_embedder or c.embedder}) but chunk embeddings have "
                 f"{cvec.shape[1]} ({c.embedder}); embed both with the same model "
-                "(unset rationale_embedder or make it equal to embedder)")
+                "(unset rationale_embedder or make it equal to embedder)"
+            )
         centre = rvec.mean(axis=0)
         centre /= np.linalg.norm(centre) or 1.0
         pooled = cvec @ centre
@@ -257,9 +287,17 @@ class RationaleSelector(Stage):
                     paired_by.setdefault(int(ix[local]), []).extend(labels[r] for r in rs)
             ranked = None
             if c.cutoff == "learned":
-                ranked = candidates.derive(self.name, [
-                    replace(items[i], score=float(pooled[i]),
-                            rationales=tuple(paired_by.get(int(i), ()))) for i in order])
+                ranked = candidates.derive(
+                    self.name,
+                    [
+                        replace(
+                            items[i],
+                            score=float(pooled[i]),
+                            rationales=tuple(paired_by.get(int(i), ())),
+                        )
+                        for i in order
+                    ],
+                )
             cut, info = self._cut(pooled, order, ranked, query)
             info = {**info, "kept": cut, "n": len(order)}
             if cut and cut <= len(order):
@@ -274,30 +312,50 @@ class RationaleSelector(Stage):
         for i in sorted(selected, key=lambda j: (-pooled[j], j)):
             rank, above, doc = selected[i]
             by = tuple(paired_by.get(i, ()))
-            why = ("above the cut" if above else "") + \
-                  (" and " if above and by else "") + \
-                  (f"paired by {', '.join(by)}" if by else "")
-            data = {"rank": rank, "pooled_score": round(float(pooled[i]), 6),
-                    "paired_by": list(by), "above_cut": above}
+            why = (
+                ("above the cut" if above else "")
+                + (" and " if above and by else "")
+                + (f"paired by {', '.join(by)}" if by else "")
+            )
+            data = {
+                "rank": rank,
+                "pooled_score": round(float(pooled[i]), 6),
+                "paired_by": list(by),
+                "above_cut": above,
+            }
             if doc:
                 data["document"] = doc
             sc = items[i]
-            out.append(replace(sc, score=float(pooled[i]), stage=self.name, rationales=by,
-                               events=sc.events + (Event(self.name, "kept", why,
-                                                         float(pooled[i]), data),)))
+            out.append(
+                replace(
+                    sc,
+                    score=float(pooled[i]),
+                    stage=self.name,
+                    rationales=by,
+                    events=sc.events + (Event(self.name, "kept", why, float(pooled[i]), data),),
+                )
+            )
         for i, sc in enumerate(items):
             if i not in selected:
                 rank, cut, doc, n = rank_of[i]
-                drops[sc.chunk.id] = (f"pooled score {pooled[i]:.3f} below the cut (rank {rank}"
-                                      f" of {n}, kept top {cut}"
-                                      f"{' in ' + doc if doc else ''}) and not paired")
+                drops[sc.chunk.id] = (
+                    f"pooled score {pooled[i]:.3f} below the cut (rank {rank}"
+                    f" of {n}, kept top {cut}"
+                    f"{' in ' + doc if doc else ''}) and not paired"
+                )
         note: dict[str, Any] = {
-            "scope": c.scope, "cutoff": c.cutoff, "distinct": c.distinct,
-            "n_candidates": len(items), "n_rationales": len(texts),
+            "scope": c.scope,
+            "cutoff": c.cutoff,
+            "distinct": c.distinct,
+            "n_candidates": len(items),
+            "n_rationales": len(texts),
             "rationale_source": rationales.source or None,
-            "n_paired": len(paired_by), "n_selected": len(out), "vectors": sources,
+            "n_paired": len(paired_by),
+            "n_selected": len(out),
+            "vectors": sources,
             "pairs": {lab: items[i].chunk.id for i, labs in paired_by.items() for lab in labs},
-            "cuts": cuts}
+            "cuts": cuts,
+        }
         if fallback:
             note["no_rationales"] = True
             note["action"] = "used the query as the only rationale"

@@ -19,7 +19,7 @@ def char_ngrams(text: str, n: int) -> frozenset[str]:
     t = _WS.sub(" ", text.lower()).strip()
     if len(t) <= n:
         return frozenset([t]) if t else frozenset()
-    return frozenset(t[i:i + n] for i in range(len(t) - n + 1))
+    return frozenset(t[i : i + n] for i in range(len(t) - n + 1))
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -41,7 +41,7 @@ def _gram_hashes(texts: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
         if total >= n:
             h = np.zeros(total - n + 1, dtype=np.uint64)
             for j in range(n):
-                h = h * _BASE + codes[j: total - n + 1 + j]
+                h = h * _BASE + codes[j : total - n + 1 + j]
             start = np.arange(len(h))
             doc = np.searchsorted(ends, start, side="right")
             inside = doc < k
@@ -54,7 +54,7 @@ def _gram_hashes(texts: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
             extra = np.zeros(len(short), dtype=np.uint64)
             for s, i in enumerate(short.tolist()):
                 v = np.uint64(lens[i]) + _MIX  # tagged by length: never equal to an n-gram
-                for c in codes[ends[i] - lens[i]: ends[i]]:
+                for c in codes[ends[i] - lens[i] : ends[i]]:
                     v = v * _BASE + c
                 extra[s] = v
             h, doc = np.concatenate([h, extra]), np.concatenate([doc, short])

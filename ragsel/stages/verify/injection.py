@@ -71,13 +71,15 @@ _TAG_CHARS = re.compile("[\U000e0000-\U000e007f]+")
 _COMMENT = re.compile(r"<!--(.{0,2000}?)-->", re.DOTALL)
 _HIDDEN_SPAN = re.compile(
     r"<([a-z]+)[^>]{0,200}(?:display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0|"
-    r"\bhidden\b)[^>]{0,200}>(.{0,2000}?)</\1>", re.IGNORECASE | re.DOTALL)
+    r"\bhidden\b)[^>]{0,200}>(.{0,2000}?)</\1>",
+    re.IGNORECASE | re.DOTALL,
+)
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=])")
 _WS = re.compile(r"\s+")
 
 
 def _snippet(text: str, start: int, end: int, pad: int = 30, limit: int = 160) -> str:
-    s = text[max(0, start - pad): min(len(text), end + pad)]
+    s = text[max(0, start - pad) : min(len(text), end + pad)]
     s = _WS.sub(" ", s).strip()
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
@@ -100,8 +102,9 @@ def _decode_base64(blob: str) -> str | None:
     return decoded if decoded and printable / len(decoded) > 0.95 else None
 
 
-def scan_rules(text: str, rules: Iterable[Rule] = RULES,
-               families: frozenset[str] | None = None) -> list[Match]:
+def scan_rules(
+    text: str, rules: Iterable[Rule] = RULES, families: frozenset[str] | None = None
+) -> list[Match]:
     """Every rule (of the enabled ``families``) that matches ``text``, with its evidence."""
     out = []
     low = text.lower()
@@ -119,8 +122,9 @@ def scan_rules(text: str, rules: Iterable[Rule] = RULES,
                 continue
         m = rule.pattern.search(text)
         if m:
-            out.append(Match(rule.name, rule.family, rule.confidence,
-                             _snippet(text, m.start(), m.end())))
+            out.append(
+                Match(rule.name, rule.family, rule.confidence, _snippet(text, m.start(), m.end()))
+            )
     return out
 
 
@@ -130,8 +134,9 @@ def _hidden_payloads(text: str) -> list[tuple[str, str, float]]:
     if not text.isascii():  # invisible characters are all non-ASCII: skip these scans
         tags = _TAG_CHARS.findall(text)
         if tags:  # Unicode tag characters mirror ASCII invisibly ("ASCII smuggling")
-            decoded = "".join(chr(ord(c) - 0xE0000) for c in "".join(tags)
-                              if 0xE0020 <= ord(c) <= 0xE007E)
+            decoded = "".join(
+                chr(ord(c) - 0xE0000) for c in "".join(tags) if 0xE0020 <= ord(c) <= 0xE007E
+            )
             found.append(("unicode tag characters", decoded, 0.9))
         n_zw = len(_ZERO_WIDTH.findall(text.lstrip("\ufeff")))
         if n_zw:
@@ -174,13 +179,21 @@ def scan(text: str, families: frozenset[str] | None = None) -> list[Match]:
         inner = [m for m in inner if m.family != "hidden"]
         if inner:
             best = max(inner, key=lambda m: m.confidence)
-            matches.append(Match(f"hidden_{best.rule}", "hidden",
-                                 min(1.0, max(0.9, best.confidence + 0.05)),
-                                 f"{kind}: {best.evidence}"))
+            matches.append(
+                Match(
+                    f"hidden_{best.rule}",
+                    "hidden",
+                    min(1.0, max(0.9, best.confidence + 0.05)),
+                    f"{kind}: {best.evidence}",
+                )
+            )
         elif conf >= 0.3 and kind != "base64 text":
             shown = _snippet(payload, 0, len(payload)) if payload.strip() else ""
-            matches.append(Match(kind.replace(" ", "_"), "hidden", conf,
-                                 f"{kind}{': ' + shown if shown else ''}"))
+            matches.append(
+                Match(
+                    kind.replace(" ", "_"), "hidden", conf, f"{kind}{': ' + shown if shown else ''}"
+                )
+            )
     return matches
 
 
@@ -219,14 +232,18 @@ class InjectionGuard(Stage):
 
     class Config(StageConfig):
         mode: Literal["drop", "annotate"] = Field(
-            "drop", description="drop flagged chunks, or keep them annotated with a verdict")
+            "drop", description="drop flagged chunks, or keep them annotated with a verdict"
+        )
         threshold: float = Field(
-            0.65, ge=0.0, le=1.0,
-            description="combined confidence at or above which a chunk is flagged")
+            0.65,
+            ge=0.0,
+            le=1.0,
+            description="combined confidence at or above which a chunk is flagged",
+        )
         families: list[Family] = Field(
             default_factory=lambda: list(FAMILIES),
-            description="rule families to apply: override, role_tag, persona, steer, hidden, "
-                        "cue")
+            description="rule families to apply: override, role_tag, persona, steer, hidden, cue",
+        )
 
     blocking = False  # pure regex work, microseconds per chunk
 
@@ -239,11 +256,21 @@ class InjectionGuard(Stage):
         conf = combine(matches)
         flagged = bool(matches) and conf >= self.config.threshold
         matches.sort(key=lambda m: -m.confidence)
-        reason = ("; ".join(f"{m.family}:{m.rule}" for m in matches) if matches
-                  else "no injection pattern")
+        reason = (
+            "; ".join(f"{m.family}:{m.rule}" for m in matches)
+            if matches
+            else "no injection pattern"
+        )
         evidence = " | ".join(m.evidence for m in matches[:4])
-        return Verdict(chunk_id, self.name, flagged, "INJECTION" if flagged else "OK",
-                       conf if matches else 0.0, reason, evidence)
+        return Verdict(
+            chunk_id,
+            self.name,
+            flagged,
+            "INJECTION" if flagged else "OK",
+            conf if matches else 0.0,
+            reason,
+            evidence,
+        )
 
     def _run(self, candidates: Candidates) -> Candidates:
         keep: list[ScoredChunk] = []
@@ -258,11 +285,26 @@ class InjectionGuard(Stage):
             if self.config.mode == "drop":
                 reasons[sc.chunk.id] = f"prompt injection ({v.reason})"
             else:
-                keep.append(sc.with_event(
-                    Event(self.name, "flagged", f"prompt injection ({v.reason})", sc.score,
-                          {"confidence": v.confidence}),
-                    verdicts=sc.verdicts + (v,)))
+                keep.append(
+                    sc.with_event(
+                        Event(
+                            self.name,
+                            "flagged",
+                            f"prompt injection ({v.reason})",
+                            sc.score,
+                            {"confidence": v.confidence},
+                        ),
+                        verdicts=sc.verdicts + (v,),
+                    )
+                )
         return candidates.derive(
-            self.name, keep, drop_reasons=reasons, verdicts=verdicts,
-            note={"mode": self.config.mode, "flagged": sorted(verdicts),
-                  "scanned": len(candidates.items)})
+            self.name,
+            keep,
+            drop_reasons=reasons,
+            verdicts=verdicts,
+            note={
+                "mode": self.config.mode,
+                "flagged": sorted(verdicts),
+                "scanned": len(candidates.items),
+            },
+        )

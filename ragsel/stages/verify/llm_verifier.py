@@ -68,20 +68,30 @@ class LLMVerifier(LLMStage):
     """
 
     class Config(LLMStageConfig):
-        checks: list[Check] = Field(default_factory=lambda: ["contradiction", "instruction",
-                                                             "factual"],
-                                    description="which checks to run")
+        checks: list[Check] = Field(
+            default_factory=lambda: ["contradiction", "instruction", "factual"],
+            description="which checks to run",
+        )
         contradiction_threshold: float = Field(0.8, ge=0.0, le=1.0)
         instruction_threshold: float = Field(0.8, ge=0.0, le=1.0)
         factual_threshold: float = Field(0.9, ge=0.0, le=1.0)
-        fail_open: bool = Field(False, description="keep a chunk when the model's answer is "
-                                "unusable or the LLM fails (default: drop it / raise)")
+        fail_open: bool = Field(
+            False,
+            description="keep a chunk when the model's answer is "
+            "unusable or the LLM fails (default: drop it / raise)",
+        )
         action: Literal["drop", "annotate"] = Field(
-            "drop", description="drop flagged chunks, or keep them with their verdicts (for "
-            "measuring the verifier)")
+            "drop",
+            description="drop flagged chunks, or keep them with their verdicts (for "
+            "measuring the verifier)",
+        )
         max_concurrency: int = Field(4, ge=1, description="independent checks in flight")
-        max_accepted: int | None = Field(None, ge=1, description="compare with at most this "
-                                         "many accepted chunks (highest ranked); None = all")
+        max_accepted: int | None = Field(
+            None,
+            ge=1,
+            description="compare with at most this "
+            "many accepted chunks (highest ranked); None = all",
+        )
         max_tokens: int = Field(256, ge=16)
 
     templates = {
@@ -99,49 +109,74 @@ class LLMVerifier(LLMStage):
                 out.append(f"[{r.label}] {f}" if r.label else f)
         return out
 
-    def _independent_messages(self, query: Query, sc: ScoredChunk, flags: Sequence[str],
-                              budget: int | None = None) -> tuple[list[dict[str, str]],
-                                                                  dict[str, int]]:
+    def _independent_messages(
+        self, query: Query, sc: ScoredChunk, flags: Sequence[str], budget: int | None = None
+    ) -> tuple[list[dict[str, str]], dict[str, int]]:
         checks, labels = [], []
         if flags and "instruction" in self.config.checks:
-            checks.append("INSTRUCTION: reject the passage if it meets any of these flag "
-                          "instructions:\n" + "\n".join(f"  - {f}" for f in flags))
+            checks.append(
+                "INSTRUCTION: reject the passage if it meets any of these flag "
+                "instructions:\n" + "\n".join(f"  - {f}" for f in flags)
+            )
             labels.append('"INSTRUCTION"')
         if "factual" in self.config.checks:
-            checks.append("FACTUAL: reject the passage only if it states something you are "
-                          "certain is factually false by well-established knowledge.")
+            checks.append(
+                "FACTUAL: reject the passage only if it states something you are "
+                "certain is factually false by well-established knowledge."
+            )
             labels.append('"FACTUAL"')
         labels.append('"OK"')
         return self.render_fitted(
-            "verify_independent", {"chunk": [(sc.id, sc.chunk.text)]}, _passage, budget,
-            query=query.text, checks="\n".join(f"{i}. {c}" for i, c in enumerate(checks, 1)),
-            labels=" or ".join(labels))
+            "verify_independent",
+            {"chunk": [(sc.id, sc.chunk.text)]},
+            _passage,
+            budget,
+            query=query.text,
+            checks="\n".join(f"{i}. {c}" for i, c in enumerate(checks, 1)),
+            labels=" or ".join(labels),
+        )
 
-    def _contradiction_messages(self, query: Query, sc: ScoredChunk,
-                                accepted: Sequence[ScoredChunk], budget: int | None = None
-                                ) -> tuple[list[dict[str, str]], dict[str, int]]:
+    def _contradiction_messages(
+        self,
+        query: Query,
+        sc: ScoredChunk,
+        accepted: Sequence[ScoredChunk],
+        budget: int | None = None,
+    ) -> tuple[list[dict[str, str]], dict[str, int]]:
         if self.config.max_accepted is not None:
             accepted = accepted[: self.config.max_accepted]
         return self.render_fitted(
-            "verify_contradiction", {"chunk": [(sc.id, sc.chunk.text)],
-                                     "accepted": [(a.id, a.chunk.text) for a in accepted]},
-            _passage, budget, query=query.text)
+            "verify_contradiction",
+            {
+                "chunk": [(sc.id, sc.chunk.text)],
+                "accepted": [(a.id, a.chunk.text) for a in accepted],
+            },
+            _passage,
+            budget,
+            query=query.text,
+        )
 
     # --- verdicts -----------------------------------------------------------------------
     def _threshold(self, label: str) -> float:
         cfg = self.config
-        return {"CONTRADICTION": cfg.contradiction_threshold,
-                "FACTUAL": cfg.factual_threshold}.get(label, cfg.instruction_threshold)
+        return {"CONTRADICTION": cfg.contradiction_threshold, "FACTUAL": cfg.factual_threshold}.get(
+            label, cfg.instruction_threshold
+        )
 
     def _parse_error(self, sc: ScoredChunk, why: str, text: str) -> Verdict:
         flagged = not self.config.fail_open
-        return Verdict(sc.id, self.name, flagged, "PARSE_ERROR", 1.0,
-                       f"unusable verifier output ({why}); "
-                       + ("dropped: fail closed" if flagged else "kept: fail_open"),
-                       text.strip()[:200])
+        return Verdict(
+            sc.id,
+            self.name,
+            flagged,
+            "PARSE_ERROR",
+            1.0,
+            f"unusable verifier output ({why}); "
+            + ("dropped: fail closed" if flagged else "kept: fail_open"),
+            text.strip()[:200],
+        )
 
-    def _verdict(self, sc: ScoredChunk, completion: Completion,
-                 allowed: Sequence[str]) -> Verdict:
+    def _verdict(self, sc: ScoredChunk, completion: Completion, allowed: Sequence[str]) -> Verdict:
         data = completion.data
         if data is None:
             try:
@@ -151,8 +186,9 @@ class LLMVerifier(LLMStage):
         if isinstance(data, list) and len(data) == 1:
             data = data[0]
         if not isinstance(data, dict):
-            return self._parse_error(sc, f"expected a JSON object, got {type(data).__name__}",
-                                     completion.text)
+            return self._parse_error(
+                sc, f"expected a JSON object, got {type(data).__name__}", completion.text
+            )
         label = str(data.get("label") or "").strip().upper()
         raw_flag = data.get("flagged", data.get("flag"))
         if isinstance(raw_flag, str):
@@ -162,13 +198,15 @@ class LLMVerifier(LLMStage):
             if label in allowed:  # no usable "flagged" but a clear label
                 raw_flag = label != "OK"
             else:
-                return self._parse_error(sc, "no 'flagged' true/false in the answer",
-                                         completion.text)
+                return self._parse_error(
+                    sc, "no 'flagged' true/false in the answer", completion.text
+                )
         try:
             conf = float(data.get("confidence", 1.0))
         except (TypeError, ValueError):
-            return self._parse_error(sc, f"confidence {data.get('confidence')!r} is not a "
-                                     "number", completion.text)
+            return self._parse_error(
+                sc, f"confidence {data.get('confidence')!r} is not a number", completion.text
+            )
         if 1.0 < conf <= 100.0:  # a percentage
             conf /= 100.0
         conf = min(max(conf, 0.0), 1.0)
@@ -189,8 +227,9 @@ class LLMVerifier(LLMStage):
             return self._parse_error(sc, exc.problem or str(exc), exc.text)
         if not self.config.fail_open:
             raise exc
-        return Verdict(sc.id, self.name, False, "BACKEND_ERROR", 1.0,
-                       f"not verified, kept (fail_open): {exc}")
+        return Verdict(
+            sc.id, self.name, False, "BACKEND_ERROR", 1.0, f"not verified, kept (fail_open): {exc}"
+        )
 
     def _independent_labels(self, flags: Sequence[str]) -> list[str]:
         labels = []
@@ -201,30 +240,47 @@ class LLMVerifier(LLMStage):
         return labels
 
     # --- the two phases -----------------------------------------------------------------
-    def _plan(self, query: Query, candidates: Candidates, rationales: Rationales | None
-              ) -> tuple[list[str], list[str], dict[str, Any]]:
+    def _plan(
+        self, query: Query, candidates: Candidates, rationales: Rationales | None
+    ) -> tuple[list[str], list[str], dict[str, Any]]:
         flags = self._flag_instructions(rationales)
         labels = self._independent_labels(flags)
-        note: dict[str, Any] = {"checks": list(self.config.checks), "flag_instructions":
-                                len(flags), "truncated": 0, "omitted_context": 0}
+        note: dict[str, Any] = {
+            "checks": list(self.config.checks),
+            "flag_instructions": len(flags),
+            "truncated": 0,
+            "omitted_context": 0,
+        }
         if "instruction" in self.config.checks and not flags:
             note["instruction_check"] = "skipped: no rationale flag instructions given"
         return flags, labels, note
 
-    def _prepare(self, query: Query, sc: ScoredChunk, flags: Sequence[str],
-                 labels: Sequence[str], accepted: list[ScoredChunk] | None
-                 ) -> tuple[Callable[[int | None], Any], list[str]]:
+    def _prepare(
+        self,
+        query: Query,
+        sc: ScoredChunk,
+        flags: Sequence[str],
+        labels: Sequence[str],
+        accepted: list[ScoredChunk] | None,
+    ) -> tuple[Callable[[int | None], Any], list[str]]:
         """A prompt renderer (for a token budget) and the allowed labels: the independent
         check, or (with ``accepted``) the contradiction check."""
         if accepted is None:
-            return (lambda b: self._independent_messages(query, sc, flags, b),
-                    [*labels, "OK"])
-        return (lambda b: self._contradiction_messages(query, sc, accepted, b),
-                ["CONTRADICTION", "OK"])
+            return (lambda b: self._independent_messages(query, sc, flags, b), [*labels, "OK"])
+        return (
+            lambda b: self._contradiction_messages(query, sc, accepted, b),
+            ["CONTRADICTION", "OK"],
+        )
 
-    def _check(self, query: Query, sc: ScoredChunk, flags: Sequence[str],
-               labels: Sequence[str], stats: list[Any],
-               accepted: list[ScoredChunk] | None = None) -> Verdict:
+    def _check(
+        self,
+        query: Query,
+        sc: ScoredChunk,
+        flags: Sequence[str],
+        labels: Sequence[str],
+        stats: list[Any],
+        accepted: list[ScoredChunk] | None = None,
+    ) -> Verdict:
         render, allowed = self._prepare(query, sc, flags, labels, accepted)
         try:
             c, fit = self.complete_fitted(render, json_schema=VERDICT_SCHEMA)
@@ -233,9 +289,15 @@ class LLMVerifier(LLMStage):
         stats += [fit, c]
         return self._verdict(sc, c, allowed)
 
-    async def _acheck(self, query: Query, sc: ScoredChunk, flags: Sequence[str],
-                      labels: Sequence[str], stats: list[Any],
-                      accepted: list[ScoredChunk] | None = None) -> Verdict:
+    async def _acheck(
+        self,
+        query: Query,
+        sc: ScoredChunk,
+        flags: Sequence[str],
+        labels: Sequence[str],
+        stats: list[Any],
+        accepted: list[ScoredChunk] | None = None,
+    ) -> Verdict:
         render, allowed = self._prepare(query, sc, flags, labels, accepted)
         try:
             c, fit = await self.acomplete_fitted(render, json_schema=VERDICT_SCHEMA)
@@ -244,9 +306,13 @@ class LLMVerifier(LLMStage):
         stats += [fit, c]
         return self._verdict(sc, c, allowed)
 
-    def _sequence(self, items: Sequence[ScoredChunk], first: Sequence[Verdict | None],
-                  verdicts: dict[str, list[Verdict]], rejected: set[str]
-                  ) -> Generator[tuple[ScoredChunk, list[ScoredChunk]], Verdict, None]:
+    def _sequence(
+        self,
+        items: Sequence[ScoredChunk],
+        first: Sequence[Verdict | None],
+        verdicts: dict[str, list[Verdict]],
+        rejected: set[str],
+    ) -> Generator[tuple[ScoredChunk, list[ScoredChunk]], Verdict, None]:
         """The order-dependent walk, shared by the sync and async paths: yields
         ``(chunk, accepted so far)`` whenever a contradiction check is needed and receives
         its verdict."""
@@ -264,27 +330,42 @@ class LLMVerifier(LLMStage):
                     continue
             accepted.append(sc)
 
-    def _assemble(self, candidates: Candidates, verdicts: dict[str, list[Verdict]],
-                  rejected: set[str], note: dict[str, Any], stats: list[Any]) -> Candidates:
+    def _assemble(
+        self,
+        candidates: Candidates,
+        verdicts: dict[str, list[Verdict]],
+        rejected: set[str],
+        note: dict[str, Any],
+        stats: list[Any],
+    ) -> Candidates:
         note.update(usage_summary(s for s in stats if isinstance(s, Completion)))
         for s in stats:
             if isinstance(s, dict):
                 note["truncated"] += s.get("truncated", 0)
                 note["omitted_context"] += s.get("omitted", 0)
                 note["context_retries"] = note.get("context_retries", 0) + s.get(
-                    "context_retries", 0)
+                    "context_retries", 0
+                )
         note.update(flagged=len(rejected), model=self.model_name, action=self.config.action)
         annotated: list[ScoredChunk] = []
         for sc in candidates.items:
             vs = tuple(verdicts.get(sc.id, ()))
             if sc.id in rejected:
                 v = next(x for x in vs if x.flagged)
-                sc = sc.with_event(Event(self.name, "flagged", f"{v.label}: {v.reason}",
-                                         sc.score, {"confidence": v.confidence}),
-                                   verdicts=sc.verdicts + vs)
+                sc = sc.with_event(
+                    Event(
+                        self.name,
+                        "flagged",
+                        f"{v.label}: {v.reason}",
+                        sc.score,
+                        {"confidence": v.confidence},
+                    ),
+                    verdicts=sc.verdicts + vs,
+                )
             else:
-                sc = sc.with_event(Event(self.name, "kept", "verified", sc.score),
-                                   verdicts=sc.verdicts + vs)
+                sc = sc.with_event(
+                    Event(self.name, "kept", "verified", sc.score), verdicts=sc.verdicts + vs
+                )
             annotated.append(sc)
         base = Candidates(tuple(annotated), candidates.dropped, candidates.notes)
         if self.config.action == "annotate":
@@ -298,8 +379,9 @@ class LLMVerifier(LLMStage):
                 final[sc.id] = v
         return base.derive(self.name, keep, drop_reasons=reasons, verdicts=final, note=note)
 
-    def _run(self, candidates: Candidates, query: Query,
-             rationales: Rationales | None = None) -> Candidates:
+    def _run(
+        self, candidates: Candidates, query: Query, rationales: Rationales | None = None
+    ) -> Candidates:
         flags, labels, note = self._plan(query, candidates, rationales)
         stats: list[Any] = []
         items = list(candidates.items)
@@ -307,22 +389,23 @@ class LLMVerifier(LLMStage):
         if labels and items:  # order-independent checks: concurrently, in threads
             workers = min(self.config.max_concurrency, len(items))
             with ThreadPoolExecutor(workers, thread_name_prefix=f"{self.name}-") as pool:
-                first = list(pool.map(lambda sc: self._check(query, sc, flags, labels, stats),
-                                      items))
+                first = list(
+                    pool.map(lambda sc: self._check(query, sc, flags, labels, stats), items)
+                )
         verdicts: dict[str, list[Verdict]] = {}
         rejected: set[str] = set()
         walk = self._sequence(items, first, verdicts, rejected)
         try:
             sc, accepted = next(walk)
             while True:
-                sc, accepted = walk.send(self._check(query, sc, flags, labels, stats,
-                                                     accepted))
+                sc, accepted = walk.send(self._check(query, sc, flags, labels, stats, accepted))
         except StopIteration:
             pass
         return self._assemble(candidates, verdicts, rejected, note, stats)
 
-    async def _arun(self, candidates: Candidates, query: Query,
-                    rationales: Rationales | None = None) -> Candidates:
+    async def _arun(
+        self, candidates: Candidates, query: Query, rationales: Rationales | None = None
+    ) -> Candidates:
         flags, labels, note = self._plan(query, candidates, rationales)
         stats: list[Any] = []
         items = list(candidates.items)
@@ -330,15 +413,17 @@ class LLMVerifier(LLMStage):
         if labels and items:  # order-independent checks: concurrently, on the event loop
             first = await gather_limited(
                 [lambda sc=sc: self._acheck(query, sc, flags, labels, stats) for sc in items],
-                self.config.max_concurrency)
+                self.config.max_concurrency,
+            )
         verdicts: dict[str, list[Verdict]] = {}
         rejected: set[str] = set()
         walk = self._sequence(items, first, verdicts, rejected)
         try:
             sc, accepted = next(walk)
             while True:
-                sc, accepted = walk.send(await self._acheck(query, sc, flags, labels, stats,
-                                                            accepted))
+                sc, accepted = walk.send(
+                    await self._acheck(query, sc, flags, labels, stats, accepted)
+                )
         except StopIteration:
             pass
         return self._assemble(candidates, verdicts, rejected, note, stats)

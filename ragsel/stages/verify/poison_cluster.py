@@ -74,7 +74,8 @@ _STOP = frozenset(
     "or she that the their them there these they this those to was were what when where which "
     "who whom whose why how will with would does did do can could not no than then so such "
     "also about over after before up out more most many much other some any each all our we "
-    "you your us one two".split())
+    "you your us one two".split()
+)
 SITE_KEYS = ("site", "source", "domain", "host", "publisher", "url")
 DATE_KEYS = ("date", "published", "published_at", "timestamp")
 
@@ -198,8 +199,7 @@ def merge_groups(sim: np.ndarray, groups: list[list[int]], threshold: float) -> 
 
 
 def _tokens(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1 or
-            w.isdigit()}
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1 or w.isdigit()}
 
 
 @register_stage("poison_cluster_guard")
@@ -219,59 +219,92 @@ class PoisonClusterGuard(Stage):
 
     class Config(StageConfig):
         mode: Literal["collapse", "drop_unsupported", "flag_densest"] = Field(
-            "collapse", description="collapse clusters into one source, drop unsupported "
-                                    "suspicious clusters, or flag the densest suspicious one")
+            "collapse",
+            description="collapse clusters into one source, drop unsupported "
+            "suspicious clusters, or flag the densest suspicious one",
+        )
         embedder: str = Field("minilm", description="embedder name for load_embedder")
         index: str | None = Field(
-            None, description="LocalIndex folder the candidates come from: their stored "
-                              "vectors are used instead of re-embedding them (None = embed)")
+            None,
+            description="LocalIndex folder the candidates come from: their stored "
+            "vectors are used instead of re-embedding them (None = embed)",
+        )
         cache_size: int = Field(10_000, ge=0, description="chunk vectors cached (LRU)")
-        cosine_threshold: float = Field(0.75, gt=0.0, le=1.0,
-                                        description="average-linkage cut on similarity")
-        ngram_threshold: float = Field(0.5, gt=0.0, le=1.0,
-                                       description="character n-gram Jaccard counted as "
-                                                   "equally similar as cosine_threshold")
+        cosine_threshold: float = Field(
+            0.75, gt=0.0, le=1.0, description="average-linkage cut on similarity"
+        )
+        ngram_threshold: float = Field(
+            0.5,
+            gt=0.0,
+            le=1.0,
+            description="character n-gram Jaccard counted as equally similar as cosine_threshold",
+        )
         ngram_size: int = Field(5, ge=2, le=12, description="character n-gram length")
         min_cluster_size: int = Field(3, ge=2, description="smallest suspicious cluster")
         min_density: float = Field(
-            0.0, ge=0.0, le=1.0,
+            0.0,
+            ge=0.0,
+            le=1.0,
             description="a cluster is suspicious only if its mean pairwise similarity is at "
-                        "least this (copies are tighter than topical neighbours)")
+            "least this (copies are tighter than topical neighbours)",
+        )
         use_metadata: bool = Field(True, description="use site/date/doc id metadata")
-        site_keys: list[str] = Field(default_factory=lambda: list(SITE_KEYS),
-                                     description="metadata keys naming a chunk's site")
+        site_keys: list[str] = Field(
+            default_factory=lambda: list(SITE_KEYS),
+            description="metadata keys naming a chunk's site",
+        )
         corroboration_sites: int = Field(
-            3, ge=2, description="members from this many distinct sites = corroboration")
-        claim_quorum: float = Field(0.6, gt=0.0, le=1.0,
-                                    description="share of members a claim word must occur in")
+            3, ge=2, description="members from this many distinct sites = corroboration"
+        )
+        claim_quorum: float = Field(
+            0.6, gt=0.0, le=1.0, description="share of members a claim word must occur in"
+        )
         support_threshold: float = Field(
-            0.5, ge=0.0, le=1.0,
-            description="weighted share of the claim words an independent chunk must contain")
+            0.5,
+            ge=0.0,
+            le=1.0,
+            description="weighted share of the claim words an independent chunk must contain",
+        )
         on_flag: Literal["drop", "annotate"] = Field(
-            "drop", description="what happens to chunks of a flagged cluster")
+            "drop", description="what happens to chunks of a flagged cluster"
+        )
         drop_duplicates: bool = Field(
-            False, description="collapse mode: remove duplicates instead of annotating them")
+            False, description="collapse mode: remove duplicates instead of annotating them"
+        )
         merge_threshold: float | None = Field(
-            None, gt=0.0, le=1.0,
+            None,
+            gt=0.0,
+            le=1.0,
             description="merge clusters of >= 2 chunks whose average similarity is at least "
-                        "this (looser than cosine_threshold; singletons are never merged). "
-                        "None = off")
+            "this (looser than cosine_threshold; singletons are never merged). "
+            "None = off",
+        )
         expand_threshold: float | None = Field(
-            None, gt=0.0, le=1.0,
+            None,
+            gt=0.0,
+            le=1.0,
             description="also absorb a chunk whose mean similarity to a cluster is at least "
-                        "this and that repeats the cluster's claim words (None = off)")
+            "this and that repeats the cluster's claim words (None = off)",
+        )
         core_margin: float = Field(
-            0.05, ge=0.0, le=1.0,
+            0.05,
+            ge=0.0,
+            le=1.0,
             description="peel a member off its cluster when its mean similarity to the others "
-                        "is this much below theirs (0 = off)")
+            "is this much below theirs (0 = off)",
+        )
 
     blocking = True  # may embed the candidates
 
     def _setup(self) -> None:
         self._embedder: Any = None
         self._lock = threading.Lock()
-        self.vectors = ChunkVectors(lambda: self.name, self._get_embedder,
-                                    index=self.config.index, cache_size=self.config.cache_size)
+        self.vectors = ChunkVectors(
+            lambda: self.name,
+            self._get_embedder,
+            index=self.config.index,
+            cache_size=self.config.cache_size,
+        )
 
     def use_embedder(self, embedder: Any) -> PoisonClusterGuard:
         """Use this embedder object instead of ``load_embedder(config.embedder)`` (tests,
@@ -298,18 +331,20 @@ class PoisonClusterGuard(Stage):
         if vectors is None:
             vectors = np.asarray(self._get_embedder().embed(list(texts)), dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(texts):
-            raise InputError(f"stage '{self.name}': the embedder returned shape "
-                             f"{vectors.shape} for {len(texts)} texts")
+            raise InputError(
+                f"stage '{self.name}': the embedder returned shape "
+                f"{vectors.shape} for {len(texts)} texts"
+            )
         cos = vectors @ vectors.T
         ng = ngram_jaccard(texts, self.config.ngram_size)
-        scaled = np.minimum(1.0, ng * (self.config.cosine_threshold /
-                                       self.config.ngram_threshold))
+        scaled = np.minimum(1.0, ng * (self.config.cosine_threshold / self.config.ngram_threshold))
         sim = np.maximum(cos, scaled)
         np.fill_diagonal(sim, 1.0)
         return sim
 
-    def analyse(self, chunks: Sequence[Chunk], query: Query | None = None,
-                vectors: np.ndarray | None = None) -> list[Cluster]:
+    def analyse(
+        self, chunks: Sequence[Chunk], query: Query | None = None, vectors: np.ndarray | None = None
+    ) -> list[Cluster]:
         """Clusters of >= 2 chunks (rank order kept), with suspicion and claim support."""
         cfg = self.config
         if len(chunks) < 2:
@@ -340,18 +375,26 @@ class PoisonClusterGuard(Stage):
             clusters.append(cl)
         return clusters
 
-    def _claim(self, members: Sequence[int], toks: list[set[str]], df: Counter[str],
-               q_toks: set[str]) -> dict[str, float]:
+    def _claim(
+        self, members: Sequence[int], toks: list[set[str]], df: Counter[str], q_toks: set[str]
+    ) -> dict[str, float]:
         """Claim words of a group and their weights: words most members share that the query
         does not contain, weighted by rarity in the candidate list."""
         counts = Counter(w for i in members for w in toks[i])
         need = max(2, math.ceil(self.config.claim_quorum * len(members)))
         n = len(toks)
-        return {w: math.log(1 + n / df[w]) for w, c in counts.items()
-                if c >= need and w not in q_toks}
+        return {
+            w: math.log(1 + n / df[w]) for w, c in counts.items() if c >= need and w not in q_toks
+        }
 
-    def _expand(self, groups: list[list[int]], sim: np.ndarray, toks: list[set[str]],
-                df: Counter[str], q_toks: set[str]) -> list[list[int]]:
+    def _expand(
+        self,
+        groups: list[list[int]],
+        sim: np.ndarray,
+        toks: list[set[str]],
+        df: Counter[str],
+        q_toks: set[str],
+    ) -> list[list[int]]:
         """Absorb looser copies: similar enough to the group *and* repeating its claim words
         (an honest passage on the topic is similar but states its own facts)."""
         cfg = self.config
@@ -372,8 +415,14 @@ class PoisonClusterGuard(Stage):
             out.append(sorted(grown))
         return sorted(out, key=lambda g: g[0])
 
-    def _judge(self, cl: Cluster, chunks: Sequence[Chunk], toks: list[set[str]],
-               df: Counter[str], q_toks: set[str]) -> None:
+    def _judge(
+        self,
+        cl: Cluster,
+        chunks: Sequence[Chunk],
+        toks: list[set[str]],
+        df: Counter[str],
+        q_toks: set[str],
+    ) -> None:
         cfg = self.config
         # Chunks of one document are one source (overlapping windows, repeated boilerplate):
         # a cluster's weight is its number of distinct documents.
@@ -388,7 +437,7 @@ class PoisonClusterGuard(Stage):
             cl.why = f"loose (density {cl.density:.2f} < {cfg.min_density})"
         else:
             cl.suspicious = True
-            src = (f"{len(cl.sites)} site(s)" if cl.sites else "no site metadata")
+            src = f"{len(cl.sites)} site(s)" if cl.sites else "no site metadata"
             cl.why = f"{cl.size} near-duplicates, {src}"
         # The claim: words most members share that the query does not ask about.
         weight = self._claim(cl.members, toks, df, q_toks)
@@ -403,8 +452,11 @@ class PoisonClusterGuard(Stage):
         for j, c in enumerate(chunks):
             if j in in_cluster or (c.doc_id and c.doc_id in member_docs):
                 continue
-            if cfg.use_metadata and member_sites and \
-                    _site_of(c.metadata, cfg.site_keys) in member_sites:
+            if (
+                cfg.use_metadata
+                and member_sites
+                and _site_of(c.metadata, cfg.site_keys) in member_sites
+            ):
                 continue  # the same site is not an independent witness
             s = sum(weight[w] for w in claim if w in toks[j]) / total
             if s > cl.support:
@@ -415,8 +467,9 @@ class PoisonClusterGuard(Stage):
         cfg = self.config
         items = list(candidates.items)
         if not items:
-            return candidates.derive(self.name, [], note={"mode": cfg.mode, "clusters": [],
-                                                          "empty_input": True})
+            return candidates.derive(
+                self.name, [], note={"mode": cfg.mode, "clusters": [], "empty_input": True}
+            )
         chunks = [sc.chunk for sc in items]
         vectors, sources = self.vectors.get(chunks) if len(items) >= 2 else (None, {})
         clusters = self.analyse(chunks, query, vectors)
@@ -447,47 +500,80 @@ class PoisonClusterGuard(Stage):
                 if cfg.on_flag == "drop":
                     reasons[sc.id] = v.reason
                     continue
-                keep.append(sc.with_event(Event(self.name, "flagged", v.reason, sc.score),
-                                          verdicts=sc.verdicts + (v,)))
+                keep.append(
+                    sc.with_event(
+                        Event(self.name, "flagged", v.reason, sc.score), verdicts=sc.verdicts + (v,)
+                    )
+                )
             elif i in dup_of and cl is not None:
                 rep = items[dup_of[i]]
-                v = Verdict(sc.id, self.name, False, "DUPLICATE",
-                            round(float(min(1.0, max(0.0, cl.density))), 4),
-                            f"duplicate of {rep.id} (cluster of {cl.size}; {cl.why})",
-                            rep.chunk.text[:160])
+                v = Verdict(
+                    sc.id,
+                    self.name,
+                    False,
+                    "DUPLICATE",
+                    round(float(min(1.0, max(0.0, cl.density))), 4),
+                    f"duplicate of {rep.id} (cluster of {cl.size}; {cl.why})",
+                    rep.chunk.text[:160],
+                )
                 verdicts[sc.id] = v
                 if cfg.drop_duplicates:
                     reasons[sc.id] = v.reason
                     continue
-                keep.append(sc.with_event(Event(self.name, "kept", v.reason, sc.score,
-                                                {"duplicate_of": rep.id}),
-                                          verdicts=sc.verdicts + (v,)))
+                keep.append(
+                    sc.with_event(
+                        Event(self.name, "kept", v.reason, sc.score, {"duplicate_of": rep.id}),
+                        verdicts=sc.verdicts + (v,),
+                    )
+                )
             elif cl is not None and cfg.mode == "collapse":
-                keep.append(sc.kept(self.name, f"represents a cluster of {cl.size}",
-                                    cluster_size=cl.size, sources=max(1, len(cl.sites)),
-                                    duplicates=[items[j].id for j in cl.members[1:]]))
+                keep.append(
+                    sc.kept(
+                        self.name,
+                        f"represents a cluster of {cl.size}",
+                        cluster_size=cl.size,
+                        sources=max(1, len(cl.sites)),
+                        duplicates=[items[j].id for j in cl.members[1:]],
+                    )
+                )
             else:
                 keep.append(sc)
-        note = {"mode": cfg.mode, "flagged": sorted(items[i].id for i in flagged),
-                "vectors": sources,
-                "clusters": [self._describe(cl, items) for cl in clusters]}
-        return candidates.derive(self.name, keep, drop_reasons=reasons, verdicts=verdicts,
-                                 note=note)
+        note = {
+            "mode": cfg.mode,
+            "flagged": sorted(items[i].id for i in flagged),
+            "vectors": sources,
+            "clusters": [self._describe(cl, items) for cl in clusters],
+        }
+        return candidates.derive(
+            self.name, keep, drop_reasons=reasons, verdicts=verdicts, note=note
+        )
 
-    def _poison_verdict(self, sc: ScoredChunk, cl: Cluster,
-                        items: Sequence[ScoredChunk]) -> Verdict:
-        support = (f"best independent support {cl.support:.2f} ({cl.supported_by})"
-                   if cl.supported_by else "no independent chunk shares its claim")
-        reason = (f"suspicious near-duplicate cluster: {cl.why}, density {cl.density:.2f}; "
-                  f"{support}")
-        evidence = (f"claim words: {', '.join(cl.claim[:8]) or '-'}; representative: "
-                    f"{items[cl.members[0]].chunk.text[:120]}")
+    def _poison_verdict(
+        self, sc: ScoredChunk, cl: Cluster, items: Sequence[ScoredChunk]
+    ) -> Verdict:
+        support = (
+            f"best independent support {cl.support:.2f} ({cl.supported_by})"
+            if cl.supported_by
+            else "no independent chunk shares its claim"
+        )
+        reason = f"suspicious near-duplicate cluster: {cl.why}, density {cl.density:.2f}; {support}"
+        evidence = (
+            f"claim words: {', '.join(cl.claim[:8]) or '-'}; representative: "
+            f"{items[cl.members[0]].chunk.text[:120]}"
+        )
         conf = min(1.0, max(0.0, cl.density))
         return Verdict(sc.id, self.name, True, "POISON", round(conf, 4), reason, evidence)
 
     @staticmethod
     def _describe(cl: Cluster, items: Sequence[ScoredChunk]) -> dict[str, Any]:
-        return {"members": [items[i].id for i in cl.members], "density": cl.density,
-                "suspicious": cl.suspicious, "why": cl.why, "sites": cl.sites,
-                "dates": cl.dates, "claim": cl.claim[:8], "support": cl.support,
-                "supported_by": cl.supported_by}
+        return {
+            "members": [items[i].id for i in cl.members],
+            "density": cl.density,
+            "suspicious": cl.suspicious,
+            "why": cl.why,
+            "sites": cl.sites,
+            "dates": cl.dates,
+            "claim": cl.claim[:8],
+            "support": cl.support,
+            "supported_by": cl.supported_by,
+        }
