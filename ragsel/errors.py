@@ -118,11 +118,13 @@ class MissingExtraError(DefinitionError, ImportError):
 
 
 class StageError(RagselError):
-    """A stage raised while running. The original exception is chained as ``__cause__``."""
+    """A stage raised while running. The original exception is chained as ``__cause__``.
+    Always exit 1: a failure at run time, even when its cause (a missing index, an unset
+    endpoint) is the user's to fix -- exit 2 means the definition or input was rejected
+    before anything ran."""
 
-    def __init__(self, stage: str, stage_type: str, message: str, *, exit_code: int = 1):
+    def __init__(self, stage: str, stage_type: str, message: str):
         self.stage, self.stage_type = stage, stage_type
-        self.exit_code = exit_code  # 2 when the cause is the user's to fix (a DefinitionError)
         super().__init__(f"stage '{stage}' ({stage_type}) failed: {message}")
 
     @classmethod
@@ -131,7 +133,7 @@ class StageError(RagselError):
         if isinstance(exc, StageError):
             return exc
         msg = str(exc) if isinstance(exc, RagselError) else f"{type(exc).__name__}: {exc}"
-        return cls(stage, stage_type, msg, exit_code=getattr(exc, "exit_code", 1))
+        return cls(stage, stage_type, msg)  # a run-time failure: exit 1, whatever the cause
 
 
 class BackendError(RagselError):

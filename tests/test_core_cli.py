@@ -51,6 +51,22 @@ def test_run_bad_input_exit_codes(tmp_path):
     assert res.exit_code == 1 and "stage 'rec' (recording_stage) failed" in res.output
 
 
+def test_a_stage_failing_at_run_time_exits_1_even_when_the_cause_is_a_definition_error(tmp_path):
+    """Exit 2 means the definition or input was rejected before running; a stage that fails
+    while running exits 1, and its cause is printed once."""
+    f = tmp_path / "p.yaml"
+    f.write_text(
+        "stages:\n"
+        "  a: {type: fake_retriever, texts: [cat]}\n"
+        "  b: {type: fake_retriever, texts: [cat food]}\n"
+        "  fuse: {type: fusion, weights: {nope: 1.0}}\n"
+        "connections: [a -> fuse.candidates, b -> fuse.candidates]\n"
+    )
+    res = runner.invoke(app, ["run", str(f), "--query", "cat"])
+    assert res.exit_code == 1, res.output
+    assert "stage 'fuse' (fusion) failed" in res.output and res.output.count("weights name") == 1
+
+
 def test_schema_and_graph(tmp_path):
     out = tmp_path / "schema.json"
     res = runner.invoke(app, ["schema", "--out", str(out)])

@@ -127,7 +127,7 @@ def test_elbow_stage_empty_candidates():
 def test_cutoff_rejects_nan_scores_naming_the_stage():
     with pytest.raises(StageError, match="elbow_cutoff.*NaN") as exc:
         ElbowCutoff().run(candidates=cands([0.9, math.nan, 0.1]))
-    assert exc.value.exit_code == 2
+    assert exc.value.exit_code == 1  # failed while running: exit 1
 
 
 def test_bad_clamp_config_is_a_config_error():

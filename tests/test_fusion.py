@@ -55,7 +55,7 @@ def test_weights_by_upstream_name(two_lists):
 def test_bad_weights_are_config_errors(two_lists):
     with pytest.raises(StageError, match="3 weights for 2 inputs") as exc:
         RankFusion(weights=[1, 1, 1]).run(candidates=list(two_lists))
-    assert exc.value.exit_code == 2
+    assert exc.value.exit_code == 1  # a run-time failure
     with pytest.raises(StageError, match="weights name \\['sparse'\\]"):
         RankFusion(weights={"sparse": 2.0}).run(candidates=list(two_lists))
     with pytest.raises(Exception, match="weights must be >= 0"):
@@ -155,7 +155,7 @@ def test_score_fusion_rejects_non_finite_scores_but_rrf_does_not_care():
     b = ranked("dense", [(Y, 0.9)])
     with pytest.raises(StageError, match="'bm25' has NaN/inf scores") as exc:
         RankFusion(method="dbsf").run(candidates=[a, b])
-    assert exc.value.exit_code == 2
+    assert exc.value.exit_code == 1
     assert RankFusion().run(candidates=[a, b]).ids == ["y", "x"]
 
 
@@ -178,3 +178,63 @@ def test_rrf_stage_matches_the_reference_function_on_random_lists():
         ref = reciprocal_rank_fusion(deduped, k=k, weights=weights)
         assert out.ids == [cid for cid, _ in ref], trial
         assert out.scores == pytest.approx([s for _, s in ref])
+
+
+# --- an empty input list changes nothing (issue 14) -------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+CHUNKS = [Chunk(f"c{i}", f"text {i}", "d", i) for i in range(8)]
+
+
+@st.composite
+def fusion_case(draw):
+    """Non-empty ranked lists from distinct upstream stages, the positions where empty lists
+    are inserted, a method and a weighting (none, a list, a mapping naming every upstream)."""
+    n = draw(st.integers(1, 3))
+    names = [f"s{i}" for i in range(n)]
+    lists = []
+    for name in names:
+        ids = draw(st.lists(st.sampled_from(range(8)), min_size=1, max_size=6))
+        scores = draw(st.lists(st.floats(-5, 5), min_size=len(ids), max_size=len(ids)))
+        lists.append(ranked(name, [(CHUNKS[i], s) for i, s in zip(ids, scores)]))
+    empties = draw(st.lists(st.integers(0, n), min_size=1, max_size=2))
+    method = draw(st.sampled_from(["rrf", "relative_score", "dbsf"]))
+    weighting = draw(st.sampled_from(["none", "list", "map"]))
+    weights = [draw(st.floats(0, 3)) for _ in range(n + len(empties))]
+    return names, lists, sorted(empties), method, weighting, weights
+
+
+@settings(max_examples=150, deadline=None)
+@given(fusion_case())
+def test_fusing_an_empty_list_equals_fusing_without_it(case):
+    names, lists, empties, method, weighting, weights = case
+    with_empty: list = list(lists)
+    is_empty = [False] * len(lists)
+    for pos in reversed(empties):
+        with_empty.insert(pos, Candidates())
+        is_empty.insert(pos, True)
+    if weighting == "none":
+        w_with = w_without = None
+    elif weighting == "list":
+        w_with = weights
+        w_without = [w for w, e in zip(weights, is_empty) if not e]
+    else:  # the empty lists' upstream names are in the mapping too (e.g. bm25 found nothing)
+        w_without = dict(zip(names, weights))
+        w_with = {**w_without, **{f"empty{i}": 2.0 for i in range(len(empties))}}
+    a = RankFusion(method=method, k=5, weights=w_with).run(candidates=with_empty)
+    b = RankFusion(method=method, k=5, weights=w_without).run(candidates=lists)
+    assert a.ids == b.ids
+    assert a.scores == pytest.approx(b.scores)
+    assert [it.events for it in a.items] == [it.events for it in b.items]
+
+
+def test_default_pipeline_answers_a_query_bm25_cannot_match(tmp_path):
+    """local.yaml's fusion weights name bm25; a query with no BM25 hit used to fail."""
+    a = Candidates()  # bm25: no term of the query is in the corpus
+    b = ranked("dense", [(X, 0.4), (Y, 0.3)])
+    out = RankFusion(k=5, weights={"bm25": 1.5, "dense": 1.0}).run(candidates=[a, b])
+    assert out.ids == ["x", "y"] and out.scores == pytest.approx([1 / 6, 1 / 7])
+    # a name that matches no input is still an error when no input is empty
+    with pytest.raises(StageError, match="weights name \\['bm25s'\\]"):
+        RankFusion(weights={"bm25s": 1.5}).run(candidates=[b, ranked("bm25", [(Z, 1.0)])])

@@ -112,11 +112,11 @@ def test_meteora_without_endpoint_is_one_error_naming_the_variable(no_llm_env, i
     with pytest.raises(StageError) as err:
         pipe.run(QUERY)
     msg = str(err.value)
-    assert "RAGSEL_LLM_BASE_URL" in msg and "rationales" in msg and err.value.exit_code == 2
+    assert "RAGSEL_LLM_BASE_URL" in msg and "rationales" in msg and err.value.exit_code == 1
     from ragsel.cli.main import app
 
     res = CliRunner().invoke(app, ["run", str(METEORA), "--index", str(index_dir), "-q", QUERY])
-    assert res.exit_code == 2 and "RAGSEL_LLM_BASE_URL" in res.output
+    assert res.exit_code == 1 and "RAGSEL_LLM_BASE_URL" in res.output
     assert res.output.count("RAGSEL_LLM_BASE_URL") == 1
 
 

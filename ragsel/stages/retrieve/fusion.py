@@ -108,22 +108,23 @@ class RankFusion(Stage):
 
     blocking = False
 
-    def _weights(self, names: Sequence[str]) -> list[float]:
+    def _weights(self, names: Sequence[str], empty: Sequence[bool]) -> list[float]:
+        """One weight per input. An empty list carries no name of its own (``input<i>``) and
+        contributes nothing whatever its weight, so a mapping may name it: fusing with an empty
+        input equals fusing without it (the retriever that found nothing is not an error)."""
         w = self.config.weights
         if w is None:
             return [1.0] * len(names)
         if isinstance(w, dict):
             unknown = sorted(set(w) - set(names))
-            if unknown and all(n.startswith("input") for n in names):
-                unknown = []  # all inputs empty: their names are unknown, weights irrelevant
-            if unknown:
+            if unknown and len(unknown) > sum(empty):
                 raise ConfigError(
                     f"weights name {unknown}, but the inputs come from "
-                    f"{list(names)}; use the upstream stage names",
+                    f"{[n for n, e in zip(names, empty) if not e]}; use the upstream stage names",
                     stage=self.name,
                     field="weights",
                 )
-            return [float(w.get(n, 1.0)) for n in names]
+            return [1.0 if e else float(w.get(n, 1.0)) for n, e in zip(names, empty)]
         if len(w) != len(names):
             raise ConfigError(
                 f"{len(w)} weights for {len(names)} inputs {list(names)}; give "
@@ -164,7 +165,7 @@ class RankFusion(Stage):
     def _run(self, candidates: Variadic[Candidates]) -> Candidates:
         cfg = self.config
         names = _source_names(candidates)
-        weights = self._weights(names)
+        weights = self._weights(names, [not c.items for c in candidates])
         drops, notes = Candidates.merge_history(candidates)
         # one pass over the inputs: each list's ranking (a chunk counts once per list, at its
         # best rank) and, per chunk, its first occurrence, its events from every list and its
