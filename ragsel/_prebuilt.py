@@ -117,7 +117,7 @@ def slot_builder(cls: type, sample: Sequence[Any]) -> Callable[..., Any]:
     How: a frozen dataclass sets every field through ``object.__setattr__``, a slow generic
     call. ``build`` fills an instance of a plain twin class with the same slots by ordinary
     attribute stores and then relabels it as ``cls`` (``__class__`` assignment, allowed
-    between classes with the same slot layout): 3-4x cheaper (``eval/benchmarks/hot_path.py``),
+    between classes with the same slot layout): 3-4x cheaper (``eval/benchmarks/perf/hot_path.py``),
     and the result is a genuine, still frozen ``cls`` instance. The hot path (retrievers,
     fusion, cutoffs) builds ~600 of these per query.
     """

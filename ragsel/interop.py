@@ -11,7 +11,7 @@ provenance survive ragsel -> LangChain/LlamaIndex -> ragsel::
                 "expanded_from": None, "events": [...], "verdicts": [...], "notes": [...]}}
 
 The conversions run on every call of an adapter, so they are written for speed (the budget is
-0.2 ms per call, ``eval/benchmarks/adapter_overhead.py``): one pass per list, metadata built
+0.2 ms per call, ``eval/benchmarks/peers/adapter_overhead.py``): one pass per list, metadata built
 once per document, framework objects and ragsel values made without validating again what
 this module already checked (:mod:`ragsel._prebuilt`). Nothing here imports LangChain or
 LlamaIndex.

@@ -4,15 +4,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "eval" / "benchmarks"
-sys.path.insert(0, str(BENCH))
 
 DOCS = {
     "d1": "Aspirin reduces the risk of heart attack in adults.",
@@ -43,8 +41,8 @@ def tiny_index(tmp_path_factory, minilm_embedder) -> Path:
 
 
 def test_frameworks_hybrid_scores_every_installed_framework(tiny_index, minilm_embedder, tmp_path):
-    import _report
-    import frameworks_hybrid as fh
+    from eval.benchmarks.peers import _report
+    from eval.benchmarks.peers import frameworks_hybrid as fh
 
     task = fh.task_from_index(tiny_index, QUERIES, QRELS)
     assert len(task.texts) == 6 and task.vectors.shape == (6, 384)
@@ -75,17 +73,17 @@ def test_frameworks_hybrid_scores_every_installed_framework(tiny_index, minilm_e
 
 
 def test_frameworks_hybrid_reports_missing_peers(monkeypatch):
-    import _bench
-    import frameworks_hybrid as fh
+    from eval.benchmarks import _common
+    from eval.benchmarks.peers import frameworks_hybrid as fh
 
-    monkeypatch.setattr(_bench, "has", lambda m: m != "haystack")
+    monkeypatch.setattr(_common, "has", lambda m: m != "haystack")
     ok, skipped = fh.available()
     assert "Haystack DocumentJoiner (RRF)" in skipped and "haystack" in next(iter(skipped.values()))
     assert not any("Haystack" in n for n in ok)
 
 
 def test_throughput_run_batch_levels(tiny_index, minilm_embedder):
-    import throughput
+    from eval.benchmarks.perf import throughput
 
     pipe = throughput.load_local(tiny_index)
     rows = throughput.batch_throughput(pipe, [q for _, q in QUERIES], levels=(1, 2), repeats=1)
@@ -96,8 +94,7 @@ def test_throughput_run_batch_levels(tiny_index, minilm_embedder):
 def test_scaling_builds_a_repeated_corpus_with_reused_vectors(
     tiny_index, minilm_embedder, tmp_path
 ):
-    import scaling
-
+    from eval.benchmarks.perf import scaling
     from ragsel.backends.embedders import load_embedder
     from ragsel.index import open_index
 
@@ -124,7 +121,7 @@ def test_scaling_builds_a_repeated_corpus_with_reused_vectors(
 
 
 def test_startup_times_fresh_processes():
-    import startup
+    from eval.benchmarks.peers import startup
 
     secs = startup.time_commands({"floor": [sys.executable, "-c", "pass"]}, n=2, warmup=0)
     assert len(secs["floor"]) == 2 and all(s > 0 for s in secs["floor"])
@@ -133,7 +130,7 @@ def test_startup_times_fresh_processes():
 
 
 def test_run_all_knows_every_step_and_report_renders_empty(tmp_path):
-    import run_all
+    from eval.benchmarks.peers import run_all
 
     plan = run_all.steps("/idx", tmp_path, quick=True)
     assert {
@@ -147,6 +144,6 @@ def test_run_all_knows_every_step_and_report_renders_empty(tmp_path):
         "quality",
     } == set(plan)
     for argv in plan.values():
-        assert (BENCH / argv[0]).is_file()
+        assert importlib.util.find_spec(argv[0]) is not None
     assert run_all.main(["--report-only", "--out", str(tmp_path)]) == 0
     assert "_not run_" in (tmp_path / "README.md").read_text()

@@ -11,12 +11,10 @@ without the model.
 from __future__ import annotations
 
 import hashlib
-import os
-from pathlib import Path
 
 import numpy as np
 
-CACHE = Path(os.environ.get("RAGSEL_BENCH_CACHE", Path.home() / ".cache" / "ragsel" / "bench"))
+from eval.benchmarks._common import CACHE
 
 
 class PrecomputedEmbedder:

@@ -96,7 +96,7 @@ def fit_for_pipeline(
         raise InputError(
             f"dataset {dataset.name!r} gives each query its own small corpus; "
             "'ragsel fit' runs one index for all queries. Use a shared-corpus "
-            "dataset (e.g. privacyqa, scifact) or eval/benchmarks/selection_cv.py"
+            "dataset (e.g. privacyqa, scifact) or eval/benchmarks/studies/selection_cv.py"
         )
     target = find_target(pipe, stage)
     pipe.validate()

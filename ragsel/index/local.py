@@ -435,7 +435,7 @@ class LocalIndex:
         if len(q) <= 4:
             # A query and its rewrites: row-wise dot products on this thread, not BLAS's
             # threaded mat-vec, which waits for a descheduled worker on a busy machine
-            # (eval/benchmarks/hot_path.py: p50/p95 0.78/1.0 ms vs 0.60/0.72 idle, 0.71/0.99
+            # (eval/benchmarks/perf/hot_path.py: p50/p95 0.78/1.0 ms vs 0.60/0.72 idle, 0.71/0.99
             # vs 1.13/5.66 ms with one competing process): steadier, slightly slower idle.
             sims = np.stack([np.vecdot(mat, v) for v in q])
         else:  # a batch: a real matrix product, worth all cores

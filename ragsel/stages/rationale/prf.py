@@ -11,7 +11,7 @@ facet added a marginal chunk. Here facets come from the top ``top_n`` candidates
 3), only clusters whose centroid-query cosine reaches ``min_relative_similarity`` times the best
 cluster's are kept, and at most ``max_facets`` are returned. The selector's
 ``min_pair_z`` then drops facets whose best chunk does not stand out. Measured effect: see
-``eval/benchmarks/selection_cv.py``.
+``eval/benchmarks/studies/selection_cv.py``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ combination. The second revision (``EXTRA_RULES``) was written from general know
 indirect prompt-injection phrasing -- imperatives addressed to an AI, "disregard/forget/
 override ... instructions/context", "you must answer", "new instructions:", fake role
 markers, authority claims, requests to leak the prompt -- and checked only on the benchmark's
-training split (``eval/benchmarks/injection_guard.py``).
+training split (``eval/benchmarks/studies/injection_guard.py``).
 """
 
 from __future__ import annotations

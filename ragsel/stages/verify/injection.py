@@ -22,7 +22,7 @@ with label ``INJECTION``, a confidence and the matched evidence text:
 Rules are precompiled regular expressions behind a substring prefilter (and, for rules that
 need an AI addressee, one shared word-bounded gate), so the guard is fast and explainable; the
 rule table is :mod:`ragsel.stages.verify._injection_rules`. Measured
-(``eval/benchmarks/injection_guard.py``; the threshold 0.65 was chosen on the training split
+(``eval/benchmarks/studies/injection_guard.py``; the threshold 0.65 was chosen on the training split
 only: the attacks the rules were written against and half of each clean corpus): no flags on
 the held-out half of the SciFact/PrivacyQA/HotpotQA/FinanceBench texts (3,208), recall
 0.56-0.64 on two earlier held-out rounds of attack phrasings (0.32-0.36 before the second

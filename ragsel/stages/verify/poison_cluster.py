@@ -36,7 +36,7 @@ n-gram Jaccard rescaled so that ``ngram_threshold`` maps to ``cosine_threshold``
 Cost: with ``index:`` naming the LocalIndex the candidates came from, chunk vectors are read
 from it (nothing is embedded for indexed chunks); the n-gram Jaccard is vectorised
 (:mod:`ragsel.stages.verify._ngrams`, bit-identical to the pairwise set version). Clustering
-~100 candidates then takes milliseconds (``eval/benchmarks/poisoning.py`` prints the timing).
+~100 candidates then takes milliseconds (``eval/benchmarks/studies/poisoning.py`` prints the timing).
 
 Defaults (cosine 0.75, core margin 0.05, no merge, min size 3) were chosen on half of the
 PoisonedRAG NQ queries and half of a clean, redundant SciFact set (``eval/benchmarks/

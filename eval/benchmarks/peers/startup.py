@@ -2,7 +2,7 @@
 for ragsel (``import ragsel``, ``ragsel --help``, ``ragsel validate pipelines/local.yaml``)
 against importing each peer framework, with a bare interpreter (``python -c pass``) as floor.
 
-    python eval/benchmarks/startup.py [--n 7]
+    python -m eval.benchmarks.peers.startup [--n 7]
 
 Every run is a new process, so nothing is cached in memory except the OS page cache (the
 first warm-up round fills it for everyone). Writes ``results/startup.json``.
@@ -19,8 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _bench  # noqa: E402
+from eval.benchmarks import _common
 
 PY = sys.executable
 CLI = str(Path(PY).with_name("ragsel"))
@@ -28,7 +27,7 @@ CLI = str(Path(PY).with_name("ragsel"))
 
 def commands() -> dict[str, tuple[list[str], str | None]]:
     """label -> (argv, module that must be importable or None)."""
-    local = str(_bench.REPO / "pipelines" / "local.yaml")
+    local = str(_common.REPO / "pipelines" / "local.yaml")
     return {
         "python -c pass (interpreter floor)": ([PY, "-c", "pass"], None),
         "python -c 'import ragsel'": ([PY, "-c", "import ragsel"], "ragsel"),
@@ -52,14 +51,16 @@ def commands() -> dict[str, tuple[list[str], str | None]]:
 
 def time_commands(cmds: dict[str, list[str]], n: int, warmup: int = 1) -> dict[str, list[float]]:
     """Wall seconds of each command, ``n`` interleaved rounds (rotating order)."""
-    env = {**os.environ, **_bench.OFFLINE_ENV}
+    env = {**os.environ, **_common.OFFLINE_ENV}
     names = list(cmds)
     out: dict[str, list[float]] = {k: [] for k in names}
     for r in range(warmup + n):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
             t0 = time.perf_counter()
-            p = subprocess.run(cmds[name], capture_output=True, text=True, env=env, cwd=_bench.REPO)
+            p = subprocess.run(
+                cmds[name], capture_output=True, text=True, env=env, cwd=_common.REPO
+            )
             dt = time.perf_counter() - t0
             if p.returncode:
                 raise RuntimeError(f"{name} failed ({p.returncode}): {p.stderr[-2000:]}")
@@ -75,7 +76,7 @@ def heaviest_imports(module: str = "ragsel", top: int = 6) -> list[tuple[str, fl
         [PY, "-X", "importtime", "-c", f"import {module}"],
         capture_output=True,
         text=True,
-        env={**os.environ, **_bench.OFFLINE_ENV},
+        env={**os.environ, **_common.OFFLINE_ENV},
     )
     cum: dict[str, float] = {}
     for line in p.stderr.splitlines():
@@ -91,15 +92,15 @@ def heaviest_imports(module: str = "ragsel", top: int = 6) -> list[tuple[str, fl
 def main(argv: Sequence[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=7, help="runs per command (>= 5)")
-    ap.add_argument("--out", type=Path, default=_bench.RESULTS)
+    ap.add_argument("--out", type=Path, default=_common.results_dir("peers"))
     args = ap.parse_args(argv)
     cmds, skipped = {}, {}
     for label, (argv_, mod) in commands().items():
-        if mod and not _bench.has(mod):
+        if mod and not _common.has(mod):
             skipped[label] = f"not installed ({mod})"
         else:
             cmds[label] = argv_
-    m0 = _bench.machine()
+    m0 = _common.machine()
     secs = time_commands(cmds, args.n)
     base = statistics.median(secs["python -c 'import ragsel'"])
     rows = [
@@ -123,11 +124,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "skipped": skipped,
         "machine_start": m0,
         "import_ragsel_heaviest_ms": heaviest_imports("ragsel"),
-        "machine_end": _bench.machine(),
-        "versions": _bench.versions(),
-        "command": f"python eval/benchmarks/startup.py --n {args.n}",
+        "machine_end": _common.machine(),
+        "versions": _common.versions(),
+        "command": f"python -m eval.benchmarks.peers.startup --n {args.n}",
     }
-    _bench.write_json("startup.json", res, args.out)
+    _common.write_json("startup.json", res, args.out)
     return res
 
 

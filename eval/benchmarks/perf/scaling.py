@@ -1,7 +1,7 @@
 """Scaling: query latency (p50/p95) of the shipped local pipeline, index size on disk and
 serving RSS as the corpus grows: 1k, 5k, 50k chunks.
 
-    OMP_NUM_THREADS=1 python eval/benchmarks/scaling.py --index /work/cache/scifact-index
+    OMP_NUM_THREADS=1 python -m eval.benchmarks.perf.scaling --index "$RAGSEL_INDEX"
 
 Corpora: the chunks of the SciFact index (whole abstracts, 5,183) in their index order; the
 first 1,000 and 5,000 are used as they are, and 50,000 repeats the 5,183 abstracts ~10 times
@@ -32,8 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _bench  # noqa: E402
+from eval.benchmarks import _common
 
 SIZES = (1000, 5000, 50000)
 
@@ -65,8 +64,7 @@ def synth_corpus(source: Path, size: int) -> tuple[list[tuple[str, str]], dict[s
 
 def build(source: Path, size: int, path: Path) -> dict:
     """Build (child process): a LocalIndex of ``size`` chunks with reused vectors."""
-    from _vectors import PrecomputedEmbedder
-
+    from eval.benchmarks._vectors import PrecomputedEmbedder
     from ragsel.backends import embedders as E
     from ragsel.index import LocalIndex
     from ragsel.ingest import ChunkerConfig
@@ -100,15 +98,14 @@ def _fingerprint(source: Path) -> str:
 
 def measure(index: Path, queries: list[str]) -> dict:
     """Serve (child process): latency with/without the query embedding, RSS, disk size."""
-    from _vectors import use_precomputed
-
+    from eval.benchmarks._vectors import use_precomputed
     from ragsel.spec import load_pipeline
     from ragsel.types import Query
 
-    rss0 = _bench.peak_rss_mb()
+    rss0 = _common.peak_rss_mb()
     t0 = time.perf_counter()
     pipe = load_pipeline(
-        _bench.REPO / "pipelines" / "local.yaml", variables={"RAGSEL_INDEX": str(index)}
+        _common.REPO / "pipelines" / "local.yaml", variables={"RAGSEL_INDEX": str(index)}
     )
     pipe.warm_up()
     open_s = time.perf_counter() - t0
@@ -124,22 +121,24 @@ def measure(index: Path, queries: list[str]) -> dict:
             pipe.run(Query(q))
             ms.append((time.perf_counter() - t) * 1e3)
         out[key] = ms
-    out["peak_rss_mb"] = round(_bench.peak_rss_mb(), 1)
+    out["peak_rss_mb"] = round(_common.peak_rss_mb(), 1)
     out["rss_before_mb"] = round(rss0, 1)
     return out
 
 
 def disk(path: Path) -> dict:
     parts = {
-        p.name: round(_bench.dir_size_mb(p) if p.is_dir() else p.stat().st_size / 2**20, 2)
+        p.name: round(_common.dir_size_mb(p) if p.is_dir() else p.stat().st_size / 2**20, 2)
         for p in path.iterdir()
         if p.name != "bench_build.json"
     }
-    return {"total_mb": round(_bench.dir_size_mb(path), 2), "parts_mb": parts}
+    return {"total_mb": round(_common.dir_size_mb(path), 2), "parts_mb": parts}
 
 
 def _child(args: list[str]) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", __spec__.name, *args], capture_output=True, text=True
+    )
     if out.returncode:
         raise RuntimeError(f"scaling child {args[:2]} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -197,8 +196,8 @@ def run(
             {
                 "chunks": size,
                 "copies_of_source": round(size / n_src, 2),
-                "with_query_embedding": _bench.summary_ms(samples[size]["live"]),
-                "without_query_embedding": _bench.summary_ms(samples[size]["precomputed"]),
+                "with_query_embedding": _common.summary_ms(samples[size]["live"]),
+                "without_query_embedding": _common.summary_ms(samples[size]["precomputed"]),
                 "peak_rss_mb": float(np.median(extra[size]["peak_rss_mb"])),
                 "open_and_warm_up_s": float(np.median(extra[size]["open_and_warm_up_s"])),
                 "disk": disk(work / f"n{size}"),
@@ -215,13 +214,13 @@ def run(
 
 def main(argv: Sequence[str] | None = None) -> dict | None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--index", default=_bench.DEFAULT_INDEX)
+    ap.add_argument("--index", default=_common.DEFAULT_INDEX)
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
     ap.add_argument("--queries", type=int, default=100, help="SciFact test queries per size")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--work", type=Path, default=Path("/tmp/ragsel-scaling"))
     ap.add_argument("--rebuild", action="store_true")
-    ap.add_argument("--out", type=Path, default=_bench.RESULTS)
+    ap.add_argument("--out", type=Path, default=_common.results_dir("perf"))
     ap.add_argument("--build", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--source", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--path", type=Path, help=argparse.SUPPRESS)
@@ -239,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     from ragsel_eval.datasets.beir import load_beir
 
     qs = [q.text for q in load_beir(data_root() / "scifact", split="test").queries]
-    m0 = _bench.machine()
+    m0 = _common.machine()
     res = run(
         args.index,
         qs[: args.queries],
@@ -250,9 +249,9 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     )
     res.update(
         machine_start=m0,
-        machine_end=_bench.machine(),
-        versions=_bench.versions(),
-        command=f"python eval/benchmarks/scaling.py --queries {args.queries}",
+        machine_end=_common.machine(),
+        versions=_common.versions(),
+        command=f"python -m eval.benchmarks.perf.scaling --queries {args.queries}",
     )
     print(
         f"{'chunks':>8} {'p50 ms':>8} {'p95 ms':>8} {'p50 w/o emb':>12} {'p95 w/o':>8} "
@@ -264,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
             f"{r['chunks']:>8} {w['p50_ms']:>8.2f} {w['p95_ms']:>8.2f} {wo['p50_ms']:>12.2f} "
             f"{wo['p95_ms']:>8.2f} {r['disk']['total_mb']:>8.1f} {r['peak_rss_mb']:>8.0f}"
         )
-    _bench.write_json("scaling.json", res, args.out)
+    _common.write_json("scaling.json", res, args.out)
     return res
 
 

@@ -39,16 +39,16 @@ ranking cut at a fixed k chosen on the training folds).
 
 Run (the figures in the results were produced by these two commands)::
 
-    OMP_NUM_THREADS=1 python eval/benchmarks/selection_cv.py --parts elbow selector
-    OMP_NUM_THREADS=1 python eval/benchmarks/selection_cv.py --parts learned \
-        --out eval/benchmarks/results/selection_cv_learned.json
+    OMP_NUM_THREADS=1 python -m eval.benchmarks.studies.selection_cv --parts elbow selector
+    OMP_NUM_THREADS=1 python -m eval.benchmarks.studies.selection_cv --parts learned \
+        --out eval/benchmarks/studies/results/selection_cv_learned.json
 
 (``--only hotpot-para`` runs one setting, ``--variants learned`` one learned variant; fixed
 top-k always runs, it is the baseline. Settings may run in parallel processes on one results
 file.)
 
-Embeddings are cached in ``$RAGSEL_CACHE`` (default /work/cache)/selection_cv. Results go to
-``eval/benchmarks/results/selection_cv.json``.
+Embeddings are cached in ``$RAGSEL_BENCH_CACHE/selection_cv`` (see ``_common``). Results go to
+``eval/benchmarks/studies/results/selection_cv.json``.
 """
 
 from __future__ import annotations
@@ -57,27 +57,21 @@ import argparse
 import hashlib
 import itertools
 import json
-import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from ragsel_eval.datasets import gold_chunk_ids, load_dataset
+from ragsel_eval.metrics.selection import chunks_at_recall, selection_scores
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "eval"))
+from eval.benchmarks import _common
+from eval.benchmarks._common import write_json  # sets the offline env
+from ragsel.types import Candidates, Chunk, Query, Rationales, content_id
 
-from ragsel_eval.datasets import gold_chunk_ids, load_dataset  # noqa: E402
-from ragsel_eval.metrics.selection import chunks_at_recall, selection_scores  # noqa: E402
-
-from ragsel.types import Candidates, Chunk, Query, Rationales, content_id  # noqa: E402
-
-CACHE = Path(os.environ.get("RAGSEL_CACHE", "/work/cache")) / "selection_cv"
-RESULTS = REPO / "eval" / "benchmarks" / "results" / "selection_cv.json"
+CACHE = _common.CACHE / "selection_cv"
+RESULTS = _common.results_dir("studies") / "selection_cv.json"
 FOLDS, SEED, MAX_K = 5, 0, 15
 BOOTSTRAP = 500  # resamples of the queries for the interval of "chunks saved"
 
@@ -663,7 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # re-read before writing: runs of other settings may have written meanwhile
         report = json.loads(args.out.read_text()) if args.out.is_file() else {}
         report[name] = result
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.out, report)
     print(f"wrote {args.out}")
     return 0
 

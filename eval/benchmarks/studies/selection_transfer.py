@@ -10,28 +10,25 @@ fixed-k frontier at equal recall (an oracle for top-k, as in ``selection_cv.py``
 
 Run (the figures in the results were produced by this command)::
 
-    OMP_NUM_THREADS=1 python eval/benchmarks/selection_transfer.py
+    OMP_NUM_THREADS=1 python -m eval.benchmarks.studies.selection_transfer
 
-Results go to ``eval/benchmarks/results/selection_transfer.json``.
+Results go to ``eval/benchmarks/studies/results/selection_transfer.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval.benchmarks._common import results_dir, write_json
+from eval.benchmarks.studies import selection_cv as cv
 
-import selection_cv as cv  # noqa: E402
-
-RESULTS = cv.REPO / "eval" / "benchmarks" / "results" / "selection_transfer.json"
+RESULTS = results_dir("studies") / "selection_transfer.json"
 PAIRS = [
     ("hotpot-para", "privacyqa-256"),
     ("privacyqa-256", "hotpot-para"),
@@ -110,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"== {src} -> {dst}", flush=True)
         report[f"{src} -> {dst}"] = transfer(cases[src], cases[dst], f"{src}-to-{dst}")
     report["seconds"] = round(time.perf_counter() - t0, 1)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report)
     print(f"wrote {args.out}")
     return 0
 

@@ -19,46 +19,36 @@ What it measures, on a SciFact LocalIndex (``ragsel index`` of ``scifact/corpus.
 
 Documents are ranked by their best chunk (whole-abstract indexes have one chunk per document).
 
-Query vectors are cached in ``~/.cache/ragsel/bench`` (``eval/benchmarks/_vectors.py``).
+Query vectors are cached in ``$RAGSEL_BENCH_CACHE`` (``eval/benchmarks/_vectors.py``).
 Run (a few minutes; the first run also embeds the 1,109 claims)::
 
-    OMP_NUM_THREADS=1 python eval/benchmarks/scifact_quality.py --index /work/cache/scifact-index
+    OMP_NUM_THREADS=1 python -m eval.benchmarks.studies.scifact_quality --index "$RAGSEL_INDEX"
 
-Writes ``eval/benchmarks/results/scifact_quality.json``.
+Writes ``eval/benchmarks/studies/results/scifact_quality.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import os
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from ragsel_eval.datasets import data_root
+from ragsel_eval.datasets.beir import load_beir
+from ragsel_eval.metrics.ranking import doc_ranking, ndcg_at_k, recall_at_k
+from ragsel_eval.metrics.stats import nanmean
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "eval"))
+from eval.benchmarks._common import DEFAULT_INDEX, REPO, results_dir, write_json
+from eval.benchmarks._vectors import use_precomputed
+from ragsel.spec import load_pipeline
+from ragsel.stages.retrieve.fusion import RankFusion
+from ragsel.types import Candidates, Query
 
-from ragsel_eval.datasets import data_root  # noqa: E402
-from ragsel_eval.datasets.beir import load_beir  # noqa: E402
-from ragsel_eval.metrics.ranking import doc_ranking, ndcg_at_k, recall_at_k  # noqa: E402
-from ragsel_eval.metrics.stats import nanmean  # noqa: E402
-
-from ragsel.cli._common import set_offline_env  # noqa: E402
-from ragsel.spec import load_pipeline  # noqa: E402
-from ragsel.stages.retrieve.fusion import RankFusion  # noqa: E402
-from ragsel.types import Candidates, Query  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _vectors import use_precomputed  # noqa: E402
-
-set_offline_env()
 DATA = data_root()
-RESULTS = REPO / "eval" / "benchmarks" / "results"
+RESULTS = results_dir("studies")
 TIE = 0.005  # nDCG@10 differences below this are treated as ties on train (see main)
 
 Lists = dict[str, Candidates]  # query id -> candidates
@@ -184,7 +174,7 @@ def timed(fn: Callable, *a, **kw):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--index", default=os.environ.get("RAGSEL_INDEX", "/work/cache/scifact-index"))
+    ap.add_argument("--index", default=DEFAULT_INDEX)
     ap.add_argument("--data", default=str(DATA / "scifact"))
     ap.add_argument("--pipeline", default=str(REPO / "pipelines" / "local.yaml"))
     ap.add_argument(
@@ -346,8 +336,7 @@ def main() -> None:
     print(f"shipped fusion on train: {train_shipped}")
     if best is not None:
         print(f"chosen on train: {best_name} {result['chosen_on_train']['train']}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

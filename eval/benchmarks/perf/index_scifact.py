@@ -2,15 +2,15 @@
 and report wall time, docs/s and peak RSS per embedder, plus embedding throughput of ragsel's
 MiniLM embedder against raw ``SentenceTransformer.encode`` on the same texts.
 
-    OMP_NUM_THREADS=1 python eval/benchmarks/index_scifact.py --threads 1
-    python eval/benchmarks/index_scifact.py --limit 500 --embedders minilm-onnx
-    python eval/benchmarks/index_scifact.py --serve /work/cache/scifact-index --threads 1
-    python eval/benchmarks/index_scifact.py --count-tokens   # tokens and TFLOP to embed
+    OMP_NUM_THREADS=1 python -m eval.benchmarks.perf.index_scifact --threads 1
+    python -m eval.benchmarks.perf.index_scifact --limit 500 --embedders minilm-onnx
+    python -m eval.benchmarks.perf.index_scifact --serve "$RAGSEL_INDEX" --threads 1
+    python -m eval.benchmarks.perf.index_scifact --count-tokens   # tokens and TFLOP to embed
 
 Each embedder's index build runs in its own subprocess so its peak RSS is its own. Numbers on a
 shared machine are noisy (other processes compete for the same 2 cores): the ragsel/raw ratio
 is measured by alternating the two on the same texts, which cancels most of that noise.
-Results are printed and written to eval/benchmarks/results/index_scifact.json.
+Results are printed and written to eval/benchmarks/perf/results/index_scifact.json.
 """
 
 from __future__ import annotations
@@ -26,17 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-for _k, _v in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "ANONYMIZED_TELEMETRY": "False",
-    "TOKENIZERS_PARALLELISM": "false",
-}.items():
-    os.environ.setdefault(_k, _v)
+from eval.benchmarks._common import DATA, REPO, results_dir, write_json  # sets the offline env
 
-REPO = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("RAGSEL_DATA_DIR", REPO.parent / "shared" / "data"))
-RESULTS = REPO / "eval" / "benchmarks" / "results" / "index_scifact.json"
+RESULTS = results_dir("perf") / "index_scifact.json"
 
 
 def scifact_corpus(limit: int | None, out_dir: Path) -> Path:
@@ -267,8 +259,7 @@ def main() -> None:
         "--serve",
         default=None,
         metavar="INDEX",
-        help="only measure querying this existing index (e.g. /work/cache/"
-        "scifact-index) in a fresh process",
+        help="only measure querying this existing index (e.g. $RAGSEL_INDEX) in a fresh process",
     )
     ap.add_argument("--serve-embedder", default=None, help="query embedder for --serve")
     ap.add_argument("--queries", type=int, default=300)
@@ -293,7 +284,7 @@ def main() -> None:
         print(json.dumps(row))
         suffix = f"_{args.serve_embedder}" if args.serve_embedder else ""
         out = RESULTS.with_name(f"serve_scifact{suffix}.json")
-        out.write_text(json.dumps(row, indent=2) + "\n")
+        write_json(out, row)
         print(f"written to {out.relative_to(REPO)}")
         return
     results: dict = {
@@ -309,7 +300,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         corpus = scifact_corpus(args.limit, Path(tmp) / "corpus")
         for name in args.embedders.split(","):
-            cmd = [sys.executable, __file__, "--child", name, "--corpus", str(corpus)]
+            cmd = [sys.executable, "-m", __spec__.name, "--child", name, "--corpus", str(corpus)]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -322,9 +313,7 @@ def main() -> None:
         )
         print(json.dumps(results["embedding_vs_raw_sentence_transformers"]))
     results["machine"]["load_avg_end"] = os.getloadavg()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    out = write_json(args.out, results)
     print(f"written to {out}")
 
 

@@ -12,10 +12,10 @@
 
 Run::
 
-    python eval/benchmarks/hot_path.py --index /work/cache/scifact-index [--queries 200]
-    python eval/benchmarks/hot_path.py --busy 1 --out hot_path_busy1.json
+    python -m eval.benchmarks.perf.hot_path --index "$RAGSEL_INDEX" [--queries 200]
+    python -m eval.benchmarks.perf.hot_path --busy 1 --out hot_path_busy1.json
 
-Prints its figures and the load average; writes ``eval/benchmarks/results/hot_path.json``.
+Prints its figures and the load average; writes ``eval/benchmarks/perf/results/hot_path.json``.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import time
 import timeit
 
 import numpy as np
-from _bench import DEFAULT_INDEX, machine, summary_ms, write_json
 from ragsel_eval.datasets import data_root
 from ragsel_eval.datasets.beir import load_beir
 
+from eval.benchmarks._common import DEFAULT_INDEX, machine, summary_ms, write_json
 from ragsel.backends.embedders import load_embedder
 from ragsel.index import open_index
 from ragsel.types import Chunk, Event, ScoredChunk, new_event, new_scored_chunk, rank_data

@@ -1,6 +1,6 @@
 """Cost of the LangChain / LlamaIndex adapters per call, against calling the pipeline directly.
 
-    python eval/benchmarks/adapter_overhead.py [--n 2000] [--repeats 5] [--chunks 5]
+    python -m eval.benchmarks.peers.adapter_overhead [--n 2000] [--repeats 5] [--chunks 5]
 
 The pipeline is ``FixedCandidates(20 chunks) -> top_k(k=--chunks)``: no model, so the time is
 orchestration and conversion. Every case pairs an *adapter* call with its *direct* equivalent
@@ -34,37 +34,11 @@ handling in ``retrieve``/``postprocess_nodes``.
 
 - ``lc.invoke``, ``lc.ainvoke``, ``li.retrieve``, ``li.aretrieve``, ``li.postprocess``
 
-Results go to ``eval/benchmarks/results/adapter_overhead.json`` with the load average and a
+Results go to ``eval/benchmarks/peers/results/adapter_overhead.json`` with the load average and a
 fixed-loop calibration time (``sum(range(1000))``), since every figure scales with both;
 ``overhead_per_direct`` (overhead / direct time) is the most load-robust column.
 
-Where the time goes (``ragsel/interop.py``, ``ragsel/_prebuilt.py``): the retriever adapters
-build 5 documents whose provenance metadata is most of the cost (about three quarters for
-LangChain Documents, under half for LlamaIndex nodes, which also need a ``RelatedNodeInfo``
-and a ``NodeWithScore``). The compressor/postprocessor also turn 20 foreign documents into a
-``Chunk``, a ``retrieved`` ``Event`` and a ``ScoredChunk`` each: about 70 % of their
-overhead, and about as much work as ragsel's own retriever does to produce 20 candidates.
-Framework objects and ragsel values are built without re-validation (checked against the
-real constructors when first built), which halved the conversions.
-
-Last measured 2026-11-27, ``--n 300 --repeats 3``, 2 CPUs shared with other jobs (load
-average ~4.9; the direct pipeline took 125-160 µs, 90-100 µs at quieter moments). Before =
-the same script run on the adapter code of commit 3169bf1, alternating with the after runs
-(medians of 3 runs each, load 4.7-5.7)::
-
-    case             before   after  after/direct   two later runs (load 4.9)
-    lc.adapter         88 µs   49 µs     0.36          49, 46 µs
-    lc.aadapter        64      58        0.44          53, 52
-    lc.compress       379     225        1.58         212, 223
-    lc.acompress      369     234        1.74         221, 244
-    li.adapter        130      79        0.56          80, 81
-    li.aadapter       146      88        0.65          85, 87
-    li.post_adapter   493     230        1.88         268, 255
-
-The retriever adapters meet the 200 µs target with room to spare. The 20-document
-compressor/postprocessor paths are around it at load ~3 (three runs: lc.compress 160, 234,
-151 µs; li.post_adapter 221, 170, 225 µs) and miss it at load ~5, at 1.6-1.9 times the direct
-pipeline's own time.
+Measured figures and their history: ``eval/benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -73,18 +47,19 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared benchmark helpers
-
-from _bench import machine, versions, write_json  # noqa: E402  (sets offline/no-tracing env)
-
-from ragsel import Pipeline, Query  # noqa: E402
-from ragsel.stages.cutoff.top_k import TopKCutoff  # noqa: E402
-from ragsel.testing import FixedCandidates  # noqa: E402
+from eval.benchmarks._common import (  # sets the offline/no-tracing env
+    machine,
+    results_dir,
+    versions,
+    write_json,
+)
+from ragsel import Pipeline, Query
+from ragsel.stages.cutoff.top_k import TopKCutoff
+from ragsel.testing import FixedCandidates
 
 TEXTS = [f"passage {i} about clause {i % 7} of the agreement" for i in range(20)]
 QUERY = "which clause restricts assignment"
@@ -281,7 +256,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000, help="call pairs per case and round")
     ap.add_argument("--repeats", type=int, default=5, help="rounds over all cases")
     ap.add_argument("--chunks", type=int, default=5, help="chunks returned per call")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--out", type=Path, default=results_dir("peers"))
     args = ap.parse_args()
     table = cases(args.chunks)
     check_same_output(table)

@@ -32,8 +32,8 @@ was written; round 5 was written by the same author just before it. None is inde
 the rule writer; a new round written by someone else is the honest next check.
 ``--train-only`` prints the training split only (for rule development).
 
-Run: ``python eval/benchmarks/injection_guard.py`` (about a minute). Writes
-``eval/benchmarks/results/injection_guard.json``: held-out precision/recall, per-set rates,
+Run: ``python -m eval.benchmarks.studies.injection_guard`` (about a minute). Writes
+``eval/benchmarks/studies/results/injection_guard.json``: held-out precision/recall, per-set rates,
 misses and flagged examples.
 """
 
@@ -42,18 +42,14 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import random
 import re
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "eval"))
-DATA = Path(os.environ.get("RAGSEL_DATA_DIR", REPO.parent / "shared" / "data"))
+from eval.benchmarks._common import DATA, results_dir, write_json
 
 ATTACKS = [
     # override
@@ -431,9 +427,7 @@ def main() -> None:
         help="stop after the training split (for rule development: the held-out "
         "rounds stay unseen); writes nothing",
     )
-    ap.add_argument(
-        "--out", type=Path, default=REPO / "eval/benchmarks/results/injection_guard.json"
-    )
+    ap.add_argument("--out", type=Path, default=results_dir("studies") / "injection_guard.json")
     args = ap.parse_args()
     guard = InjectionGuard()
     default_t = guard.config.threshold
@@ -553,7 +547,7 @@ def main() -> None:
         " plain misinformation is the cluster guard's job)"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    write_json(args.out, results)
     print(f"written {args.out}")
 
 

@@ -1,7 +1,7 @@
 """The same real task in every framework: hybrid BM25 + MiniLM dense retrieval fused with
 reciprocal rank fusion, on SciFact (BEIR test, 300 queries, whole abstracts = title + text).
 
-    OMP_NUM_THREADS=1 python eval/benchmarks/frameworks_hybrid.py --index /work/cache/scifact-index
+    OMP_NUM_THREADS=1 python -m eval.benchmarks.peers.frameworks_hybrid --index "$RAGSEL_INDEX"
 
 Each framework is built natively from its own parts:
 
@@ -35,18 +35,16 @@ equally; whether each timed ranking equals the quality pass's is recorded. Write
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from ragsel_eval.metrics.ranking import doc_ranking, ndcg_at_k, recall_at_k
+from ragsel_eval.metrics.stats import nanmean
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _bench  # noqa: E402  (also puts eval/ on sys.path for ragsel_eval)
-from ragsel_eval.metrics.ranking import doc_ranking, ndcg_at_k, recall_at_k  # noqa: E402
-from ragsel_eval.metrics.stats import nanmean  # noqa: E402
+from eval.benchmarks import _common
 
 DEPTH = 100  # per retriever and after fusion (Recall@100 needs 100)
 
@@ -126,7 +124,7 @@ def build_ragsel(task: Task, embedder) -> Callable[[str], list[str]]:
     from ragsel.spec import load_pipeline
 
     full = load_pipeline(
-        _bench.REPO / "pipelines" / "local.yaml", variables={"RAGSEL_INDEX": task.index}
+        _common.REPO / "pipelines" / "local.yaml", variables={"RAGSEL_INDEX": task.index}
     )
     retr = [
         n for n, s in full.stages.items() if s.type_name in ("bm25_retriever", "dense_retriever")
@@ -344,7 +342,7 @@ def available(names: Sequence[str] | None = None) -> tuple[list[str], dict[str, 
     ok, skipped = [], {}
     for name in names or SYSTEMS:
         mod = SYSTEMS[name][1]
-        missing = [m for m in (mod, *_MODULE_DEP.get(mod, ())) if not _bench.has(m)]
+        missing = [m for m in (mod, *_MODULE_DEP.get(mod, ())) if not _common.has(m)]
         if missing:
             skipped[name] = f"not installed ({', '.join(missing)})"
         else:
@@ -434,7 +432,7 @@ def compare(
     for name in runners:
         nd = [ndcg_at_k(ranked[name].get(q, []), rel, 10) for q, rel in task.qrels.items()]
         rc = [recall_at_k(ranked[name].get(q, []), rel, 100) for q, rel in task.qrels.items()]
-        lat, nq = _bench.summary_ms(times[name]), _bench.summary_ms(times_nq[name])
+        lat, nq = _common.summary_ms(times[name]), _common.summary_ms(times_nq[name])
         rows.append(
             {
                 "system": name,
@@ -516,7 +514,7 @@ def plot(res: dict, path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--index", default=_bench.DEFAULT_INDEX)
+    ap.add_argument("--index", default=_common.DEFAULT_INDEX)
     ap.add_argument("--limit", type=int, default=None, help="first N test queries only")
     ap.add_argument("--repeats", type=int, default=1, help="timed passes")
     ap.add_argument(
@@ -526,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         help="queries timed (interleaved); quality always uses all",
     )
     ap.add_argument("--jobs", type=int, default=1, help="processes for the (untimed) quality pass")
-    ap.add_argument("--out", type=Path, default=_bench.RESULTS)
+    ap.add_argument("--out", type=Path, default=_common.results_dir("peers"))
     args = ap.parse_args(argv)
 
     from ragsel_eval.datasets import data_root
@@ -542,22 +540,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
         f"{args.index} (loaded in {time.perf_counter() - t0:.1f} s)",
         flush=True,
     )
-    m0 = _bench.machine()
+    m0 = _common.machine()
     res = compare(
         task, emb, repeats=args.repeats, latency_queries=args.latency_queries, jobs=args.jobs
     )
     res.update(
         machine_start=m0,
-        machine_end=_bench.machine(),
-        versions=_bench.versions(),
+        machine_end=_common.machine(),
+        versions=_common.versions(),
         index=args.index,
-        command="python eval/benchmarks/frameworks_hybrid.py"
+        command="python -m eval.benchmarks.peers.frameworks_hybrid"
         + (f" --limit {args.limit}" if args.limit else "")
         + f" --latency-queries {args.latency_queries} --jobs {args.jobs}",
     )
     table = markdown(res)
     print(table)
-    _bench.write_json("frameworks_hybrid.json", res, args.out)
+    _common.write_json("frameworks_hybrid.json", res, args.out)
     (args.out / "frameworks_hybrid.md").write_text(
         f"# Hybrid BM25 + MiniLM with RRF on SciFact, natively in each framework\n\n"
         f"Command: `{res['command']}`\n\n{table}\n",

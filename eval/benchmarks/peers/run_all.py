@@ -1,11 +1,11 @@
 """The one command for the framework comparison (issue 8): runs every benchmark below, records
-the version of every installed package, and writes ``eval/benchmarks/results/README.md`` (one
+the version of every installed package, and writes ``eval/benchmarks/peers/results/README.md`` (one
 Markdown report: every table, the command behind each, the machine load) and PNG plots.
 
-    OMP_NUM_THREADS=1 python eval/benchmarks/run_all.py --index /work/cache/scifact-index
-    python eval/benchmarks/run_all.py --quick            # small sizes, a couple of minutes
-    python eval/benchmarks/run_all.py --report-only      # rebuild README.md from results/*.json
-    python eval/benchmarks/run_all.py --only hybrid,scaling --extra "scaling=--queries 50"
+    OMP_NUM_THREADS=1 python -m eval.benchmarks.peers.run_all --index "$RAGSEL_INDEX"
+    python -m eval.benchmarks.peers.run_all --quick            # small sizes, a couple of minutes
+    python -m eval.benchmarks.peers.run_all --report-only      # rebuild README.md from results/*.json
+    python -m eval.benchmarks.peers.run_all --only hybrid,scaling --extra "scaling=--queries 50"
 
 Steps (each a script in this folder, run in its own process; each interleaves its own
 repetitions so drift hits every contender equally; the steps themselves run one after another):
@@ -36,21 +36,24 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _bench  # noqa: E402
-import _report  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
+from eval.benchmarks import _common
+from eval.benchmarks.peers import _report
 
 
 def steps(index: str, out: Path, quick: bool) -> dict[str, list[str]]:
     """step -> argv (relative to this folder); ``quick`` shrinks every size."""
     q = quick
     return {
-        "startup": ["startup.py", "--n", "5" if q else "7", "--out", str(out)],
-        "overhead": ["overhead.py", "--n", "300" if q else "3000", "--repeats", "2" if q else "5"],
+        "startup": ["eval.benchmarks.peers.startup", "--n", "5" if q else "7", "--out", str(out)],
+        "overhead": [
+            "eval.benchmarks.perf.overhead",
+            "--n",
+            "300" if q else "3000",
+            "--repeats",
+            "2" if q else "5",
+        ],
         "frameworks_overhead": [
-            "frameworks_overhead.py",
+            "eval.benchmarks.peers.frameworks_overhead",
             "--n",
             "200" if q else "1000",
             "--repeats",
@@ -58,16 +61,30 @@ def steps(index: str, out: Path, quick: bool) -> dict[str, list[str]]:
             "--out",
             str(out),
         ],
-        "hybrid": ["frameworks_hybrid.py", "--index", index, "--out", str(out), "--jobs", "3"]
+        "hybrid": [
+            "eval.benchmarks.peers.frameworks_hybrid",
+            "--index",
+            index,
+            "--out",
+            str(out),
+            "--jobs",
+            "3",
+        ]
         + (["--limit", "30", "--latency-queries", "10"] if q else []),
-        "throughput": ["throughput.py", "--index", index, "--out", str(out)]
+        "throughput": ["eval.benchmarks.perf.throughput", "--index", index, "--out", str(out)]
         + (["--limit", "32", "--repeats", "1", "--raw-texts", "64", "--rounds", "1"] if q else []),
-        "scaling": ["scaling.py", "--index", index, "--out", str(out)]
+        "scaling": ["eval.benchmarks.perf.scaling", "--index", index, "--out", str(out)]
         + (["--sizes", "1000,5000", "--queries", "20"] if q else []),
-        "latency": ["query_latency.py", "--index", index, "--out", str(out / "query_latency.json")]
+        "latency": [
+            "eval.benchmarks.perf.query_latency",
+            "--index",
+            index,
+            "--out",
+            str(out / "query_latency.json"),
+        ]
         + (["--queries", "30"] if q else []),
         "quality": [
-            "scifact_quality.py",
+            "eval.benchmarks.studies.scifact_quality",
             "--index",
             index,
             "--skip-bm25-variants",
@@ -90,15 +107,15 @@ def all_versions() -> dict[str, str]:
 def run_step(name: str, argv: list[str], out: Path) -> dict:
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    load0 = _bench.machine()["load_avg"]
+    load0 = _common.machine()["load_avg"]
     t0 = time.perf_counter()
     print(f"== {name}: python eval/benchmarks/{' '.join(argv)}", flush=True)
     p = subprocess.run(
-        [sys.executable, str(HERE / argv[0]), *argv[1:]],
-        cwd=_bench.REPO,
+        [sys.executable, "-m", argv[0], *argv[1:]],
+        cwd=_common.REPO,
         capture_output=True,
         text=True,
-        env={**os.environ, **_bench.OFFLINE_ENV},
+        env={**os.environ, **_common.OFFLINE_ENV},
     )
     took = time.perf_counter() - t0
     (logs / f"{name}.log").write_text(
@@ -118,14 +135,14 @@ def run_step(name: str, argv: list[str], out: Path) -> dict:
         "status": status,
         "seconds": round(took, 1),
         "load_avg_before": load0,
-        "load_avg_after": _bench.machine()["load_avg"],
+        "load_avg_after": _common.machine()["load_avg"],
     }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--index", default=_bench.DEFAULT_INDEX, help="a SciFact ragsel index")
-    ap.add_argument("--out", type=Path, default=_bench.RESULTS)
+    ap.add_argument("--index", default=_common.DEFAULT_INDEX, help="a SciFact ragsel index")
+    ap.add_argument("--out", type=Path, default=_common.results_dir("peers"))
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     ap.add_argument("--only", default="", help="comma-separated steps to run")
     ap.add_argument("--with-quality", action="store_true", help="also run scifact_quality")
@@ -160,19 +177,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             quick=args.quick,
             index=args.index,
-            machine_start=_bench.machine(),
+            machine_start=_common.machine(),
         )
         for name in chosen:
             runlog["steps"][name] = run_step(name, plan[name], out)
         runlog.update(
             finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            machine_end=_bench.machine(),
+            machine_end=_common.machine(),
         )
         if runlog_path.is_file():  # another run_all may have finished meanwhile: keep its steps
             mine = runlog["steps"]
             runlog["steps"] = {**json.loads(runlog_path.read_text()).get("steps", {}), **mine}
-        _bench.write_json("run_all.json", runlog, out)
-        _bench.write_json("versions.json", all_versions(), out)
+        _common.write_json("run_all.json", runlog, out)
+        _common.write_json("versions.json", all_versions(), out)
     readme = _report.write_report(out, runlog)
     print(f"wrote {readme}")
     failed = [s for s, r in runlog.get("steps", {}).items() if r["status"] != "ok"]

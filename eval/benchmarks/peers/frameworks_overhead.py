@@ -1,6 +1,6 @@
 """Orchestration overhead: the same 6-step pipeline in ragsel, LangChain, LlamaIndex, Haystack.
 
-    python eval/benchmarks/frameworks_overhead.py [--n 1000] [--repeats 5] [--out DIR]
+    python -m eval.benchmarks.peers.frameworks_overhead [--n 1000] [--repeats 5] [--out DIR]
 
 Steps: rewrite -> retrieve -> rerank -> select -> cutoff -> verify. Every step is a no-op or
 returns fixed data (10 documents), so the time measured is the framework's own: calling,
@@ -331,7 +331,7 @@ def main() -> None:
         except ImportError as exc:
             skipped[name] = f"not installed ({exc.name})"
     samples: dict[str, list[float]] = {k: [] for k in runners}
-    for name, (fn, is_async) in runners.items():  # warm-up
+    for fn, is_async in runners.values():  # warm-up
         (_time_async if is_async else _time_sync)(fn, min(100, args.n))
     for _ in range(args.repeats):
         for name, (fn, is_async) in runners.items():
@@ -358,7 +358,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "frameworks_overhead.md").write_text(
         "# Orchestration overhead, 6 no-op steps\n\n"
-        f"Command: `python eval/benchmarks/frameworks_overhead.py --n {args.n} "
+        f"Command: `python -m eval.benchmarks.peers.frameworks_overhead --n {args.n} "
         f"--repeats {args.repeats}`\n\n{table}\n\nVersions: "
         + ", ".join(f"{k} {v}" for k, v in versions.items())
         + "\n"

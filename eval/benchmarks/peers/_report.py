@@ -11,9 +11,9 @@ import json
 import math
 from pathlib import Path
 
-import _bench
+from eval.benchmarks import _common
 
-FO_CMD = "python eval/benchmarks/frameworks_overhead.py --n 1000 --repeats 5"
+FO_CMD = "python -m eval.benchmarks.peers.frameworks_overhead --n 1000 --repeats 5"
 TIE_NDCG = 0.005  # nDCG@10 differences below this are reported as a tie
 
 
@@ -362,7 +362,7 @@ def _existing_sections(out: Path) -> str:
     if ql:
         w, wo = ql["with_query_embedding"], ql["without_query_embedding"]
         parts.append(
-            f"**Local pipeline latency** (`python eval/benchmarks/query_latency.py`, "
+            f"**Local pipeline latency** (`python -m eval.benchmarks.perf.query_latency`, "
             f"{ql['queries']} queries, load {ql.get('load_avg_1m')}): p50 "
             f"{w['p50_ms']} ms / p95 {w['p95_ms']} ms with the query embedding, p50 "
             f"{wo['p50_ms']} ms / p95 {wo['p95_ms']} ms without; per stage (ms, "
@@ -384,7 +384,7 @@ def _existing_sections(out: Path) -> str:
             for r in ix["indexing"]
         )
         parts.append(
-            f"**Indexing** (`python eval/benchmarks/index_scifact.py`, limit "
+            f"**Indexing** (`python -m eval.benchmarks.perf.index_scifact`, limit "
             f"{ix.get('limit')}, load {ix['machine']['load_avg']}): {rows}."
         )
     return "\n\n".join(parts) + "\n" if parts else "_none found_\n"
@@ -461,7 +461,7 @@ def _plot_startup(st: dict, path: Path) -> None:
 
 # ---------------------------------------------------------------- README
 def write_report(out: Path, runlog: dict) -> Path:
-    vers = _bench.versions()
+    vers = _common.versions()
     steps = runlog.get("steps", {})
     fo = _load_md_table(out, "frameworks_overhead.md")
     oh = (
@@ -481,8 +481,8 @@ def write_report(out: Path, runlog: dict) -> Path:
     quick = " **(quick mode: small sizes, not for quoting)**" if runlog.get("quick") else ""
     text = f"""# ragsel vs LangChain, LlamaIndex, Haystack: benchmark report{quick}
 
-Produced by `OMP_NUM_THREADS=1 python eval/benchmarks/run_all.py --index {
-        runlog.get("index", _bench.DEFAULT_INDEX)
+Produced by `OMP_NUM_THREADS=1 python -m eval.benchmarks.peers.run_all --index {
+        runlog.get("index", _common.DEFAULT_INDEX)
     }` (started {runlog.get("started", "?")}, finished
 {runlog.get("finished", "?")}). Machine: {runlog.get("machine_start", {}).get("cpus", "?")} CPU
 cores, load average at start {runlog.get("machine_start", {}).get("load_avg", "?")}, at end
@@ -506,7 +506,9 @@ compression retriever 276 µs, LCEL 705 µs, Haystack 1,199 µs, LlamaIndex Work
 
 ![overhead](frameworks_overhead.png)
 
-ragsel alone (`{steps.get("overhead", {}).get("command", "python eval/benchmarks/overhead.py")}`):
+ragsel alone (`{
+        steps.get("overhead", {}).get("command", "python -m eval.benchmarks.perf.overhead")
+    }`):
 
 ```
 {oh.strip() or "not run"}

@@ -1,7 +1,7 @@
 """BM25 tokenisation check on SciFact (BEIR test, 300 queries): nDCG@10 and Recall@100 of
 ragsel's BM25 store with and without stemming / stop-words, whole abstracts (title + text).
 
-    python eval/benchmarks/bm25_scifact.py
+    python -m eval.benchmarks.studies.bm25_scifact
 
 Reference (issue 3): bm25s with stemming and stop-words 0.687 nDCG@10.
 No model is loaded; this runs in seconds.
@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
-from pathlib import Path
 
+from eval.benchmarks._common import DATA as DATA_ROOT
+from eval.benchmarks._common import REPO, results_dir, write_json
 from ragsel.index.bm25 import BM25Config, BM25Store
 
-REPO = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("RAGSEL_DATA_DIR", REPO.parent / "shared" / "data")) / "scifact"
+DATA = DATA_ROOT / "scifact"
 
 
 def load() -> tuple[list[str], list[str], dict[str, str], dict[str, dict[str, int]]]:
@@ -75,9 +74,9 @@ def main() -> None:
         }
         rows.append(row)
         print(json.dumps(row))
-    out = REPO / "eval" / "benchmarks" / "results" / "bm25_scifact.json"
-    out.write_text(
-        json.dumps({"queries": len(qids), "documents": len(ids), "rows": rows}, indent=2) + "\n"
+    out = write_json(
+        results_dir("studies") / "bm25_scifact.json",
+        {"queries": len(qids), "documents": len(ids), "rows": rows},
     )
     print(f"written to {out.relative_to(REPO)}")
 

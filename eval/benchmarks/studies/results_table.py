@@ -3,12 +3,12 @@
 
 Run (from the repository root)::
 
-    OMP_NUM_THREADS=1 python eval/benchmarks/results_table.py \\
-        [--scifact-index /work/cache/scifact-index] [--limit N] [--only scifact,privacyqa]
+    OMP_NUM_THREADS=1 python -m eval.benchmarks.studies.results_table \\
+        [--scifact-index "$RAGSEL_INDEX"] [--limit N] [--only scifact,privacyqa]
 
 Each section writes its full report folder (results.json, summary.md, report.html) under
 ``--out`` (default ``.ragsel/results-table``; per-query results and indexes are cached there,
-so an interrupted run resumes) and the table goes to ``eval/benchmarks/results/results_table.md``
+so an interrupted run resumes) and the table goes to ``eval/benchmarks/studies/results/results_table.md``
 (+ ``.json``). Figures are means over queries with 95% bootstrap CIs; settings are the shipped
 pipeline files, not tuned on these test queries (SciFact: BEIR test split).
 
@@ -19,19 +19,16 @@ Published SciFact nDCG@10 references (../shared/ANCHORS.md): BM25 0.665 (BEIR) /
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "eval"))
+from ragsel_eval.report import _clean
+from ragsel_eval.runner import run_eval
 
-from ragsel_eval.report import _clean  # noqa: E402
-from ragsel_eval.runner import run_eval  # noqa: E402
+from eval.benchmarks._common import PIPELINES as BENCH
+from eval.benchmarks._common import REPO, results_dir, write_json
 
-BENCH = REPO / "eval" / "benchmarks" / "pipelines"
 SECTIONS = {
     "scifact": {
         "dataset": "scifact",
@@ -90,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N queries of each dataset")
     ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     ap.add_argument("--engine", default="local", choices=["local", "ray"])
-    ap.add_argument(
-        "--table", default=str(REPO / "eval" / "benchmarks" / "results" / "results_table.md")
-    )
+    ap.add_argument("--table", default=str(results_dir("studies") / "results_table.md"))
     args = ap.parse_args(argv)
     lines = [
         "| dataset (queries) | pipeline | figures: mean [95% CI] | latency p50 ms | failed |",
@@ -133,9 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines) + "\n"
     Path(args.table).parent.mkdir(parents=True, exist_ok=True)
     Path(args.table).write_text(table, encoding="utf-8")
-    Path(args.table).with_suffix(".json").write_text(
-        json.dumps(_clean(dump), indent=1, default=str), encoding="utf-8"
-    )
+    write_json(Path(args.table).with_suffix(".json"), _clean(dump))
     print(f"\nwritten: {args.table}")
     return 0
 

@@ -1,6 +1,6 @@
 """Orchestration overhead of a 6-stage ragsel pipeline of no-op stages (tracing on).
 
-    python eval/benchmarks/overhead.py [--n 3000] [--repeats 5]
+    python -m eval.benchmarks.perf.overhead [--n 3000] [--repeats 5]
 
 Stage 1 returns a fixed candidate list, stages 2-6 pass it through; the work inside the
 stages is nil, so the time is what ragsel's run loop, tracing and provenance bookkeeping

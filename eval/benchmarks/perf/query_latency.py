@@ -8,44 +8,40 @@ The machine is shared: run it when it is quiet, or read the figures as upper bou
 
 Run::
 
-    python eval/benchmarks/query_latency.py --index /work/cache/scifact-index --gc-freeze
-    OMP_NUM_THREADS=1 python eval/benchmarks/query_latency.py --index ... --out ...json
+    python -m eval.benchmarks.perf.query_latency --index "$RAGSEL_INDEX" --gc-freeze
+    OMP_NUM_THREADS=1 python -m eval.benchmarks.perf.query_latency --index ... --out ...json
 
 ``--gc-freeze`` calls ``gc.freeze()`` after warm-up (what a server does once its index and
 models are loaded): Python's cyclic collector then stops re-scanning the ~millions of objects
 of torch, the index and the models on every full collection, which is what the p95 pays.
 
-Writes ``eval/benchmarks/results/query_latency.json``.
+Writes ``eval/benchmarks/perf/results/query_latency.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from ragsel_eval.datasets import data_root
+from ragsel_eval.datasets.beir import load_beir
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "eval"))
+from eval.benchmarks._common import (
+    DEFAULT_INDEX,
+    REPO,
+    peak_rss_mb,
+    results_dir,
+    summary_ms,
+    write_json,
+)
+from eval.benchmarks._vectors import use_precomputed
+from ragsel.spec import load_pipeline
+from ragsel.types import Query
 
-from ragsel_eval.datasets import data_root  # noqa: E402
-from ragsel_eval.datasets.beir import load_beir  # noqa: E402
-
-from ragsel.cli._common import set_offline_env  # noqa: E402
-from ragsel.spec import load_pipeline  # noqa: E402
-from ragsel.types import Query  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import peak_rss_mb, summary_ms  # noqa: E402
-from _vectors import use_precomputed  # noqa: E402
-
-set_offline_env()
 DATA = data_root()
-RESULTS = REPO / "eval" / "benchmarks" / "results"
+RESULTS = results_dir("perf")
 
 
 def measure(pipe, queries: list[str], repeats: int) -> tuple[np.ndarray, dict[str, float]]:
@@ -71,7 +67,7 @@ def summary(t: np.ndarray) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--index", default=os.environ.get("RAGSEL_INDEX", "/work/cache/scifact-index"))
+    ap.add_argument("--index", default=DEFAULT_INDEX)
     ap.add_argument("--pipeline", default=str(REPO / "pipelines" / "local.yaml"))
     ap.add_argument(
         "--query-embedder",
@@ -146,8 +142,7 @@ def main() -> None:
     print(f"  per stage (ms, with):    {stages_with}")
     print(f"  per stage (ms, without): {stages_without}")
     print(f"  peak RSS serving: {result['peak_rss_mb_serving']:.0f} MB")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

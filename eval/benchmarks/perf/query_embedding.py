@@ -8,9 +8,9 @@ index stores, so it bounds how much a query embedder can move the dense ranking.
 
 Run::
 
-    python eval/benchmarks/query_embedding.py [--queries 300] [--threads N]
+    python -m eval.benchmarks.perf.query_embedding [--queries 300] [--threads N]
 
-Writes ``eval/benchmarks/results/query_embedding.json``.
+Writes ``eval/benchmarks/perf/results/query_embedding.json``.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import argparse
 import time
 
 import numpy as np
-from _bench import machine, summary_ms, write_json
 from ragsel_eval.datasets import data_root
 from ragsel_eval.datasets.beir import load_beir
 
+from eval.benchmarks._common import machine, summary_ms, write_json
 from ragsel.backends.embedders import load_embedder
 
 EMBEDDERS = ("minilm", "minilm-onnx", "minilm-onnx-q8")

@@ -3,7 +3,7 @@ the shipped local pipeline (``pipelines/local.yaml``) over the SciFact index, an
 embedding throughput during indexing against raw sentence-transformers ``encode`` on the same
 texts (target: >= 0.95x of raw).
 
-    OMP_NUM_THREADS=1 python eval/benchmarks/throughput.py --index /work/cache/scifact-index
+    OMP_NUM_THREADS=1 python -m eval.benchmarks.perf.throughput --index "$RAGSEL_INDEX"
 
 Concurrency levels are interleaved (1, 4, 16, 1, 4, 16, ...) so drift hits all equally; each
 level is run with the query embedded live (what a user gets) and with query vectors served
@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _bench  # noqa: E402
+from eval.benchmarks import _common
 
 LEVELS = (1, 4, 16)
 
@@ -71,7 +69,7 @@ def load_local(index: str | Path):
     from ragsel.spec import load_pipeline
 
     pipe = load_pipeline(
-        _bench.REPO / "pipelines" / "local.yaml", variables={"RAGSEL_INDEX": str(index)}
+        _common.REPO / "pipelines" / "local.yaml", variables={"RAGSEL_INDEX": str(index)}
     )
     pipe.warm_up()
     return pipe
@@ -79,24 +77,25 @@ def load_local(index: str | Path):
 
 def main(argv: Sequence[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--index", default=_bench.DEFAULT_INDEX)
+    ap.add_argument("--index", default=_common.DEFAULT_INDEX)
     ap.add_argument("--limit", type=int, default=None, help="first N test queries")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--raw-texts", type=int, default=512, help="abstracts for raw vs ragsel")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=_bench.RESULTS)
+    ap.add_argument("--out", type=Path, default=_common.results_dir("perf"))
     args = ap.parse_args(argv)
 
-    from _vectors import use_precomputed
     from ragsel_eval.datasets import data_root
     from ragsel_eval.datasets.beir import load_beir
+
+    from eval.benchmarks._vectors import use_precomputed
 
     queries = [q.text for q in load_beir(data_root() / "scifact", split="test").queries]
     queries = queries[: args.limit] if args.limit else queries
     res: dict = {
         "index": args.index,
-        "machine_start": _bench.machine(),
-        "versions": _bench.versions(),
+        "machine_start": _common.machine(),
+        "versions": _common.versions(),
     }
     pipe = load_local(args.index)
     res["run_batch_live_embedding"] = batch_throughput(pipe, queries, repeats=args.repeats)
@@ -121,11 +120,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
             f"ragsel {e['ragsel_docs_per_s']} docs/s, ratio {e['ratio_ragsel_over_raw']} "
             "(target >= 0.95)"
         )
-    res["machine_end"] = _bench.machine()
-    res["command"] = "python eval/benchmarks/throughput.py" + (
+    res["machine_end"] = _common.machine()
+    res["command"] = "python -m eval.benchmarks.perf.throughput" + (
         f" --limit {args.limit}" if args.limit else ""
     )
-    _bench.write_json("throughput.json", res, args.out)
+    _common.write_json("throughput.json", res, args.out)
     return res
 
 
