@@ -80,6 +80,13 @@ class Query:
             raise InputError(f"query text must be a string, got {type(self.text).__name__}")
         if not self.text.strip():
             raise InputError("the query is empty: pass a non-blank query text")
+        try:
+            self.text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # lone surrogates: undecodable bytes from argv/files
+            raise InputError(
+                f"the query is not valid UTF-8 (undecodable byte at character {exc.start}); "
+                "pass the query as UTF-8 text"
+            ) from None
         if not isinstance(self.rewrites, tuple):
             object.__setattr__(self, "rewrites", tuple(self.rewrites))
         object.__setattr__(self, "metadata", _frozen_mapping(self.metadata))

@@ -75,3 +75,19 @@ def minilm_embedder():
     emb = load_embedder("minilm")
     emb.warm_up()
     return emb
+
+
+@pytest.fixture(scope="session")
+def example_index(tmp_path_factory) -> Path:
+    """``examples/corpus`` indexed once per test session with ``ragsel index`` (real MiniLM,
+    chroma and bm25s). Read-only for the tests that share it."""
+    from typer.testing import CliRunner
+
+    from ragsel.cli.main import app
+
+    path = tmp_path_factory.mktemp("example") / "index"
+    res = CliRunner().invoke(
+        app, ["index", str(REPO / "examples" / "corpus"), "--into", str(path), "-q"]
+    )
+    assert res.exit_code == 0, res.output
+    return path

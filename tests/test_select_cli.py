@@ -20,15 +20,7 @@ runner = CliRunner()
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def example_index(tmp_path_factory) -> Path:
-    from ragsel.index import LocalIndex
-
-    path = tmp_path_factory.mktemp("idx") / "index"
-    with LocalIndex.create(path) as ix:
-        report = ix.add_corpus(CORPUS)
-    assert report.added == len(list(CORPUS.iterdir()))
-    return path
+# ``example_index`` (tests/conftest.py): examples/corpus indexed once per session.
 
 
 def test_local_pipeline_validates_without_an_index():
