@@ -46,6 +46,7 @@ _RAGSEL_KEYSET = frozenset(RAGSEL_KEYS)
 _SCORE_KEYS = ("score", "relevance_score", "similarity")
 _WRITTEN = _RAGSEL_KEYSET - {"score"}  # "score" is common in other retrievers' metadata too
 _KEEP_ACTIONS = frozenset(("kept", "added"))
+_SCORE_ACTIONS = frozenset(("retrieved", "fused", "rescored"))
 NO_POSITION_NOTE = "no doc_id/position in the document metadata: neighbour expansion skipped for it"
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # Chunk without __post_init__: candidates_from_records checks what it would (text is a str,
@@ -84,10 +85,29 @@ def provenance(sc: ScoredChunk) -> dict[str, Any]:
         "events": events,
         "verdicts": [_verdict_dict(v) for v in sc.verdicts] if sc.verdicts else [],
     }
+    scored = [e for e in sc.events if e.action in _SCORE_ACTIONS]
+    if scored:  # the score the selection read (a cutoff cuts on it)
+        out["score_source"] = {"stage": scored[-1].stage, "reason": scored[-1].reason}
     c = sc.chunk
     if c.position is None or not c.doc_id:
         out["notes"] = [NO_POSITION_NOTE]
     return out
+
+
+def trace_event(result: Any) -> dict[str, Any]:
+    """What a connector reports to the host framework's tracing for one run: the pipeline,
+    each stage's trace row, and every dropped chunk with the stage and reason."""
+    cands = result.candidates
+    return {
+        "pipeline": result.pipeline.name,
+        "query": result.query.text,
+        "trace": result.trace.as_dicts(),
+        "selected": list(cands.ids) if cands is not None else [],
+        "dropped": [
+            {"id": d.id, "stage": d.stage, "reason": d.reason, "text": d.item.chunk.text[:200]}
+            for d in (cands.dropped if cands is not None else ())
+        ],
+    }
 
 
 def chunk_metadata(sc: ScoredChunk, rank: int) -> dict[str, Any]:
@@ -170,7 +190,8 @@ def candidates_from_records(
 ) -> Candidates:
     """Candidates from foreign documents (see :data:`Record`), in their order, with a note
     saying where they came from; a chunk id seen twice is kept once (its first, best-ranked
-    occurrence).
+    occurrence); a chunk id naming two different texts keeps both, the later one under the id
+    ``"<id>~<content hash>"`` (its ``retrieved`` event says so).
 
     Ids come from ``metadata["chunk_id"]``, then the record's id, then a content hash; the doc
     id from ``metadata["doc_id"]``, the record's doc id or ``metadata["source"]``; the position
@@ -181,8 +202,8 @@ def candidates_from_records(
     """
     n = len(records)
     items: list[ScoredChunk] = []
-    seen: set[str] = set()
-    derived = no_pos = 0
+    seen: dict[str, str] = {}  # id -> text
+    derived = no_pos = n_renamed = 0
     suffix = f" from {source}"
     chunk_, event_, scored_ = _chunk, new_event, new_scored_chunk
     proxy, written = MappingProxyType, _WRITTEN
@@ -217,9 +238,15 @@ def candidates_from_records(
             did = str(did)
         if type(cid) is not str:
             cid = str(cid)
-        if cid in seen:
-            continue
-        seen.add(cid)
+        first = seen.get(cid)
+        renamed = None
+        if first is not None:
+            if first == text:  # the same document twice: keep its best-ranked occurrence
+                continue
+            renamed, cid = cid, f"{cid}~{content_id(text, did)[:12]}"
+            if cid in seen:
+                continue
+        seen[cid] = text
         if span is not None and not 0 <= span[0] <= span[1]:
             raise InputError(
                 f"{what} {rank} ({cid!r}) has an invalid character span {span}: "
@@ -236,6 +263,9 @@ def candidates_from_records(
         else:
             score = float(score)
             reason = f"rank {rank}{suffix}"
+        if renamed is not None:
+            n_renamed += 1
+            reason += f"; id {renamed!r} also names another text: kept as {cid!r}"
         chunk = chunk_(cid, text, did, pos, span, proxy(user_md) if user_md else _EMPTY)
         if pos is None or not did:
             no_pos += 1
@@ -258,6 +288,7 @@ def candidates_from_records(
         "source": source,
         "documents": n,
         "duplicates": n - len(items),
+        "renamed_duplicate_ids": n_renamed,
         "rank_derived_scores": derived,
         "without_position": no_pos,
     }

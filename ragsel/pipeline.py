@@ -223,6 +223,17 @@ class Pipeline:
                     if fits:
                         self.connections.append(Connection(s_name, fits[0], d_name, spec.name))
                         break
+        if not self.inputs:  # the first open input of a chain is where data enters it
+            open_ = [
+                f"{n}.{spec.name}"
+                for n in order
+                for spec in self.stages[n].input_specs().values()
+                if spec.required
+                and not self._is_fed(n, spec)
+                and not self._takes_pipeline_query(spec)
+            ]
+            if open_:
+                self.inputs.append(open_[0])
         self._plan = None
 
     # --- checking ------------------------------------------------------------------------
@@ -257,7 +268,8 @@ class Pipeline:
                         f"stage '{name}' ({stage.type_name}) is missing required input "
                         f"'{spec.name}: {type_name(spec.type)}'. Connect a stage that "
                         f"produces it, e.g. connections: [<stage>.<output> -> "
-                        f"{name}.{spec.name}]"
+                        f"{name}.{spec.name}], or supply it at run time: "
+                        f"inputs: [{name}.{spec.name}]"
                     )
         try:
             self._topological_order()

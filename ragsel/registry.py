@@ -33,6 +33,7 @@ BUILTIN_STAGES: dict[str, str] = {
     "cross_encoder_reranker": f"{_S}.rerank.cross_encoder:CrossEncoderReranker",
     "llm_listwise_reranker": f"{_S}.rerank.llm_listwise:LLMListwiseReranker",
     "llm_pointwise_reranker": f"{_S}.rerank.llm_pointwise:LLMPointwiseReranker",
+    "candidate_scorer": f"{_S}.rerank.candidate_scorer:CandidateScorer",
     # rationale
     "rationale_generator": f"{_S}.rationale.llm_generator:LLMRationaleGenerator",
     "query_rationales": f"{_S}.rationale.query:QueryRationales",

@@ -205,8 +205,8 @@ def test_foreign_documents_convert_like_the_constructors():
         Document(page_content="one", id="a", metadata={"source": "s.txt", "score": 0.9, "page": 3}),
         Document(page_content="two", metadata={"relevance_score": 0.4}),
         Document(page_content="three"),
-        Document(page_content="one again", id="a"),
-    ]  # a duplicate id
+        Document(page_content="one", id="a", metadata={"source": "s.txt"}),
+    ]  # the same document twice
     cands = from_documents(docs)
     assert cands.ids[0] == "a" and len(cands) == 3
     first = cands.items[0]
@@ -220,7 +220,7 @@ def test_foreign_documents_convert_like_the_constructors():
     assert "rank-derived" in cands.items[2].events[0].reason
     note = cands.notes[0].data
     assert note["duplicates"] == 1 and note["rank_derived_scores"] == 1
-    assert note["without_position"] == 3
+    assert note["without_position"] == 3 and note["renamed_duplicate_ids"] == 0
     # the chunk has its own read-only copy of the metadata
     docs[0].metadata["page"] = 4
     assert cands.items[0].chunk.metadata["page"] == 3

@@ -59,9 +59,7 @@ def test_elbow_keeps_all_with_two_or_fewer(scores, expected):
         # three scores: the two gaps z-score to exactly -1 and +1, never > 1 -> second difference
         ([1.0, 0.99, 0.5], 2),  # d - next = [-.48, .49]: the final steep drop is the bend
         ([1.0, 0.5, 0.49], 1),  # [.49, .01]
-        # a straight line: equal gaps (std 0, all z = 0); d - next = [0, 0, 1] because the
-        # curve is taken as flat after its last score, so the bend is before the last drop
-        ([4.0, 3.0, 2.0, 1.0], 3),
+        # (a straight line has equal gaps and keeps everything: tests/test_scoreless_input.py)
     ],
 )
 def test_elbow_falls_back_to_largest_second_difference(scores, expected):

@@ -10,7 +10,7 @@ import pytest
 
 from ragsel import InputError, Pipeline, PipelineSpecError, WiringError, load_pipeline
 from ragsel.spec import dump_pipeline
-from ragsel.testing import FakeRetriever, RecordingStage, make_chunks
+from ragsel.testing import FakeRetriever, NoOpStage, RecordingStage, make_chunks
 from ragsel.types import Candidates
 
 
@@ -18,13 +18,19 @@ def _cands(texts=("a", "b", "c")) -> Candidates:
     return Candidates.retrieved("outside", zip(make_chunks(list(texts)), (0.9, 0.5, 0.1)))
 
 
-def test_undeclared_open_input_is_still_a_problem():
-    p = Pipeline.linear([RecordingStage()])
-    with pytest.raises(WiringError, match="missing required input 'candidates"):
-        p.validate()
-    assert (
-        Pipeline.linear([RecordingStage()], inputs=["recording_stage.candidates"]).problems() == []
+def test_linear_first_open_input_is_the_entry_and_graph_errors_show_the_inputs_line():
+    p = Pipeline.linear([RecordingStage(), NoOpStage()])
+    assert p.inputs == ["recording_stage.candidates"] and p.problems() == []
+    assert p.run("q", inputs={"recording_stage.candidates": _cands()}).selection.ids == (
+        _cands().ids
     )
+    g = Pipeline()
+    g.add("n", RecordingStage())
+    with pytest.raises(WiringError, match=r"inputs: \[n.candidates\]"):
+        g.validate()
+    # a list YAML whose first stage takes candidates (the compressor shape) loads as is
+    lp = load_pipeline("version: 1\nstages:\n  - {type: recording_stage}\n  - {type: noop}\n")
+    assert lp.inputs == ["recording_stage.candidates"]
 
 
 def test_run_and_arun_with_inputs():

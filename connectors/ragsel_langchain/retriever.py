@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
@@ -22,6 +22,7 @@ from ragsel._prebuilt import model_builder
 from ragsel.errors import InputError
 from ragsel.pipeline import Pipeline
 from ragsel.types import Candidates, Query, ScoredChunk
+from ragsel_langchain._callbacks import areport, report
 
 SOURCE = "langchain"
 
@@ -59,10 +60,21 @@ class _PipelineFields(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    pipeline: Any
+    pipeline: Any = None
     k: int | None = Field(None, ge=1)
     variables: dict[str, str] | None = Field(None, exclude=True)
     components: dict[str, Any] | None = Field(None, exclude=True)
+
+    #: whether the shipped document-selection pipeline is used when none is given
+    _default_documents: ClassVar[bool] = False
+
+    def __init__(self, pipeline: Any = None, /, **data: Any) -> None:
+        """``Cls("x.yaml")`` or ``Cls(pipeline=...)`` (positional, as in LlamaIndex)."""
+        if pipeline is not None:
+            if data.get("pipeline") is not None:
+                raise InputError(f"{type(self).__name__}: pipeline given twice")
+            data["pipeline"] = pipeline
+        super().__init__(**data)
 
     @model_validator(mode="before")
     @classmethod
@@ -71,7 +83,11 @@ class _PipelineFields(BaseModel):
             return data
         data = dict(data)
         p = data.get("pipeline")
-        if isinstance(p, (str, os.PathLike)) or data.get("components"):
+        if p is None and cls._default_documents:
+            from ragsel.pipelines import document_selection
+
+            data["pipeline"] = document_selection(data.get("variables"))
+        elif isinstance(p, (str, os.PathLike)) or data.get("components"):
             data["pipeline"] = interop.resolve_pipeline(
                 p, data.get("variables"), data.get("components"), cls.__name__
             )
@@ -107,12 +123,14 @@ class RagselRetriever(_PipelineFields, BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
     ) -> list[Document]:
         result = self.pipeline.run(Query.coerce(query))
+        report(result, run_manager=run_manager)
         return self._docs(interop.selected(result, "RagselRetriever"), k)
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, k: int | None = None
     ) -> list[Document]:
         result = await self.pipeline.arun(Query.coerce(query))
+        await areport(result, run_manager=run_manager)
         return self._docs(interop.selected(result, "RagselRetriever"), k)
 
 
@@ -120,17 +138,28 @@ class RagselCompressor(_PipelineFields, BaseDocumentCompressor):
     """Runs the selection part of a ragsel pipeline over documents another retriever returned
     (the ``ContextualCompressionRetriever`` pattern, without ``langchain_classic``).
 
-    >>> compressor = RagselCompressor(pipeline=Pipeline.linear(        # doctest: +SKIP
-    ...     [ElbowCutoff(), InjectionGuard()]))
+    >>> compressor = RagselCompressor()                                 # doctest: +SKIP
     >>> docs = compressor.compress_documents(vectorstore_retriever.invoke(q), q)
+    >>> RagselCompressor("my-selection.yaml")   # or pipeline=Pipeline.linear([...])
+
+    With no pipeline, the shipped document-selection pipeline
+    (:data:`ragsel.pipelines.DOCUMENTS`) runs: documents without scores (a
+    ``VectorStoreRetriever``, ``BM25Retriever``) are scored against the query by BM25 and
+    MiniLM over their own texts (needs ``ragsel[local]``), injections are dropped and the list
+    is cut at the elbow. Each returned Document's ``metadata["ragsel"]["score_source"]`` says
+    which scores the cut read. Dropped documents and the trace are reported to LangChain
+    callbacks (``on_custom_event`` ``ragsel_trace``, visible in ``astream_events``).
 
     The documents enter the pipeline at ``input`` (``"stage.candidates"``); when omitted, the
     only declared (YAML ``inputs:``) or unconnected Candidates input is used and declared.
-    Documents without ids get content-hash ids; without ``doc_id``/``position`` metadata they
-    are selected normally, neighbour expansion skips them and their metadata says so.
+    Documents without ids get content-hash ids; two documents with one id but different
+    texts are both kept (the second under a derived id, noted in its provenance); without
+    ``doc_id``/``position`` metadata they are selected normally, neighbour expansion skips
+    them and their metadata says so.
     """
 
     input: str | None = None
+    _default_documents: ClassVar[bool] = True
 
     def model_post_init(self, __context: Any) -> None:
         if isinstance(self.pipeline, Pipeline):  # declare the input before validating
@@ -146,7 +175,9 @@ class RagselCompressor(_PipelineFields, BaseDocumentCompressor):
         q, cands = Query.coerce(query), from_documents(documents)
         if not cands.items:
             return []
-        return self._finish(self.pipeline.run(q, inputs={self.input: cands}))
+        result = self.pipeline.run(q, inputs={self.input: cands})
+        report(result, callbacks=callbacks)
+        return self._finish(result)
 
     async def acompress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
@@ -154,4 +185,6 @@ class RagselCompressor(_PipelineFields, BaseDocumentCompressor):
         q, cands = Query.coerce(query), from_documents(documents)
         if not cands.items:
             return []
-        return self._finish(await self.pipeline.arun(q, inputs={self.input: cands}))
+        result = await self.pipeline.arun(q, inputs={self.input: cands})
+        await areport(result, callbacks=callbacks)
+        return self._finish(result)

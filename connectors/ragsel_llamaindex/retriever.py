@@ -23,6 +23,7 @@ from ragsel import interop
 from ragsel._prebuilt import model_builder
 from ragsel.errors import InputError
 from ragsel.types import Candidates, Query, ScoredChunk
+from ragsel_llamaindex._events import report
 
 SOURCE = "llamaindex"
 _HIDDEN = list(interop.RAGSEL_KEYS)  # kept out of LLM prompts and embedding text
@@ -44,6 +45,7 @@ _text_node = model_builder(
 _related = model_builder(RelatedNodeInfo, node_id="x")
 _with_score = model_builder(NodeWithScore, node=TextNode(id_="x"), score=0.0)
 _SOURCE_REL = NodeRelationship.SOURCE
+_PREV_REL, _NEXT_REL = NodeRelationship.PREVIOUS, NodeRelationship.NEXT
 
 
 def to_nodes(items: Sequence[ScoredChunk]) -> list[NodeWithScore]:
@@ -88,7 +90,48 @@ def from_nodes(nodes: Sequence[NodeWithScore], source: str = SOURCE) -> Candidat
         start, end = getattr(node, "start_char_idx", None), getattr(node, "end_char_idx", None)
         span = (start, end) if type(start) is int and type(end) is int else None
         records.append((getattr(node, "text", None), md, node.id_, ref, nws.score, span))
-    return interop.candidates_from_records(records, source, what="node")
+    return interop.candidates_from_records(_chain_positions(nodes, records), source, what="node")
+
+
+def _chain_positions(nodes: Sequence[NodeWithScore], records: list[Any]) -> list[Any]:
+    """Give nodes without a ``position`` one from their PREVIOUS/NEXT relationships: nodes
+    linked into a chain within one document get consecutive positions (chains that do not
+    touch are kept two apart, so they are never taken as neighbours)."""
+    nxt: dict[str, str] = {}
+    prv: dict[str, str] = {}
+    for nws in nodes:
+        rels = nws.node.relationships
+        if not rels or "position" in nws.node.metadata:
+            continue
+        n, p = rels.get(_NEXT_REL), rels.get(_PREV_REL)
+        if isinstance(n, RelatedNodeInfo):
+            nxt[nws.node.id_], prv[n.node_id] = n.node_id, nws.node.id_
+        if isinstance(p, RelatedNodeInfo):
+            prv[nws.node.id_], nxt[p.node_id] = p.node_id, nws.node.id_
+    if not nxt:
+        return records
+    given = {nws.node.id_ for nws in nodes}
+    position: dict[str, int] = {}
+    start = 0
+    for nws in nodes:  # walk each chain from its first given node
+        nid = nws.node.id_
+        if nid in position or (nid not in nxt and nid not in prv):
+            continue
+        back = {nid}
+        while prv.get(nid) in given and prv[nid] not in position and prv[nid] not in back:
+            nid = prv[nid]
+            back.add(nid)
+        while nid is not None and nid in given and nid not in position:
+            position[nid], start = start, start + 1
+            nid = nxt.get(nid)
+        start += 1  # a gap: the next chain is not adjacent
+    out = []
+    for (text, md, rid, ref, score, span), nws in zip(records, nodes):
+        pos = position.get(nws.node.id_)
+        if pos is not None and ref:
+            md = {**md, "doc_id": ref, "position": pos}
+        out.append((text, md, rid, ref, score, span))
+    return out
 
 
 class RagselRetriever(BaseRetriever):
@@ -124,10 +167,12 @@ class RagselRetriever(BaseRetriever):
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         result = self.pipeline.run(Query.coerce(query_bundle.query_str))
+        report(result)
         return to_nodes(interop.cap(interop.selected(result, "RagselRetriever"), self.k))
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         result = await self.pipeline.arun(Query.coerce(query_bundle.query_str))
+        report(result)
         return to_nodes(interop.cap(interop.selected(result, "RagselRetriever"), self.k))
 
 
@@ -135,9 +180,15 @@ class RagselPostprocessor(BaseNodePostprocessor):
     """Runs the selection part of a ragsel pipeline over retrieved nodes, for
     ``RetrieverQueryEngine(..., node_postprocessors=[RagselPostprocessor(pipeline=p)])``.
 
-    The nodes enter the pipeline at ``input`` (``"stage.candidates"``; by default the only
-    declared or unconnected Candidates input). Nodes without ``doc_id``/``position`` metadata
-    are selected normally; neighbour expansion skips them and their metadata says so.
+    ``RagselPostprocessor()`` with no pipeline runs the shipped document-selection pipeline
+    (:data:`ragsel.pipelines.DOCUMENTS`: score nodes that come without scores by BM25 and
+    MiniLM over their texts, drop injections, cut at the elbow). The nodes enter the pipeline
+    at ``input`` (``"stage.candidates"``; by default the only declared or unconnected
+    Candidates input). Positions for neighbour expansion come from ``position`` metadata, or
+    from the nodes' PREVIOUS/NEXT relationships within one ``ref_doc_id`` (as
+    ``SentenceSplitter`` sets them; the idea of ``PrevNextNodePostprocessor``, reading the
+    neighbours among the retrieved nodes). Each run is reported to LlamaIndex's
+    instrumentation dispatcher as a ``RagselTraceEvent`` (trace and drops).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -154,6 +205,10 @@ class RagselPostprocessor(BaseNodePostprocessor):
         components: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        if pipeline is None:  # the shipped document-selection pipeline
+            from ragsel.pipelines import document_selection
+
+            pipeline = document_selection(variables)
         p = interop.resolve_pipeline(pipeline, variables, components, "RagselPostprocessor")
         super().__init__(pipeline=p, **kwargs)
         self.input = interop.candidates_input(p, self.input, "RagselPostprocessor")
@@ -182,7 +237,9 @@ class RagselPostprocessor(BaseNodePostprocessor):
         q, cands = self._prepare(nodes, query_bundle)
         if not cands.items:
             return []
-        return self._finish(self.pipeline.run(q, inputs={self.input: cands}))
+        result = self.pipeline.run(q, inputs={self.input: cands})
+        report(result)
+        return self._finish(result)
 
     async def _apostprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
@@ -190,4 +247,6 @@ class RagselPostprocessor(BaseNodePostprocessor):
         q, cands = self._prepare(nodes, query_bundle)
         if not cands.items:
             return []
-        return self._finish(await self.pipeline.arun(q, inputs={self.input: cands}))
+        result = await self.pipeline.arun(q, inputs={self.input: cands})
+        report(result)
+        return self._finish(result)

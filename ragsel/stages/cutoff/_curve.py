@@ -16,6 +16,8 @@ Conventions (documented once, here):
   (0-based), so "cut at gap i" keeps ranks ``0..i``, i.e. ``cut = i + 1``;
 - the rules are scale-free: multiplying the scores by a positive constant or adding a
   constant never moves the cut (gaps are z-scored or compared with each other);
+- equal gaps (up to float noise) never decide a cut: a linear curve keeps everything
+  (``method: "equal_gaps"``);
 - NaN or infinite scores are rejected by :func:`as_scores` (a curve with holes has no elbow).
 """
 
@@ -48,10 +50,19 @@ def gaps(scores: np.ndarray) -> np.ndarray:
     return scores[:-1] - scores[1:]
 
 
+def equal_gaps(d: np.ndarray) -> bool:
+    """Whether the gaps are all equal up to float noise (a linear curve, e.g. rank-derived
+    scores 1, 0.9, 0.8, ...): such a curve has no bend, so no gap may decide a cut."""
+    if d.size == 0:
+        return True
+    spread = float(d.max() - d.min())
+    return spread <= _EPS * max(float(np.abs(d).max()), 1e-300)
+
+
 def zscores(values: np.ndarray) -> np.ndarray:
-    """Population z-scores; all zeros when the values do not vary."""
+    """Population z-scores; all zeros when the values do not vary (up to float noise)."""
     std = float(values.std())
-    if std <= 0.0:
+    if std <= _EPS * float(np.abs(values).max(initial=0.0)) or std <= 0.0:
         return np.zeros_like(values)
     return (values - values.mean()) / std
 
@@ -87,6 +98,8 @@ def elbow_index(
     if n <= 2:
         return n, {"method": "too_few", "n": n, "elbow": n - 1}
     d = gaps(s)
+    if equal_gaps(d):
+        return n, {"method": "equal_gaps", "n": n, "elbow": n - 1}
     z = zscores(d)
     above = np.flatnonzero(z > z_threshold + _EPS)
     if above.size:
@@ -128,6 +141,8 @@ def largest_gap_index(
         return n, {"method": "too_few", "n": n}
     d = gaps(s)
     window = d[:search] if search is not None else d
+    if equal_gaps(window):
+        return n, {"method": "equal_gaps", "n": n}
     i = int(np.argmax(window))
     z = zscores(d)
     return i + 1, {

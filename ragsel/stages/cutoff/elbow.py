@@ -25,6 +25,8 @@ def _why(info: dict[str, Any]) -> str:
             f"no gap with z > {info['z_threshold']:g} (max z={info['max_z']:.2f}); "
             f"largest second difference after rank {info['elbow'] + 1}"
         )
+    if method == "equal_gaps":
+        return f"all {info['n'] - 1} gaps equal (a linear score curve): no elbow, all kept"
     return f"{info['n']} candidate(s): too few for an elbow, all kept"
 
 

@@ -16,6 +16,8 @@ from ragsel.types import Candidates
 def _why(info: dict[str, Any]) -> str:
     if info["method"] == "too_few":
         return f"{info['n']} candidate(s): nothing to cut"
+    if info["method"] == "equal_gaps":
+        return f"all {info['n'] - 1} gaps equal (a linear score curve): no gap decides, all kept"
     return (
         f"largest gap after rank {info['elbow'] + 1}: {info['gap']:.4g} "
         f"(z={info['z']:.2f}), {info['score_before']:.4g} -> {info['score_after']:.4g}"
