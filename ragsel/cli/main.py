@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "ragsel.cli.index_cmd",  # index
     "ragsel.cli.fit_cmd",  # fit
     "ragsel.cli.eval_cmd",  # eval
+    "ragsel.cli.stages_cmd",  # stages
 ]
 
 
