@@ -34,12 +34,24 @@ def index(
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per forward pass."),
     stemmer: str = typer.Option("english", "--stemmer", help="BM25 stemmer language, or 'none'."),
     stopwords: str = typer.Option("en", "--stopwords", help="BM25 stop-word list, or 'none'."),
+    rebuild: bool = typer.Option(
+        False, "--rebuild", help="Delete the index at --into first and build it anew."
+    ),
+    keep_missing: bool = typer.Option(
+        False,
+        "--keep-missing",
+        help="Keep indexed documents that are no longer in CORPUS (default: remove them).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
-    """Chunk, embed and store a corpus (chroma + BM25). Re-running adds only new or changed
-    documents; an interrupted run resumes."""
+    """Chunk, embed and store a corpus (chroma + BM25), so that the index equals CORPUS:
+    new and changed documents are embedded, deleted ones removed, unchanged ones skipped.
+    An interrupted run resumes when re-run. Progress goes to stderr: a bar in a terminal,
+    a line every 10 seconds otherwise."""
     from ragsel.index import BM25Config, LocalIndex
+    from ragsel.index.builder import read_corpus
+    from ragsel.index.progress import IndexProgress
     from ragsel.ingest import ChunkerConfig
 
     cfg = ChunkerConfig(chunker, chunk_size, overlap)  # type: ignore[arg-type]
@@ -48,10 +60,21 @@ def index(
         stopwords=None if stopwords.lower() == "none" else stopwords,
     )
     console = stderr_console()
+    docs, ingest_warnings = read_corpus(corpus)  # a bad corpus fails before --into is touched
+    show = not quiet and not json_out
     with LocalIndex.create(
-        into, embedder=embedder, chunker=cfg, bm25=bm25, threads=threads, batch_size=batch_size
+        into,
+        embedder=embedder,
+        chunker=cfg,
+        bm25=bm25,
+        threads=threads,
+        batch_size=batch_size,
+        rebuild=rebuild,
     ) as ix:
-        report = ix.add_corpus(corpus, progress=not quiet and not json_out)
+        report = ix.add_documents(
+            docs, progress=IndexProgress() if show else False, prune=not keep_missing
+        )
+    report.warnings[:0] = ingest_warnings
     for w in report.warnings:
         console.print(f"[yellow]warning:[/] {w}", soft_wrap=True, markup=True)
     if json_out:
@@ -61,7 +84,7 @@ def index(
         return
     console.print(
         f"[green]indexed[/] {report.added} new, {report.updated} changed, {report.unchanged} "
-        f"unchanged document(s): +{report.chunks_added} / -{report.chunks_removed} chunks in "
+        f"unchanged, {report.removed} removed document(s): +{report.chunks_added} / -{report.chunks_removed} chunks in "
         f"{report.seconds:.1f}s ({report.chunks_per_second:.0f} chunks/s); the index at "
         f"{ix.path} holds {report.total_chunks} chunks",
         markup=True,

@@ -113,6 +113,11 @@ def tokenize(texts: Sequence[str], config: BM25Config) -> list[list[str]]:
     return out
 
 
+def _n_docs(retriever: Any) -> int | None:
+    n = getattr(retriever, "scores", {}).get("num_docs")
+    return None if n is None else int(n)
+
+
 class BM25Store:
     """A bm25s index plus the chunk ids of its rows."""
 
@@ -146,12 +151,29 @@ class BM25Store:
                 f"the BM25 index in {directory} is missing or incomplete: "
                 "re-run `ragsel index` on the corpus to rebuild it"
             )
-        meta = json.loads(meta_file.read_text())
-        config = BM25Config.from_dict(meta["config"])
-        if not meta["ids"]:
-            return cls(bm25s.BM25(), [], config)
-        retriever = bm25s.BM25.load(str(directory), mmap=False, show_progress=False, verbosity=0)
-        return cls(retriever, meta["ids"], config)
+        try:
+            meta = json.loads(meta_file.read_bytes().decode("utf-8"))
+            config = BM25Config.from_dict(meta["config"])
+            ids = list(meta["ids"])
+            if not ids:
+                return cls(bm25s.BM25(), [], config)
+            retriever = bm25s.BM25.load(
+                str(directory), mmap=False, show_progress=False, verbosity=0
+            )
+            n_docs = _n_docs(retriever)
+        except (OSError, ValueError, KeyError, TypeError, EOFError, AttributeError) as exc:
+            raise IndexError_(
+                f"the BM25 index in {directory} is damaged ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); rebuild it with: ragsel index CORPUS --into "
+                f"{directory.parent} --rebuild"
+            ) from exc
+        if n_docs is not None and n_docs != len(ids):
+            raise IndexError_(
+                f"the BM25 index in {directory} has {n_docs} rows but ids.json names "
+                f"{len(ids)} chunks (damaged); rebuild it with: ragsel index CORPUS --into "
+                f"{directory.parent} --rebuild"
+            )
+        return cls(retriever, ids, config)
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -1,8 +1,19 @@
 """Writing a :class:`~ragsel.index.LocalIndex`: chunk, embed in batches, store, rebuild BM25.
 
-Only documents that are new or changed (by content hash) are processed: re-running on the same
-corpus adds nothing, adding files indexes only those, and an edited file has its old chunks
-replaced. Progress is a rich bar on stderr (chunks, rate, ETA).
+One run, in four steps (each a function below):
+
+1. :func:`plan` compares the documents with the ledger: new or changed documents (by content
+   hash) are *pending*, documents the ledger holds but the corpus no longer has are *removed*
+   (when the corpus is the whole truth, as for ``ragsel index FOLDER``).
+2. :func:`remove_documents` deletes the removed documents' chunks from chroma and the ledger.
+3. :class:`_Writer` chunks the pending documents, embeds them (sorted by length within a
+   write batch, so forward passes pad little) and upserts each batch into chroma; a document
+   enters the ledger once all its chunks are stored, so a killed run resumes where it stopped.
+4. :func:`finalize` rewrites what readers load (the chunk/vector snapshot and BM25) from chroma,
+   records their checksums, and marks the manifest complete.
+
+Re-running on the same corpus adds nothing; adding files indexes only those; an edited file
+has its old chunks replaced; a deleted file's chunks are removed.
 """
 
 from __future__ import annotations
@@ -18,10 +29,14 @@ import numpy as np
 
 from ragsel.errors import IndexError_, InputError
 from ragsel.index.bm25 import BM25Store
+from ragsel.index.progress import IndexProgress
 from ragsel.index.store import Ledger, read_ledger
 from ragsel.ingest.chunkers import make_chunker
 from ragsel.ingest.documents import Document, iter_documents
 from ragsel.types import Chunk
+
+#: Chunks per chroma write (and per ledger commit): large, since each upsert has a fixed cost.
+WRITE_BATCH = 1024
 
 
 @dataclass
@@ -32,6 +47,7 @@ class IndexReport:
     added: int = 0  # new documents indexed
     updated: int = 0  # changed documents re-indexed
     unchanged: int = 0  # skipped: already indexed with the same content
+    removed: int = 0  # documents no longer in the corpus, taken out of the index
     chunks_added: int = 0
     chunks_removed: int = 0
     total_chunks: int = 0  # in the index after the run
@@ -44,49 +60,28 @@ class IndexReport:
         return self.chunks_added / self.seconds if self.seconds else 0.0
 
 
-def _progress(enabled: bool, total: int) -> Any:
-    if not enabled:
-        return None
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
-    class RateColumn(ProgressColumn):
-        def render(self, task: Any) -> Text:
-            # average since the start: steadier than rich's windowed speed for big batches
-            rate = task.completed / task.elapsed if task.elapsed else 0.0
-            return Text(
-                f"{rate:,.1f} chunks/s" if rate else "-- chunks/s", style="progress.data.speed"
-            )
-
-    return Progress(
-        TextColumn("[bold]embedding"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        RateColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    )
+@dataclass
+class Plan:
+    pending: list[Document]  # new or changed
+    removed: list[str]  # doc ids in the index but no longer in the corpus
+    ledger: dict[str, dict[str, Any]]  # doc id -> ledger record, before this run
 
 
-def add_corpus(index: Any, corpus: str | Path, **kw: Any) -> IndexReport:
-    """Index the files under ``corpus``; ingestion warnings go into the report."""
+def read_corpus(corpus: str | Path) -> tuple[list[Document], list[str]]:
+    """Every document under ``corpus`` and the ingestion warnings (raises ``InputError`` for a
+    missing or empty corpus, before anything is written)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         docs = list(iter_documents(corpus))
-    report = add_documents(index, docs, **kw)
-    report.warnings[:0] = [str(w.message) for w in caught]
+    return docs, [str(w.message) for w in caught]
+
+
+def add_corpus(index: Any, corpus: str | Path, *, prune: bool = True, **kw: Any) -> IndexReport:
+    """Make the index equal the files under ``corpus``: add new, replace changed and (with
+    ``prune``, the default) remove documents no longer there. Warnings go into the report."""
+    docs, warns = read_corpus(corpus)
+    report = add_documents(index, docs, prune=prune, **kw)
+    report.warnings[:0] = warns
     return report
 
 
@@ -94,25 +89,44 @@ def add_documents(
     index: Any,
     docs: Iterable[Document],
     *,
-    progress: bool = False,
-    batch_size: int = 256,
+    progress: bool | IndexProgress = False,
+    batch_size: int = WRITE_BATCH,
     on_batch: Callable[[int], None] | None = None,
+    prune: bool = False,
 ) -> IndexReport:
     """Index ``docs`` into ``index`` (opened with ``LocalIndex.create``).
 
     ``batch_size`` chunks are embedded and stored at a time; after each batch the documents
-    it completed are recorded in the ledger, so a killed run resumes where it stopped.
-    ``on_batch(n_done)`` is called after each stored batch (used by tests and benchmarks).
+    it completed are recorded in the ledger. ``prune`` removes indexed documents that are not
+    in ``docs``. ``on_batch(n_done)`` is called after each stored batch (tests, benchmarks).
     """
-    from ragsel.backends.embedders import load_embedder
-
     if not index.writable:
         raise IndexError_(
             f"the index at {index.path} was opened read-only; use "
             "LocalIndex.create(path, ...) to add documents"
         )
     t0 = time.perf_counter()
-    report = IndexReport()
+    docs = _unique(docs)
+    work = plan(index, docs, prune)
+    report = IndexReport(documents=len(docs), unchanged=len(docs) - len(work.pending))
+    was_complete = bool(index.manifest.get("complete"))
+    if (work.pending or work.removed) and was_complete:
+        index._save_manifest(complete=False)  # readers of a half-updated index get a warning
+    prog = (
+        progress if isinstance(progress, IndexProgress) else IndexProgress() if progress else None
+    )
+    ledger = Ledger(index.path)
+    try:
+        remove_documents(index, work, ledger, report)
+        _Writer(index, work, ledger, report, prog, on_batch).run(batch_size)
+    finally:
+        ledger.close()
+    finalize(index, report, was_complete)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _unique(docs: Iterable[Document]) -> list[Document]:
     docs = list(docs)
     seen: set[str] = set()
     for d in docs:
@@ -122,95 +136,178 @@ def add_documents(
                 f"({d.source}); document ids must be unique"
             )
         seen.add(d.id)
-    report.documents = len(docs)
-    ledger_state = read_ledger(index.path)
-    pending = [d for d in docs if ledger_state.get(d.id, {}).get("fp") != d.fingerprint]
-    report.unchanged = len(docs) - len(pending)
-    was_complete = bool(index.manifest.get("complete"))
-    if pending and was_complete:  # readers of a half-updated index get a warning
-        index._save_manifest(complete=False)
-    chunker = make_chunker(index.chunker)
-    spec, threads, emb_batch = index._embedder_options
-    embedder = load_embedder(spec, threads=threads, batch_size=emb_batch)
-    col = index.collection
-    total = sum(sum(1 for _ in chunker.chunk(d)) for d in pending) if progress else 0
+    return docs
 
-    ledger = Ledger(index.path)
-    bar = _progress(progress, total)
-    task = bar.add_task("embed", total=total) if bar is not None else None
-    if bar is not None:
-        bar.start()
-    try:
-        batch: list[Chunk] = []
-        # doc id -> (doc, chunk ids so far, chunks still unflushed)
-        open_docs: dict[str, list[Any]] = {}
-        done = 0
 
-        def flush() -> None:
-            nonlocal batch, done
-            if not batch:
-                return
-            te = time.perf_counter()
-            vecs = embedder.embed([c.text for c in batch])
-            report.embed_seconds += time.perf_counter() - te
-            col.upsert(
-                ids=[c.id for c in batch],
-                embeddings=np.asarray(vecs),
-                documents=[c.text for c in batch],
-                metadatas=[_metadata(c) for c in batch],
-            )
-            for c in batch:
-                open_docs[c.doc_id][2] -= 1
-            report.chunks_added += len(batch)
-            done += len(batch)
-            if bar is not None:
-                bar.update(task, advance=len(batch))
-            batch = []
-            _finish_docs(index, col, open_docs, ledger_state, ledger, report)
-            if on_batch is not None:
-                on_batch(done)
+def plan(index: Any, docs: list[Document], prune: bool) -> Plan:
+    """What this run must embed and remove, from the ledger of finished documents."""
+    state = read_ledger(index.path)
+    pending = [d for d in docs if state.get(d.id, {}).get("fp") != d.fingerprint]
+    ids = {d.id for d in docs}
+    removed = sorted(k for k in state if k not in ids) if prune else []
+    return Plan(pending, removed, state)
 
-        for d in pending:
-            entry = open_docs[d.id] = [d, [], 0, False]  # doc, ids, unflushed, all chunked
-            for c in chunker.chunk(d):
-                entry[1].append(c.id)
-                entry[2] += 1
-                batch.append(c)
-                if len(batch) >= batch_size:
-                    flush()
-            entry[3] = True
-            if not entry[1]:
-                report.warnings.append(f"document {d.id!r} has no text; nothing indexed")
-        flush()
-        _finish_docs(index, col, open_docs, ledger_state, ledger, report)
-    finally:
-        if bar is not None:
-            bar.stop()
-        ledger.close()
 
-    # BM25 is rebuilt over every chunk (bm25s has no incremental add; a few seconds per 5k
-    # chunks). Also after an interrupted run, which may have died before this step.
+def remove_documents(index: Any, work: Plan, ledger: Ledger, report: IndexReport) -> None:
+    """Delete the chunks of ``work.removed`` from chroma, then their ledger entries."""
+    if not work.removed:
+        return
+    stale = [cid for d in work.removed for cid in work.ledger[d].get("chunks", ())]
+    for i in range(0, len(stale), 4096):
+        index.collection.delete(ids=stale[i : i + 4096])
+    ledger.record({"id": d, "deleted": True} for d in work.removed)
+    report.removed = len(work.removed)
+    report.chunks_removed += len(stale)
+
+
+@dataclass
+class _OpenDoc:
+    """A pending document whose chunks are not all stored yet."""
+
+    doc: Document
+    ids: list[str] = field(default_factory=list)
+    unflushed: int = 0
+    chunked: bool = False
+
+
+class _Writer:
+    """Chunks pending documents, embeds and stores them in write batches, commits finished
+    documents to the ledger (dropping chunks an edit made stale)."""
+
+    def __init__(
+        self,
+        index: Any,
+        work: Plan,
+        ledger: Ledger,
+        report: IndexReport,
+        prog: IndexProgress | None,
+        on_batch: Callable[[int], None] | None,
+    ) -> None:
+        from ragsel.backends.embedders import load_embedder
+
+        spec, threads, emb_batch = index._embedder_options
+        self.embedder = load_embedder(spec, threads=threads, batch_size=emb_batch)
+        self.pass_size = emb_batch
+        self.index, self.work, self.ledger, self.report = index, work, ledger, report
+        self.prog, self.on_batch = prog, on_batch
+        self.chunker = make_chunker(index.chunker)
+        self.open: dict[str, _OpenDoc] = {}
+        self.batch: list[Chunk] = []
+        self.done = 0
+
+    def run(self, batch_size: int) -> None:
+        if not self.work.pending:
+            return
+        if self.prog is not None:
+            total = chars = 0
+            for d in self.work.pending:
+                for c in self.chunker.chunk(d):
+                    total += 1
+                    chars += len(c.text)
+            self.prog.plan(total, len(self.work.pending), chars, self.index.embedder_spec)
+            self.prog.start(total)
+        try:
+            for d in self.work.pending:
+                entry = self.open[d.id] = _OpenDoc(d)
+                for c in self.chunker.chunk(d):
+                    entry.ids.append(c.id)
+                    entry.unflushed += 1
+                    self.batch.append(c)
+                    if len(self.batch) >= batch_size:
+                        self.flush()
+                entry.chunked = True
+                if not entry.ids:
+                    self.report.warnings.append(f"document {d.id!r} has no text; nothing indexed")
+            self.flush()
+            self.commit()
+        finally:
+            if self.prog is not None:
+                self.prog.close()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Vectors of ``texts`` in forward passes of similar length (less padding)."""
+        out = np.zeros((len(texts), int(self.embedder.dim)), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for s in range(0, len(order), self.pass_size):
+            idx = order[s : s + self.pass_size]
+            out[idx] = self.embedder.embed([texts[i] for i in idx])
+            if self.prog is not None:
+                self.prog.advance(len(idx))
+        return out
+
+    def flush(self) -> None:
+        batch, self.batch = self.batch, []
+        if not batch:
+            return
+        te = time.perf_counter()
+        vecs = self.embed([c.text for c in batch])
+        self.report.embed_seconds += time.perf_counter() - te
+        self.index.collection.upsert(
+            ids=[c.id for c in batch],
+            embeddings=vecs,
+            documents=[c.text for c in batch],
+            metadatas=[_metadata(c) for c in batch],
+        )
+        for c in batch:
+            self.open[c.doc_id].unflushed -= 1
+        self.report.chunks_added += len(batch)
+        self.done += len(batch)
+        self.commit()
+        if self.on_batch is not None:
+            self.on_batch(self.done)
+
+    def commit(self) -> None:
+        """Record documents whose chunks are all stored; drop chunks an edit made stale."""
+        finished = [k for k, e in self.open.items() if e.chunked and e.unflushed == 0]
+        entries = []
+        for k in finished:
+            e = self.open.pop(k)
+            old = self.work.ledger.get(k)
+            if old is not None:
+                stale = sorted(set(old.get("chunks", ())) - set(e.ids))
+                if stale:
+                    self.index.collection.delete(ids=stale)
+                    self.report.chunks_removed += len(stale)
+                self.report.updated += 1
+            else:
+                self.report.added += 1
+            entries.append({"id": k, "fp": e.doc.fingerprint, "chunks": e.ids})
+        self.ledger.record(entries)
+
+
+def finalize(index: Any, report: IndexReport, was_complete: bool) -> None:
+    """Rewrite the reader's files from chroma when anything changed (also after an
+    interrupted run, which may have died before this step), then mark the index complete."""
+    from ragsel.index import snapshot
+    from ragsel.index.integrity import checksum
+
     index._invalidate()
-    index.load()
-    if (
-        report.chunks_added
-        or report.chunks_removed
-        or not was_complete
-        or not (index.path / "bm25" / "ids.json").exists()
-    ):
-        chunks = index.chunks
+    changed = report.chunks_added or report.chunks_removed or not was_complete
+    derived_ok = (
+        snapshot.exists(index.path)
+        and (index.path / "bm25" / "ids.json").exists()
+        and isinstance(index.manifest.get("files"), dict)
+    )
+    if changed or not derived_ok:
+        if index.manifest.get("complete"):
+            index._save_manifest(complete=False)
+        chunks, matrix = index.chunks, index.matrix  # loads from chroma
+        snapshot.write(index.path, chunks, matrix)
+        # bm25s has no incremental add: rebuilt over every chunk (seconds per 5k chunks)
         BM25Store.build([c.text for c in chunks], [c.id for c in chunks], index.bm25_config).save(
             index.path / "bm25"
         )
-    n_docs = len(read_ledger(index.path))
-    report.total_chunks = len(index.chunks)
+        files = checksum(index.path, [snapshot.CHUNKS, snapshot.VECTORS, "bm25"])
+        report.total_chunks = len(chunks)
+    else:
+        files = index.manifest["files"]
+        report.total_chunks = int(index.manifest.get("counts", {}).get("chunks", 0))
     index._save_manifest(
         complete=True,
         generation=index.manifest.get("generation", 0) + 1,
-        counts={"documents": n_docs, "chunks": report.total_chunks},
+        counts={"documents": len(read_ledger(index.path)), "chunks": report.total_chunks},
+        files=files,
     )
-    report.seconds = time.perf_counter() - t0
-    return report
 
 
 def _metadata(c: Chunk) -> dict[str, Any]:
@@ -223,31 +320,3 @@ def _metadata(c: Chunk) -> dict[str, Any]:
     if c.span is not None:
         meta["span_start"], meta["span_end"] = c.span
     return meta
-
-
-def _finish_docs(
-    index: Any,
-    col: Any,
-    open_docs: dict[str, list[Any]],
-    ledger_state: dict[str, dict[str, Any]],
-    ledger: Ledger,
-    report: IndexReport,
-) -> None:
-    """Record documents whose chunks are all stored; drop chunks an edit made stale."""
-    finished = [
-        k for k, (_, _, unflushed, chunked) in open_docs.items() if chunked and unflushed == 0
-    ]
-    entries = []
-    for k in finished:
-        d, ids, _, _ = open_docs.pop(k)
-        old = ledger_state.get(d.id)
-        if old is not None:
-            stale = sorted(set(old.get("chunks", ())) - set(ids))
-            if stale:
-                col.delete(ids=stale)
-                report.chunks_removed += len(stale)
-            report.updated += 1
-        else:
-            report.added += 1
-        entries.append({"id": d.id, "fp": d.fingerprint, "chunks": ids})
-    ledger.record(entries)

@@ -11,9 +11,12 @@ passes precomputed vectors, so the function only runs when other code (e.g. a us
 from __future__ import annotations
 
 import json
+import threading
+from pathlib import Path
 from typing import Any
 
 from ragsel.errors import IndexError_, require
+from ragsel.index.store import rebuild_hint
 
 chromadb = require("chromadb", "local", "the chroma index")
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings  # noqa: E402
@@ -63,6 +66,35 @@ class RagselEmbeddingFunction(EmbeddingFunction[Documents]):
         return False
 
 
+_copies: dict[str, str] = {}
+_copy_lock = threading.Lock()
+
+
+def read_only_copy(index_path: Path) -> str:
+    """A private temporary copy of ``INDEX/chroma`` for a reader, made once per process and
+    index, removed at exit. chromadb has no read-only mode: every ``PersistentClient`` records
+    a write lease in ``chroma.sqlite3`` and re-persists the HNSW files, so readers open this
+    copy and the index itself never changes under a query."""
+    import atexit
+    import shutil
+    import tempfile
+
+    src = index_path / "chroma"
+    key = str(src)
+    with _copy_lock:
+        have = _copies.get(key)
+        if have is not None and Path(have).is_dir():
+            return have
+        if not src.is_dir():
+            raise IndexError_(f"the chroma store {src} is missing; {rebuild_hint(index_path)}")
+        tmp = tempfile.mkdtemp(prefix="ragsel-chroma-")
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        dst = str(Path(tmp) / "chroma")
+        shutil.copytree(src, dst)
+        _copies[key] = dst
+        return dst
+
+
 def client(path: str) -> Any:
     from chromadb.config import Settings
 
@@ -83,7 +115,7 @@ def _wrap(exc: Exception, path: str) -> IndexError_:
         )
     return IndexError_(
         f"cannot open the chroma store at {path}: {type(exc).__name__}: {msg}. "
-        "If the index is damaged, delete the folder and re-run `ragsel index`"
+        "If the index is damaged, rebuild it: ragsel index CORPUS --into INDEX --rebuild"
     )
 
 

@@ -14,11 +14,14 @@ Build one with ``ragsel index CORPUS --into DIR`` or :meth:`LocalIndex.build`; q
 **Why vectors are served from numpy.** After the first query the index holds every vector in
 one float32 matrix (5k x 384 = 7.5 MB) and answers with an exact dot product + argpartition:
 ~0.5 ms for 5k chunks, exact rather than HNSW-approximate, and no per-query chroma round trip.
-chroma stays the store of record (what survives restarts, what other tools can open).
+chroma stays the store of record (what survives restarts, what other tools can open); readers
+load the index's own snapshot files (``chunks.jsonl``, ``vectors.npy``, checksummed in the
+manifest) and never open chroma in place, because opening chroma writes to it (snapshot.py).
 
 **Metadata filters** (``where``, chroma's syntax: ``{"doc_id": "a.md"}``,
 ``{"$and": [{"year": {"$gte": 2020}}, ...]}``) are evaluated *by chroma* (so the semantics are
-chroma's, not a re-implementation) into a row mask, cached per filter; dense and BM25 search
+chroma's, not a re-implementation; a reader uses a private temporary copy of the chroma
+folder) into a row mask, cached per filter; dense and BM25 search
 then rank only the masked rows, still exactly. A filter chroma rejects is a ConfigError.
 
 **Process-wide cache.** :func:`open_index` keeps one read-only ``LocalIndex`` per folder and
@@ -41,43 +44,25 @@ import numpy as np
 from ragsel.errors import ConfigError, IndexError_
 from ragsel.index.bm25 import BM25Config, BM25Store
 from ragsel.index.store import (
-    FORMAT,
-    FORMAT_VERSION,
+    LOCK,
     WriterLock,
+    build_hint,
+    check_compatible,
     check_not_writing,
+    clear_index,
+    never_held_data,
+    new_manifest,
     now,
-    ragsel_version,
     read_manifest,
+    remove_entries,
     write_manifest,
 )
 from ragsel.ingest.chunkers import ChunkerConfig
 from ragsel.types import Chunk
 
-_PAGE = 5000
-
 
 class IndexIncompleteWarning(UserWarning):
     """The index was opened while its last indexing run had not finished."""
-
-
-def _chunk_from_chroma(cid: str, text: str, meta: Mapping[str, Any] | None) -> Chunk:
-    from ragsel.index.chroma_store import RESERVED
-
-    m = dict(meta or {})
-    doc_id = str(m.pop("doc_id", ""))
-    pos = m.pop("position", None)
-    s, e = m.pop("span_start", None), m.pop("span_end", None)
-    for k in RESERVED:
-        if f"meta_{k}" in m:
-            m[k] = m.pop(f"meta_{k}")
-    return Chunk(
-        cid,
-        text,
-        doc_id,
-        None if pos is None else int(pos),
-        None if s is None or e is None else (int(s), int(e)),
-        m,
-    )
 
 
 class LocalIndex:
@@ -96,6 +81,7 @@ class LocalIndex:
         self.manifest = manifest
         self.writable = writable
         self._lock = lock
+        self._fresh = ""  # "dir" / "files": created by this process's create()
         self._client: Any = None
         self._collection: Any = None
         self._loaded = False
@@ -126,6 +112,11 @@ class LocalIndex:
             lock.acquire()
             return cls(p, manifest, writable=True, lock=lock)
         check_not_writing(p)
+        if not manifest.get("complete", False) and never_held_data(p, manifest):
+            raise IndexError_(
+                f"the index folder {p} is empty: the `ragsel index` run that created it stopped "
+                f"before storing any document; {build_hint(p)}"
+            )
         if not manifest.get("complete", False):
             warnings.warn(
                 f"the index at {p} is incomplete (an indexing run was interrupted); "
@@ -145,19 +136,23 @@ class LocalIndex:
         bm25: BM25Config | None = None,
         threads: int | None = None,
         batch_size: int = 64,
+        rebuild: bool = False,
     ) -> LocalIndex:
         """Open ``path`` for writing, creating the index if needed. An existing index must
-        have been built with the same embedder, chunker and BM25 settings."""
+        have been built with the same embedder, chunker and BM25 settings. ``rebuild``
+        first deletes an existing (possibly damaged) index there."""
         from ragsel.backends.embedders import load_embedder
 
         p = Path(path).expanduser().resolve()
+        if rebuild:
+            clear_index(p)
         chunker = chunker or ChunkerConfig()
         bm25 = bm25 or BM25Config()
         emb = load_embedder(embedder, threads=threads, batch_size=batch_size)
         if p.exists() and (p / "manifest.json").exists():
             ix = cls.open(p, writable=True)
             try:
-                ix._check_compatible(emb.name, chunker, bm25)
+                check_compatible(ix.path, ix.manifest, emb.name, chunker, bm25)
             except BaseException:
                 ix.close()
                 raise
@@ -170,55 +165,16 @@ class LocalIndex:
                 f"{p} exists and is not empty but holds no ragsel index; choose "
                 "a new or empty folder for --into"
             )
+        made_dir = not p.exists()
         p.mkdir(parents=True, exist_ok=True)
         lock = WriterLock(p)
         lock.acquire()
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "ragsel_version": ragsel_version(),
-            "created": now(),
-            "updated": now(),
-            "embedder": {
-                "spec": embedder,
-                "name": emb.name,
-                "space": getattr(emb, "space", emb.name),
-                "dim": int(emb.dim),
-            },
-            "chunker": chunker.to_dict(),
-            "bm25": bm25.to_dict(),
-            "complete": False,
-            "generation": 0,
-            "counts": {"documents": 0, "chunks": 0},
-        }
+        manifest = new_manifest(embedder, emb, chunker.to_dict(), bm25.to_dict())
         write_manifest(p, manifest)
         ix = cls(p, manifest, writable=True, lock=lock)
         ix._embedder_options = (embedder, threads, batch_size)
+        ix._fresh = "dir" if made_dir else "files"
         return ix
-
-    def _check_compatible(self, emb_name: str, chunker: ChunkerConfig, bm25: BM25Config) -> None:
-        m = self.manifest
-        have = ChunkerConfig.from_dict(m["chunker"])
-        problems = []
-        if m["embedder"]["name"] != emb_name:
-            problems.append(
-                f"embedder {m['embedder']['name']} (spec '{m['embedder']['spec']}'), not {emb_name}"
-            )
-        if have != chunker:
-            problems.append(f"chunker {have.to_dict()}, not {chunker.to_dict()}")
-        if BM25Config.from_dict(m["bm25"]) != bm25:
-            problems.append(f"BM25 settings {m['bm25']}, not {bm25.to_dict()}")
-        if problems:
-            c = have
-            fix = f"--embedder {m['embedder']['spec']} --chunker {c.kind}" + (
-                "" if c.kind == "document" else f" --chunk-size {c.size} --overlap {c.overlap}"
-            )
-            raise IndexError_(
-                f"the index at {self.path} was built with "
-                + "; ".join(problems)
-                + f". Mixing them would corrupt it. Add to it with the same settings ({fix}), "
-                "or index into a new folder (or delete this one to rebuild)"
-            )
 
     def close(self) -> None:
         if self._lock is not None:
@@ -228,7 +184,19 @@ class LocalIndex:
     def __enter__(self) -> LocalIndex:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        # A new index whose first run failed before storing anything is removed again, so it
+        # is never mistaken for an index later.
+        if exc_type is not None and self._fresh and never_held_data(self.path, self.manifest):
+            remove_entries(self.path)
+            self.close()
+            if self._fresh == "dir":
+                (self.path / LOCK).unlink(missing_ok=True)
+                try:
+                    self.path.rmdir()
+                except OSError:
+                    pass
+            return
         self.close()
 
     def __repr__(self) -> str:
@@ -274,13 +242,16 @@ class LocalIndex:
     # --- chroma -------------------------------------------------------------------------
     @property
     def collection(self) -> Any:
+        """The chroma collection. A reader gets a private temporary copy (opening chroma
+        writes to it; see snapshot.py), made on first use: only metadata filters need it."""
         if self._collection is None:
             from ragsel.index import chroma_store
 
-            self._client = chroma_store.client(str(self.path / "chroma"))
             if self.writable:
+                self._client = chroma_store.client(str(self.path / "chroma"))
                 self._collection = chroma_store.create_collection(self._client, self.embedder_spec)
             else:
+                self._client = chroma_store.client(chroma_store.read_only_copy(self.path))
                 self._collection = chroma_store.get_collection(
                     self._client, str(self.path / "chroma")
                 )
@@ -288,36 +259,24 @@ class LocalIndex:
 
     # --- loading for search -------------------------------------------------------------
     def load(self) -> LocalIndex:
-        """Read every chunk and vector from chroma into memory (once) and the BM25 index."""
+        """Read every chunk and vector into memory (once): a reader from the snapshot files
+        (checksums verified), a writer (or an index from before snapshots) from chroma."""
         if self._loaded:
             return self
         with self._load_lock:
             if self._loaded:
                 return self
-            col = self.collection
-            total = col.count()
-            ids: list[str] = []
-            chunks: list[Chunk] = []
-            vecs: list[np.ndarray] = []
-            for off in range(0, total, _PAGE):
-                got = col.get(
-                    include=["documents", "metadatas", "embeddings"], limit=_PAGE, offset=off
-                )
-                ids.extend(got["ids"])
-                chunks.extend(
-                    _chunk_from_chroma(i, d, m)
-                    for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])
-                )
-                vecs.append(np.asarray(got["embeddings"], dtype=np.float32))
-            # a deterministic row order, independent of chroma's storage order
-            order = sorted(
-                range(len(chunks)),
-                key=lambda i: (chunks[i].doc_id, chunks[i].position or 0, chunks[i].id),
-            )
-            self._chunks = [chunks[i] for i in order]
+            from ragsel.index import snapshot
+
             dim = int(self.manifest["embedder"]["dim"])
-            mat = np.concatenate(vecs) if vecs else np.zeros((0, dim), dtype=np.float32)
-            self._matrix = np.ascontiguousarray(mat[order]) if len(order) else mat
+            if not self.writable and snapshot.exists(self.path):
+                from ragsel.index.integrity import verify
+
+                verify(self.path, self.manifest)
+                chunks, mat = snapshot.read(self.path, dim)
+            else:
+                chunks, mat = snapshot.read_chroma(self.collection, dim)
+            self._chunks, self._matrix = chunks, mat
             self._row = {c.id: r for r, c in enumerate(self._chunks)}
             self._by_pos = {
                 (c.doc_id, c.position): r
@@ -367,6 +326,10 @@ class LocalIndex:
             with self._load_lock:
                 if self._bm25 is None:
                     self.load()
+                    if not self.writable:
+                        from ragsel.index.integrity import verify
+
+                        verify(self.path, self.manifest)
                     store = BM25Store.load(self.path / "bm25")
                     rows = np.asarray([self._row.get(i, -1) for i in store.ids], dtype=np.int64)
                     self._bm25_rows, self._bm25 = rows, store

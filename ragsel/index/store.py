@@ -3,9 +3,13 @@ lock and document ledger.
 
 Layout of an index folder::
 
-    manifest.json     format version, ragsel version, embedder, chunker, BM25 settings, counts
-    documents.jsonl   ledger: one line per fully indexed document (id, content hash, chunk ids)
-    chroma/           the persistent chroma collection (vectors, texts, metadata)
+    manifest.json     format version, ragsel version, embedder, chunker, BM25 settings, counts,
+                      and the size + hash of every file a reader loads (``files``)
+    documents.jsonl   ledger: one line per fully indexed (or removed) document
+    chroma/           the persistent chroma collection (vectors, texts, metadata): the store of
+                      record, written by ``ragsel index`` only
+    chunks.jsonl      what readers load: every chunk in row order ...
+    vectors.npy       ... and its vector (float32, unit rows); see snapshot.py
     bm25/             the bm25s index and the chunk id of each row
     .lock             held (flock) by the process that writes the index
 
@@ -18,12 +22,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ragsel.errors import IndexError_
+from ragsel.index.bm25 import BM25Config
+from ragsel.ingest.chunkers import ChunkerConfig
 
 FORMAT = "ragsel-local-index"
 FORMAT_VERSION = 1
@@ -49,6 +55,10 @@ def build_hint(path: Path) -> str:
     return f"build it with: ragsel index CORPUS --into {path}"
 
 
+def rebuild_hint(path: Path) -> str:
+    return f"rebuild it with: ragsel index CORPUS --into {path} --rebuild"
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
     """The manifest of the index at ``path``; a clear :class:`IndexError_` when there is no
     index there or it was written by an incompatible ragsel."""
@@ -65,16 +75,28 @@ def read_manifest(path: Path) -> dict[str, Any]:
             f"folder or {build_hint(path)}"
         )
     try:
-        data = json.loads(mf.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(mf.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError included
+        reason = type(exc).__name__ if isinstance(exc, UnicodeDecodeError) else str(exc)
         raise IndexError_(
-            f"the index manifest {mf} is unreadable ({exc}); delete {path} and "
-            "re-run `ragsel index`"
+            f"the index manifest {mf} is damaged or unreadable ({reason}); {rebuild_hint(path)}"
         ) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise IndexError_(
             f"{path} is not a ragsel local index (manifest format "
-            f"{data.get('format') if isinstance(data, dict) else '?'!r})"
+            f"{data.get('format') if isinstance(data, dict) else '?'!r}); if it was one, "
+            f"{rebuild_hint(path)}"
+        )
+    emb = data.get("embedder")
+    if not (
+        isinstance(emb, dict)
+        and all(k in emb for k in ("spec", "name", "space", "dim"))
+        and isinstance(data.get("chunker"), dict)
+        and isinstance(data.get("bm25"), dict)
+    ):
+        raise IndexError_(
+            f"the index manifest {mf} lacks its embedder, chunker or bm25 settings (damaged); "
+            f"{rebuild_hint(path)}"
         )
     fv = data.get("format_version")
     if fv != FORMAT_VERSION:
@@ -94,7 +116,8 @@ def write_manifest(path: Path, data: dict[str, Any]) -> None:
 
 
 def read_ledger(path: Path) -> dict[str, dict[str, Any]]:
-    """doc id -> {"fp": content hash, "chunks": [ids]} (the last line for a doc wins)."""
+    """doc id -> {"fp": content hash, "chunks": [ids]} (the last line for a doc wins; a
+    ``{"id": ..., "deleted": true}`` line removes the document)."""
     out: dict[str, dict[str, Any]] = {}
     f = path / LEDGER
     if not f.is_file():
@@ -106,7 +129,10 @@ def read_ledger(path: Path) -> dict[str, dict[str, Any]]:
             except json.JSONDecodeError:
                 continue  # a line torn by a kill mid-write: that document is simply redone
             if isinstance(rec, dict) and "id" in rec:
-                out[rec["id"]] = rec
+                if rec.get("deleted"):
+                    out.pop(rec["id"], None)
+                else:
+                    out[rec["id"]] = rec
     return out
 
 
@@ -190,3 +216,101 @@ def check_not_writing(path: Path) -> None:
                 "`ragsel index` run has finished"
             ) from None
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+#: What an index folder holds besides its .lock (see store.py).
+ENTRIES = (
+    "manifest.json",
+    "documents.jsonl",
+    "chroma",
+    "bm25",
+    "chunks.jsonl",
+    "vectors.npy",
+)
+
+
+def never_held_data(p: Path, manifest: Mapping[str, Any]) -> bool:
+    return not manifest.get("generation") and not read_ledger(p)
+
+
+def remove_entries(p: Path) -> None:
+    import shutil
+
+    for name in ENTRIES:
+        for f in (p / name, p / (name + ".tmp")):
+            if f.is_dir():
+                shutil.rmtree(f, ignore_errors=True)
+            else:
+                f.unlink(missing_ok=True)
+
+
+def clear_index(p: Path) -> None:
+    """Delete the index at ``p`` for ``--rebuild``: only a folder that looks like a ragsel
+    index (a manifest, or a chroma store and a ledger), never anything else."""
+    if not p.exists():
+        return
+    if not p.is_dir():
+        raise IndexError_(f"{p} is a file; choose a folder for the index")
+    names = {x.name for x in p.iterdir()} - {LOCK}
+    if names and not ("manifest.json" in names or {"chroma", "documents.jsonl"} <= names):
+        raise IndexError_(
+            f"--rebuild refuses to empty {p}: it does not look like a ragsel index "
+            f"(it holds {', '.join(sorted(names)[:5])}); choose the index folder"
+        )
+    lock = WriterLock(p)
+    lock.acquire()
+    try:
+        remove_entries(p)
+    finally:
+        lock.release()
+
+
+def new_manifest(
+    spec: str, emb: Any, chunker: dict[str, Any], bm25: dict[str, Any]
+) -> dict[str, Any]:
+    """The manifest of a new, still empty index."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "ragsel_version": ragsel_version(),
+        "created": now(),
+        "updated": now(),
+        "embedder": {
+            "spec": spec,
+            "name": emb.name,
+            "space": getattr(emb, "space", emb.name),
+            "dim": int(emb.dim),
+        },
+        "chunker": chunker,
+        "bm25": bm25,
+        "complete": False,
+        "generation": 0,
+        "counts": {"documents": 0, "chunks": 0},
+    }
+
+
+def check_compatible(
+    path: Path, m: dict[str, Any], emb_name: str, chunker: ChunkerConfig, bm25: BM25Config
+) -> None:
+    """Refuse to add to an index built with another embedder, chunker or BM25 settings."""
+    have = ChunkerConfig.from_dict(m["chunker"])
+    problems = []
+    if m["embedder"]["name"] != emb_name:
+        problems.append(
+            f"embedder {m['embedder']['name']} (spec '{m['embedder']['spec']}'), not {emb_name}"
+        )
+    if have != chunker:
+        problems.append(f"chunker {have.to_dict()}, not {chunker.to_dict()}")
+    if BM25Config.from_dict(m["bm25"]) != bm25:
+        problems.append(f"BM25 settings {m['bm25']}, not {bm25.to_dict()}")
+    if problems:
+        c = have
+        fix = f"--embedder {m['embedder']['spec']} --chunker {c.kind}" + (
+            "" if c.kind == "document" else f" --chunk-size {c.size} --overlap {c.overlap}"
+        )
+        raise IndexError_(
+            f"the index at {path} was built with "
+            + "; ".join(problems)
+            + f". Mixing them would corrupt it. Add to it with the same settings ({fix}), "
+            "index into a new folder, or rebuild this one with --rebuild"
+        )
