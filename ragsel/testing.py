@@ -6,6 +6,7 @@ They are real stages (registered, typed, configurable from YAML) that do no I/O:
 - :class:`RecordingStage` passes candidates through and records every call.
 - :class:`FakeLLM` answers chat prompts from a script (a list or a function).
 - :class:`NoOpStage` returns its input unchanged (for overhead benchmarks).
+- :class:`SlowStage` waits, then passes candidates through or raises (timeouts, errors).
 """
 
 from __future__ import annotations
@@ -119,6 +120,43 @@ class FixedCandidates(Stage):
 
     def _run(self, query: Query) -> Candidates:
         return self._cands
+
+
+@register_stage("slow_stage")
+class SlowStage(Stage):
+    """Passes candidates through after ``delay_ms`` (``asyncio.sleep`` under ``arun``), then
+    optionally raises: ``error`` is ``runtime`` (a bug), ``input`` (InputError), ``backend``
+    or ``backend_timeout``. For tests of timeouts and error handling around a pipeline."""
+
+    class Config(StageConfig):
+        delay_ms: float = Field(0.0, ge=0)
+        error: str | None = None
+
+    def _fail(self) -> None:
+        from ragsel.errors import BackendError, BackendTimeout, InputError
+
+        errors: dict[str, Exception] = {
+            "runtime": RuntimeError("slow_stage configured to fail"),
+            "input": InputError("slow_stage rejects this input"),
+            "backend": BackendError("endpoint down", backend="fake"),
+            "backend_timeout": BackendTimeout("no answer in time", backend="fake"),
+        }
+        if self.config.error is not None:
+            raise errors[self.config.error]
+
+    def _run(self, candidates: Candidates) -> Candidates:
+        import time
+
+        time.sleep(self.config.delay_ms / 1000)
+        self._fail()
+        return candidates
+
+    async def _arun(self, candidates: Candidates) -> Candidates:
+        import asyncio
+
+        await asyncio.sleep(self.config.delay_ms / 1000)
+        self._fail()
+        return candidates
 
 
 class FakeLLM:

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "ragsel.cli.fit_cmd",  # fit
     "ragsel.cli.eval_cmd",  # eval
     "ragsel.cli.stages_cmd",  # stages
+    "ragsel.cli.serve_cmd",  # serve
 ]
 
 
