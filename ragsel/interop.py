@@ -13,8 +13,8 @@ provenance survive ragsel -> LangChain/LlamaIndex -> ragsel::
 The conversions run on every call of an adapter, so they are written for speed (the budget is
 0.2 ms per call, ``eval/benchmarks/peers/adapter_overhead.py``): one pass per list, metadata built
 once per document, framework objects and ragsel values made without validating again what
-this module already checked (:mod:`ragsel._prebuilt`). Nothing here imports LangChain or
-LlamaIndex.
+this module already checked (:func:`model_builder`, ``Chunk.unchecked``). Nothing here imports
+LangChain or LlamaIndex.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from ragsel._prebuilt import slot_builder
 from ragsel.errors import ConfigError, InputError
 from ragsel.pipeline import Pipeline
 from ragsel.stage import Stage, StageConfig
@@ -51,7 +50,7 @@ NO_POSITION_NOTE = "no doc_id/position in the document metadata: neighbour expan
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # Chunk without __post_init__: candidates_from_records checks what it would (text is a str,
 # id non-empty, position >= 0, span ordered, metadata read-only)
-_chunk = slot_builder(Chunk, ("x", "", "", None, None, _EMPTY))
+_chunk = Chunk.unchecked
 
 
 # --- ragsel -> documents ---------------------------------------------------------------------
@@ -435,6 +434,79 @@ def bound(stage: Stage, obj: Any, python_form: str) -> Any:
         "and bind it with load_pipeline(components=...)",
         stage=stage.name,
     )
+
+
+_ATOMS = (str, bytes, int, float, complex, bool, frozenset)  # defaults instances may share
+
+
+def model_builder(cls: type, **sample: Any) -> Callable[..., Any]:
+    """A function ``build(**values)`` making instances of the pydantic model ``cls`` from
+    values that are already valid, for the fields named in ``sample`` (pass all of them):
+    what ``cls.model_construct(**values)`` does, at a fraction of its cost (pydantic resolves
+    every default on each ``model_construct`` call, which makes it slower than validating).
+
+    >>> make = model_builder(Document, page_content="", id="x", metadata={})  # doctest: +SKIP
+    >>> doc = make(page_content="text", id="c1", metadata={"score": 0.5})
+
+    The other fields' defaults are taken once from ``cls(**sample)``: they must be immutable,
+    or empty lists/dicts/sets (a new one per instance). The result is a real ``cls`` instance
+    equal to ``cls(**values)``; that is checked on ``sample`` now, and for a model with
+    post-init hooks, private or extra attributes, other defaults, or a failed check, ``cls``
+    itself is returned (with a warning for the failed check) so callers simply validate.
+    Values are not copied: pass objects the new instance may own.
+    """
+    validated = cls(**sample)
+    if (
+        getattr(cls, "__pydantic_post_init__", "?") is not None
+        or getattr(cls, "__private_attributes__", True)
+        or validated.__pydantic_extra__ is not None
+        or validated.__pydantic_private__ is not None
+    ):
+        return cls
+    template: dict[str, Any] = {}  # every field in declaration order (dict order = repr order)
+    fresh: list[tuple[str, type]] = []
+    for name, default in validated.__dict__.items():
+        template[name] = default
+        if name in sample:
+            continue
+        if isinstance(default, (list, dict, set)) and not default:
+            fresh.append((name, type(default)))
+        elif not (default is None or isinstance(default, _ATOMS)):
+            return cls  # a default instances could share and mutate: let pydantic make it
+    fields_set, new, set_ = frozenset(sample), object.__new__, object.__setattr__
+
+    n_fields = len(fields_set)
+
+    def build(**values: Any) -> Any:
+        if len(values) != n_fields or not values.keys() <= fields_set:
+            raise TypeError(f"build {cls.__name__} takes exactly {sorted(fields_set)}")
+        state = template.copy()
+        state.update(values)
+        for name, kind in fresh:
+            state[name] = kind()
+        obj = new(cls)
+        set_(obj, "__dict__", state)
+        set_(obj, "__pydantic_fields_set__", set(fields_set))
+        set_(obj, "__pydantic_extra__", None)
+        set_(obj, "__pydantic_private__", None)
+        return obj
+
+    probe = build(**sample)
+    if (
+        probe == validated
+        and probe.model_fields_set == validated.model_fields_set
+        and probe.model_dump() == validated.model_dump()
+    ):
+        return build
+    import warnings
+
+    warnings.warn(
+        f"ragsel: {cls.__name__} built without validation differs from a validated one "
+        "(a newer pydantic or framework?); conversions validate instead (slower)",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return cls
 
 
 def from_framework(obj: Any, package: str) -> bool:

@@ -6,8 +6,14 @@ own provenance: each kept chunk has the :class:`Event`\\ s of the stages that to
 every chunk a stage removed is kept in ``dropped`` with the stage and the reason. The pipeline's
 final answer is a :class:`Selection`.
 
-Plain frozen dataclasses with ``slots`` (not pydantic models) because these are built per chunk
-per stage on the hot path; validation here is a few cheap checks.
+Slotted dataclasses (not pydantic models) because these are built per chunk per stage on the
+hot path; validation here is a few cheap checks. Most are frozen. The three values the hot path
+builds hundreds of per query (:class:`Event`, :class:`ScoredChunk`, :class:`Dropped`) are
+slotted but not frozen, because a frozen dataclass stores every field through
+``object.__setattr__`` (3-4x slower, ``eval/benchmarks/perf/hot_path.py``): treat them as
+immutable (stages derive new values with ``kept``/``rescored``/``with_event``; nothing in
+ragsel assigns to a field). Each has a documented ``unchecked`` constructor next to it for
+values the caller already knows are valid; the normal constructor always checks.
 """
 
 from __future__ import annotations
@@ -18,10 +24,10 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
-from ragsel._prebuilt import slot_builder
 from ragsel.errors import InputError
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_new = object.__new__
 
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -133,13 +139,36 @@ class Chunk:
     def __hash__(self) -> int:
         return hash(self.id)
 
+    @classmethod
+    def unchecked(
+        cls,
+        id: str,
+        text: str,
+        doc_id: str,
+        position: int | None,
+        span: tuple[int, int] | None,
+        metadata: Mapping[str, Any],
+    ) -> Chunk:
+        """A chunk from values already known to be valid, without ``__post_init__``: the
+        caller guarantees what it checks (``text`` a str, ``id`` non-empty, ``position >= 0``,
+        ``span`` an ordered tuple) and passes ``metadata`` read-only (a ``MappingProxyType``).
+        For converters that check these themselves (``ragsel.interop``)."""
+        obj, set_ = _new(cls), object.__setattr__  # frozen: fields are stored this way
+        set_(obj, "id", id)
+        set_(obj, "text", text)
+        set_(obj, "doc_id", doc_id)
+        set_(obj, "position", position)
+        set_(obj, "span", span)
+        set_(obj, "metadata", metadata)
+        return obj
+
 
 EventAction = Literal["retrieved", "fused", "rescored", "kept", "added", "flagged", "dropped"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Event:
-    """What one stage did to one chunk, and why."""
+    """What one stage did to one chunk, and why. Treat as immutable (see the module doc)."""
 
     stage: str
     action: EventAction
@@ -150,7 +179,26 @@ class Event:
     __reduce__ = _reduce_with_plain_mappings
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "data", _frozen_mapping(self.data))
+        self.data = _frozen_mapping(self.data)
+
+    @classmethod
+    def unchecked(
+        cls,
+        stage: str,
+        action: EventAction,
+        reason: str,
+        score: float | None,
+        data: Mapping[str, Any],
+    ) -> Event:
+        """An event without ``__post_init__``: ``data`` must already be read-only (a
+        ``MappingProxyType``, e.g. :func:`rank_data`, or the shared empty mapping)."""
+        obj = _new(cls)
+        obj.stage = stage
+        obj.action = action
+        obj.reason = reason
+        obj.score = score
+        obj.data = data
+        return obj
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +218,10 @@ class Verdict:
             raise ValueError(f"verdict confidence must be in [0, 1], got {self.confidence}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ScoredChunk:
-    """A chunk with the score the latest scoring stage gave it and its provenance."""
+    """A chunk with the score the latest scoring stage gave it and its provenance. Treat as
+    immutable: stages derive new ones (``kept``, ``rescored``, ``with_event``)."""
 
     chunk: Chunk
     score: float
@@ -186,13 +235,37 @@ class ScoredChunk:
     def id(self) -> str:
         return self.chunk.id
 
+    @classmethod
+    def unchecked(
+        cls,
+        chunk: Chunk,
+        score: float,
+        stage: str,
+        events: tuple[Event, ...],
+        rationales: tuple[str, ...],
+        expanded_from: str | None,
+        verdicts: tuple[Verdict, ...],
+    ) -> ScoredChunk:
+        """A scored chunk from one value per field, in field order, already valid (``score`` a
+        float, the sequences tuples): what the hot path (retrievers, fusion, cutoffs) uses,
+        without keyword handling or defaults."""
+        obj = _new(cls)
+        obj.chunk = chunk
+        obj.score = score
+        obj.stage = stage
+        obj.events = events
+        obj.rationales = rationales
+        obj.expanded_from = expanded_from
+        obj.verdicts = verdicts
+        return obj
+
     def with_event(self, event: Event, **changes: Any) -> ScoredChunk:
         return replace(self, events=self.events + (event,), **changes)
 
     def rescored(self, stage: str, score: float, reason: str = "") -> ScoredChunk:
         s = float(score)
-        ev = new_event(stage, "rescored", reason, s, _EMPTY)
-        return new_scored_chunk(
+        ev = Event.unchecked(stage, "rescored", reason, s, _EMPTY)
+        return type(self).unchecked(
             self.chunk,
             s,
             stage,
@@ -204,10 +277,10 @@ class ScoredChunk:
 
     def kept(self, stage: str, reason: str = "", **data: Any) -> ScoredChunk:
         # unchecked construction, not dataclasses.replace: cutoffs call this per kept chunk
-        ev = new_event(
+        ev = Event.unchecked(
             stage, "kept", reason, self.score, MappingProxyType(data) if data else _EMPTY
         )
-        return new_scored_chunk(
+        return type(self).unchecked(
             self.chunk,
             self.score,
             self.stage,
@@ -218,9 +291,9 @@ class ScoredChunk:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Dropped:
-    """A chunk a stage removed, kept whole so nothing is lost."""
+    """A chunk a stage removed, kept whole so nothing is lost. Treat as immutable."""
 
     item: ScoredChunk
     stage: str
@@ -231,16 +304,23 @@ class Dropped:
     def id(self) -> str:
         return self.item.chunk.id
 
+    @classmethod
+    def unchecked(
+        cls, item: ScoredChunk, stage: str, reason: str, verdict: Verdict | None
+    ) -> Dropped:
+        """A drop record from one already valid value per field (for ``Candidates.derive``)."""
+        obj = _new(cls)
+        obj.item = item
+        obj.stage = stage
+        obj.reason = reason
+        obj.verdict = verdict
+        return obj
 
-# Constructors that skip validation, for the hot path (retrievers, fusion, cutoffs build ~600
-# of these per query; see ragsel._prebuilt.slot_builder, 3-4x cheaper than the dataclass
-# __init__). Arguments are positional, one per field, already valid: an Event's ``data`` must
-# be read-only (a MappingProxyType or _EMPTY), a ScoredChunk's score a float.
-new_event = slot_builder(Event, ("x", "kept", "", None, _EMPTY))
-new_scored_chunk = slot_builder(ScoredChunk, (Chunk("x", ""), 1.0, "x", (), (), None, ()))
-new_dropped = slot_builder(
-    Dropped, (new_scored_chunk(Chunk("x", ""), 1.0, "x", (), (), None, ()), "x", "", None)
-)
+
+# The unchecked constructors under their earlier names (positional, one value per field).
+new_event = Event.unchecked
+new_scored_chunk = ScoredChunk.unchecked
+new_dropped = Dropped.unchecked
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,11 @@
-"""The connectors' fast conversions (ragsel._prebuilt, ragsel.interop): objects built without
+"""The connectors' fast conversions (ragsel.interop, the ``unchecked`` constructors of
+ragsel.types): objects built without
 re-validation must equal normally built ones, own their mutable values, and fall back to the
 real constructor when a class does not fit; foreign documents convert exactly as before."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from types import MappingProxyType
 
 import pytest
@@ -25,11 +25,10 @@ from ragsel_langchain import from_documents, to_documents
 from ragsel_llamaindex import from_nodes, to_nodes
 
 from ragsel import InputError, Pipeline
-from ragsel._prebuilt import model_builder, slot_builder
-from ragsel.interop import candidates_from_records
+from ragsel.interop import candidates_from_records, model_builder
 from ragsel.stages.cutoff.top_k import TopKCutoff
 from ragsel.testing import FakeRetriever
-from ragsel.types import Chunk, Event, ScoredChunk, Verdict
+from ragsel.types import Chunk, Dropped, Event, ScoredChunk, Verdict
 
 TEXTS = ["alpha beta gamma", "beta gamma delta", "gamma delta epsilon", "delta epsilon zeta"]
 
@@ -87,62 +86,43 @@ def test_model_builder_falls_back_when_the_model_does_not_fit():
     assert model_builder(WithPrivate, x=1) is WithPrivate
     assert model_builder(SharedDefault, x=1) is SharedDefault
     assert model_builder(SharedDefault, x=1, tags=["b"]) is not SharedDefault
-    assert model_builder(Normalising, name="a") is Normalising  # would skip the validator
+    with pytest.warns(RuntimeWarning, match="differs from a validated one"):
+        assert model_builder(Normalising, name="a") is Normalising  # would skip the validator
     assert model_builder(Normalising, name="A") is not Normalising  # sample already valid
 
 
-# --- slot_builder ----------------------------------------------------------------------------
-def test_slot_builder_matches_constructors_and_falls_back():
+# --- unchecked constructors -------------------------------------------------------------------
+def test_unchecked_constructors_equal_checked_ones():
     md = MappingProxyType({"k": 1})
-    build = slot_builder(Chunk, ("x", "", "", None, None, MappingProxyType({})))
-    assert build is not Chunk
-    assert build("c", "t", "d", 2, (0, 1), md) == Chunk("c", "t", "d", 2, (0, 1), {"k": 1})
+    chunk = Chunk.unchecked("c", "t", "d", 2, (0, 1), md)
+    assert chunk == Chunk("c", "t", "d", 2, (0, 1), {"k": 1}) and type(chunk) is Chunk
     with pytest.raises(dataclasses.FrozenInstanceError):
-        build("c", "t", "d", 2, (0, 1), md).id = "y"  # still frozen
-
-    @dataclasses.dataclass(frozen=True, slots=True)
-    class Normalises:
-        items: tuple
-
-        def __post_init__(self) -> None:
-            object.__setattr__(self, "items", tuple(self.items))
-
-    assert slot_builder(Normalises, ([1],)) is Normalises  # skipping post-init would differ
-
-    @dataclasses.dataclass(frozen=True)
-    class NoSlots:
-        a: int
-
-    assert slot_builder(NoSlots, (1,)) is NoSlots
-    assert slot_builder(Event, ("s", "retrieved")) is Event  # not one value per field
-
-    @dataclasses.dataclass(frozen=True, slots=True)
-    class Base:
-        a: int
-
-    @dataclasses.dataclass(frozen=True, slots=True)
-    class Derived(Base):
-        b: int
-
-    assert slot_builder(Derived, (1, 2)) is Derived  # inherited slots: a different layout
-
-
-def test_hot_path_builders_make_genuine_frozen_instances():
-    from ragsel.types import new_dropped, new_event, new_scored_chunk
-
-    # the hot path relies on these being the fast builders, not the class fallback
-    assert new_event is not Event and new_scored_chunk is not ScoredChunk
-    chunk = Chunk("c", "t", "d", 0)
-    sc = new_scored_chunk(chunk, 0.5, "s", (), ("r1",), None, ())
+        chunk.id = "y"  # still frozen
+    sc = ScoredChunk.unchecked(chunk, 0.5, "s", (), ("r1",), None, ())
     plain = ScoredChunk(chunk, 0.5, "s", rationales=("r1",))
     assert type(sc) is ScoredChunk and sc == plain and hash(sc) == hash(plain)
     assert repr(sc) == repr(plain) and dataclasses.replace(sc, score=1.0).score == 1.0
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        sc.score = 2.0
-    ev = new_event("s", "kept", "why", 0.5, MappingProxyType({"rank": 1}))
+    ev = Event.unchecked("s", "kept", "why", 0.5, MappingProxyType({"rank": 1}))
     assert ev == Event("s", "kept", "why", 0.5, {"rank": 1}) and type(ev) is Event
-    d = new_dropped(sc, "cut", "below", None)
-    assert d.id == "c" and d.stage == "cut" and d.verdict is None
+    d = Dropped.unchecked(sc, "cut", "below", None)
+    assert d == Dropped(sc, "cut", "below") and d.id == "c"
+
+
+def test_checked_constructors_reject_invalid_chunks():
+    for bad in ({"id": ""}, {"position": -1}, {"span": (3, 1)}, {"text": 3}):
+        with pytest.raises(InputError):
+            Chunk(**{"id": "c", "text": "t", **bad})
+
+
+def test_kept_and_rescored_keep_a_subclass():
+    @dataclasses.dataclass(slots=True, unsafe_hash=True)
+    class Tagged(ScoredChunk):
+        pass
+
+    sc = Tagged(Chunk("c", "t"), 1.0, "ret")
+    kept, rescored = sc.kept("cut", "top 1"), sc.rescored("rr", 0.25)
+    assert type(kept) is Tagged and kept.events[-1] == Event("cut", "kept", "top 1", 1.0)
+    assert type(rescored) is Tagged and rescored.score == 0.25 and rescored.stage == "rr"
 
 
 # --- ragsel -> LangChain / LlamaIndex --------------------------------------------------------
@@ -252,10 +232,8 @@ def test_bad_records_name_the_document():
 
 
 # --- the overhead benchmark compares like with like ------------------------------------------
-def test_adapter_overhead_benchmark_pairs_equal_work(monkeypatch):
-    bench = Path(__file__).resolve().parents[1] / "eval" / "benchmarks"
-    monkeypatch.syspath_prepend(str(bench))
-    import adapter_overhead as ao
+def test_adapter_overhead_benchmark_pairs_equal_work():
+    from eval.benchmarks.peers import adapter_overhead as ao
 
     table = ao.cases(3)
     assert set(ao.OURS) < set(table)

@@ -18,8 +18,8 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ragsel import interop
-from ragsel._prebuilt import model_builder
 from ragsel.errors import InputError
+from ragsel.interop import model_builder
 from ragsel.pipeline import Pipeline
 from ragsel.types import Candidates, Query, ScoredChunk
 from ragsel_langchain._callbacks import areport, report

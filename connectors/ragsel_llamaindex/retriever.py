@@ -20,8 +20,8 @@ from llama_index.core.schema import (
 )
 
 from ragsel import interop
-from ragsel._prebuilt import model_builder
 from ragsel.errors import InputError
+from ragsel.interop import model_builder
 from ragsel.types import Candidates, Query, ScoredChunk
 from ragsel_llamaindex._events import report
 

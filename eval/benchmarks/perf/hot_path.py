@@ -1,8 +1,8 @@
 """The two low-level choices behind the local pipeline's per-query latency, measured side by side.
 
-1. Building the per-chunk values: a frozen slotted dataclass's ``__init__`` (every field set
-   through ``object.__setattr__``) against ``ragsel.types.new_scored_chunk`` / ``new_event``
-   (``ragsel._prebuilt.slot_builder``: a twin class filled by plain stores, then relabelled).
+1. Building the per-chunk values: the checked constructors ``ScoredChunk(...)`` /
+   ``Event(...)`` against the unchecked ones the hot path uses (``ScoredChunk.unchecked``,
+   ``Event.unchecked``, also named ``new_scored_chunk`` / ``new_event``: plain slot stores).
 2. One query's dense scores over the index matrix: BLAS's threaded mat-vec (``mat @ q``)
    against ``np.vecdot`` on the calling thread (what ``LocalIndex.dense_search`` does), and
    the ONNX query embedding that runs right after each (BLAS workers busy-wait after a job and
