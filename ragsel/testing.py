@@ -161,7 +161,8 @@ class SlowStage(Stage):
 
 class FakeLLM:
     """A scripted LLM implementing :class:`ragsel.backends.llm.base.LLM`: ``responses`` is a
-    list (consumed in order, cycling) or a function of the prompt text. Every prompt is kept in
+    list (consumed in order, cycling; a :class:`Completion` is returned as is) or a function of
+    the prompt text. Every prompt is kept in
     ``prompts``."""
 
     name = "fake:fake-llm"
@@ -189,7 +190,10 @@ class FakeLLM:
     def complete(self, messages: Any, **_: Any) -> Any:
         from ragsel.backends.llm.base import Completion
 
-        return Completion(text=self._next(self._prompt(messages)), model=self.model)
+        out = self._next(self._prompt(messages))
+        if isinstance(out, Completion):  # a scripted answer with its own finish_reason etc.
+            return out
+        return Completion(text=out, model=self.model)
 
     async def acomplete(self, messages: Any, **kw: Any) -> Any:
         return self.complete(messages, **kw)

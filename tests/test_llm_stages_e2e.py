@@ -70,28 +70,20 @@ def meteora_responder(body):
     if "Write exactly" in p:
         return Ok(RATIONALES)
     if "Accepted passages:" in p:
-        return Ok(
-            json.dumps(
-                {"flagged": False, "label": "OK", "confidence": 0.9, "reason": "no conflict"}
-            )
-        )
+        ok = {"flagged": False, "confidence": 0.9, "reason": "no conflict"}
+        return Ok(json.dumps({"CONTRADICTION": ok}))
     if "Checks:" in p:
         passage = p.split("Passage:")[1].split("Checks:")[0]
+        ok = {"flagged": False, "confidence": 0.9, "reason": "fine"}
         if "consent" in passage:
-            return Ok(
-                json.dumps(
-                    {
-                        "flagged": True,
-                        "label": "INSTRUCTION",
-                        "confidence": 0.97,
-                        "reason": "requires the landlord's consent",
-                        "evidence": "consent",
-                    }
-                )
-            )
-        return Ok(
-            json.dumps({"flagged": False, "label": "OK", "confidence": 0.9, "reason": "fine"})
-        )
+            flag = {
+                "flagged": True,
+                "confidence": 0.97,
+                "reason": "requires the landlord's consent",
+                "evidence": "consent",
+            }
+            return Ok(json.dumps({"INSTRUCTION": flag, "FACTUAL": ok}))
+        return Ok(json.dumps({"INSTRUCTION": ok, "FACTUAL": ok}))
     if "<context>" in p:
         ids = re.findall(r'<passage id="([^"]+)">', p.split("<context>\n", 1)[1])
         return Ok(f"The lease covers this [{ids[0]}] and also [not-an-id].")

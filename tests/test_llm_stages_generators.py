@@ -66,10 +66,40 @@ def test_fewer_and_malformed_rationales_degrade_gracefully():
     assert any("no flag" in p for p in problems)
 
 
-@pytest.mark.parametrize("raw", ["", "Sorry, I can't do that."])
-def test_zero_rationales_is_an_error_by_default(raw):
+@pytest.mark.parametrize("raw", ["", "Sorry, I can't do that.", "<think>I should list"])
+def test_zero_rationales_fall_back_to_the_query_by_default_and_say_so(raw):
+    out = stage("rationale_generator").use_llm(FakeLLM([raw])).run(query=Q)
+    assert [(r.text, r.label) for r in out] == [(Q.text, "query (fallback)")]
+    assert out.source == "llm->query" and out.notes["fallback"] == "query"
+    assert "0 usable rationale" in out.notes["fallback_reason"]
     with pytest.raises(StageError, match="0 usable rationale"):
-        stage("rationale_generator").use_llm(FakeLLM([raw])).run(query=Q)
+        stage("rationale_generator", on_no_rationales="error").use_llm(FakeLLM([raw])).run(query=Q)
+
+
+def test_a_pipeline_survives_an_answer_without_rationales():
+    """One unparseable answer must not fail the pipeline: the selector runs on the query,
+    and the chunks it selects say the rationale was a fallback."""
+    from ragsel.testing import FakeEmbedder
+
+    p = Pipeline()
+    p.add("gen", stage("rationale_generator").use_llm(FakeLLM(["I cannot comply."])))
+    p.add("cands", FixedCandidates(texts=["licence assigned without consent", "pricing table"]))
+    sel = stage("rationale_selector", cutoff="none", embedder="fake")
+    sel.bind_components({"fake": FakeEmbedder()})
+    p.add("select", sel)
+    p.connect("gen", "select.rationales")
+    p.connect("cands", "select.candidates")
+    out = p.run(Q)
+    picked = [sc for sc in out["select"] if sc.rationales]
+    assert picked and all(lab.endswith("(fallback)") for sc in picked for lab in sc.rationales)
+
+
+def test_a_truncated_answer_loses_its_cut_off_item():
+    raw = "1. Look for a. Flag if b.\n2. Look for c. Flag if d.\n3. Look for"
+    llm = FakeLLM([Completion(raw, finish_reason="length")])
+    out = stage("rationale_generator", n=3).use_llm(llm).run(query=Q)
+    assert [r.text for r in out] == ["Look for a.", "Look for c."]
+    assert any("cut off" in p for p in out.notes["problems"])
 
 
 def test_zero_rationales_fall_back_to_the_query_only_when_configured():
@@ -85,7 +115,7 @@ def test_zero_rationales_fall_back_to_the_query_only_when_configured():
 
 def test_min_rationales_treats_too_few_as_failure():
     with pytest.raises(StageError, match="fewer than min_rationales=3"):
-        stage("rationale_generator", min_rationales=3).use_llm(
+        stage("rationale_generator", min_rationales=3, on_no_rationales="error").use_llm(
             FakeLLM(["1. look for a\n2. look for b"])
         ).run(query=Q)
 

@@ -137,13 +137,17 @@ def test_instruction_check_uses_rationale_flags_and_is_skipped_without_them():
     "label, conf, flagged",
     [
         ("FACTUAL", 0.95, True),
-        ("FACTUAL", 0.9, False),
-        ("FACTUAL", 0.85, False),
+        ("FACTUAL", 0.85, True),
+        ("FACTUAL", 0.8, False),
         ("INSTRUCTION", 0.85, True),
         ("INSTRUCTION", 0.8, False),
     ],
 )
 def test_default_thresholds_flag_strictly_above(label, conf, flagged):
+    """The paper's rule for every check: flag above 0.8 (as the docstring says)."""
+    cfg = LLMVerifier().config
+    assert cfg.contradiction_threshold == cfg.instruction_threshold == cfg.factual_threshold == 0.8
+    assert "flag above 0.8, for every check" in " ".join(LLMVerifier.__doc__.split())
     llm = scripted({("independent", "sky"): verdict(True, label, conf, "because")})
     out = (
         LLMVerifier()
@@ -273,8 +277,10 @@ def test_provenance_every_verdict_on_kept_and_dropped_chunks():
     )
     assert out.ids == ["doc#0", "doc#2"]
     first, third = out.items
-    assert [v.label for v in first.verdicts] == ["OK"]  # independent only: nothing accepted yet
-    assert [v.label for v in third.verdicts] == ["OK", "OK"]  # + contradiction check
+    # one verdict per check; the first chunk has no contradiction check (nothing accepted yet)
+    assert [v.label for v in first.verdicts] == ["INSTRUCTION", "FACTUAL"]
+    assert [v.label for v in third.verdicts] == ["INSTRUCTION", "FACTUAL", "CONTRADICTION"]
+    assert not any(v.flagged for v in first.verdicts + third.verdicts)
     assert first.events[-1].action == "kept"
     dropped = out.dropped[0]
     assert dropped.verdict.reason == "moon is rock"
@@ -442,3 +448,91 @@ def test_context_length_error_from_the_server_retries_once_with_shorter_evidence
     (prompt,) = llm.prompts  # the rejected call never reached the script
     assert len(prompt.split()) <= 300 and TRUNCATION_MARK.strip() in prompt
     assert out.note_of("llm_verifier")["context_retries"] == 1
+
+
+def per_check(**checks) -> str:
+    return json.dumps(
+        {
+            name.upper(): {"flagged": f, "confidence": c, "reason": f"{name} says {f}"}
+            for name, (f, c) in checks.items()
+        }
+    )
+
+
+def test_a_lenient_factual_verdict_never_hides_an_instruction_flag():
+    llm = scripted(
+        {("independent", "Click"): per_check(instruction=(True, 0.95), factual=(True, 0.5))}
+    )
+    out = (
+        LLMVerifier(checks=["instruction", "factual"])
+        .use_llm(llm)
+        .run(
+            candidates=cands("Click here to win.", "The sky is blue."),
+            query=Q,
+            rationales=RATIONALES,
+        )
+    )
+    assert out.ids == ["doc#1"]
+    (drop,) = out.dropped
+    assert drop.verdict.label == "INSTRUCTION" and drop.verdict.flagged
+    vs = {v.label: v for v in drop.item.verdicts}
+    assert vs["FACTUAL"].flagged is False and "threshold 0.80" in vs["FACTUAL"].reason
+    prompt = llm.prompts[0]
+    assert '"INSTRUCTION" and "FACTUAL"' in prompt and "each check on its own" in prompt
+
+
+def test_each_check_has_its_own_threshold():
+    answer = per_check(instruction=(True, 0.9), factual=(True, 0.6))
+    strict_instr = LLMVerifier(checks=["instruction", "factual"], instruction_threshold=0.95)
+    out = strict_instr.use_llm(scripted({("independent", "sky"): answer})).run(
+        candidates=cands("The sky is plaid."), query=Q, rationales=RATIONALES
+    )
+    assert out.ids == ["doc#0"]  # 0.9 <= 0.95 and 0.6 <= 0.8: neither check flags
+    loose_fact = LLMVerifier(
+        checks=["instruction", "factual"], instruction_threshold=0.95, factual_threshold=0.5
+    )
+    out = loose_fact.use_llm(scripted({("independent", "sky"): answer})).run(
+        candidates=cands("The sky is plaid."), query=Q, rationales=RATIONALES
+    )
+    assert out.ids == [] and out.dropped[0].verdict.label == "FACTUAL"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '[{"check": "instruction", "flagged": false, "confidence": 0.9, "reason": "ok"}, '
+        '{"check": "FACTUAL", "flagged": true, "confidence": 0.99, "reason": "false"}]',
+        '{"verdicts": {"Instruction": {"flagged": "no", "confidence": 0.9, "reason": "ok"}, '
+        '"factual": {"flagged": "yes", "confidence": 99, "reason": "false"}}}',
+    ],
+)
+def test_per_check_answers_as_lists_or_wrapped_are_understood(answer):
+    out = (
+        LLMVerifier(checks=["instruction", "factual"])
+        .use_llm(FakeLLM([answer]))
+        .run(candidates=cands("The sky is plaid."), query=Q, rationales=RATIONALES)
+    )
+    assert out.ids == [] and out.dropped[0].verdict.label == "FACTUAL"
+    assert [v.label for v in out.dropped[0].item.verdicts] == ["INSTRUCTION", "FACTUAL"]
+
+
+def test_a_check_left_out_of_the_answer_fails_closed_for_that_check():
+    answer = json.dumps({"INSTRUCTION": {"flagged": False, "confidence": 0.9, "reason": "ok"}})
+    v = LLMVerifier(checks=["instruction", "factual"])
+    out = v.use_llm(FakeLLM([answer])).run(
+        candidates=cands("The sky is plaid."), query=Q, rationales=RATIONALES
+    )
+    assert out.ids == [] and out.dropped[0].verdict.label == "PARSE_ERROR"
+    assert "no verdict for FACTUAL" in out.dropped[0].verdict.reason
+
+
+def test_llm_calls_count_calls_whose_answers_failed_to_parse():
+    exc = LLMOutputError("invalid twice", backend="openai:m", text="nope", problem="not JSON")
+    out = (
+        LLMVerifier(checks=["factual"])
+        .use_llm(RaisingLLM(exc))
+        .run(candidates=cands("x", "y", "z"), query=Q)
+    )
+    assert out.ids == []  # fail closed stays
+    note = out.note_of("llm_verifier")
+    assert note["llm_calls"] == 3 and note["failed_calls"] == 3

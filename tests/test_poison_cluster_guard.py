@@ -343,3 +343,46 @@ def test_incremental_merge_groups_equals_the_pairwise_version():
             assert merge_groups(sim, groups, merge_at) == _merge_groups_reference(
                 sim, groups, merge_at
             )
+
+
+def _outcome(out):
+    kept = sorted(out.ids)
+    verdicts = sorted(
+        (sc.id, v.label, v.flagged) for sc in out for v in sc.verdicts if v.stage == g_name
+    ) + sorted((d.id, d.verdict.label, d.verdict.flagged) for d in out.dropped)
+    return kept, verdicts
+
+
+g_name = "poison_cluster_guard"
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"mode": "collapse", "drop_duplicates": True},
+        {"mode": "collapse"},
+        {"mode": "flag_densest"},
+        {"mode": "drop_unsupported"},
+    ],
+)
+@pytest.mark.parametrize("scored", [True, False])
+def test_passage_order_never_decides_the_outcome(emb, cfg, scored):
+    """Shuffling the candidate list (scores kept; or all scores equal, as for documents
+    without scores) changes neither which passage of a cluster survives nor what is flagged."""
+    import random
+
+    chunks = [Chunk("gold", GOLD, doc_id="wiki:cf4")]
+    chunks += [Chunk(f"adv{i}", t, doc_id=f"adv{i}") for i, t in enumerate(PLANTED)]
+    chunks += [Chunk(f"r{i}", t, doc_id=f"story{i}") for i, t in enumerate(REPORTS)]
+    chunks += [Chunk(f"other{i}", t, doc_id=f"o{i}") for i, t in enumerate(OTHERS)]
+    # equal scores inside each cluster (or everywhere), so only order could break a tie
+    pairs = [(c, 0.5 if scored and not c.id.startswith("o") else 1.0) for c in chunks]
+    g = PoisonClusterGuard(**cfg).use_embedder(emb)
+    outcomes = set()
+    for seed in range(6):
+        shuffled = list(pairs)
+        random.Random(seed).shuffle(shuffled)
+        out = g.run(candidates=Candidates.retrieved("r", shuffled), query=QUERY)
+        kept, verdicts = _outcome(out)
+        outcomes.add((tuple(kept), tuple(verdicts)))
+    assert len(outcomes) == 1, outcomes

@@ -264,9 +264,9 @@ def evaluate(guard, contexts: list[dict], final_k: int) -> dict[str, float]:
         out = guard.run(candidates=cands, query=c["query"]) if guard is not None else cands
         flagged = {d.id for d in out.dropped if d.verdict is not None and d.verdict.flagged}
         flagged |= {sc.id for sc in out.items if any(v.flagged for v in sc.verdicts)}
-        final = [
+        final = [  # the final context: the top final_k kept chunks by score
             sc.id
-            for sc in out.items
+            for sc in sorted(out.items, key=lambda sc: -sc.score)
             if not any(v.flagged or v.label == "DUPLICATE" for v in sc.verdicts)
         ][:final_k]
         available = [ch.id for ch, _ in c["ranked"]]
@@ -469,6 +469,11 @@ def main() -> None:
     )["config"]
     print(f"chosen with clean false flags <= 0.02: {strict}")
     results["chosen_strict"] = strict
+    # The shipped default runs on everybody's clean corpora, so it follows the stricter rule.
+    shipped = {k: v for k, v in PoisonClusterGuard.Config().model_dump().items() if k in strict}
+    results["shipped_default"] = shipped
+    results["shipped_default_is_chosen_strict"] = shipped == strict
+    print(f"shipped default {shipped} {'==' if shipped == strict else '!='} chosen_strict")
     report = {}
     rows = [
         ("no guard", None),
@@ -483,8 +488,9 @@ def main() -> None:
                 }
             ),
         ),
-        ("shipped default (drop_unsupported)", make({"mode": "drop_unsupported"})),
-        ("shipped default (collapse)", make({})),
+        ("drop_unsupported, other settings default", make({"mode": "drop_unsupported"})),
+        ("collapse, other settings default", make({"mode": "collapse"})),
+        ("shipped default", make({})),
     ]
     for label, g in rows:
         report[label] = {
@@ -500,6 +506,14 @@ def main() -> None:
         for name, m in report[label].items():
             print(f"  {name:22s} {fmt(m)}")
     results["report"] = report
+    # Candidate order must not matter: the shipped default on shuffled test lists.
+    shuffled = [
+        {**c, "ranked": random.Random(i).sample(c["ranked"], len(c["ranked"]))}
+        for i, c in enumerate(nq_test)
+    ]
+    same = evaluate(make({}), shuffled, args.final_k)
+    results["shipped_default_nq_test_shuffled"] = same
+    print(f"\nshipped default, NQ test lists shuffled: {fmt(same)}")
     results["timing"] = timing(best, emb, sci_test + nq_test)
     write_json(args.out, results)
     print(f"\nwritten {args.out} ({time.perf_counter() - t0:.0f}s)")

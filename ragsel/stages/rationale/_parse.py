@@ -3,14 +3,20 @@
 Models answer in many shapes even when asked for one. :func:`parse_rationales` accepts, in
 this order of preference:
 
-1. XML tags: ``<rationale label="...">text <flag>...</flag></rationale>`` (also nested
-   ``<label>``/``<text>``/``<flags>`` tags),
-2. JSON: ``{"rationales": [{"label", "text", "flags"}]}`` or a bare list,
-3. ``Rationale N:`` blocks,
-4. numbered or bulleted lists (``1.``, ``2)``, ``-``, ``*``).
+1. XML tags: ``<rationale label="...">text <flag>...</flag></rationale>``, numbered tags
+   ``<rationale_1>...</rationale_1>`` (also nested ``<label>``/``<text>``/``<flags>`` tags, or
+   ``Label:``/``Rationale:``/``Flag instructions:`` lines inside), also inside a code fence,
+2. JSON: ``{"rationales": [{"label", "text", "flags"}]}`` or a bare list, fenced or not, with
+   trailing commas, commentary around it, or cut off (complete entries are kept),
+3. ``Rationale N:`` blocks (``### Rationale 1: label``, ``**Rationale #1 — label**``,
+   ``Rationale 1 - label: text``),
+4. numbered or bulleted lists (``1.``, ``2)``, ``## 1. label``, ``-``, ``*``).
 
-Preambles and closing chatter ("Sure! Here are ...") are ignored because only recognised items
-count. Inside an item, a label may be given as ``[Label]``, ``**Label**``, ``Label: ...`` on a
+Reasoning blocks (``<think>...</think>``, ``<thinking>``, ``<reasoning>``) are removed first;
+an answer that is only an unclosed reasoning block yields nothing and says so. Preambles and
+closing chatter ("Sure! Here are ...") are ignored because only recognised items
+count. With ``truncated=True`` (the model stopped at ``max_tokens``) an item the cut went
+through is dropped rather than passed on half-written. Inside an item, a label may be given as ``[Label]``, ``**Label**``, ``Label: ...`` on a
 short first line, or ``Label - text``; flag instructions as lines or sentences starting with
 ``Flag``/``Flags``/``Reject if``/``Flag instruction(s)``. Every skipped or repaired item is
 reported in ``problems`` so the stage can put it in the trace.
@@ -21,21 +27,28 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from ragsel.types import Rationale
 
+_XML_OPEN = r"<rationale(?:[_\-]?\d+)?(?![\w-])"
 _XML_ITEM = re.compile(
-    r"<rationale\b([^>]*)>(.*?)(?:</rationale\s*>|(?=<rationale\b)|\Z)", re.S | re.I
+    _XML_OPEN + r"([^>]*)>(.*?)(?:(</rationale(?:[_\-]?\d+)?\s*>)|(?=" + _XML_OPEN + r")|\Z)",
+    re.S | re.I,
 )
+_THINK = re.compile(r"<(think|thinking|reasoning)>.*?</\1\s*>", re.S | re.I)
+_THINK_OPEN = re.compile(r"<(?:think|thinking|reasoning)>", re.I)
 _XML_ATTR = re.compile(r"""(\w+)\s*=\s*["']([^"']*)["']""")
 _XML_TAG = r"<{0}\b[^>]*>(.*?)</{0}\s*>"
 _TAGS = re.compile(r"</?\w+[^>]*>")
 _RATIONALE_N = re.compile(
-    r"^\s*(?:[#*_]+\s*)?rationale\s*(?:#\s*)?(\d+)\s*[*_]*\s*[:.)\-–—]?\s*[*_]*", re.I | re.M
+    r"^\s*(?:[#*_]+\s*)?(?:rationale|search\s+strategy|strategy)\s*(?:#\s*)?(\d+)\s*[*_]*\s*[:.)\-–—]?\s*[*_]*",
+    re.I | re.M,
 )
-_NUMBERED = re.compile(r"^\s*(?:\*\*)?(?:\(?(\d{1,2})[.):]|[-*•])\s+", re.M)
+_LIST_HEAD = r"^\s*(?:#{1,6}\s*)?(?:\*\*)?\(?\d{1,2}[.):](?:\s+|$)"
+_ENDS_WELL = re.compile(r"[.!?)\]\"'”’*`]\s*$")
 _FLAG_LINE = re.compile(
-    r"^\s*(?:[-*•]\s*)?(?:\*\*|__)?\s*(?:flag(?:ging)?\s*(?:instructions?|if|when|rules?)?|"
+    r"^\s*(?:[-*•]\s*)?(?:\*\*|__)?\s*(?:flag(?:s|ging)?\s*(?:instructions?|if|when|rules?)?|"
     r"flags|reject\s+(?:if|when)|red\s*flags?)\s*(?:\*\*|__)?\s*[:\-–—]?\s*",
     re.I,
 )
@@ -122,9 +135,13 @@ def _item(body: str, label: str = "", flags: list[str] | None = None) -> Rationa
     return Rationale(text=text, label=_clean(label)[:60], flags=tuple(all_flags), source="llm")
 
 
-def _from_xml(raw: str, problems: list[str]) -> list[Rationale]:
+def _from_xml(raw: str, problems: list[str], truncated: bool = False) -> list[Rationale]:
     out = []
-    for i, m in enumerate(_XML_ITEM.finditer(raw), 1):
+    matches = list(_XML_ITEM.finditer(raw))
+    for i, m in enumerate(matches, 1):
+        if truncated and i == len(matches) and m.group(3) is None:
+            problems.append(f"item {i}: cut off by the length limit (no closing tag), skipped")
+            continue
         attrs = dict(_XML_ATTR.findall(m.group(1)))
         body = m.group(2)
         label = attrs.get("label") or attrs.get("name") or attrs.get("title") or ""
@@ -149,28 +166,59 @@ def _from_xml(raw: str, problems: list[str]) -> list[Rationale]:
     return out
 
 
+def _json_entries(raw: str) -> tuple[list[Any] | None, bool]:
+    """The first JSON list of rationale entries in ``raw`` (or the ``rationales``/``items``
+    list of an object), trying every ``[``/``{`` in turn so a bracketed word before it does not
+    hide it. When no complete value parses (a trailing comma, a cut-off answer), the complete
+    ``{...}`` entries are salvaged one by one; the second value says so."""
+    decoder = json.JSONDecoder()
+    starts = [m.start() for m in re.finditer(r"[\[{]", raw)]
+    pos = 0
+    for start in starts:
+        if start < pos:  # inside a value already decoded (e.g. a "flags" list)
+            continue
+        try:
+            data, end = decoder.raw_decode(raw[start:])
+        except ValueError:
+            break  # a broken value: every later bracket may be inside it; salvage below
+        pos = start + end
+        if isinstance(data, dict):
+            data = data.get("rationales", data.get("items"))
+        if isinstance(data, list) and any(isinstance(e, (dict, str)) for e in data):
+            return data, False
+    salvaged, pos = [], 0
+    for start in (i for i in starts if raw[i] == "{"):
+        if start < pos:
+            continue
+        try:
+            data, end = decoder.raw_decode(raw[start:])
+        except ValueError:
+            continue
+        if isinstance(data, dict) and _entry_text(data):
+            salvaged.append(data)
+            pos = start + end
+    return (salvaged, True) if salvaged else (None, False)
+
+
+def _entry_text(entry: dict[str, Any]) -> str:
+    return str(entry.get("text") or entry.get("rationale") or entry.get("strategy") or "")
+
+
 def _from_json(raw: str, problems: list[str]) -> list[Rationale] | None:
-    start = min((i for i in (raw.find("{"), raw.find("[")) if i >= 0), default=-1)
-    if start < 0:
+    data, salvaged = _json_entries(raw)
+    if data is None:
         return None
-    try:
-        data, _ = json.JSONDecoder().raw_decode(raw[start:])
-    except ValueError:
-        return None
-    if isinstance(data, dict):
-        data = data.get("rationales", data.get("items"))
-    if not isinstance(data, list):
-        return None
+    if salvaged:
+        problems.append(f"the JSON is incomplete or invalid; {len(data)} complete entries kept")
     out = []
     for i, entry in enumerate(data, 1):
         if isinstance(entry, str):
             r = _item(entry)
         elif isinstance(entry, dict):
-            text = str(entry.get("text") or entry.get("rationale") or entry.get("strategy") or "")
             flags = entry.get("flags") or entry.get("flag") or entry.get("flag_instructions") or []
             flags = [flags] if isinstance(flags, str) else [str(f) for f in flags]
             r = _item(
-                text,
+                _entry_text(entry),
                 str(entry.get("label") or entry.get("title") or ""),
                 [f for f in (_clean(x) for x in flags) if f],
             )
@@ -208,8 +256,8 @@ def _numbered_blocks(raw: str) -> list[str]:
     """Top-level numbered (or bulleted) items; bullets nested under a numbered item (flags)
     stay with it."""
     lines = raw.splitlines()
-    numbered = any(re.match(r"^\s*(?:\*\*)?\(?\d{1,2}[.):]\s+", ln) for ln in lines)
-    head = re.compile(r"^\s*(?:\*\*)?\(?\d{1,2}[.):]\s+" if numbered else r"^\s*[-*•]\s+")
+    numbered = any(re.match(_LIST_HEAD, ln) for ln in lines)
+    head = re.compile(_LIST_HEAD if numbered else r"^\s*[-*•]\s+")
     blocks: list[list[str]] = []
     for ln in lines:
         m = head.match(ln)
@@ -220,27 +268,52 @@ def _numbered_blocks(raw: str) -> list[str]:
     return ["\n".join(b) for b in blocks]
 
 
-def parse_rationales(raw: str, *, limit: int | None = None) -> ParsedRationales:
-    """Parse rationales from an LLM's answer; see the module docstring for the formats."""
+def _strip_reasoning(raw: str, problems: list[str]) -> str:
+    """Remove ``<think>`` blocks; an unclosed one swallows the rest of the answer."""
+    raw = _THINK.sub("\n", raw)
+    m = _THINK_OPEN.search(raw)
+    if m:
+        problems.append(
+            "the answer ends inside an unclosed reasoning block (<think>...): the model "
+            "spent its tokens thinking; raise max_tokens or disable its reasoning mode"
+        )
+        raw = raw[: m.start()]
+    return raw
+
+
+def _find_items(raw: str, problems: list[str], truncated: bool) -> tuple[list[Rationale], str]:
+    if re.search(_XML_OPEN, raw, re.I):
+        items = _from_xml(raw, problems, truncated)
+        if items:
+            return items, "xml"
+    if re.search(r"[\[{]", raw):
+        js = _from_json(raw, problems)
+        if js:
+            return js, "json"
+    if _RATIONALE_N.search(raw):
+        blocks, fmt = _blocks(raw, _RATIONALE_N), "rationale_n"
+    else:
+        blocks, fmt = _numbered_blocks(raw), "list"
+    blocks = [_trim_trailer(b) for b in blocks]
+    if truncated and blocks and not _ENDS_WELL.search(blocks[-1]):
+        problems.append(f"item {len(blocks)}: cut off by the length limit, skipped")
+        blocks.pop()
+    items = [r for r in (_item(b) for b in blocks) if r]
+    return items, fmt if items else "none"
+
+
+def parse_rationales(
+    raw: str, *, limit: int | None = None, truncated: bool = False
+) -> ParsedRationales:
+    """Parse rationales from an LLM's answer; see the module docstring for the formats.
+    ``truncated``: the model stopped at its token limit (``finish_reason == "length"``)."""
     res = ParsedRationales()
     if not raw or not raw.strip():
         res.problems.append("the model returned an empty answer")
         return res
     problems: list[str] = []
-    items: list[Rationale] | None = None
-    if re.search(r"<rationale\b", raw, re.I):
-        items, res.format = _from_xml(raw, problems), "xml"
-    if not items:
-        js = _from_json(raw, problems) if re.search(r"[\[{]", raw) else None
-        if js:
-            items, res.format = js, "json"
-    if not items and _RATIONALE_N.search(raw):
-        items = [r for r in (_item(_trim_trailer(b)) for b in _blocks(raw, _RATIONALE_N)) if r]
-        res.format = "rationale_n"
-    if not items:
-        blocks = _numbered_blocks(raw)
-        items = [r for r in (_item(_trim_trailer(b)) for b in blocks) if r]
-        res.format = "list" if items else "none"
+    raw = _strip_reasoning(raw.replace("\r\n", "\n").replace("\r", "\n"), problems)
+    items, res.format = _find_items(raw, problems, truncated)
     if not items:
         problems.append(
             "no rationale found in the model's answer (expected <rationale> tags, "

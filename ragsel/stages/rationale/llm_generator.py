@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 from pydantic import Field
@@ -11,7 +12,9 @@ from ragsel.errors import BackendError
 from ragsel.registry import get_stage_class, register_stage
 from ragsel.stages._llm import LLMStage, LLMStageConfig
 from ragsel.stages.rationale._parse import parse_rationales
-from ragsel.types import Query, Rationales
+from ragsel.types import Query, Rationale, Rationales
+
+log = logging.getLogger("ragsel.stages")
 
 
 @register_stage("rationale_generator")
@@ -22,9 +25,13 @@ class LLMRationaleGenerator(LLMStage):
     numbered lists; see :mod:`ragsel.stages.rationale._parse`).
 
     Fewer rationales than asked, missing labels or flags are reported in
-    ``Rationales.notes["problems"]``. When no usable rationale comes back (or the LLM is
-    down), the stage raises, unless ``fallback: query`` is set: then it returns the LLM-free
-    ``query_rationales`` (the query itself as the only rationale) and says so in the notes.
+    ``Rationales.notes["problems"]``. When the answer holds no usable rationale (fewer than
+    ``min_rationales``), the stage falls back to the LLM-free ``query_rationales`` (the query
+    itself as the only rationale; ``on_no_rationales: error`` raises instead), so one odd
+    answer never fails a whole pipeline. When the LLM is down it raises, unless
+    ``fallback: query`` is set. A fallback is never silent: the rationales' source is
+    ``llm->query``, their labels end in ``(fallback)`` (shown on every chunk they select),
+    the notes carry ``fallback`` and ``fallback_reason``, and a warning is logged.
 
     Example::
 
@@ -32,6 +39,7 @@ class LLMRationaleGenerator(LLMStage):
         rationales = gen.run(query=Query("Can the agreement be assigned?"))
 
     YAML: ``{type: rationale_generator, n: 8, llm: openai, fallback: query}``.
+    An answer cut at ``max_tokens`` (``finish_reason: length``) loses its cut-off item.
     Template: ``rationale_generator`` (slots ``{{query}}``, ``{{n}}``).
     """
 
@@ -46,8 +54,13 @@ class LLMRationaleGenerator(LLMStage):
         )
         fallback: Literal["error", "query"] = Field(
             "error",
-            description="on LLM failure or too few rationales: raise ('error') or use "
-            "the LLM-free query_rationales source ('query')",
+            description="when the LLM fails (and, if 'query', also when its answer has too "
+            "few rationales): raise ('error') or use the LLM-free query_rationales ('query')",
+        )
+        on_no_rationales: Literal["query", "error"] = Field(
+            "query",
+            description="when the answer has fewer than min_rationales usable rationales: "
+            "fall back to the query as the rationale ('query', reported) or raise ('error')",
         )
 
     templates = {"rationale_generator": frozenset({"query", "n"})}
@@ -63,7 +76,8 @@ class LLMRationaleGenerator(LLMStage):
         if completion is not None:
             notes.update(usage_summary([completion]))
         if error is None:
-            parsed = parse_rationales(text or "", limit=cfg.n)
+            cut = getattr(completion, "finish_reason", None) == "length"
+            parsed = parse_rationales(text or "", limit=cfg.n, truncated=cut)
             notes.update(parsed=len(parsed.items), format=parsed.format, problems=parsed.problems)
             if len(parsed.items) < cfg.n:
                 parsed.problems.insert(0, f"asked for {cfg.n} rationales, got {len(parsed.items)}")
@@ -77,6 +91,8 @@ class LLMRationaleGenerator(LLMStage):
             error = LLMOutputError(
                 f"{why} ({detail})", backend=self.model_name, text=text or "", problem=why
             )
+            if cfg.on_no_rationales == "query":
+                return self._fallback(query, notes, error)
         if cfg.fallback == "query":
             return self._fallback(query, notes, error)
         raise error
@@ -86,13 +102,17 @@ class LLMRationaleGenerator(LLMStage):
         source = get_stage_class("query_rationales")()
         source.name = f"{self.name}.fallback"
         out = source.run(query=query)
+        log.warning("stage %r: no usable LLM rationale, using the query (%s)", self.name, error)
+        items = tuple(
+            Rationale(r.text, f"{r.label} (fallback)", r.flags, r.source) for r in out.items
+        )
         merged = {
             **dict(out.notes),
             **notes,
             "fallback": "query",
             "fallback_reason": f"{type(error).__name__}: {error}",
         }
-        return Rationales(out.items, source=f"llm->{out.source or 'query'}", notes=merged)
+        return Rationales(items, source=f"llm->{out.source or 'query'}", notes=merged)
 
     def _run(self, query: Query) -> Rationales:
         try:

@@ -13,23 +13,10 @@ from ragsel.backends.llm.json_output import JSONProblem, parse_json
 from ragsel.errors import BackendError
 from ragsel.registry import register_stage
 from ragsel.stages._llm import LLMStage, LLMStageConfig, escape_delimiters, gather_limited
+from ragsel.stages.verify._llm_verdicts import VerdictReader, verdicts_schema
 from ragsel.types import Candidates, Event, Query, Rationales, ScoredChunk, Verdict
 
 Check = Literal["contradiction", "instruction", "factual"]
-_TRUE = {"true", "yes", "y", "1", "flag", "flagged", "reject"}
-_FALSE = {"false", "no", "n", "0", "ok", "accept", "keep"}
-
-VERDICT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "flagged": {"type": "boolean"},
-        "label": {"type": "string"},
-        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-        "reason": {"type": "string"},
-        "evidence": {"type": "string"},
-    },
-    "required": ["flagged", "confidence", "reason"],
-}
 
 
 def _passage(cid: str, text: str) -> str:
@@ -39,23 +26,27 @@ def _passage(cid: str, text: str) -> str:
 @register_stage("llm_verifier")
 class LLMVerifier(LLMStage):
     """Check candidates with an LLM, in rank order, and drop the ones it flags (METEORA,
-    step 5). Three checks, each returning a JSON verdict with a confidence:
+    step 5). Three separate checks, each with its own verdict, confidence and threshold:
 
     - CONTRADICTION: the chunk directly contradicts a chunk *already accepted* (so order
       matters: the first of two conflicting chunks wins);
     - INSTRUCTION: the chunk meets a rationale's flag instructions (needs ``rationales``);
-    - FACTUAL: the chunk states something false by world knowledge, flagged only at very high
-      confidence.
+    - FACTUAL: the chunk states something false by world knowledge.
 
-    A chunk is flagged when the model flags it with confidence strictly above the check's
-    threshold (defaults 0.8 / 0.8 / 0.9, as in the paper). INSTRUCTION and FACTUAL do not
-    depend on which chunks were accepted, so they share one call per chunk and those calls run
-    concurrently (``max_concurrency``; threads under ``run``, the event loop under ``arun``);
-    only the CONTRADICTION calls are sequential. Output the model does not follow is a
-    PARSE_ERROR verdict that drops the chunk (fail closed) unless ``fail_open: true``; an LLM
-    that is down makes the stage fail (with ``fail_open``: chunks are kept, marked
-    BACKEND_ERROR). Every verdict with its reason is kept: on kept chunks in
-    ``ScoredChunk.verdicts``, on removed ones in ``Dropped.verdict``.
+    A check flags a chunk when the model flags it with confidence strictly above that check's
+    threshold; the chunk is dropped when any check flags it. The defaults are the paper's rule,
+    flag above 0.8, for every check (``contradiction_threshold``, ``instruction_threshold``,
+    ``factual_threshold``; raise ``factual_threshold`` to trust world knowledge less).
+    INSTRUCTION and FACTUAL do not depend on which chunks were accepted, so they share one
+    call per chunk that returns one verdict per check (a lenient FACTUAL verdict can never hide
+    an INSTRUCTION flag), and those calls run concurrently (``max_concurrency``; threads under
+    ``run``, the event loop under ``arun``); only the CONTRADICTION calls are sequential.
+    Output the model does not follow (or a check it leaves out) is a PARSE_ERROR verdict that
+    drops the chunk (fail closed) unless ``fail_open: true``; an LLM that is down makes the
+    stage fail (with ``fail_open``: chunks are kept, marked BACKEND_ERROR). Every verdict with
+    its reason is kept: on kept chunks in ``ScoredChunk.verdicts``, on removed ones in
+    ``Dropped.verdict``. The note counts ``llm_calls`` made, answered or not
+    (``failed_calls`` of them gave no usable answer).
 
     Example::
 
@@ -74,7 +65,7 @@ class LLMVerifier(LLMStage):
         )
         contradiction_threshold: float = Field(0.8, ge=0.0, le=1.0)
         instruction_threshold: float = Field(0.8, ge=0.0, le=1.0)
-        factual_threshold: float = Field(0.9, ge=0.0, le=1.0)
+        factual_threshold: float = Field(0.8, ge=0.0, le=1.0)
         fail_open: bool = Field(
             False,
             description="keep a chunk when the model's answer is "
@@ -125,7 +116,6 @@ class LLMVerifier(LLMStage):
                 "certain is factually false by well-established knowledge."
             )
             labels.append('"FACTUAL"')
-        labels.append('"OK"')
         return self.render_fitted(
             "verify_independent",
             {"chunk": [(sc.id, sc.chunk.text)]},
@@ -133,7 +123,7 @@ class LLMVerifier(LLMStage):
             budget,
             query=query.text,
             checks="\n".join(f"{i}. {c}" for i, c in enumerate(checks, 1)),
-            labels=" or ".join(labels),
+            labels=" and ".join(labels),
         )
 
     def _contradiction_messages(
@@ -157,79 +147,44 @@ class LLMVerifier(LLMStage):
         )
 
     # --- verdicts -----------------------------------------------------------------------
-    def _threshold(self, label: str) -> float:
+    def _reader(self) -> VerdictReader:
         cfg = self.config
-        return {"CONTRADICTION": cfg.contradiction_threshold, "FACTUAL": cfg.factual_threshold}.get(
-            label, cfg.instruction_threshold
-        )
+        thresholds = {
+            "CONTRADICTION": cfg.contradiction_threshold,
+            "INSTRUCTION": cfg.instruction_threshold,
+            "FACTUAL": cfg.factual_threshold,
+        }
+        return VerdictReader(self.name, thresholds, cfg.fail_open)
 
-    def _parse_error(self, sc: ScoredChunk, why: str, text: str) -> Verdict:
-        flagged = not self.config.fail_open
-        return Verdict(
-            sc.id,
-            self.name,
-            flagged,
-            "PARSE_ERROR",
-            1.0,
-            f"unusable verifier output ({why}); "
-            + ("dropped: fail closed" if flagged else "kept: fail_open"),
-            text.strip()[:200],
-        )
-
-    def _verdict(self, sc: ScoredChunk, completion: Completion, allowed: Sequence[str]) -> Verdict:
+    def _verdicts(
+        self, sc: ScoredChunk, completion: Completion, checks: Sequence[str]
+    ) -> list[Verdict]:
         data = completion.data
         if data is None:
             try:
                 data = parse_json(completion.text)
             except JSONProblem as exc:
-                return self._parse_error(sc, str(exc), completion.text)
-        if isinstance(data, list) and len(data) == 1:
-            data = data[0]
-        if not isinstance(data, dict):
-            return self._parse_error(
-                sc, f"expected a JSON object, got {type(data).__name__}", completion.text
-            )
-        label = str(data.get("label") or "").strip().upper()
-        raw_flag = data.get("flagged", data.get("flag"))
-        if isinstance(raw_flag, str):
-            low = raw_flag.strip().lower()
-            raw_flag = True if low in _TRUE else False if low in _FALSE else None
-        if not isinstance(raw_flag, bool):
-            if label in allowed:  # no usable "flagged" but a clear label
-                raw_flag = label != "OK"
-            else:
-                return self._parse_error(
-                    sc, "no 'flagged' true/false in the answer", completion.text
-                )
-        try:
-            conf = float(data.get("confidence", 1.0))
-        except (TypeError, ValueError):
-            return self._parse_error(
-                sc, f"confidence {data.get('confidence')!r} is not a number", completion.text
-            )
-        if 1.0 < conf <= 100.0:  # a percentage
-            conf /= 100.0
-        conf = min(max(conf, 0.0), 1.0)
-        if raw_flag and label not in allowed[:-1]:
-            label = allowed[0]  # flagged without a known label: the first check asked for
-        if not raw_flag:
-            label = "OK"
-        reason = str(data.get("reason") or "").strip()[:500]
-        evidence = str(data.get("evidence") or "").strip()[:300]
-        threshold = self._threshold(label)
-        flagged = raw_flag and conf > threshold
-        if raw_flag and not flagged:
-            reason = f"not flagged: confidence {conf:.2f} <= threshold {threshold:.2f}; {reason}"
-        return Verdict(sc.id, self.name, flagged, label, conf, reason, evidence)
+                return [self._reader().parse_error(sc.id, checks[0], str(exc), completion.text)]
+        return self._reader().read(sc.id, data, checks, completion.text)
 
-    def _backend_failed(self, sc: ScoredChunk, exc: BackendError) -> Verdict:
+    def _backend_failed(
+        self, sc: ScoredChunk, exc: BackendError, checks: Sequence[str], stats: list[Any]
+    ) -> list[Verdict]:
+        stats.append({"failed_calls": 1})  # the call was made: it counts in llm_calls
         if isinstance(exc, LLMOutputError):  # JSON still invalid after the repair retry
-            return self._parse_error(sc, exc.problem or str(exc), exc.text)
+            return [self._reader().parse_error(sc.id, checks[0], exc.problem or str(exc), exc.text)]
         if not self.config.fail_open:
             raise exc
-        return Verdict(
-            sc.id, self.name, False, "BACKEND_ERROR", 1.0, f"not verified, kept (fail_open): {exc}"
-        )
+        return [
+            Verdict(
+                sc.id,
+                self.name,
+                False,
+                "BACKEND_ERROR",
+                1.0,
+                f"not verified, kept (fail_open): {exc}",
+            )
+        ]
 
     def _independent_labels(self, flags: Sequence[str]) -> list[str]:
         labels = []
@@ -263,14 +218,11 @@ class LLMVerifier(LLMStage):
         labels: Sequence[str],
         accepted: list[ScoredChunk] | None,
     ) -> tuple[Callable[[int | None], Any], list[str]]:
-        """A prompt renderer (for a token budget) and the allowed labels: the independent
-        check, or (with ``accepted``) the contradiction check."""
+        """A prompt renderer (for a token budget) and the checks it asks for: the independent
+        ones, or (with ``accepted``) the contradiction check."""
         if accepted is None:
-            return (lambda b: self._independent_messages(query, sc, flags, b), [*labels, "OK"])
-        return (
-            lambda b: self._contradiction_messages(query, sc, accepted, b),
-            ["CONTRADICTION", "OK"],
-        )
+            return (lambda b: self._independent_messages(query, sc, flags, b), list(labels))
+        return (lambda b: self._contradiction_messages(query, sc, accepted, b), ["CONTRADICTION"])
 
     def _check(
         self,
@@ -280,14 +232,14 @@ class LLMVerifier(LLMStage):
         labels: Sequence[str],
         stats: list[Any],
         accepted: list[ScoredChunk] | None = None,
-    ) -> Verdict:
-        render, allowed = self._prepare(query, sc, flags, labels, accepted)
+    ) -> list[Verdict]:
+        render, checks = self._prepare(query, sc, flags, labels, accepted)
         try:
-            c, fit = self.complete_fitted(render, json_schema=VERDICT_SCHEMA)
+            c, fit = self.complete_fitted(render, json_schema=verdicts_schema(checks))
         except BackendError as exc:
-            return self._backend_failed(sc, exc)
+            return self._backend_failed(sc, exc, checks, stats)
         stats += [fit, c]
-        return self._verdict(sc, c, allowed)
+        return self._verdicts(sc, c, checks)
 
     async def _acheck(
         self,
@@ -297,35 +249,35 @@ class LLMVerifier(LLMStage):
         labels: Sequence[str],
         stats: list[Any],
         accepted: list[ScoredChunk] | None = None,
-    ) -> Verdict:
-        render, allowed = self._prepare(query, sc, flags, labels, accepted)
+    ) -> list[Verdict]:
+        render, checks = self._prepare(query, sc, flags, labels, accepted)
         try:
-            c, fit = await self.acomplete_fitted(render, json_schema=VERDICT_SCHEMA)
+            c, fit = await self.acomplete_fitted(render, json_schema=verdicts_schema(checks))
         except BackendError as exc:
-            return self._backend_failed(sc, exc)
+            return self._backend_failed(sc, exc, checks, stats)
         stats += [fit, c]
-        return self._verdict(sc, c, allowed)
+        return self._verdicts(sc, c, checks)
 
     def _sequence(
         self,
         items: Sequence[ScoredChunk],
-        first: Sequence[Verdict | None],
+        first: Sequence[list[Verdict] | None],
         verdicts: dict[str, list[Verdict]],
         rejected: set[str],
-    ) -> Generator[tuple[ScoredChunk, list[ScoredChunk]], Verdict, None]:
+    ) -> Generator[tuple[ScoredChunk, list[ScoredChunk]], list[Verdict], None]:
         """The order-dependent walk, shared by the sync and async paths: yields
         ``(chunk, accepted so far)`` whenever a contradiction check is needed and receives
         its verdict."""
         accepted: list[ScoredChunk] = []
         for sc, v1 in zip(items, first):
-            verdicts[sc.id] = [v1] if v1 is not None else []
-            if v1 is not None and v1.flagged:
+            verdicts[sc.id] = list(v1 or ())
+            if any(v.flagged for v in verdicts[sc.id]):
                 rejected.add(sc.id)
                 continue
             if "contradiction" in self.config.checks and accepted:
                 v2 = yield sc, list(accepted)
-                verdicts[sc.id].append(v2)
-                if v2.flagged:
+                verdicts[sc.id] += v2
+                if any(v.flagged for v in v2):
                     rejected.add(sc.id)
                     continue
             accepted.append(sc)
@@ -339,8 +291,11 @@ class LLMVerifier(LLMStage):
         stats: list[Any],
     ) -> Candidates:
         note.update(usage_summary(s for s in stats if isinstance(s, Completion)))
+        failed = sum(s.get("failed_calls", 0) for s in stats if isinstance(s, dict))
+        note["llm_calls"] += failed
+        note["failed_calls"] = failed
         for s in stats:
-            if isinstance(s, dict):
+            if isinstance(s, dict) and "failed_calls" not in s:
                 note["truncated"] += s.get("truncated", 0)
                 note["omitted_context"] += s.get("omitted", 0)
                 note["context_retries"] = note.get("context_retries", 0) + s.get(
@@ -385,7 +340,7 @@ class LLMVerifier(LLMStage):
         flags, labels, note = self._plan(query, candidates, rationales)
         stats: list[Any] = []
         items = list(candidates.items)
-        first: list[Verdict | None] = [None] * len(items)
+        first: list[list[Verdict] | None] = [None] * len(items)
         if labels and items:  # order-independent checks: concurrently, in threads
             workers = min(self.config.max_concurrency, len(items))
             with ThreadPoolExecutor(workers, thread_name_prefix=f"{self.name}-") as pool:
@@ -409,7 +364,7 @@ class LLMVerifier(LLMStage):
         flags, labels, note = self._plan(query, candidates, rationales)
         stats: list[Any] = []
         items = list(candidates.items)
-        first: list[Verdict | None] = [None] * len(items)
+        first: list[list[Verdict] | None] = [None] * len(items)
         if labels and items:  # order-independent checks: concurrently, on the event loop
             first = await gather_limited(
                 [lambda sc=sc: self._acheck(query, sc, flags, labels, stats) for sc in items],

@@ -198,6 +198,10 @@ def merge_groups(sim: np.ndarray, groups: list[list[int]], threshold: float) -> 
     return sorted((sorted(g) for g in groups + singles), key=lambda g: g[0])
 
 
+def _score_key(score: float) -> float:
+    return score if score == score else -math.inf  # NaN scores sort last
+
+
 def _tokens(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1 or w.isdigit()}
 
@@ -470,9 +474,7 @@ class PoisonClusterGuard(Stage):
             return candidates.derive(
                 self.name, [], note={"mode": cfg.mode, "clusters": [], "empty_input": True}
             )
-        chunks = [sc.chunk for sc in items]
-        vectors, sources = self.vectors.get(chunks) if len(items) >= 2 else (None, {})
-        clusters = self.analyse(chunks, query, vectors)
+        clusters, sources = self._clusters(items, query)
         flagged: set[int] = set()
         dup_of: dict[int, int] = {}
         if cfg.mode == "collapse":
@@ -547,6 +549,21 @@ class PoisonClusterGuard(Stage):
         return candidates.derive(
             self.name, keep, drop_reasons=reasons, verdicts=verdicts, note=note
         )
+
+    def _clusters(
+        self, items: Sequence[ScoredChunk], query: Query | None
+    ) -> tuple[list[Cluster], dict[str, Any]]:
+        """Clusters with members as indices into ``items``. The analysis runs on a canonical
+        order (score descending, then chunk id), so the order candidates arrive in never
+        decides the clusters, the representative (a cluster's first member: its best-scored
+        chunk, ties broken by id) or which cluster is the densest."""
+        canon = sorted(range(len(items)), key=lambda i: (-_score_key(items[i].score), items[i].id))
+        chunks = [items[i].chunk for i in canon]
+        vectors, sources = self.vectors.get(chunks) if len(items) >= 2 else (None, {})
+        clusters = self.analyse(chunks, query, vectors)
+        for cl in clusters:  # members stay in canonical order: members[0] is the representative
+            cl.members = [canon[i] for i in cl.members]
+        return clusters, sources
 
     def _poison_verdict(
         self, sc: ScoredChunk, cl: Cluster, items: Sequence[ScoredChunk]
