@@ -148,6 +148,9 @@ async def test_meteora_end_to_end_over_http(no_llm_env, index_dir, monkeypatch, 
         n_verify = note["llm_calls"]
         assert len(srv.requests) == 1 + n_verify + 1
         assert all(r.body["model"] == "scripted-model" for r in srv.requests)
+        # the selector read the candidates' vectors from the index: nothing re-embedded
+        sel_note = dict(sel.notes[[n.stage for n in sel.notes].index("select")].data)
+        assert sel_note["vectors"]["embedded"] == 0 and sel_note["vectors"]["index"] > 0
         data = sel.to_dict()
         assert data["dropped"] and json.dumps(data)
         assert data["rationale_notes"]["parsed"] == 3 and data["rationale_notes"]["source"] == "llm"
@@ -203,3 +206,10 @@ def test_rerank_topk_end_to_end_with_a_tiny_cross_encoder(no_llm_env, index_dir,
     assert all(sc.stage == "rerank" for sc in sel.chunks)
     assert [sc.score for sc in sel.chunks] == sorted((sc.score for sc in sel.chunks), reverse=True)
     assert any(d.stage == "top" for d in sel.dropped)
+
+
+def test_meteora_yaml_and_readme_say_the_llm_cache_is_on_and_how_to_turn_it_off():
+    text = METEORA.read_text()
+    readme = (METEORA.parent.parent / "README.md").read_text()
+    for doc in (text, readme):
+        assert "RAGSEL_LLM_CACHE=0" in doc and "cache: false" in doc and "0.7" in doc
