@@ -23,6 +23,8 @@ for _k, _v in {
 import tempfile as _tempfile  # noqa: E402
 
 os.environ["RAGSEL_LLM_CACHE_DIR"] = _tempfile.mkdtemp(prefix="ragsel-llm-cache-")
+# eval indexes are shared across runs through a user cache: tests get their own, empty one
+os.environ["RAGSEL_EVAL_CACHE"] = _tempfile.mkdtemp(prefix="ragsel-eval-cache-")
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

@@ -74,7 +74,7 @@ def test_poisoning_metrics_with_and_without_guard(report):
 
 def test_failing_query_is_recorded_and_run_continues(report):
     s = report.summary["fake_fail_g2"]["queries"]
-    assert s == {"total": 4, "ok": 3, "failed": 1}
+    assert s == {"total": 4, "ok": 3, "failed": 1, "failed_as_miss": True}
     (f,) = report.failures["fake_fail_g2"]
     assert f["query_id"] == "g2" and "configured to fail on query g2" in f["error"]
     assert "boom" in f["error"]  # the stage is named
@@ -260,6 +260,28 @@ def test_real_indexes_shared_and_per_query(tmp_path):
     )
     assert again.reproducibility["index_seconds"] == 0  # cached index reused
     assert again.reproducibility["queries_run_now"] == 0  # cached results reused
+    notes: list[str] = []
+    other = run_eval(  # another --out: the index comes from the shared user cache
+        pipes,
+        FIX / "legal_tiny",
+        out_dir=tmp_path / "elsewhere",
+        chunker="words:6:0",
+        progress=False,
+        notify=notes.append,
+    )
+    assert other.reproducibility["index_seconds"] == 0 and notes == []
+    assert other.reproducibility["queries_run_now"] == 2 * len(other.records["hybrid-top3"])
+    fresh: list[str] = []
+    run_eval(
+        pipes[:1],
+        FIX / "legal_tiny",
+        out_dir=tmp_path / "fresh",
+        chunker="words:7:0",
+        progress=False,
+        notify=fresh.append,
+    )
+    (line,) = fresh  # a new chunker: said what will be embedded and how long, then built
+    assert "building an eval index" in line and "chunks" in line and "tokens" in line
     hot = run_eval(
         pipes[:1],
         FIX / "hotpot_tiny.jsonl",

@@ -18,6 +18,7 @@ from ragsel_eval.datasets import (
 )
 
 __all__ = [
+    "EvalConfig",
     "EvalDataset",
     "EvalQuery",
     "GoldSpan",
@@ -33,4 +34,8 @@ def __getattr__(name: str) -> Any:  # the runner imports more; load it on first 
         from ragsel_eval.runner import run_eval
 
         return run_eval
+    if name == "EvalConfig":
+        from ragsel_eval.config import EvalConfig
+
+        return EvalConfig
     raise AttributeError(name)

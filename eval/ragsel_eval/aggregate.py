@@ -1,8 +1,11 @@
 """Per-query records -> per-pipeline summaries with CIs, paired comparisons, fixed-k curves.
 
-Failed queries are listed (query, error) and left out of every mean; NaN values (unmeasurable
-for that query) are counted as ``unmeasured`` and left out too. Comparisons pair each pipeline
-with the first one on the queries both measured.
+Failed queries are listed (query, error) and, by default, count as misses: a quality metric
+(ranking, selection, answers) is 0 and the evidence size 0 for them, wherever another
+pipeline could measure the metric on that query, so every row covers the same queries
+(``failed_as_miss=False`` leaves them out instead; rows whose n then differs are marked in
+the reports). NaN values (unmeasurable for that query) are counted as ``unmeasured`` and
+left out. Comparisons pair each pipeline with the first one on the queries both measured.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ HEADLINE = (
     "recall@10",
     "recall@100",
     "mrr@10",
+    "ranked_ndcg@10",
+    "ranked_recall@10",
+    "ranked_recall@100",
     "map",
     "precision",
     "recall",
@@ -55,11 +61,44 @@ COMPARED = (
 LOWER_IS_BETTER = {"chunks", "tokens", "attack_success", "attack_majority", "latency_ms"}
 
 
-def _values(recs: list[dict], metric: str) -> list[float]:
-    return [
-        r["metrics"].get(metric, float("nan")) if r["status"] == "ok" else float("nan")
-        for r in recs
-    ]
+#: Metrics a failed query scores 0 on when counted as a miss (robustness metrics stay NaN).
+_MISS_PREFIXES = ("ndcg@", "recall@", "mrr@", "map", "precision@", "ranked_")
+_MISS_NAMES = frozenset(
+    ("precision", "recall", "f1", "found", "pool_recall", "chunks", "tokens", "candidates")
+    + ("em", "answer_f1", "answer_contains")
+)
+NAN = float("nan")
+
+
+def counts_as_miss(metric: str) -> bool:
+    return metric in _MISS_NAMES or metric.startswith(_MISS_PREFIXES)
+
+
+def _values(
+    recs: list[dict], metric: str, measurable: set[tuple[str, str]] | None = None
+) -> list[float]:
+    """Per-query values; a failed query is 0 when ``measurable`` holds (query, metric)."""
+    out = []
+    for r in recs:
+        if r["status"] == "ok":
+            out.append(r["metrics"].get(metric, NAN))
+        elif measurable is not None and (r["query_id"], metric) in measurable:
+            out.append(0.0)
+        else:
+            out.append(NAN)
+    return out
+
+
+def _measurable(records: dict[str, list[dict]], names: Sequence[str]) -> set[tuple[str, str]]:
+    """(query, metric) pairs some pipeline measured: where a failure counts as a miss."""
+    miss = [m for m in names if counts_as_miss(m)]
+    out: set[tuple[str, str]] = set()
+    for recs in records.values():
+        for r in recs:
+            if r["status"] == "ok":
+                met = r["metrics"]
+                out.update((r["query_id"], m) for m in miss if met.get(m, NAN) == met.get(m, NAN))
+    return out
 
 
 def metric_names(records: dict[str, list[dict]]) -> list[str]:
@@ -73,16 +112,21 @@ def metric_names(records: dict[str, list[dict]]) -> list[str]:
 
 
 def aggregate(
-    records: dict[str, list[dict]], pipelines: Sequence[str], *, seed: int = 0
+    records: dict[str, list[dict]],
+    pipelines: Sequence[str],
+    *,
+    seed: int = 0,
+    failed_as_miss: bool = True,
 ) -> dict[str, Any]:
     names = metric_names(records)
+    measurable = _measurable(records, names) if failed_as_miss else None
     summary: dict[str, dict[str, dict[str, float]]] = {}
     failures: dict[str, list[dict[str, str]]] = {}
     curves: dict[str, dict[str, list[float]]] = {}
     for p in pipelines:
         recs = records[p]
         ok = [r for r in recs if r["status"] == "ok"]
-        s = {m: summarize(_values(recs, m), seed=seed) for m in names}
+        s = {m: summarize(_values(recs, m, measurable), seed=seed) for m in names}
         lat = np.array([r["latency_ms"] for r in ok], dtype=float)
         s["latency_ms"] = {
             "mean": float(lat.mean()) if lat.size else float("nan"),
@@ -90,7 +134,12 @@ def aggregate(
             "p95": float(np.percentile(lat, 95)) if lat.size else float("nan"),
             "n": int(lat.size),
         }
-        s["queries"] = {"total": len(recs), "ok": len(ok), "failed": len(recs) - len(ok)}
+        s["queries"] = {
+            "total": len(recs),
+            "ok": len(ok),
+            "failed": len(recs) - len(ok),
+            "failed_as_miss": failed_as_miss,
+        }
         if any("detection_tp" in r["metrics"] for r in ok):
             s["detection_micro"] = micro_detection(
                 {
@@ -120,10 +169,11 @@ def aggregate(
         for m in COMPARED:
             if m not in names:
                 continue
-            t = paired_test(_values(records[base], m), _values(records[other], m), seed=seed)
+            a = _values(records[base], m, measurable)
+            b = _values(records[other], m, measurable)
+            t = paired_test(a, b, seed=seed)
             if t.n == 0:
                 continue
-            a, b = _values(records[base], m), _values(records[other], m)
             if all(x == y for x, y in zip(a, b) if x == x and y == y):
                 continue  # identical on every query both measured: nothing to test
             comparisons.append(

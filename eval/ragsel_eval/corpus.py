@@ -7,7 +7,8 @@ gold chunks are exactly the index's chunks. Datasets with one shared corpus get 
 datasets where every query has its own small corpus (HotpotQA, PoisonedRAG) get one small index
 per query, built lazily (only for the queries evaluated). Each index folder is keyed by a hash
 of the documents, the chunker and the embedder, so a changed dataset or chunker never reuses a
-stale index.
+stale index and the same corpus is never embedded twice (the runner keeps them in a user
+cache shared by all runs).
 
 >>> corpus = PreparedCorpus(ds, chunker="words:256")          # doctest: +SKIP
 >>> corpus.gold_units(ds.queries[0])                           # doctest: +SKIP
@@ -139,17 +140,27 @@ class PreparedCorpus:
             h.update(did.encode() + b"\x1f" + d.text.encode() + b"\x1e")
         return h.hexdigest()[:16]
 
-    def index_for(self, query: EvalQuery | None = None, *, progress: bool = False) -> Path:
-        """The index folder holding the documents ``query`` is evaluated against (built on
-        first use; ``None`` = the shared corpus)."""
+    def _docs_and_folder(self, query: EvalQuery | None) -> tuple[list[str], Path]:
         if self.cache_dir is None:
             raise ConfigError("this PreparedCorpus has no cache_dir, so it cannot build indexes")
         if query is not None and query.corpus is not None:
             doc_ids = list(query.corpus)
-            folder = self.cache_dir / f"index-{self._key(sorted(doc_ids))}"
-        else:
-            doc_ids = list(self.dataset.documents)
-            folder = self.cache_dir / f"index-{_safe(self.dataset.name)}-{self._key(doc_ids)}"
+            return doc_ids, self.cache_dir / f"index-{self._key(sorted(doc_ids))}"
+        doc_ids = list(self.dataset.documents)
+        return doc_ids, self.cache_dir / f"index-{_safe(self.dataset.name)}-{self._key(doc_ids)}"
+
+    def index_folder(self, query: EvalQuery | None = None) -> Path:
+        """Where the index for ``query`` (``None``: the shared corpus) is or will be."""
+        return self._docs_and_folder(query)[1]
+
+    @staticmethod
+    def is_built(folder: Path) -> bool:
+        return (folder / ".ragsel_eval_complete").exists()
+
+    def index_for(self, query: EvalQuery | None = None, *, progress: bool = False) -> Path:
+        """The index folder holding the documents ``query`` is evaluated against (built on
+        first use; ``None`` = the shared corpus)."""
+        doc_ids, folder = self._docs_and_folder(query)
         done = folder / ".ragsel_eval_complete"
         if done.exists():
             return folder

