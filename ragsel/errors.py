@@ -11,11 +11,14 @@
     │   │   │                    missing required input, duplicate stage name
     │   │   └── CycleError       the graph has a cycle (the cycle is named)
     │   ├── InputError           bad run-time input: empty query, unreadable corpus, bad dataset
-    │   │   └── IndexError_      an index that is missing, from another version/model, or locked
+    │   │   └── RagselIndexError an index that is missing, from another version/model, or locked
+    │   │                        (``IndexError_`` is its deprecated old name)
     │   └── MissingExtraError    an optional dependency is not installed (also an ImportError)
     ├── StageError               a stage failed while running (names the stage, chains the cause)
     └── BackendError             a model/LLM/store backend failed; ``retryable`` says if a retry
-        └── BackendTimeout       may help
+        ├── BackendTimeout       may help
+        ├── LLMOutputError       the model's output is unusable (invalid JSON/schema after repair)
+        └── ContextLengthError   the prompt does not fit the model's context window
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ class ConfigError(DefinitionError):
     def __init__(self, message: str, *, stage: str | None = None, field: str | None = None):
         self.stage, self.field = stage, field
         prefix = f"stage '{stage}': " if stage else ""
-        super().__init__(prefix + message)
+        super().__init__(prefix + _without_stage_prefix(message, stage))
 
 
 class WiringError(DefinitionError):
@@ -101,8 +104,26 @@ class InputError(DefinitionError):
     """Bad run-time input (empty query, unreadable corpus, malformed dataset...)."""
 
 
-class IndexError_(InputError):  # noqa: N801 - avoid shadowing the builtin IndexError
-    """An index that is missing, incompatible (version/model/chunker) or locked."""
+class RagselIndexError(InputError):
+    """An index that is missing, incompatible (version/model/chunker) or locked. (Not named
+    ``IndexError``, which would shadow the builtin.)"""
+
+
+_DEPRECATED = {"IndexError_": ("RagselIndexError", RagselIndexError)}
+
+
+def __getattr__(name: str) -> type:
+    if name in _DEPRECATED:
+        import warnings
+
+        new, cls = _DEPRECATED[name]
+        warnings.warn(
+            f"ragsel.errors.{name} is deprecated; use ragsel.errors.{new}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return cls
+    raise AttributeError(f"module 'ragsel.errors' has no attribute {name!r}")
 
 
 class MissingExtraError(DefinitionError, ImportError):
@@ -133,6 +154,7 @@ class StageError(RagselError):
         if isinstance(exc, StageError):
             return exc
         msg = str(exc) if isinstance(exc, RagselError) else f"{type(exc).__name__}: {exc}"
+        msg = _without_stage_prefix(msg, stage)  # the stage is named once, by StageError
         return cls(stage, stage_type, msg)  # a run-time failure: exit 1, whatever the cause
 
 
@@ -147,6 +169,31 @@ class BackendError(RagselError):
 class BackendTimeout(BackendError):
     def __init__(self, message: str, *, backend: str = ""):
         super().__init__(message, backend=backend, retryable=True)
+
+
+class LLMOutputError(BackendError):
+    """The model's output could not be used (invalid JSON or schema violation after the repair
+    retry). ``text`` is the last output, ``problem`` what was wrong with it."""
+
+    def __init__(self, message: str, *, backend: str = "", text: str = "", problem: str = ""):
+        self.text, self.problem = text, problem
+        super().__init__(message, backend=backend, retryable=False)
+
+
+class ContextLengthError(BackendError):
+    """The prompt does not fit the model's context window: shorten the input (stages truncate
+    evidence, never instructions) or use a model with a longer context."""
+
+    def __init__(self, message: str, *, backend: str = ""):
+        super().__init__(message, backend=backend, retryable=False)
+
+
+def _without_stage_prefix(message: str, stage: str | None) -> str:
+    """``message`` without a leading ``stage '<stage>': `` (so a stage is named once)."""
+    prefix = f"stage '{stage}': "
+    while stage and message.startswith(prefix):
+        message = message[len(prefix) :]
+    return message
 
 
 def require(module: str, extra: str, purpose: str = ""):

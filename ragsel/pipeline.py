@@ -117,7 +117,7 @@ class Pipeline:
         if any(s is stage for s in self.stages.values()):
             raise WiringError(
                 f"this {type(stage).__name__} instance is already in the pipeline; "
-                "create a second instance for '{name}'"
+                f"create a second instance for '{name}'"
             )
         stage.name = name
         self.stages[name] = stage
@@ -129,7 +129,7 @@ class Pipeline:
         pair of sockets fits."""
         s_name, s_out = _split(src)
         d_name, d_in = _split(dst)
-        for n, ref in ((s_name, src), (d_name, dst)):
+        for n in (s_name, d_name):
             if n not in self.stages:
                 raise WiringError(
                     f"connection {src} -> {dst}: there is no stage '{n}' "

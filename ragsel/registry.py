@@ -134,7 +134,3 @@ def get_stage_class(name: str) -> type:
     cls = getattr(importlib.import_module(module), attr)
     _registered[name] = cls
     return cls
-
-
-def is_known(name: str) -> bool:
-    return name in BUILTIN_STAGES or name in _registered or name in stage_names()

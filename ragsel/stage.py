@@ -212,10 +212,14 @@ class Stage:
         return cls(data)
 
     def __eq__(self, other: object) -> bool:
+        """Stages are equal when they are of one type with equal configs (what round-tripping
+        through ``to_dict``/``from_dict`` preserves); the name in a pipeline is not compared."""
         return type(other) is type(self) and other.config == self.config  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
-        return id(self)
+        # consistent with __eq__ (equal stages share a type); configs may hold unhashable
+        # values, and stages are rarely hashed, so the type alone is the hash
+        return hash(type(self))
 
     def __repr__(self) -> str:
         fields = ", ".join(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ragsel.errors import IndexError_, StageError
+from ragsel.errors import RagselIndexError, StageError
 from ragsel.ingest.chunkers import ChunkerConfig
 from ragsel.stages._chunk_vectors import ChunkVectors
 from ragsel.stages.select.rationale_selector import RationaleSelector
@@ -118,7 +118,7 @@ def test_an_index_of_another_vector_space_is_refused(index):
     s.bind_components({"bow": FakeEmbedder(dim=384)})
     with pytest.raises(StageError, match="stage 'rationale_selector'.*set embedder: minilm") as ei:
         s.run(candidates=_retrieved(index, "lease"), rationales=Rationales((Rationale("lease"),)))
-    assert isinstance(ei.value.__cause__, IndexError_)
+    assert isinstance(ei.value.__cause__, RagselIndexError)
     g = PoisonClusterGuard(index=str(index)).use_embedder(FakeEmbedder(dim=384))
     with pytest.raises(StageError, match="set embedder: minilm"):
         g.run(candidates=_retrieved(index, "lease"))
@@ -132,7 +132,7 @@ def test_a_missing_index_folder_is_a_clear_error(tmp_path):
             candidates=Candidates.retrieved("r", [(Chunk("a", "x y", "d"), 1.0)]),
             rationales=Rationales((Rationale("x"),)),
         )
-    assert isinstance(ei.value.__cause__, IndexError_)
+    assert isinstance(ei.value.__cause__, RagselIndexError)
 
 
 def test_poison_guard_uses_index_vectors_with_the_same_decisions(index, minilm_embedder):

@@ -200,9 +200,10 @@ def test_type_compatibility_rules():
 
     assert compatible(Sub, Candidates)
     assert not compatible(Candidates, Sub)
-    assert compatible(Candidates, Optional[Candidates])
-    assert not compatible(Optional[Candidates], Candidates)
-    assert compatible(Candidates, Union[Rationales, Candidates])
+    # typing.Optional/Union spellings on purpose: users' annotations may use them
+    assert compatible(Candidates, Optional[Candidates])  # noqa: UP045
+    assert not compatible(Optional[Candidates], Candidates)  # noqa: UP045
+    assert compatible(Candidates, Union[Rationales, Candidates])  # noqa: UP007
     assert compatible(list[Sub], list[Candidates])
     assert not compatible(list[Candidates], list[Rationales])
     assert compatible(list[Candidates], list)

@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ragsel.cli.main import app
-from ragsel.errors import IndexError_
+from ragsel.errors import RagselIndexError
 from ragsel.index import LocalIndex, clear_index_cache, open_index
 from ragsel.index.integrity import forget
 from ragsel.index.progress import IndexProgress
@@ -82,7 +82,7 @@ def test_failed_first_run_removes_what_it_created(tmp_path):
 def test_index_that_never_held_data_is_reported_empty(tmp_path):
     ix = LocalIndex.create(tmp_path / "X", embedder="minilm-onnx", chunker=CHUNKER)
     ix.close()  # a run killed before its first batch: a manifest, no document
-    with pytest.raises(IndexError_, match=r"is empty: .*ragsel index CORPUS --into"):
+    with pytest.raises(RagselIndexError, match=r"is empty: .*ragsel index CORPUS --into"):
         LocalIndex.open(tmp_path / "X")
 
 
@@ -140,7 +140,7 @@ def test_random_bytes_in_a_bm25_file_are_detected(copy):
     start = max(0, len(data) - 64)  # keep the size: only the hash can tell
     data[start:] = rng.integers(0, 256, len(data) - start, dtype=np.uint8).tobytes()
     f.write_bytes(bytes(data))
-    with pytest.raises(IndexError_, match=r"indptr\.csc\.index\.npy is damaged.*--rebuild"):
+    with pytest.raises(RagselIndexError, match=r"indptr\.csc\.index\.npy is damaged.*--rebuild"):
         _query(copy)
 
 
@@ -151,7 +151,7 @@ def test_truncated_files_are_detected(copy, name):
     f = copy / name
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
     with pytest.raises(
-        IndexError_, match=rf"{name.split('/')[-1]} is damaged .*truncated.*rebuild"
+        RagselIndexError, match=rf"{name.split('/')[-1]} is damaged .*truncated.*rebuild"
     ):
         _query(copy)
 
@@ -162,7 +162,7 @@ def test_damaged_files_without_checksums_still_name_the_file(copy):
     (copy / "manifest.json").write_text(json.dumps(m))
     f = copy / "bm25" / "ids.json"
     f.write_bytes(f.read_bytes()[:10])
-    with pytest.raises(IndexError_, match=r"BM25 index in .*bm25 is damaged.*--rebuild"):
+    with pytest.raises(RagselIndexError, match=r"BM25 index in .*bm25 is damaged.*--rebuild"):
         _query(copy)
 
 
@@ -170,7 +170,9 @@ def test_random_bytes_manifest_is_a_located_error_and_rebuild_repairs(built, cop
     (copy / "manifest.json").write_bytes(np.random.default_rng(1).bytes(300))
     res = runner.invoke(app, ["select", "pipelines/local.yaml", "--index", str(copy), "-q", "x"])
     assert res.exit_code != 0 and "internal error" not in res.output
-    with pytest.raises(IndexError_, match=r"manifest.json is damaged or unreadable.*--rebuild"):
+    with pytest.raises(
+        RagselIndexError, match=r"manifest.json is damaged or unreadable.*--rebuild"
+    ):
         LocalIndex.open(copy)
     args = ["index", str(built[0]), "--into", str(copy), "--embedder", "minilm-onnx"]
     res = runner.invoke(app, [*args, "--chunk-size", "20", "--overlap", "4", "--rebuild", "-q"])
@@ -182,7 +184,7 @@ def test_random_bytes_manifest_is_a_located_error_and_rebuild_repairs(built, cop
 def test_rebuild_refuses_a_folder_that_is_not_an_index(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
-    with pytest.raises(IndexError_, match="refuses to empty"):
+    with pytest.raises(RagselIndexError, match="refuses to empty"):
         LocalIndex.create(tmp_path / "mine", embedder="minilm-onnx", rebuild=True)
     assert (tmp_path / "mine" / "thesis.tex").exists()
 

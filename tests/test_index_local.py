@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragsel.errors import ConfigError, IndexError_
+from ragsel.errors import ConfigError, RagselIndexError
 from ragsel.index import BM25Config, IndexIncompleteWarning, LocalIndex, open_index
 from ragsel.ingest import ChunkerConfig, load_documents
 
@@ -140,11 +140,13 @@ def test_new_and_changed_files(tmp_path, minilm_embedder):
 
 def test_model_and_chunker_mismatch_are_refused(built):
     path = built[2]
-    with pytest.raises(IndexError_, match=r"embedder sentence-transformers.*--embedder minilm"):
+    with pytest.raises(
+        RagselIndexError, match=r"embedder sentence-transformers.*--embedder minilm"
+    ):
         LocalIndex.create(path, embedder="minilm-onnx", chunker=CHUNKER)
-    with pytest.raises(IndexError_, match=r"chunker .*--chunk-size 20 --overlap 4"):
+    with pytest.raises(RagselIndexError, match=r"chunker .*--chunk-size 20 --overlap 4"):
         LocalIndex.create(path, chunker=ChunkerConfig("words", 128))
-    with pytest.raises(IndexError_, match="BM25 settings"):
+    with pytest.raises(RagselIndexError, match="BM25 settings"):
         LocalIndex.create(path, chunker=CHUNKER, bm25=BM25Config(stemmer=None))
     # the refused writer released the lock: the index can still be written
     LocalIndex.create(path, chunker=CHUNKER).close()
@@ -158,21 +160,21 @@ def test_query_embedder_must_share_the_vector_space(built, minilm_embedder):
         name = "sentence-transformers:other-model"
         space = "other-model"
 
-    with pytest.raises(IndexError_, match="set embedder: minilm"):
+    with pytest.raises(RagselIndexError, match="set embedder: minilm"):
         ix.check_embedder(Other(), "dense")
 
 
 def test_missing_and_foreign_indexes(tmp_path):
-    with pytest.raises(IndexError_, match=r"no index at .*ragsel index CORPUS --into"):
+    with pytest.raises(RagselIndexError, match=r"no index at .*ragsel index CORPUS --into"):
         LocalIndex.open(tmp_path / "nothing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(IndexError_, match="is empty"):
+    with pytest.raises(RagselIndexError, match="is empty"):
         open_index(tmp_path / "empty")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "stuff.txt").write_text("x")
-    with pytest.raises(IndexError_, match="not a ragsel index"):
+    with pytest.raises(RagselIndexError, match="not a ragsel index"):
         LocalIndex.open(tmp_path / "other")
-    with pytest.raises(IndexError_, match="not empty but holds no ragsel index"):
+    with pytest.raises(RagselIndexError, match="not empty but holds no ragsel index"):
         LocalIndex.create(tmp_path / "other")
 
 
@@ -182,7 +184,7 @@ def test_index_from_another_format_version(built, tmp_path):
     m = json.loads((copy / "manifest.json").read_text())
     m.update(format_version=99, ragsel_version="9.9.9")
     (copy / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(IndexError_, match=r"format version 99 .*ragsel 9.9.9.*Rebuild it"):
+    with pytest.raises(RagselIndexError, match=r"format version 99 .*ragsel 9.9.9.*Rebuild it"):
         LocalIndex.open(copy)
 
 

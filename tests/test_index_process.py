@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ragsel.errors import IndexError_
+from ragsel.errors import RagselIndexError
 from ragsel.index import IndexIncompleteWarning, LocalIndex, open_index
 from ragsel.index.store import read_ledger
 from ragsel.ingest import ChunkerConfig, load_documents, make_chunker
@@ -110,9 +110,9 @@ def test_index_locked_by_another_process(tmp_path):
     proc = _spawn(index, corpus, pause=30)  # holds the lock while it pauses after a batch
     try:
         _wait_for(proc, "BATCH")
-        with pytest.raises(IndexError_, match=r"locked by process \d+.*Wait for that"):
+        with pytest.raises(RagselIndexError, match=r"locked by process \d+.*Wait for that"):
             LocalIndex.create(index, embedder="minilm-onnx", chunker=CHUNKER)
-        with pytest.raises(IndexError_, match=r"being written by process \d+"):
+        with pytest.raises(RagselIndexError, match=r"being written by process \d+"):
             LocalIndex.open(index)
     finally:
         proc.kill()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ragsel.errors import ConfigError, IndexError_, StageError
+from ragsel.errors import ConfigError, RagselIndexError, StageError
 from ragsel.index import LocalIndex
 from ragsel.ingest import ChunkerConfig
 from ragsel.pipeline import Pipeline
@@ -103,7 +103,7 @@ def test_missing_index_is_a_clear_stage_error(tmp_path):
     r = DenseRetriever(index=str(tmp_path / "none"))
     with pytest.raises(StageError, match=r"no index at .*ragsel index CORPUS --into") as ei:
         r.run(query=Query("q"))
-    assert isinstance(ei.value.__cause__, IndexError_) and ei.value.exit_code == 1
+    assert isinstance(ei.value.__cause__, RagselIndexError) and ei.value.exit_code == 1
     with pytest.raises(StageError, match="no index at"):
         BM25Retriever(index=str(tmp_path / "none")).run(query=Query("q"))
 

@@ -17,8 +17,6 @@ import typer
 
 from ragsel.cli._common import command, parse_vars, print_json
 
-TARGET_TYPES = ("learned_cutoff", "rationale_selector")
-
 
 def find_target(pipe: Any, stage: str | None) -> str:
     """The stage a model is fitted for: ``stage``, or the only learned one in ``pipe``."""

@@ -22,7 +22,7 @@ def check_indexes(pipe, index: Path | None) -> None:
         if isinstance(value, str) and value:
             paths.add(Path(value))
     for p in sorted(paths):
-        read_manifest(p)  # raises IndexError_ naming the fix
+        read_manifest(p)  # raises RagselIndexError naming the fix
 
 
 def selection_payload(result) -> dict:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ragsel.errors import ConfigError, IndexError_, require
+from ragsel.errors import ConfigError, RagselIndexError, require
 
 _stemmers: dict[str, Any] = {}
 _stem_lock = threading.Lock()
@@ -147,7 +147,7 @@ class BM25Store:
         bm25s = require("bm25s", "local", "BM25 retrieval")
         meta_file = directory / "ids.json"
         if not meta_file.is_file():
-            raise IndexError_(
+            raise RagselIndexError(
                 f"the BM25 index in {directory} is missing or incomplete: "
                 "re-run `ragsel index` on the corpus to rebuild it"
             )
@@ -162,13 +162,13 @@ class BM25Store:
             )
             n_docs = _n_docs(retriever)
         except (OSError, ValueError, KeyError, TypeError, EOFError, AttributeError) as exc:
-            raise IndexError_(
+            raise RagselIndexError(
                 f"the BM25 index in {directory} is damaged ({type(exc).__name__}: "
                 f"{str(exc)[:200]}); rebuild it with: ragsel index CORPUS --into "
                 f"{directory.parent} --rebuild"
             ) from exc
         if n_docs is not None and n_docs != len(ids):
-            raise IndexError_(
+            raise RagselIndexError(
                 f"the BM25 index in {directory} has {n_docs} rows but ids.json names "
                 f"{len(ids)} chunks (damaged); rebuild it with: ragsel index CORPUS --into "
                 f"{directory.parent} --rebuild"

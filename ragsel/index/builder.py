@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ragsel.errors import IndexError_, InputError
+from ragsel.errors import InputError, RagselIndexError
 from ragsel.index.bm25 import BM25Store
 from ragsel.index.progress import IndexProgress
 from ragsel.index.store import Ledger, read_ledger
@@ -101,7 +101,7 @@ def add_documents(
     in ``docs``. ``on_batch(n_done)`` is called after each stored batch (tests, benchmarks).
     """
     if not index.writable:
-        raise IndexError_(
+        raise RagselIndexError(
             f"the index at {index.path} was opened read-only; use "
             "LocalIndex.create(path, ...) to add documents"
         )

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ragsel.errors import IndexError_, require
+from ragsel.errors import RagselIndexError, require
 from ragsel.index.store import rebuild_hint
 
 chromadb = require("chromadb", "local", "the chroma index")
@@ -86,7 +86,7 @@ def read_only_copy(index_path: Path) -> str:
         if have is not None and Path(have).is_dir():
             return have
         if not src.is_dir():
-            raise IndexError_(f"the chroma store {src} is missing; {rebuild_hint(index_path)}")
+            raise RagselIndexError(f"the chroma store {src} is missing; {rebuild_hint(index_path)}")
         tmp = tempfile.mkdtemp(prefix="ragsel-chroma-")
         atexit.register(shutil.rmtree, tmp, ignore_errors=True)
         dst = str(Path(tmp) / "chroma")
@@ -106,14 +106,14 @@ def client(path: str) -> Any:
         raise _wrap(exc, path) from exc
 
 
-def _wrap(exc: Exception, path: str) -> IndexError_:
+def _wrap(exc: Exception, path: str) -> RagselIndexError:
     msg = str(exc)
     if "lock" in msg.lower():
-        return IndexError_(
+        return RagselIndexError(
             f"the chroma store at {path} is locked by another process ({msg}); "
             "wait for it to finish or stop it, then retry"
         )
-    return IndexError_(
+    return RagselIndexError(
         f"cannot open the chroma store at {path}: {type(exc).__name__}: {msg}. "
         "If the index is damaged, rebuild it: ragsel index CORPUS --into INDEX --rebuild"
     )

@@ -3,11 +3,11 @@
 A writer records ``{"size": bytes, "blake2b": hex}`` for each file readers load (the chunk
 snapshot, the vectors and every BM25 file) under the manifest's ``files`` key. A reader
 verifies them the first time a process opens that index generation, so a truncated or damaged
-file is an :class:`~ragsel.errors.IndexError_` naming the file and the fix (``ragsel index
+file is an :class:`~ragsel.errors.RagselIndexError` naming the file and the fix (``ragsel index
 --rebuild``), never wrong evidence. Hashing runs at ~1 GB/s: ~20 ms for a 5k-chunk index::
 
     files = checksum(path, ["chunks.jsonl", "vectors.npy", "bm25"])
-    verify(path, {"files": files, ...})     # raises IndexError_ on any mismatch
+    verify(path, {"files": files, ...})     # raises RagselIndexError on any mismatch
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ragsel.errors import IndexError_
+from ragsel.errors import RagselIndexError
 from ragsel.index.store import rebuild_hint
 
 _verified: set[tuple[str, str]] = set()  # (index folder, manifest "updated") seen intact
@@ -59,7 +59,7 @@ def verify(path: Path, manifest: dict[str, Any]) -> None:
         f = path / rel
         problem = _problem(f, want)
         if problem:
-            raise IndexError_(f"the index file {f} is {problem}; {rebuild_hint(path)}")
+            raise RagselIndexError(f"the index file {f} is {problem}; {rebuild_hint(path)}")
     with _lock:
         _verified.add(key)
 

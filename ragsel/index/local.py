@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ragsel.errors import ConfigError, IndexError_
+from ragsel.errors import ConfigError, RagselIndexError
 from ragsel.index.bm25 import BM25Config, BM25Store
 from ragsel.index.store import (
     LOCK,
@@ -103,7 +103,7 @@ class LocalIndex:
     # --- opening ------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | Path, *, writable: bool = False) -> LocalIndex:
-        """Open an existing index. Raises :class:`IndexError_` if it is missing, from another
+        """Open an existing index. Raises :class:`RagselIndexError` if it is missing, from another
         format version, or (for reading) being written by another process."""
         p = Path(path).expanduser().resolve()
         manifest = read_manifest(p)
@@ -113,7 +113,7 @@ class LocalIndex:
             return cls(p, manifest, writable=True, lock=lock)
         check_not_writing(p)
         if not manifest.get("complete", False) and never_held_data(p, manifest):
-            raise IndexError_(
+            raise RagselIndexError(
                 f"the index folder {p} is empty: the `ragsel index` run that created it stopped "
                 f"before storing any document; {build_hint(p)}"
             )
@@ -159,9 +159,9 @@ class LocalIndex:
             ix._embedder_options = (embedder, threads, batch_size)
             return ix
         if p.exists() and not p.is_dir():
-            raise IndexError_(f"{p} is a file; choose a folder for the index")
+            raise RagselIndexError(f"{p} is a file; choose a folder for the index")
         if p.exists() and any(x.name != ".lock" for x in p.iterdir()):
-            raise IndexError_(
+            raise RagselIndexError(
                 f"{p} exists and is not empty but holds no ragsel index; choose "
                 "a new or empty folder for --into"
             )
@@ -233,7 +233,7 @@ class LocalIndex:
         space = getattr(embedder, "space", embedder.name)
         if space != self.space:
             who = f"stage '{stage}': " if stage else ""
-            raise IndexError_(
+            raise RagselIndexError(
                 f"{who}the index at {self.path} holds {self.space} vectors "
                 f"(embedder '{self.embedder_spec}') but the query embedder is "
                 f"{embedder.name}; set embedder: {self.embedder_spec}"
@@ -385,7 +385,7 @@ class LocalIndex:
         if mat.shape[0] == 0:
             return [[] for _ in range(len(q))]
         if q.shape[1] != mat.shape[1]:
-            raise IndexError_(
+            raise RagselIndexError(
                 f"query vectors have {q.shape[1]} dimensions but the index at "
                 f"{self.path} holds {mat.shape[1]}-d vectors"
             )

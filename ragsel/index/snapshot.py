@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ragsel.errors import IndexError_, InputError
+from ragsel.errors import InputError, RagselIndexError
 from ragsel.index.store import rebuild_hint
 from ragsel.types import Chunk
 
@@ -100,7 +100,7 @@ def exists(path: Path) -> bool:
 
 
 def read(path: Path, dim: int) -> tuple[list[Chunk], np.ndarray]:
-    """The snapshot; any damage is an :class:`IndexError_` naming the file and the fix."""
+    """The snapshot; any damage is an :class:`RagselIndexError` naming the file and the fix."""
     f = path / CHUNKS
     try:
         chunks = []
@@ -121,11 +121,11 @@ def read(path: Path, dim: int) -> tuple[list[Chunk], np.ndarray]:
         f = path / VECTORS
         mat = np.load(f, allow_pickle=False)
     except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, InputError) as exc:
-        raise IndexError_(
+        raise RagselIndexError(
             f"the index file {f} is damaged ({type(exc).__name__}); {rebuild_hint(path)}"
         ) from exc
     if mat.dtype != np.float32 or mat.ndim != 2 or mat.shape != (len(chunks), dim):
-        raise IndexError_(
+        raise RagselIndexError(
             f"the index file {f} holds vectors of shape {mat.shape} ({mat.dtype}) for "
             f"{len(chunks)} chunks of dimension {dim}; {rebuild_hint(path)}"
         )

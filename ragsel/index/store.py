@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ragsel.errors import IndexError_
+from ragsel.errors import RagselIndexError
 from ragsel.index.bm25 import BM25Config
 from ragsel.ingest.chunkers import ChunkerConfig
 
@@ -60,17 +60,17 @@ def rebuild_hint(path: Path) -> str:
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
-    """The manifest of the index at ``path``; a clear :class:`IndexError_` when there is no
+    """The manifest of the index at ``path``; a clear :class:`RagselIndexError` when there is no
     index there or it was written by an incompatible ragsel."""
     mf = path / MANIFEST
     if not path.exists():
-        raise IndexError_(f"no index at {path}: {build_hint(path)}")
+        raise RagselIndexError(f"no index at {path}: {build_hint(path)}")
     if not path.is_dir():
-        raise IndexError_(f"{path} is a file, not an index folder: {build_hint(path)}")
+        raise RagselIndexError(f"{path} is a file, not an index folder: {build_hint(path)}")
     if not mf.is_file():
         if not any(path.iterdir()):
-            raise IndexError_(f"the index folder {path} is empty: {build_hint(path)}")
-        raise IndexError_(
+            raise RagselIndexError(f"the index folder {path} is empty: {build_hint(path)}")
+        raise RagselIndexError(
             f"{path} is not a ragsel index (no {MANIFEST}); point to an index "
             f"folder or {build_hint(path)}"
         )
@@ -78,11 +78,11 @@ def read_manifest(path: Path) -> dict[str, Any]:
         data = json.loads(mf.read_bytes().decode("utf-8"))
     except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError included
         reason = type(exc).__name__ if isinstance(exc, UnicodeDecodeError) else str(exc)
-        raise IndexError_(
+        raise RagselIndexError(
             f"the index manifest {mf} is damaged or unreadable ({reason}); {rebuild_hint(path)}"
         ) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise IndexError_(
+        raise RagselIndexError(
             f"{path} is not a ragsel local index (manifest format "
             f"{data.get('format') if isinstance(data, dict) else '?'!r}); if it was one, "
             f"{rebuild_hint(path)}"
@@ -94,13 +94,13 @@ def read_manifest(path: Path) -> dict[str, Any]:
         and isinstance(data.get("chunker"), dict)
         and isinstance(data.get("bm25"), dict)
     ):
-        raise IndexError_(
+        raise RagselIndexError(
             f"the index manifest {mf} lacks its embedder, chunker or bm25 settings (damaged); "
             f"{rebuild_hint(path)}"
         )
     fv = data.get("format_version")
     if fv != FORMAT_VERSION:
-        raise IndexError_(
+        raise RagselIndexError(
             f"the index at {path} has format version {fv} (written by ragsel "
             f"{data.get('ragsel_version', '?')}); this ragsel ({ragsel_version()}) reads format "
             f"{FORMAT_VERSION}. Rebuild it: delete {path} and re-run `ragsel index CORPUS "
@@ -175,7 +175,7 @@ class WriterLock:
             fh.seek(0)
             owner = fh.read().strip() or "another process"
             fh.close()
-            raise IndexError_(
+            raise RagselIndexError(
                 f"the index at {self.path.parent} is locked by {owner}, which is writing it. "
                 "Wait for that `ragsel index` run to finish (or stop it), then retry"
             ) from None
@@ -197,7 +197,7 @@ class WriterLock:
 
 
 def check_not_writing(path: Path) -> None:
-    """Raise :class:`IndexError_` if another process holds the writer lock on ``path``."""
+    """Raise :class:`RagselIndexError` if another process holds the writer lock on ``path``."""
     lock = path / LOCK
     if not lock.exists():
         return
@@ -211,7 +211,7 @@ def check_not_writing(path: Path) -> None:
         except OSError:
             fh.seek(0)
             owner = fh.read().strip() or "another process"
-            raise IndexError_(
+            raise RagselIndexError(
                 f"the index at {path} is being written by {owner}; query it when that "
                 "`ragsel index` run has finished"
             ) from None
@@ -250,10 +250,10 @@ def clear_index(p: Path) -> None:
     if not p.exists():
         return
     if not p.is_dir():
-        raise IndexError_(f"{p} is a file; choose a folder for the index")
+        raise RagselIndexError(f"{p} is a file; choose a folder for the index")
     names = {x.name for x in p.iterdir()} - {LOCK}
     if names and not ("manifest.json" in names or {"chroma", "documents.jsonl"} <= names):
-        raise IndexError_(
+        raise RagselIndexError(
             f"--rebuild refuses to empty {p}: it does not look like a ragsel index "
             f"(it holds {', '.join(sorted(names)[:5])}); choose the index folder"
         )
@@ -308,7 +308,7 @@ def check_compatible(
         fix = f"--embedder {m['embedder']['spec']} --chunker {c.kind}" + (
             "" if c.kind == "document" else f" --chunk-size {c.size} --overlap {c.overlap}"
         )
-        raise IndexError_(
+        raise RagselIndexError(
             f"the index at {path} was built with "
             + "; ".join(problems)
             + f". Mixing them would corrupt it. Add to it with the same settings ({fix}), "

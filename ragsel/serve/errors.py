@@ -8,7 +8,7 @@ Client mistakes are 4xx and say what to fix; server-side failures never carry a 
 ragsel error                                   status  code
 =============================================  ======  =======================
 InputError (empty query, ...)                  422     invalid_input
-IndexError_ (index missing/locked at run time) 503     index_unavailable
+RagselIndexError (index missing/locked at run time) 503     index_unavailable
 other DefinitionError (config, missing extra)  500     pipeline_misconfigured
 BackendTimeout                                 504     backend_timeout
 BackendError (retryable / not)                 503/502 backend_unavailable/error
@@ -28,9 +28,9 @@ from ragsel.errors import (
     BackendError,
     BackendTimeout,
     DefinitionError,
-    IndexError_,
     InputError,
     RagselError,
+    RagselIndexError,
     StageError,
 )
 
@@ -68,7 +68,7 @@ class ApiError(Exception):
 
 def _classify(exc: BaseException) -> tuple[int, str, bool]:
     """(status, code, whether the message is written for users) for a ragsel error."""
-    if isinstance(exc, IndexError_):
+    if isinstance(exc, RagselIndexError):
         return 503, "index_unavailable", True
     if isinstance(exc, InputError):
         return 422, "invalid_input", True

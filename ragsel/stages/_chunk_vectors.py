@@ -8,7 +8,7 @@ indexed, so re-embedding them (seconds for 50-100 chunks on a CPU) is wasted wor
 1. the index (when the stage names one with ``index:``): a chunk whose id is in the index
    *and* whose text equals the stored text takes the stored vector. The index must hold
    vectors of the stage's embedder's vector space (``LocalIndex.check_embedder``; the fp32
-   and int8 MiniLM share one), else an :class:`~ragsel.errors.IndexError_` names the fix;
+   and int8 MiniLM share one), else an :class:`~ragsel.errors.RagselIndexError` names the fix;
 2. a bounded per-stage LRU cache keyed by (embedder, chunk id, text hash) -- a documented
    cache, ``cache_size`` entries;
 3. the embedder, in one batch for everything still missing.

@@ -406,5 +406,7 @@ def escape_delimiters(text: str, tags: Sequence[str]) -> str:
     """Neutralise our own delimiter tags inside evidence so a chunk cannot close the context
     block and speak as the instructions (prompt injection through retrieved text)."""
     for tag in tags:
-        text = re.sub(rf"<(/?)\s*{tag}\b", lambda m: f"‹{m.group(1)}{tag}", text, flags=re.I)
+        text = re.sub(
+            rf"<(/?)\s*{tag}\b", lambda m, tag=tag: f"‹{m.group(1)}{tag}", text, flags=re.I
+        )
     return text

@@ -15,12 +15,13 @@ import asyncio
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, Union, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from ragsel.errors import BackendError
+from ragsel.errors import ContextLengthError as ContextLengthError  # re-exported
+from ragsel.errors import LLMOutputError as LLMOutputError  # re-exported
 
 Message = Mapping[str, str]
-Messages = Union[str, Sequence[Message]]
+Messages = str | Sequence[Message]
 
 
 @dataclass(frozen=True)
@@ -79,23 +80,6 @@ def as_messages(messages: Messages) -> list[dict[str, str]]:
     if isinstance(messages, str):
         return [{"role": "user", "content": messages}]
     return [dict(m) for m in messages]
-
-
-class LLMOutputError(BackendError):
-    """The model's output could not be used (invalid JSON or schema violation after the repair
-    retry). ``text`` is the last output, ``problem`` what was wrong with it."""
-
-    def __init__(self, message: str, *, backend: str = "", text: str = "", problem: str = ""):
-        self.text, self.problem = text, problem
-        super().__init__(message, backend=backend, retryable=False)
-
-
-class ContextLengthError(BackendError):
-    """The prompt does not fit the model's context window: shorten the input (stages truncate
-    evidence, never instructions) or use a model with a longer context."""
-
-    def __init__(self, message: str, *, backend: str = ""):
-        super().__init__(message, backend=backend, retryable=False)
 
 
 def estimate_tokens(text: str) -> int:

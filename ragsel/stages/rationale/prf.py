@@ -145,7 +145,7 @@ class PRFRationales(Stage):
         best = facets[0][0]
         kept = [f for f in facets if best <= 0 or f[0] >= c.min_relative_similarity * best]
         kept = kept[: c.max_facets]
-        for i, (sim, rep, size) in enumerate(kept, 1):
+        for i, (_sim, rep, _size) in enumerate(kept, 1):
             items.append(Rationale(sentences[rep], label=f"facet{i}", source="prf"))
         notes.update(
             facets=len(kept),

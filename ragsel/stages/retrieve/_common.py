@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -140,6 +140,18 @@ def load_memory_chunks(
     return chunks
 
 
+_FILTER_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "$eq": lambda v, a: v == a,
+    "$ne": lambda v, a: v != a,
+    "$in": lambda v, a: v in a,
+    "$nin": lambda v, a: v not in a,
+    "$gt": lambda v, a: v is not None and v > a,
+    "$gte": lambda v, a: v is not None and v >= a,
+    "$lt": lambda v, a: v is not None and v < a,
+    "$lte": lambda v, a: v is not None and v <= a,
+}
+
+
 def matches(chunk: Chunk, where: Mapping[str, Any]) -> bool:
     """A small subset of chroma's ``where`` for in-memory retrievers: equality, ``$eq``,
     ``$ne``, ``$in``, ``$nin``, ``$gt/$gte/$lt/$lte``, ``$and``, ``$or``."""
@@ -156,22 +168,13 @@ def matches(chunk: Chunk, where: Mapping[str, Any]) -> bool:
         if not isinstance(cond, Mapping):
             cond = {"$eq": cond}
         for op, arg in cond.items():
-            ok = {
-                "$eq": lambda: value == arg,
-                "$ne": lambda: value != arg,
-                "$in": lambda: value in arg,
-                "$nin": lambda: value not in arg,
-                "$gt": lambda: value is not None and value > arg,
-                "$gte": lambda: value is not None and value >= arg,
-                "$lt": lambda: value is not None and value < arg,
-                "$lte": lambda: value is not None and value <= arg,
-            }.get(op)
-            if ok is None:
+            test = _FILTER_OPS.get(op)
+            if test is None:
                 raise ConfigError(
                     f"unsupported filter operator {op!r} (in-memory retrievers "
                     "support $eq $ne $in $nin $gt $gte $lt $lte $and $or)",
                     field="where",
                 )
-            if not ok():
+            if not test(value, arg):
                 return False
     return True
