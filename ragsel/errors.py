@@ -144,6 +144,9 @@ class StageError(RagselError):
     endpoint) is the user's to fix -- exit 2 means the definition or input was rejected
     before anything ran."""
 
+    #: True when the message already says what the chained cause says (``wrap``)
+    cause_shown: bool = False
+
     def __init__(self, stage: str, stage_type: str, message: str):
         self.stage, self.stage_type = stage, stage_type
         super().__init__(f"stage '{stage}' ({stage_type}) failed: {message}")
@@ -155,7 +158,9 @@ class StageError(RagselError):
             return exc
         msg = str(exc) if isinstance(exc, RagselError) else f"{type(exc).__name__}: {exc}"
         msg = _without_stage_prefix(msg, stage)  # the stage is named once, by StageError
-        return cls(stage, stage_type, msg)  # a run-time failure: exit 1, whatever the cause
+        err = cls(stage, stage_type, msg)  # a run-time failure: exit 1, whatever the cause
+        err.cause_shown = True
+        return err
 
 
 class BackendError(RagselError):

@@ -59,7 +59,8 @@ def cli_errors() -> Iterator[None]:
         label = "error" if code == EXIT_BAD_INPUT else "failed"
         stderr_console().print(f"[bold red]{label}:[/] {exc}", markup=True, soft_wrap=True)
         cause = exc.__cause__
-        if cause is not None and code != EXIT_BAD_INPUT and str(cause) not in str(exc):
+        shown = getattr(exc, "cause_shown", False) or str(cause) in str(exc)
+        if cause is not None and code != EXIT_BAD_INPUT and not shown:
             stderr_console().print(
                 f"  caused by {type(cause).__name__}: {cause}", markup=False, soft_wrap=True
             )
