@@ -63,8 +63,8 @@ def test_empty_folder_is_input_error(tmp_path):
 
 
 def test_folder_of_unsupported_files_warns_and_errors(tmp_path):
-    (tmp_path / "scan.pdf").write_bytes(b"%PDF-1.4 ...")
-    with pytest.warns(IngestWarning, match="unsupported type: scan.pdf"):
+    (tmp_path / "scan.png").write_bytes(b"\x89PNG ...")
+    with pytest.warns(IngestWarning, match="unsupported type: scan.png"):
         with pytest.raises(InputError, match="no documents found"):
             load_documents(tmp_path)
 

@@ -21,6 +21,7 @@ memory whole::
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -78,6 +79,10 @@ def _make_chunk(doc: Document, position: int, start: int, text: str) -> Chunk:
     meta = dict(doc.metadata)
     if doc.title:
         meta.setdefault("title", doc.title)
+    starts = meta.pop("page_starts", None)
+    if starts:  # a paged source (PDF): the 1-based pages the chunk's span lies on
+        meta["page"] = bisect.bisect_right(starts, start)
+        meta["page_end"] = bisect.bisect_right(starts, max(start, start + len(text) - 1))
     return Chunk(
         id=content_id(text, doc.id, position),
         text=text,

@@ -14,8 +14,14 @@ metadata. ``iter_documents(path)`` walks a file or folder::
   A folder holding ``corpus.jsonl`` next to ``queries.jsonl`` or ``qrels/`` is a BEIR dataset:
   only ``corpus.jsonl`` is read. With ``title="prepend"`` (default) a record's text is
   ``title + "\\n\\n" + text`` (BEIR practice: title and abstract are indexed together).
-- Other files (PDF, images, ...) and binary files are skipped with an :class:`IngestWarning`;
-  text that is not valid UTF-8 is decoded with replacement characters and a warning.
+- ``*.pdf``, ``*.html``/``*.htm``, ``*.docx``: text extracted by pypdf, trafilatura and
+  python-docx (:mod:`ragsel.ingest.formats`, the ``ingest`` extra); PDF chunks carry their
+  page numbers. A file that cannot be read is skipped with a warning naming it; the rest of
+  the corpus is loaded.
+- Other files (images, ...) and binary files (a NUL byte, or many control / non-UTF-8 bytes)
+  are skipped with an :class:`IngestWarning`; text that is not valid UTF-8 is decoded with
+  replacement characters and a warning. Symbolic links that are broken or loop, and links to
+  folders, are not followed and are reported.
 - Files larger than ``stream_threshold`` bytes are not read whole: ``doc.text`` is ``None``
   and :meth:`Document.blocks` streams the text in pieces (chunkers consume the stream).
 - A missing, empty or unreadable corpus raises :class:`~ragsel.errors.InputError`.
@@ -35,12 +41,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ragsel.errors import InputError
+from ragsel.ingest.formats import RICH_SUFFIXES, load_rich_file
 from ragsel.types import content_id
 
 TEXT_SUFFIXES = {".txt", ".text", ".rst", ""}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 JSONL_SUFFIXES = {".jsonl"}
-SUPPORTED = sorted(TEXT_SUFFIXES | MARKDOWN_SUFFIXES | JSONL_SUFFIXES - {""})
+SUPPORTED = sorted(TEXT_SUFFIXES | MARKDOWN_SUFFIXES | JSONL_SUFFIXES | set(RICH_SUFFIXES) - {""})
 #: Files above this size are streamed in blocks instead of read whole.
 DEFAULT_STREAM_THRESHOLD = 16 * 1024 * 1024
 BLOCK_BYTES = 1 << 20
@@ -141,7 +148,7 @@ def _stream_text(path: Path) -> Callable[[], Iterator[str]]:
     return gen
 
 
-def _file_hash(path: Path) -> str:
+def file_hash(path: Path) -> str:
     h = hashlib.blake2b(digest_size=10)
     with open(path, "rb") as fh:
         for raw in iter(lambda: fh.read(BLOCK_BYTES), b""):
@@ -149,8 +156,23 @@ def _file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def _is_binary(head: bytes) -> bool:
-    return b"\x00" in head
+_TEXT_CONTROLS = frozenset(b"\t\n\r\f\b\x1b")
+
+
+def _is_binary(head: bytes) -> str | None:
+    """Why ``head`` looks like the start of a binary file, or ``None`` for text: a NUL byte,
+    or (without one) more than 10% control characters or bytes that are not UTF-8."""
+    if b"\x00" in head:
+        return "contains NUL bytes"
+    if not head:
+        return None
+    controls = sum(1 for b in head if b < 32 and b not in _TEXT_CONTROLS)
+    _counter.n = 0
+    head.decode("utf-8", errors="ragsel.replace")
+    bad = max(_counter.n - 3, 0)  # a multi-byte character cut at the end of the head
+    if (controls + bad) / len(head) > 0.10:
+        return f"{controls + bad} of its first {len(head)} bytes are control or non-UTF-8 bytes"
+    return None
 
 
 # --- loaders --------------------------------------------------------------------------------
@@ -181,21 +203,20 @@ def load_text_file(
             f"{path}: cannot read ({exc.strerror or exc}); skipped", IngestWarning, stacklevel=3
         )
         return None
-    if _is_binary(head):
-        warnings.warn(
-            f"{path}: looks binary (contains NUL bytes); skipped", IngestWarning, stacklevel=3
-        )
+    why = _is_binary(head)
+    if why:
+        warnings.warn(f"{path}: looks binary ({why}); skipped", IngestWarning, stacklevel=3)
         return None
     meta: dict[str, Any] = {"source": doc_id, "format": "markdown" if markdown else "text"}
     if size > stream_threshold:
         title = _markdown_title(head.decode("utf-8", "replace")) if markdown else ""
         meta["streamed"] = True
         return Document(
-            doc_id, None, title or path.stem, meta, str(path), _file_hash(path), _stream_text(path)
+            doc_id, None, title or path.stem, meta, str(path), file_hash(path), _stream_text(path)
         )
     text = _decode(path, path.read_bytes())
     title = (_markdown_title(text) if markdown else "") or path.stem
-    return Document(doc_id, text, title, meta, str(path), _file_hash(path))
+    return Document(doc_id, text, title, meta, str(path), file_hash(path))
 
 
 _ID_KEYS = ("id", "_id", "doc_id", "docid")
@@ -259,6 +280,33 @@ def iter_jsonl(path: Path, *, title: TitleMode = "prepend", prefix: str = "") ->
             yield Document(doc_id, text, doc_title, meta, where)
 
 
+def _walk(root: Path) -> list[Path]:
+    """The files under ``root`` (hidden ones left out), sorted. Symbolic links to files are
+    read; links that are broken or loop, and links to folders (which could loop), are not
+    followed and are reported in one warning."""
+    files, links = [], []
+    for p in root.rglob("*"):
+        if any(part.startswith(".") for part in p.relative_to(root).parts):
+            continue
+        if p.is_symlink():
+            try:
+                target = p.resolve(strict=True)
+            except (OSError, RuntimeError):
+                links.append(f"{p.relative_to(root).as_posix()} (broken or looping link)")
+                continue
+            if target.is_dir():
+                links.append(f"{p.relative_to(root).as_posix()} (link to a folder, not followed)")
+                continue
+        if p.is_file():
+            files.append(p)
+    if links:
+        shown = ", ".join(links[:5]) + (f" and {len(links) - 5} more" if len(links) > 5 else "")
+        warnings.warn(
+            f"skipped {len(links)} symbolic link(s): {shown}", IngestWarning, stacklevel=3
+        )
+    return sorted(files)
+
+
 def _is_beir_dir(path: Path) -> bool:
     return (path / "corpus.jsonl").is_file() and (
         (path / "queries.jsonl").is_file() or (path / "qrels").is_dir()
@@ -283,12 +331,7 @@ def iter_documents(
         base = root
     elif root.is_dir():
         try:
-            files = sorted(
-                p
-                for p in root.rglob("*")
-                if p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(root).parts)
-            )
+            files = _walk(root)
         except OSError as exc:
             raise InputError(
                 f"corpus folder {root} cannot be read ({exc}); check its permissions"
@@ -307,6 +350,11 @@ def iter_documents(
                 "" if len([x for x in files if x.suffix.lower() == ".jsonl"]) == 1 else f"{rel}:"
             )
             for doc in iter_jsonl(f, title=title, prefix=prefix):
+                n_docs += 1
+                yield doc
+        elif suffix in RICH_SUFFIXES:
+            doc = load_rich_file(f, rel)
+            if doc is not None:
                 n_docs += 1
                 yield doc
         elif suffix in TEXT_SUFFIXES or suffix in MARKDOWN_SUFFIXES:
