@@ -24,6 +24,44 @@ def text_cost(text: str, unit: str) -> int:
     return len(text) if unit == "chars" else len(_TOKEN.findall(text))
 
 
+def uncovered(span: tuple[int, int], covered: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of ``span`` that no span in ``covered`` overlaps, in order."""
+    parts, start = [], span[0]
+    for a, b in sorted(covered):
+        if b <= start or a >= span[1]:
+            continue
+        if a > start:
+            parts.append((start, a))
+        start = max(start, b)
+    if start < span[1]:
+        parts.append((start, span[1]))
+    return parts
+
+
+def trim_to_new_text(chunk: Chunk, covered: list[tuple[int, int]]) -> Chunk | None:
+    """``chunk`` without the text that ``covered`` spans (of the same document) already hold:
+    the chunk itself when nothing overlaps (or it cannot be trimmed: no span, text not its
+    span's length, new text on both sides), a trimmed copy keeping its id (``metadata
+    ["trimmed_from"]`` is the original span), or ``None`` when it adds no new words."""
+    span = chunk.span
+    if span is None or span[1] - span[0] != len(chunk.text) or not covered:
+        return chunk
+    parts = uncovered(span, covered)
+    if parts == [span]:
+        return chunk
+    if not parts or not any(
+        ch.isalnum() for a, b in parts for ch in chunk.text[a - span[0] : b - span[0]]
+    ):
+        return None
+    if len(parts) > 1:
+        return chunk  # new text on both sides of selected text: keep the window whole
+    a, b = parts[0]
+    meta = {**chunk.metadata, "trimmed_from": list(span)}
+    return Chunk(
+        chunk.id, chunk.text[a - span[0] : b - span[0]], chunk.doc_id, chunk.position, (a, b), meta
+    )
+
+
 @register_stage("neighbor_expansion")
 class NeighborExpander(Stage):
     """Add the chunks at positions ``p-before .. p+after`` of the same document around every
@@ -31,7 +69,10 @@ class NeighborExpander(Stage):
 
     A neighbour inherits its anchor's score, is marked ``expanded_from`` the anchor and gets an
     ``added`` event; a chunk reachable from several anchors is added once (from the best
-    ranked); originals are never evicted or reordered. With a ``budget`` (in ``chars`` or
+    ranked); originals are never evicted or reordered. Overlapping windows (chunkers overlap
+    by default) never add text the selection already holds: a neighbour is trimmed to its new
+    text (same id, ``metadata["trimmed_from"]`` keeps its full span) and one that adds no new
+    words is not added (the note counts both). With a ``budget`` (in ``chars`` or
     ``tokens``, counting originals too) neighbours are added best anchor first, nearest first,
     until the next one does not fit. ``order: document`` returns the chunks grouped by document
     (documents by their best score) in reading order, and ``merge_adjacent`` joins runs of
@@ -154,6 +195,11 @@ class NeighborExpander(Stage):
         added: dict[str, list[ScoredChunk]] = {}
         no_position: list[str] = []
         budget_hit = False
+        covered: dict[str, list[tuple[int, int]]] = {}  # doc -> spans already selected
+        for sc in items:
+            if sc.chunk.span is not None and sc.chunk.doc_id:
+                covered.setdefault(sc.chunk.doc_id, []).append(sc.chunk.span)
+        trimmed = contained = 0
         for anchor in items:
             c = anchor.chunk
             if c.position is None or not c.doc_id:
@@ -166,12 +212,21 @@ class NeighborExpander(Stage):
                 nb = store.chunk_at(c.doc_id, pos)
                 if nb is None or nb.id in present:
                     continue
+                new = trim_to_new_text(nb, covered.get(c.doc_id, []))
+                if new is None:  # wholly inside text already selected
+                    contained += 1
+                    present.add(nb.id)
+                    continue
+                trimmed += new is not nb
+                nb = new
                 cost = text_cost(nb.text, cfg.budget_unit)
                 if cfg.budget is not None and spent + cost > cfg.budget:
                     budget_hit = True
                     break
                 spent += cost
                 present.add(nb.id)
+                if nb.span is not None:
+                    covered.setdefault(c.doc_id, []).append(nb.span)
                 ev = Event(
                     self.name,
                     "added",
@@ -187,6 +242,8 @@ class NeighborExpander(Stage):
             "before": before,
             "after": after,
             "added": n_added,
+            "trimmed_overlap": trimmed,
+            "skipped_already_selected": contained,
             "source": source,
             "order": cfg.order,
         }
@@ -292,6 +349,8 @@ class NeighborExpander(Stage):
     def _joint(self, prev: Chunk, nxt: Chunk) -> str:
         """The text to append for ``nxt``: overlapping windows share text, which is written
         once when the spans say so and the texts agree."""
+        if prev.span and nxt.span and nxt.span[0] == prev.span[1]:
+            return nxt.text  # contiguous in the source (e.g. a neighbour trimmed to new text)
         if prev.span and nxt.span and nxt.span[0] < prev.span[1]:
             overlap = prev.span[1] - nxt.span[0]
             if 0 < overlap <= len(nxt.text) and prev.text.endswith(nxt.text[:overlap]):
