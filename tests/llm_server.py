@@ -9,6 +9,7 @@ from ragsel.backends.llm.scripted_server import (
     ScriptedLLMServer,
     Slow,
     Status,
+    Trickle,
     Truncated,
     completion_payload,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "ScriptedLLMServer",
     "Slow",
     "Status",
+    "Trickle",
     "Truncated",
     "completion_payload",
 ]

@@ -37,6 +37,7 @@ from ragsel.backends.llm.scripted_server import (
     ScriptedLLMServer,
     Slow,
     Status,
+    Trickle,
     Truncated,
 )
 from ragsel.errors import BackendError, BackendTimeout, ConfigError
@@ -218,6 +219,31 @@ def test_slow_response_past_timeout(srv, mode):
         call(llm, mode, "q")
     assert time.monotonic() - t0 < 1.2
     assert "timed out" in str(ei.value) and "llm.timeout" in str(ei.value)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_trickling_server_cannot_outlast_the_total_timeout(srv, mode):
+    """A body sent a byte at a time never trips a read timeout; the attempt's total limit
+    stops it, and retries stay within timeout x attempts."""
+    srv.script(Trickle(0.05), Trickle(0.05), Trickle(0.05))
+    llm = make(srv, timeout=0.4, max_retries=2, backoff_initial=0.01, backoff_max=0.02)
+    t0 = time.monotonic()
+    with pytest.raises(BackendTimeout) as ei:
+        call(llm, mode, "q")
+    assert time.monotonic() - t0 < 3 * 0.4 + 1.0
+    assert "gave up after 3 attempts" in str(ei.value) and "did not arrive" in str(ei.value)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_request_deadline_covers_retries_and_backoff(srv, mode):
+    srv.script(Status(503), Status(503), Status(503), Status(503))
+    llm = make(srv, timeout=2.0, max_retries=3, backoff_initial=0.5, backoff_max=0.5, deadline=0.7)
+    t0 = time.monotonic()
+    with pytest.raises(BackendTimeout) as ei:
+        call(llm, mode, "q")
+    assert time.monotonic() - t0 < 0.7 + 0.3
+    assert "llm.deadline of 0.7s" in str(ei.value) and "HTTP 503" in str(ei.value)
+    assert len(srv.requests) <= 2  # no retry is started, or backoff slept, past the deadline
 
 
 @pytest.mark.parametrize("mode", MODES)

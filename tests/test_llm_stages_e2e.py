@@ -213,3 +213,16 @@ def test_meteora_yaml_and_readme_say_the_llm_cache_is_on_and_how_to_turn_it_off(
     readme = (METEORA.parent.parent / "README.md").read_text()
     for doc in (text, readme):
         assert "RAGSEL_LLM_CACHE=0" in doc and "cache: false" in doc and "0.7" in doc
+
+
+def test_cli_run_prints_llm_retries_to_stderr(no_llm_env, index_dir, monkeypatch):
+    from ragsel.cli.main import app
+
+    with ScriptedLLMServer() as srv:
+        srv.script(Status(503))
+        srv.responder = meteora_responder
+        monkeypatch.setenv("RAGSEL_LLM_BASE_URL", srv.base_url)
+        monkeypatch.setenv("RAGSEL_LLM_MODEL", "scripted-model")
+        res = CliRunner().invoke(app, ["run", str(METEORA), "--index", str(index_dir), "-q", QUERY])
+    assert res.exit_code == 0, res.output
+    assert "[openai:scripted-model] retry 1 in" in res.stderr and "HTTP 503" in res.stderr

@@ -101,7 +101,10 @@ def run(
     if index is not None:
         variables["RAGSEL_INDEX"] = str(index)
     pipe = load_pipeline(pipeline, variables=variables)
-    result = pipe.run(query)
+    from ragsel import progress
+
+    with progress.to_stderr():  # LLM retries, timeouts and long-running call counts
+        result = pipe.run(query)
     if as_json:
         data = result.selection.to_dict()
         data["trace"] = result.trace.as_dicts()

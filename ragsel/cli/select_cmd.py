@@ -61,7 +61,10 @@ def select(
         variables["RAGSEL_INDEX"] = str(index)
     pipe = load_pipeline(pipeline, variables=variables)
     check_indexes(pipe, index)
-    result = pipe.run(q)
+    from ragsel import progress
+
+    with progress.to_stderr():  # LLM retries, timeouts and long-running call counts
+        result = pipe.run(q)
     if as_json:
         print_json(selection_payload(result))
         return

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,6 +23,11 @@ from ragsel.errors import LLMOutputError as LLMOutputError  # re-exported
 
 Message = Mapping[str, str]
 Messages = str | Sequence[Message]
+
+#: The latest ``time.monotonic()`` the LLM request being made may end at, or None. Set by
+#: stages with a ``stage_timeout`` (see :mod:`ragsel.stages._llm`); backends that can stop a
+#: request early honour it (the OpenAI-compatible client caps its attempts and retries).
+REQUEST_DEADLINE: ContextVar[float | None] = ContextVar("ragsel_llm_deadline", default=None)
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,18 @@ class LLMSpec(BaseModel):
         default_factory=dict, description="extra HTTP headers (not for secrets: use api_key_env)"
     )
     # reliability
-    timeout: float = Field(60.0, gt=0, description="seconds per request (read timeout)")
+    timeout: float = Field(
+        60.0,
+        gt=0,
+        description="seconds one attempt may take in total, to the last byte of the answer "
+        "(not per read: a server trickling bytes is cut off)",
+    )
+    deadline: float | None = Field(
+        None,
+        gt=0,
+        description="seconds one request may take in total, retries and backoff included "
+        "(None: only the attempts' own limits; a stage's stage_timeout may cut it shorter)",
+    )
     connect_timeout: float = Field(10.0, gt=0)
     max_retries: int = Field(
         3, ge=0, description="retries on 429, 5xx, timeouts and connection errors"

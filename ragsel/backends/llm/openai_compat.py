@@ -6,6 +6,13 @@ connection errors, a truncated or non-JSON body) are retried with exponential ba
 jitter, honouring ``Retry-After``; then one :class:`~ragsel.errors.BackendError` (or
 :class:`~ragsel.errors.BackendTimeout`) names the endpoint, what happened and what to do.
 
+Time limits are totals, not per read: one attempt may take ``timeout`` seconds from sending to
+the last byte of the answer (a server trickling its body a byte at a time is cut off), and the
+whole request, retries and waits included, ``deadline`` seconds (default: no limit beyond the
+attempts' own) or less when a stage's ``stage_timeout`` runs out first
+(:data:`~ragsel.backends.llm.base.REQUEST_DEADLINE`). A retry is never started, and a backoff
+never slept, past the deadline.
+
 The API key lives in a private holder that never prints; error texts quoted from the server
 are scrubbed of it too. ``name`` (used in traces and cache keys) is ``openai:<model>``.
 """
@@ -15,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -24,7 +32,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ragsel.backends.llm.base import BaseLLM, Completion, ContextLengthError, GenParams
+from ragsel import progress
+from ragsel.backends.llm.base import (
+    REQUEST_DEADLINE,
+    BaseLLM,
+    Completion,
+    ContextLengthError,
+    GenParams,
+)
 from ragsel.backends.llm.config import ENV_API_KEY, ENV_BASE_URL
 from ragsel.backends.llm.limits import (
     Limiter,
@@ -118,6 +133,7 @@ class OpenAICompatLLM(BaseLLM):
         extra_body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float = 60.0,
+        deadline: float | None = None,
         connect_timeout: float = 10.0,
         max_retries: int = 3,
         backoff_initial: float = 0.5,
@@ -154,6 +170,7 @@ class OpenAICompatLLM(BaseLLM):
         self.extra_body = dict(extra_body or {})
         self.headers = dict(headers or {})
         self.timeout, self.connect_timeout = float(timeout), float(connect_timeout)
+        self.deadline = None if deadline is None else float(deadline)
         self.max_retries = int(max_retries)
         self.backoff_initial, self.backoff_max = float(backoff_initial), float(backoff_max)
         self.retry_after_max = float(retry_after_max)
@@ -256,7 +273,7 @@ class OpenAICompatLLM(BaseLLM):
         return BackendError(self._scrub(message), backend=self.name, retryable=retryable)
 
     # --- one attempt, whatever the transport ------------------------------------------------
-    def _classify_exception(self, exc: Exception) -> _Outcome:
+    def _classify_exception(self, exc: Exception, budget: float) -> _Outcome:
         httpx = require("httpx", "llm")
         what = self._scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
         if isinstance(exc, httpx.TimeoutException):
@@ -265,7 +282,7 @@ class OpenAICompatLLM(BaseLLM):
                 retry=True,
                 error=BackendTimeout(
                     f"timed out {kind} for {self._where} ({what}) after "
-                    f"{self.timeout:g}s. Raise the timeout (llm.timeout) or check the server load.",
+                    f"{budget:g}s. Raise the timeout (llm.timeout) or check the server load.",
                     backend=self.name,
                 ),
             )
@@ -412,17 +429,43 @@ class OpenAICompatLLM(BaseLLM):
             msg + " Check the server, or raise llm.max_retries.", backend=self.name, retryable=True
         )
 
+    def _end_time(self, start: float) -> tuple[float, str]:
+        """When this request must be over, and which limit decides it."""
+        end, why = math.inf, ""
+        if self.deadline is not None:
+            end, why = start + self.deadline, f"llm.deadline of {self.deadline:g}s"
+        outer = REQUEST_DEADLINE.get()
+        if outer is not None and outer < end:
+            end, why = outer, "the stage's stage_timeout"
+        return end, why
+
+    def _out_of_time(self, why: str, attempts: int, outcome: _Outcome | None) -> BackendTimeout:
+        self._count("errors")
+        last = ""
+        if outcome is not None and outcome.error is not None:
+            last = "; last error: " + str(outcome.error.args[0]).removeprefix(f"{self.name}: ")
+        return BackendTimeout(
+            f"no answer from {self._where} within {why} ({attempts} attempt(s){last}). "
+            "Raise the limit or check the server.",
+            backend=self.name,
+        )
+
     # --- the retry loop, written once; sync and async drivers perform its actions ------------
     def _plan(
         self, messages: list[dict[str, str]], params: GenParams
     ) -> Generator[tuple[str, Any], _Outcome | None, Completion]:
-        """Yields ``("send", body)`` (receives the attempt's outcome) or ``("sleep", s)``;
-        returns the completion or raises the final error."""
+        """Yields ``("send", (body, seconds))`` (receives the attempt's outcome) or
+        ``("sleep", s)``; returns the completion or raises the final error."""
         attempts = retries = 0
+        end, why = self._end_time(time.monotonic())
+        outcome: _Outcome | None = None
         while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise self._out_of_time(why, attempts, outcome)
             attempts += 1
             self._count("requests")
-            outcome = yield ("send", self._body(messages, params))
+            outcome = yield ("send", (self._body(messages, params), min(self.timeout, left)))
             assert outcome is not None
             if outcome.completion is not None:
                 return _with_attempts(outcome.completion, attempts)
@@ -434,38 +477,74 @@ class OpenAICompatLLM(BaseLLM):
             retries += 1
             self._count("retries")
             delay = self._next_delay(retries, outcome)
+            if time.monotonic() + delay >= end:
+                raise self._out_of_time(why, attempts, outcome)
             log.debug("%s: retry %d in %.2fs (%s)", self.name, retries, delay, outcome.error)
+            progress.emit(
+                progress.ProgressEvent(
+                    self.name, "retry", f"retry {retries} in {delay:.1f}s: {outcome.error}"
+                )
+            )
             yield ("sleep", delay)
 
-    def _send(self, client: Any, body: dict[str, Any], params: GenParams) -> _Outcome:
+    def _stream_timeout(self, budget: float) -> Any:
+        httpx = require("httpx", "llm", "the OpenAI-compatible LLM client")
+        return httpx.Timeout(budget, connect=min(self.connect_timeout, budget))
+
+    def _send(
+        self, client: Any, body: dict[str, Any], params: GenParams, budget: float
+    ) -> _Outcome:
         try:
             with self.limiter.hold():
                 t0 = time.perf_counter()
-                resp = client.post(self.url, json=body, headers=self._request_headers())
+                with client.stream(
+                    "POST",
+                    self.url,
+                    json=body,
+                    headers=self._request_headers(),
+                    timeout=self._stream_timeout(budget),
+                ) as resp:
+                    chunks = []
+                    for chunk in resp.iter_bytes():
+                        chunks.append(chunk)
+                        if time.perf_counter() - t0 > budget:
+                            raise _too_slow(budget)
                 return self._classify_response(
                     resp.status_code,
                     resp.headers,
-                    resp.content,
+                    b"".join(chunks),
                     (time.perf_counter() - t0) * 1000,
                     params,
                 )
         except Exception as exc:  # noqa: BLE001 - _classify_exception re-raises the rest
-            return self._classify_exception(exc)
+            return self._classify_exception(exc, budget)
 
-    async def _asend(self, client: Any, body: dict[str, Any], params: GenParams) -> _Outcome:
+    async def _asend(
+        self, client: Any, body: dict[str, Any], params: GenParams, budget: float
+    ) -> _Outcome:
+        async def attempt() -> tuple[int, Any, bytes]:
+            async with client.stream(
+                "POST",
+                self.url,
+                json=body,
+                headers=self._request_headers(),
+                timeout=self._stream_timeout(budget),
+            ) as resp:
+                chunks = [chunk async for chunk in resp.aiter_bytes()]
+                return resp.status_code, resp.headers, b"".join(chunks)
+
         try:
             async with self.limiter.ahold():
                 t0 = time.perf_counter()
-                resp = await client.post(self.url, json=body, headers=self._request_headers())
+                try:
+                    status, headers, content = await asyncio.wait_for(attempt(), budget)
+                except TimeoutError:
+                    raise _too_slow(budget) from None
                 return self._classify_response(
-                    resp.status_code,
-                    resp.headers,
-                    resp.content,
-                    (time.perf_counter() - t0) * 1000,
-                    params,
+                    status, headers, content, (time.perf_counter() - t0) * 1000, params
                 )
         except Exception as exc:  # noqa: BLE001 - _classify_exception re-raises the rest
-            return self._classify_exception(exc)
+            return self._classify_exception(exc, budget)
 
     def _generate(self, messages: list[dict[str, str]], params: GenParams) -> Completion:
         client, plan = self._sync_client(), self._plan(messages, params)
@@ -477,7 +556,7 @@ class OpenAICompatLLM(BaseLLM):
                     time.sleep(arg)
                     result = None
                 else:
-                    result = self._send(client, arg, params)
+                    result = self._send(client, arg[0], params, arg[1])
         except StopIteration as stop:
             return stop.value
 
@@ -491,7 +570,7 @@ class OpenAICompatLLM(BaseLLM):
                     await asyncio.sleep(arg)
                     result = None
                 else:
-                    result = await self._asend(client, arg, params)
+                    result = await self._asend(client, arg[0], params, arg[1])
         except StopIteration as stop:
             return stop.value
 
@@ -510,6 +589,11 @@ class OpenAICompatLLM(BaseLLM):
         client = self._aclients.pop(loop, None)
         if client is not None:
             await client.aclose()
+
+
+def _too_slow(budget: float) -> Exception:
+    httpx = require("httpx", "llm")
+    return httpx.ReadTimeout(f"the whole answer did not arrive within {budget:g}s")
 
 
 def _with_attempts(c: Completion, attempts: int) -> Completion:

@@ -10,7 +10,7 @@ produce. Each request consumes the next scripted action; when the script is empt
 
 Actions: :class:`Ok` (content, usage, logprobs), :class:`Slow` (sleep before answering),
 :class:`Status` (any HTTP status with a body and headers), :class:`Truncated` (announces a
-longer body than it sends, then closes), :class:`BadBody` (200 with a body that is not JSON),
+longer body than it sends, then closes), :class:`Trickle` (sends the body a byte at a time), :class:`BadBody` (200 with a body that is not JSON),
 :class:`Drop` (closes the connection without answering). ``requests`` records each request's
 arrival time, headers and JSON body; ``peak`` is the most requests handled at once.
 """
@@ -40,6 +40,15 @@ class Ok:
 class Slow:
     seconds: float
     content: str = "late"
+
+
+@dataclass
+class Trickle:
+    """Answer 200 with the full Content-Length, then send the body one byte every
+    ``interval`` seconds (a read timeout never fires; only a total deadline stops it)."""
+
+    interval: float = 1.0
+    content: str = "slowly"
 
 
 @dataclass
@@ -115,6 +124,7 @@ __all__ = [
     "ScriptedLLMServer",
     "Slow",
     "Status",
+    "Trickle",
     "Truncated",
     "completion_payload",
 ]
@@ -224,6 +234,8 @@ class ScriptedLLMServer:
                         )
                     except OSError:
                         pass  # the client gave up already
+                elif isinstance(action, Trickle):
+                    self._trickle(action, model)
                 elif isinstance(action, Status):
                     self._send(action.code, action.body, action.headers)
                 elif isinstance(action, BadBody):
@@ -236,6 +248,22 @@ class ScriptedLLMServer:
                     self._drop()
                 else:  # pragma: no cover - a test bug
                     raise TypeError(f"unknown action {action!r}")
+
+            def _trickle(self, action: Trickle, model: str) -> None:
+                data = json.dumps(completion_payload(model, action.content, (1, 1), None))
+                data = data.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    for i in range(len(data)):
+                        self.wfile.write(data[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(action.interval)
+                except OSError:
+                    pass  # the client gave up
+                self.close_connection = True
 
             def _drop(self) -> None:
                 self.close_connection = True

@@ -11,7 +11,13 @@ from pydantic import Field
 
 from ragsel.backends.llm.base import Completion, usage_summary
 from ragsel.registry import register_stage
-from ragsel.stages._llm import LLMStage, LLMStageConfig, escape_delimiters, gather_limited
+from ragsel.stages._llm import (
+    LLMStage,
+    LLMStageConfig,
+    escape_delimiters,
+    gather_limited,
+    in_context,
+)
 from ragsel.types import Candidates, Query, ScoredChunk
 
 _GRADE = re.compile(r"(?<![\d.])([0-3])(?![\d.])")
@@ -177,7 +183,8 @@ class LLMPointwiseReranker(LLMStage):
             scores.append(self._one(query, head[0], calls))
             workers = min(self.config.max_concurrency, max(1, len(head) - 1))
             with ThreadPoolExecutor(workers, thread_name_prefix=f"{self.name}-") as pool:
-                scores += list(pool.map(lambda sc: self._one(query, sc, calls), head[1:]))
+                one = in_context(lambda sc: self._one(query, sc, calls))
+                scores += list(pool.map(one, head[1:]))
         return self._finish(candidates, head, scores, calls)
 
     async def _arun(self, candidates: Candidates, query: Query) -> Candidates:

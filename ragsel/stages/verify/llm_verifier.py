@@ -12,7 +12,13 @@ from ragsel.backends.llm.base import Completion, LLMOutputError, usage_summary
 from ragsel.backends.llm.json_output import JSONProblem, parse_json
 from ragsel.errors import BackendError
 from ragsel.registry import register_stage
-from ragsel.stages._llm import LLMStage, LLMStageConfig, escape_delimiters, gather_limited
+from ragsel.stages._llm import (
+    LLMStage,
+    LLMStageConfig,
+    escape_delimiters,
+    gather_limited,
+    in_context,
+)
 from ragsel.stages.verify._llm_verdicts import VerdictReader, verdicts_schema
 from ragsel.types import Candidates, Event, Query, Rationales, ScoredChunk, Verdict
 
@@ -344,9 +350,8 @@ class LLMVerifier(LLMStage):
         if labels and items:  # order-independent checks: concurrently, in threads
             workers = min(self.config.max_concurrency, len(items))
             with ThreadPoolExecutor(workers, thread_name_prefix=f"{self.name}-") as pool:
-                first = list(
-                    pool.map(lambda sc: self._check(query, sc, flags, labels, stats), items)
-                )
+                check = in_context(lambda sc: self._check(query, sc, flags, labels, stats))
+                first = list(pool.map(check, items))
         verdicts: dict[str, list[Verdict]] = {}
         rejected: set[str] = set()
         walk = self._sequence(items, first, verdicts, rejected)
