@@ -487,9 +487,17 @@ class OpenAICompatLLM(BaseLLM):
             )
             yield ("sleep", delay)
 
-    def _stream_timeout(self, budget: float) -> Any:
+    def _stream_args(self, body: dict[str, Any], budget: float) -> dict[str, Any]:
+        """``client.stream(**...)`` arguments of one attempt limited to ``budget`` seconds."""
         httpx = require("httpx", "llm", "the OpenAI-compatible LLM client")
-        return httpx.Timeout(budget, connect=min(self.connect_timeout, budget))
+        timeout = httpx.Timeout(budget, connect=min(self.connect_timeout, budget))
+        return {
+            "method": "POST",
+            "url": self.url,
+            "json": body,
+            "headers": self._request_headers(),
+            "timeout": timeout,
+        }
 
     def _send(
         self, client: Any, body: dict[str, Any], params: GenParams, budget: float
@@ -497,13 +505,7 @@ class OpenAICompatLLM(BaseLLM):
         try:
             with self.limiter.hold():
                 t0 = time.perf_counter()
-                with client.stream(
-                    "POST",
-                    self.url,
-                    json=body,
-                    headers=self._request_headers(),
-                    timeout=self._stream_timeout(budget),
-                ) as resp:
+                with client.stream(**self._stream_args(body, budget)) as resp:
                     chunks = []
                     for chunk in resp.iter_bytes():
                         chunks.append(chunk)
@@ -523,13 +525,7 @@ class OpenAICompatLLM(BaseLLM):
         self, client: Any, body: dict[str, Any], params: GenParams, budget: float
     ) -> _Outcome:
         async def attempt() -> tuple[int, Any, bytes]:
-            async with client.stream(
-                "POST",
-                self.url,
-                json=body,
-                headers=self._request_headers(),
-                timeout=self._stream_timeout(budget),
-            ) as resp:
+            async with client.stream(**self._stream_args(body, budget)) as resp:
                 chunks = [chunk async for chunk in resp.aiter_bytes()]
                 return resp.status_code, resp.headers, b"".join(chunks)
 
