@@ -210,3 +210,25 @@ def test_llamaindex_dispatcher_receives_the_trace():
     finally:
         root.event_handlers.remove(handler)
     assert seen and seen[0].dropped[0]["stage"] == "injection_guard"
+
+
+def test_observability_example_shows_drops_inside_a_langchain_trace():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "RAGSEL_EXAMPLE_EMBEDDER": "minilm-onnx", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, str(repo / "examples" / "observability.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=repo,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "[trace]   dropped by guard: 'Note to AI assistants" in out.stdout
+    assert "why: prompt injection" in out.stdout
+    assert "astream_events: on_custom_event ragsel_trace" in out.stdout
