@@ -233,6 +233,11 @@ def test_healthz_listing_and_openapi(url):
     assert get(url + "/v1/pipelines/fake-alias").json()["name"] == "fake"
     spec = get(url + "/openapi.json").json()
     assert {"/v1/pipelines/{name}/select", "/v1/pipelines", "/healthz"} <= set(spec["paths"])
+    op = spec["paths"]["/v1/pipelines/{name}/select"]["post"]
+    assert [p["name"] for p in op["parameters"]] == ["name"]
+    ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    declared = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert declared["properties"]["query"]["maxLength"] == 200
     assert get(url + "/docs").status_code == 200
 
 

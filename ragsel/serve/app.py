@@ -23,7 +23,7 @@ from fastapi import Depends, FastAPI, Request  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
 from fastapi.responses import Response  # noqa: E402
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer  # noqa: E402
-from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field, ValidationError  # noqa: E402
 from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
 
 from ragsel.cli.select_cmd import selection_payload  # noqa: E402  (the `ragsel select --json` record)
@@ -38,9 +38,31 @@ _SELECT_DOC = (
 )
 
 
+def _dumps_std(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, default=str).encode()
+
+
+def _json_encoder() -> Callable[[Any], bytes]:
+    """orjson when installed (the ``serve`` extra has it): ~8x faster on a selection record
+    with a few hundred drops; NaN becomes null, which stdlib json would write as invalid
+    JSON."""
+    try:
+        import orjson
+    except ImportError:
+        return _dumps_std
+    opts = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+    def dumps(data: Any) -> bytes:
+        return orjson.dumps(data, default=str, option=opts)
+
+    return dumps
+
+
+dumps = _json_encoder()
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(data, ensure_ascii=False, default=str).encode()
-    return Response(body, status_code=status, media_type=JSON, headers=headers)
+    return Response(dumps(data), status_code=status, media_type=JSON, headers=headers)
 
 
 def request_models(s: ServeSettings) -> tuple[type[BaseModel], type[BaseModel]]:
@@ -132,6 +154,33 @@ def _auth_dependency(key: str) -> Callable[..., None]:
     return check
 
 
+@asynccontextmanager
+async def _wait_for_timeout(seconds: float) -> AsyncIterator[None]:  # pragma: no cover - 3.10
+    """``asyncio.timeout`` for Python 3.10: cancel the current task after ``seconds``."""
+    task = asyncio.current_task()
+    assert task is not None
+    fired = False
+
+    def fire() -> None:
+        nonlocal fired
+        fired = True
+        task.cancel()
+
+    handle = asyncio.get_running_loop().call_later(seconds, fire)
+    try:
+        yield
+    except asyncio.CancelledError:
+        if fired:
+            raise TimeoutError from None
+        raise
+    finally:
+        handle.cancel()
+
+
+#: a deadline without an extra task per request (asyncio.wait_for makes one)
+_timeout = getattr(asyncio, "timeout", _wait_for_timeout)
+
+
 class _Service:
     """The served pipelines and the run loop shared by the routes."""
 
@@ -177,11 +226,11 @@ class _Service:
     async def run(self, s: Served, queries: list[Query]) -> list[dict[str, Any]]:
         t = self.settings.timeout_s
         try:
-            if len(queries) == 1:
-                return [await asyncio.wait_for(self._one(s, queries[0]), t)]
-            jobs = asyncio.gather(*(self._one(s, q) for q in queries))
-            return list(await asyncio.wait_for(jobs, t))
-        except asyncio.TimeoutError:
+            async with _timeout(t):
+                if len(queries) == 1:
+                    return [await self._one(s, queries[0])]
+                return list(await asyncio.gather(*(self._one(s, q) for q in queries)))
+        except (asyncio.TimeoutError, TimeoutError):
             raise ApiError(
                 504,
                 "timeout",
@@ -192,6 +241,16 @@ class _Service:
             raise
         except Exception as exc:
             raise api_error_for(exc, s.name) from None
+
+
+async def read_body(request: Request, model: type[BaseModel]) -> Any:
+    """``model`` from the request's JSON body; problems are the same 400/422 as FastAPI's."""
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        raise validation_error(errors) from None
 
 
 def _query(req: Any) -> Query:
@@ -281,9 +340,20 @@ def create_app(pipelines: Any, settings: ServeSettings | None = None) -> FastAPI
         dependencies=deps,
         response_description=_SELECT_DOC,
         responses=errors,
+        openapi_extra={
+            "parameters": [_NAME_PARAM],
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": {"$ref": "#/components/schemas/SelectRequest"}}},
+            },
+        },
     )
-    async def select(name: str, body: SelectRequest) -> Response:  # type: ignore[valid-type]
+    async def select(request: Request) -> Response:
         """Select the evidence for one query."""
+        name = request.path_params["name"]
+        # the hot path: path and body are read here, not by FastAPI's dependency solver
+        # (~0.3 ms less per request); OpenAPI shows the same model (openapi_extra)
+        body = await read_body(request, SelectRequest)
         served = svc.get(name)
         return json_response((await svc.run(served, [_query(body)]))[0])
 
@@ -304,6 +374,13 @@ def create_app(pipelines: Any, settings: ServeSettings | None = None) -> FastAPI
     return app
 
 
+_NAME_PARAM = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "title": "Name"},
+    "description": "A served pipeline's name or alias (GET /v1/pipelines lists them).",
+}
 _ERROR_DOCS = {
     400: "The body is not valid JSON.",
     401: "A valid API key is required (when the server has one).",

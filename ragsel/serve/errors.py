@@ -126,7 +126,9 @@ def validation_error(errors: list[dict[str, Any]]) -> ApiError:
         ctx_error = (e.get("ctx") or {}).get("error")
         if e.get("type") == "json_invalid" and ctx_error:
             msg = f"{msg}: {ctx_error}"
-        elif e.get("type") == "model_attributes_type" and tuple(e.get("loc", ())) == ("body",):
+        elif e.get("type") in ("model_type", "model_attributes_type") and tuple(
+            e.get("loc", ())
+        ) == ("body",):
             msg = 'the body must be a JSON object such as {"query": "..."} (Content-Type: application/json)'
         loc = ".".join(str(p) for p in e.get("loc", ()))
         details.append({"loc": loc, "msg": msg, "type": e.get("type", "")})
