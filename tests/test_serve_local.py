@@ -138,3 +138,23 @@ def test_cli_names_bad_pipelines_and_indexes_before_loading_models(tmp_path):
     yaml_file.write_text(FAKE_YAML)
     res = runner.invoke(app, ["serve", f"a={yaml_file}", f"a={yaml_file}"])
     assert res.exit_code == 2 and "two pipelines are named 'a'" in res.output
+
+
+def test_load_benchmark_runs_and_records_its_figures(data_dir, tmp_path, monkeypatch):
+    """eval/benchmarks/perf/serve_load.py on the model-free pipeline, a few requests: the
+    script does not rot, and every served request succeeds at every concurrency."""
+    from eval.benchmarks import _common
+    from eval.benchmarks.perf import serve_load
+
+    monkeypatch.setattr(_common, "DATA", data_dir)
+    pipeline = REPO / "eval" / "benchmarks" / "pipelines" / "serve_fixed_cost.yaml"
+    res = serve_load.main(
+        ["--pipeline", str(pipeline), "--requests", "8", "--rounds", "1", "--out", str(tmp_path)]
+    )
+    assert [r["concurrency"] for r in res["levels"]] == [1, 4, 16]
+    for row in res["levels"]:
+        for mode in ("in_process", "in_process_arun", "http"):
+            assert row[mode]["requests"] == 8 and row[mode]["errors"] == 0
+        assert row["client_minus_pipeline_ms"]["p50_ms"] > 0
+    written = (tmp_path / "serve_load.json").read_text()
+    assert '"command"' in written and '"load_avg_per_round"' in written
