@@ -266,15 +266,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if not inp or not htp or not arun:
             continue
 
-        def paired(base: list[dict]) -> list[float]:
+        def paired(base: list[dict], htp: list[dict] = htp) -> list[float]:
             return [
                 round(_common.pct(h["lat"], 50) - _common.pct(b["lat"], 50), 2)
                 for b, h in zip(base, htp)
             ]
 
-        beyond = [
-            lat - inner for b in htp for lat, inner in zip(b["lat"], b["inner"], strict=True)
-        ]
+        beyond = [lat - inner for b in htp for lat, inner in zip(b["lat"], b["inner"], strict=True)]
         rows.append(
             {
                 "concurrency": c,
