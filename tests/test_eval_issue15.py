@@ -130,3 +130,65 @@ def test_eval_config_object_and_keyword_overrides(tmp_path):
     base = _cfg(tmp_path, write=False)
     one = run_eval([P / "fake_top2.yaml"], DATA, base, limit=1)
     assert one.dataset["queries"] == 1
+
+
+# --- an LLM-judged ragas run, end to end -----------------------------------------------------
+def _judge_reply(body: dict) -> str:
+    """What a cooperative judge model answers to each ragas prompt (JSON mode)."""
+    import json
+
+    prompt = " ".join(m.get("content", "") for m in body["messages"])
+    if "Break down each sentence" in prompt:
+        return json.dumps({"statements": ["Cats purr when they are content."]})
+    if "judge the faithfulness" in prompt:
+        st = {"statement": "Cats purr when they are content.", "reason": "stated", "verdict": 1}
+        return json.dumps({"statements": [st]})
+    if "Generate a question for the given answer" in prompt:
+        return json.dumps({"question": "why do cats purr", "noncommittal": 0})
+    if "verify if the context was useful" in prompt:
+        return json.dumps({"reason": "it says so", "verdict": 1})
+    if "attributed to the given context" in prompt:
+        cl = {"statement": "content", "reason": "in the context", "attributed": 1}
+        return json.dumps({"classifications": [cl]})
+    return json.dumps({"error": "unexpected prompt"})
+
+
+@pytest.mark.slow
+def test_llm_judged_ragas_run_end_to_end(tmp_path, monkeypatch):
+    """Reference answers in the dataset, answer_generator in the pipeline, the ragas judge on
+    the loopback scripted server: every LLM-judged metric is measured, through run_eval."""
+    from ragsel.backends.llm.scripted_server import Ok, ScriptedLLMServer
+
+    with ScriptedLLMServer() as srv:
+
+        def respond(body: dict) -> Ok:
+            if body.get("model") == "judge":
+                return Ok(_judge_reply(body))
+            return Ok("Cats purr when they are content [doc#0].")  # the pipeline's answer
+
+        srv.responder = respond
+        pipe = tmp_path / "answering.yaml"
+        texts = [line.strip() for line in (P / "fake_top2.yaml").read_text().splitlines()]
+        lines = [t[2:] for t in texts if t.startswith("- ") and t.endswith(".")]
+        pipe.write_text(
+            "version: 1\nstages:\n"
+            f"  retrieve: {{type: fake_retriever, texts: {lines}, doc_id: doc, top_k: 6}}\n"
+            "  cut: {type: top_k, k: 2}\n"
+            f"  answer: {{type: answer_generator, llm: {{backend: openai, base_url: "
+            f"'{srv.base_url}', model: gen, cache: false}}}}\n"
+            "connections: [retrieve -> cut, cut -> answer]\noutput: cut\n"
+        )
+        monkeypatch.setenv("RAGSEL_JUDGE_BASE_URL", srv.base_url)
+        monkeypatch.setenv("RAGSEL_JUDGE_MODEL", "judge")
+        rep = run_eval([pipe], DATA, _cfg(tmp_path / "o", ragas=True, limit=1))
+        judged = [r for r in srv.requests if r.body.get("model") == "judge"]
+    rec = rep.records["answering"][0]
+    assert rec["answer"].startswith("Cats purr") and rec["metrics"]["answer_contains"] == 1.0
+    r = rep.ragas["answering"]
+    assert r["judge"].startswith("judge @ http://127.0.0.1")
+    for m in ("faithfulness", "answer_relevancy", "context_precision", "context_recall"):
+        assert r["summary"][m]["n"] == 1, (m, r["unmeasured"])
+    assert r["summary"]["faithfulness"]["mean"] == 1.0
+    assert len(judged) >= 4  # the judge was really asked, over HTTP
+    page = (rep.out_dir / "report.html").read_text()
+    assert "faithfulness" in page and "LLM judge: judge @" in page
