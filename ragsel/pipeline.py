@@ -157,6 +157,8 @@ class Pipeline:
             else [n for n, sp in ins.items() if sp.variadic or not self._is_fed(d_name, sp)]
         )
         pairs = [(o, i) for o in out_names for i in in_names if sockets_compatible(outs[o], ins[i])]
+        if not pairs and d_name in self.upstream_of(s_name):  # a back-edge: name the cycle
+            raise CycleError(self._path(d_name, s_name))
         if not pairs:
             if s_out and d_in:
                 raise WiringError(
@@ -177,6 +179,8 @@ class Pipeline:
         o, i = pairs[0]
         spec = ins[i]
         if not spec.variadic and self._is_fed(d_name, spec):
+            if d_name in self.upstream_of(s_name):
+                raise CycleError(self._path(d_name, s_name))
             prev = next(c for c in self.connections if c.dst == d_name and c.dst_in == i)
             raise WiringError(
                 f"input {d_name}.{i} is already fed by {prev.src}.{prev.src_out}; "
@@ -205,6 +209,23 @@ class Pipeline:
                     ups.add(c.src)
                     frontier.append(c.src)
         return ups
+
+    def _path(self, src: str, dst: str) -> list[str]:
+        """Stage names on a connected path ``src -> ... -> dst`` (breadth first, by name)."""
+        prev: dict[str, str] = {}
+        frontier = [src]
+        while frontier and dst not in prev:
+            nxt = []
+            for node in frontier:
+                for c in sorted(self.connections, key=lambda c: c.dst):
+                    if c.src == node and c.dst not in prev and c.dst != src:
+                        prev[c.dst] = node
+                        nxt.append(c.dst)
+            frontier = nxt
+        path = [dst]
+        while path[-1] != src:
+            path.append(prev[path[-1]])
+        return path[::-1]
 
     def _is_fed(self, stage: str, spec: InputSpec) -> bool:
         return any(c.dst == stage and c.dst_in == spec.name for c in self.connections)

@@ -25,12 +25,15 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ragsel import _spec_yaml
 from ragsel.errors import (
     ConfigError,
     DefinitionError,
@@ -45,54 +48,68 @@ from ragsel.stage import Stage
 SCHEMA_FILE = "ragsel.schema.json"
 _TOP_KEYS = {"version", "name", "description", "stages", "connections", "output", "inputs"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_Loc = dict[tuple, tuple[int, int]]
+_PACKAGE_PROMPTS = Path(__file__).resolve().parent / "prompts"
+
+#: stage -> (file, {config field: (line, column)}, (line, column) of the stage); and pipeline
+#: -> the ${VAR} names its file uses. Kept beside the objects, which stay plain.
+_SOURCES: weakref.WeakKeyDictionary[Stage, tuple[str | None, dict[str, tuple[int, int]], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+_VARIABLES: weakref.WeakKeyDictionary[Pipeline, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
-def _locations(node: yaml.Node, path: tuple = (), out: _Loc | None = None) -> _Loc:
-    out = {} if out is None else out
-    out[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = k.value
-            out[path + (key, "__key__")] = (k.start_mark.line + 1, k.start_mark.column + 1)
-            _locations(v, path + (key,), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            _locations(v, path + (i,), out)
-    return out
-
-
+@dataclass
 class _Ctx:
-    def __init__(self, file: str | None, locs: _Loc) -> None:
-        self.file, self.locs, self.problems = file, locs, []
+    """One build: its options, the file's locations and every problem found so far."""
 
-    def add(self, message: str, path: tuple = (), key: bool = False) -> None:
+    file: str | None
+    locs: _spec_yaml.Loc
+    variables: Mapping[str, str] = field(default_factory=dict)
+    strict_env: bool = True
+    components: Mapping[str, Any] | None = None
+    allow_modules: Sequence[str] = ()
+    allow_paths: Sequence[str] = ()
+    problems: list[Problem] = field(default_factory=list)
+    used_vars: set[str] = field(default_factory=set)
+
+    def where(self, path: tuple, key: bool = False) -> tuple[int, int] | None:
         p = tuple(path)
-        loc = None
-        if key:
-            loc = self.locs.get(p + ("__key__",))
+        loc = self.locs.get(p + ("__key__",)) if key else None
         while loc is None and p:
             loc = self.locs.get(p)
             if loc is None:
                 p = p[:-1]
-        loc = loc or self.locs.get(())
-        self.problems.append(Problem(message, self.file, *(loc or (None, None))))
+        return loc or self.locs.get(())
+
+    def add(self, message: str, path: tuple = (), key: bool = False) -> None:
+        self.problems.append(Problem(message, self.file, *(self.where(path, key) or (None, None))))
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative file paths in the pipeline are relative to its folder."""
+        return Path(self.file).resolve().parent if self.file else Path.cwd()
 
 
-def _interpolate(
-    value: Any, variables: Mapping[str, str], ctx: _Ctx, path: tuple, strict: bool
-) -> Any:
-    if isinstance(value, str) and "${" in value:
+def _interpolate(value: Any, ctx: _Ctx, path: tuple) -> Any:
+    if isinstance(value, str) and "$" in value:
+        if "${" in _VAR.sub("", value):
+            ctx.add(
+                f"malformed variable in {value!r}: write ${{NAME}} or ${{NAME:-default}} "
+                "(an unclosed '${' or a name that is not letters, digits and '_')",
+                path,
+            )
+            return value
 
         def sub(m: re.Match) -> str:
             name, default = m.group(1), m.group(2)
-            if name in variables:
-                return variables[name]
+            ctx.used_vars.add(name)
+            if name in ctx.variables:
+                return ctx.variables[name]
             if name in os.environ:
                 return os.environ[name]
             if default is not None:
                 return default
-            if strict:
+            if ctx.strict_env:
                 ctx.add(
                     f"environment variable {name} is not set; set it "
                     f"(export {name}=...) or give a default: ${{{name}:-value}}",
@@ -102,9 +119,9 @@ def _interpolate(
 
         return _VAR.sub(sub, value)
     if isinstance(value, dict):
-        return {k: _interpolate(v, variables, ctx, path + (k,), strict) for k, v in value.items()}
+        return {k: _interpolate(v, ctx, path + (k,)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, variables, ctx, path + (i,), strict) for i, v in enumerate(value)]
+        return [_interpolate(v, ctx, path + (i,)) for i, v in enumerate(value)]
     return value
 
 
@@ -140,18 +157,122 @@ def _parse_connection(item: Any) -> tuple[str, str] | None:
     return None
 
 
-def _build(
-    data: Any,
-    ctx: _Ctx,
-    *,
-    variables: Mapping[str, str],
-    strict_env: bool,
-    components: Mapping[str, Any] | None,
-    allow_modules: Sequence[str],
-) -> Pipeline | None:
+# --- prompt files: inside the pipeline's folder or the package, unless allowed -------------
+def _allowed_roots(ctx: _Ctx) -> list[Path]:
+    return [
+        ctx.base_dir,
+        _PACKAGE_PROMPTS,
+        *(Path(p).expanduser().resolve() for p in ctx.allow_paths),
+    ]
+
+
+def _resolve_prompts(cfg: dict[str, Any], ctx: _Ctx, path: tuple) -> None:
+    """Make ``prompts: {name: file}`` paths absolute (relative ones are relative to the
+    pipeline's folder) and refuse files outside the allowed folders or unreadable."""
+    prompts = cfg.get("prompts")
+    if not isinstance(prompts, Mapping):
+        return
+    out = dict(prompts)
+    for name, value in prompts.items():
+        if not isinstance(value, str) or not value.strip():
+            continue  # the stage's config reports the type
+        where = path + ("prompts", name)
+        p = Path(value).expanduser()
+        full = (p if p.is_absolute() else ctx.base_dir / p).resolve()
+        roots = _allowed_roots(ctx)
+        if not any(full.is_relative_to(r) for r in roots):
+            ctx.add(
+                f"prompts.{name}: {value} is outside the pipeline's folder ({ctx.base_dir}); "
+                "a prompt file must sit next to the pipeline (or in ragsel/prompts/). Allow "
+                "another folder with load_pipeline(..., allow_paths=[...]) or --allow-path DIR",
+                where,
+            )
+        elif not full.is_file():
+            ctx.add(f"prompts.{name}: prompt file not found: {full}", where)
+        out[name] = str(full)
+    cfg["prompts"] = out
+
+
+# --- one stage ------------------------------------------------------------------------
+def _report_config_error(exc: ConfigError, name: str, type_: Any, path: tuple, ctx: _Ctx) -> None:
+    for err in getattr(exc, "details", None) or [{"loc": (), "msg": str(exc)}]:
+        loc = tuple(err["loc"])
+        if not loc and getattr(exc, "field", None):
+            loc = tuple(str(exc.field).split("."))
+        msg = "unknown config field" if err.get("type") == "extra_forbidden" else err["msg"]
+        msg = str(msg).removeprefix("Value error, ")
+        dotted = ".".join(str(x) for x in loc)
+        if dotted and str(msg).startswith(f"stage '{name}': "):
+            msg = str(msg)[len(f"stage '{name}': ") :]
+        ctx.add(
+            f"stage '{name}' ({type_}): {dotted + ': ' if dotted else ''}{msg}",
+            path + loc,
+            key=err.get("type") == "extra_forbidden",
+        )
+
+
+def _stub(cls: type[Stage]) -> Stage:
+    """A config-less stand-in for a stage whose config failed: its sockets are known (they
+    come from the class), so its connections are still checked in the same pass."""
+    stub = object.__new__(cls)
+    stub.name = cls.type_name or cls.__name__
+    return stub
+
+
+def _make_stage(name: str, raw: Any, path: tuple, ctx: _Ctx) -> Stage | None:
+    """The stage of one ``stages`` entry, a stub when only its config is wrong, or None
+    when its type is unknown (every problem is added to ``ctx``)."""
+    if not isinstance(raw, Mapping) or "type" not in raw:
+        ctx.add(f"stage '{name}' needs a 'type' (a registered stage name)", path)
+        return None
+    cfg = {k: v for k, v in raw.items() if k not in ("type", "name")}
+    before = len(ctx.problems)
+    cfg = _interpolate(cfg, ctx, path)
+    try:
+        cls = _resolve_type(str(raw["type"]), ctx.allow_modules)
+    except (UnknownStageError, DefinitionError) as exc:
+        ctx.add(str(exc), path + ("type",))
+        return None
+    if "prompts" in cls.Config.model_fields:
+        _resolve_prompts(cfg, ctx, path)
+    try:
+        stage = cls(cfg)
+    except ConfigError as exc:
+        _report_config_error(exc, name, raw["type"], path, ctx)
+        return _stub(cls)
+    except Exception as exc:  # a stage's own validation in _setup
+        ctx.add(f"stage '{name}' ({raw['type']}): {exc}", path)
+        return _stub(cls)
+    if len(ctx.problems) > before:
+        return _stub(cls)
+    fields = {k: ctx.where(path + (k,)) for k in cfg}
+    _SOURCES[stage] = (ctx.file, {k: v for k, v in fields.items() if v}, ctx.where(path))
+    return stage
+
+
+def _stage_entries(data: Mapping, ctx: _Ctx) -> list[tuple[str, Any, tuple]] | None:
+    stages_raw = data.get("stages")
+    if not stages_raw:
+        ctx.add("the pipeline has no 'stages'", ("stages",))
+        return None
+    if isinstance(stages_raw, list):
+        entries = []
+        for i, raw in enumerate(stages_raw):
+            name = raw.get("name") or raw.get("type") if isinstance(raw, Mapping) else None
+            # a dotted type ("pkg.mod:Class") becomes a valid default name ("pkg_mod_Class")
+            name = re.sub(r"[^\w-]", "_", str(name)) if name else f"stage{i}"
+            entries.append((name, raw, ("stages", i)))
+        return entries
+    if isinstance(stages_raw, Mapping):
+        return [(str(n), raw, ("stages", n)) for n, raw in stages_raw.items()]
+    ctx.add("'stages' must be a mapping of name -> stage, or a list", ("stages",))
+    return None
+
+
+def _check_top(data: Any, ctx: _Ctx) -> bool:
     if not isinstance(data, Mapping):
         ctx.add("a pipeline file must be a mapping with at least a 'stages' key")
-        return None
+        return False
     for key in data:
         if key not in _TOP_KEYS:
             ctx.add(
@@ -159,139 +280,119 @@ def _build(
                 (key,),
                 key=True,
             )
-    if data.get("version", 1) != 1:
+    if data.get("version", 1) != 1 or isinstance(data.get("version"), bool):
         ctx.add(
             f"unsupported pipeline version {data.get('version')!r}; this ragsel reads version 1",
             ("version",),
         )
-    stages_raw = data.get("stages")
-    if not stages_raw:
-        ctx.add("the pipeline has no 'stages'", ("stages",))
-        return None
-    linear = isinstance(stages_raw, list)
-    if linear:
-        entries = []
-        for i, raw in enumerate(stages_raw):
-            name = raw.get("name") or raw.get("type") if isinstance(raw, Mapping) else None
-            # a dotted type ("pkg.mod:Class") becomes a valid default name ("pkg_mod_Class")
-            name = re.sub(r"[^\w-]", "_", str(name)) if name else f"stage{i}"
-            entries.append((name, raw, ("stages", i)))
-    elif isinstance(stages_raw, Mapping):
-        entries = [(str(n), raw, ("stages", n)) for n, raw in stages_raw.items()]
-    else:
-        ctx.add("'stages' must be a mapping of name -> stage, or a list", ("stages",))
-        return None
+    return True
+
+
+def _new_pipeline(data: Mapping, ctx: _Ctx) -> Pipeline:
     inputs = data.get("inputs") or []
     if not (isinstance(inputs, list) and all(isinstance(r, str) for r in inputs)):
         ctx.add("'inputs' must be a list of 'stage.input' names supplied at run time", ("inputs",))
         inputs = []
-    pipe = Pipeline(
+    for key in ("name", "description", "output"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            ctx.add(f"'{key}' must be a string", (key,))
+    return Pipeline(
         name=str(data.get("name", "pipeline")),
         description=str(data.get("description", "")),
-        output=data.get("output"),
+        output=data.get("output") if isinstance(data.get("output"), str) else None,
         inputs=inputs,
     )
-    failed: set[str] = set()
-    for name, raw, path in entries:
-        if not isinstance(raw, Mapping) or "type" not in raw:
-            ctx.add(f"stage '{name}' needs a 'type' (a registered stage name)", path)
-            failed.add(name)
-            continue
-        cfg = {k: v for k, v in raw.items() if k not in ("type", "name")}
-        cfg = _interpolate(cfg, variables, ctx, path, strict_env)
-        try:
-            cls = _resolve_type(str(raw["type"]), allow_modules)
-        except (UnknownStageError, DefinitionError) as exc:
-            ctx.add(str(exc), path + ("type",))
-            failed.add(name)
-            continue
-        try:
-            stage = cls(cfg)
-        except ConfigError as exc:
-            for err in getattr(exc, "details", None) or [{"loc": (), "msg": str(exc)}]:
-                loc = tuple(err["loc"])
-                msg = "unknown config field" if err.get("type") == "extra_forbidden" else err["msg"]
-                field = ".".join(str(x) for x in loc)
-                ctx.add(
-                    f"stage '{name}' ({raw['type']}): {field + ': ' if field else ''}{msg}",
-                    path + loc,
-                    key=err.get("type") == "extra_forbidden",
-                )
-            failed.add(name)
-            continue
-        except Exception as exc:  # a stage's own validation in _setup
-            ctx.add(f"stage '{name}' ({raw['type']}): {exc}", path)
-            failed.add(name)
-            continue
-        if name in pipe.stages:
-            ctx.add(f"duplicate stage name '{name}'", path)
-            failed.add(name)
-            continue
-        try:
-            pipe.add(name, stage)
-        except DefinitionError as exc:
-            ctx.add(str(exc), path)
-            failed.add(name)
-            continue
-        if components is not None:
-            try:
-                stage.bind_components(components)
-            except DefinitionError as exc:
-                ctx.add(f"stage '{name}': {exc}", path)
-                failed.add(name)
-    if linear:
-        if failed:
-            return None  # the chain cannot be wired around a broken stage
-        if data.get("connections"):
+
+
+# --- wiring ---------------------------------------------------------------------------
+def _wire_linear(pipe: Pipeline, data: Mapping, ctx: _Ctx) -> None:
+    if data.get("connections"):
+        ctx.add(
+            "a linear 'stages' list takes no 'connections'; use a mapping of stages to wire a "
+            "graph",
+            ("connections",),
+        )
+        return
+    try:
+        pipe._connect_linear(list(pipe.stages))
+    except DefinitionError as exc:
+        ctx.add(str(exc), ("stages",))
+
+
+def _wire_graph(pipe: Pipeline, data: Mapping, ctx: _Ctx, unknown: set[str]) -> set[str]:
+    """Connect every readable connection; returns the stages a failed connection touches."""
+    conns = data.get("connections") or []
+    if not isinstance(conns, list):
+        ctx.add("'connections' must be a list like ['a -> b.input']", ("connections",))
+        return set(pipe.stages)
+    tainted: set[str] = set()
+    for i, item in enumerate(conns):
+        pair = _parse_connection(item)
+        if pair is None:
             ctx.add(
-                "a linear 'stages' list takes no 'connections'; use a mapping of stages "
-                "to wire a graph",
-                ("connections",),
+                f"cannot read connection {item!r}; write 'a.output -> b.input'", ("connections", i)
             )
-            return None
+            continue
+        ends = [ref.partition(".")[0] for ref in pair]
+        if any(e in unknown for e in ends):  # already reported at the stage itself
+            tainted.update(ends)
+            continue
         try:
-            pipe._connect_linear(list(pipe.stages))
+            pipe.connect(*pair)
         except DefinitionError as exc:
-            ctx.add(str(exc), ("stages",))
-            return None
-    else:
-        conns = data.get("connections") or []
-        if not isinstance(conns, list):
-            ctx.add("'connections' must be a list like ['a -> b.input']", ("connections",))
-            return None
-        tainted: set[str] = set()
-        for i, item in enumerate(conns):
-            pair = _parse_connection(item)
-            if pair is None:
-                ctx.add(
-                    f"cannot read connection {item!r}; write 'a.output -> b.input'",
-                    ("connections", i),
-                )
-                continue
-            ends = [ref.partition(".")[0] for ref in pair]
-            if any(e in failed for e in ends):  # already reported at the stage itself
-                tainted.update(ends)
-                continue
-            try:
-                pipe.connect(*pair)
-            except DefinitionError as exc:
-                ctx.add(str(exc), ("connections", i))
-                tainted.update(ends)
-    if not linear:
-        failed |= tainted
+            ctx.add(str(exc), ("connections", i))
+            tainted.update(ends)
+    return tainted
+
+
+def _report_graph_problems(pipe: Pipeline, ctx: _Ctx, skip: set[str]) -> None:
     for msg in pipe.problems():
-        if failed and (
-            msg == "the pipeline has no stages" or any(f"stage '{n}'" in msg for n in failed)
+        if skip and (
+            msg == "the pipeline has no stages" or any(f"stage '{n}'" in msg for n in skip)
         ):
             continue
-        ctx.add(
-            msg,
+        where = (
             ("output",)
             if "output stage" in msg
             else ("inputs",)
             if msg.startswith("pipeline input")
-            else ("stages",),
+            else ("stages",)
         )
+        ctx.add(msg, where)
+
+
+def _build(data: Any, ctx: _Ctx) -> Pipeline | None:
+    if not _check_top(data, ctx):
+        return None
+    entries = _stage_entries(data, ctx)
+    if entries is None:
+        return None
+    pipe = _new_pipeline(data, ctx)
+    unknown: set[str] = set()  # stages whose type is unknown: their sockets are unknown too
+    for name, raw, path in entries:
+        stage = _make_stage(name, raw, path, ctx)
+        if stage is None:
+            unknown.add(name)
+            continue
+        try:
+            pipe.add(name, stage)
+        except DefinitionError as exc:
+            ctx.add(str(exc), path, key=True)
+            unknown.add(name)
+            continue
+        if ctx.components is not None and stage in _SOURCES:
+            try:
+                stage.bind_components(ctx.components)
+            except DefinitionError as exc:
+                ctx.add(f"stage '{name}': {exc}", path)
+    if isinstance(data.get("stages"), list):
+        if unknown:
+            return None  # the chain cannot be wired around a stage of unknown type
+        _wire_linear(pipe, data, ctx)
+        skip = unknown
+    else:
+        skip = unknown | _wire_graph(pipe, data, ctx, unknown)
+    _report_graph_problems(pipe, ctx, skip)
     return pipe
 
 
@@ -301,54 +402,26 @@ def pipeline_from_dict(
     variables: Mapping[str, str] | None = None,
     components: Mapping[str, Any] | None = None,
     allow_modules: Sequence[str] = (),
+    allow_paths: Sequence[str | os.PathLike[str]] = (),
     strict_env: bool = True,
     file: str | None = None,
-    _locs: _Loc | None = None,
+    _locs: _spec_yaml.Loc | None = None,
 ) -> Pipeline:
     """Build a pipeline from its dict form; raises PipelineSpecError listing every problem."""
-    ctx = _Ctx(file, _locs or {})
-    pipe = _build(
-        data,
-        ctx,
+    ctx = _Ctx(
+        file,
+        _locs or {},
         variables=variables or {},
         strict_env=strict_env,
         components=components,
         allow_modules=allow_modules,
+        allow_paths=[str(p) for p in allow_paths],
     )
+    pipe = _build(data, ctx)
     if ctx.problems or pipe is None:
         raise PipelineSpecError(ctx.problems or [Problem("invalid pipeline", file)])
+    _VARIABLES[pipe] = frozenset(ctx.used_vars)
     return pipe
-
-
-def _read(source: str | os.PathLike[str]) -> tuple[str, str | None]:
-    if isinstance(source, os.PathLike) or (
-        isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml"))
-    ):
-        path = Path(source)
-        if not path.is_file():
-            raise PipelineSpecError(Problem(f"pipeline file not found: {path}", str(path)))
-        try:
-            return path.read_text(encoding="utf-8"), str(path)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PipelineSpecError(
-                Problem(f"cannot read pipeline file: {exc}", str(path))
-            ) from exc
-    return str(source), None
-
-
-def _parse(text: str, file: str | None) -> tuple[Any, _Loc]:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        context = getattr(exc, "context", None)
-        msg = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
-        raise PipelineSpecError(
-            Problem(msg, file, mark.line + 1 if mark else None, mark.column + 1 if mark else None)
-        ) from None
-    return data, (_locations(node) if node is not None else {})
 
 
 def load_pipeline(
@@ -357,21 +430,24 @@ def load_pipeline(
     variables: Mapping[str, str] | None = None,
     components: Mapping[str, Any] | None = None,
     allow_modules: Sequence[str] = (),
+    allow_paths: Sequence[str | os.PathLike[str]] = (),
     strict_env: bool = True,
 ) -> Pipeline:
     """Load a pipeline from a YAML file path (or YAML text).
 
     ``variables`` override the environment for ``${VAR}``; ``components`` binds user objects
     (e.g. a LangChain retriever) to stages that name them; ``allow_modules`` permits
-    ``type: package.module:Class`` for those modules. No model is loaded here.
+    ``type: package.module:Class`` for those modules; ``allow_paths`` lets prompt files come
+    from folders other than the pipeline's own. No model is loaded here.
     """
-    text, file = _read(source)
-    data, locs = _parse(text, file)
+    text, file = _spec_yaml.read(source)
+    data, locs = _spec_yaml.parse(text, file)
     return pipeline_from_dict(
         data,
         variables=variables,
         components=components,
         allow_modules=allow_modules,
+        allow_paths=allow_paths,
         strict_env=strict_env,
         file=file,
         _locs=locs,
@@ -379,15 +455,37 @@ def load_pipeline(
 
 
 def check_pipeline(
-    source: str | os.PathLike[str], *, allow_modules: Sequence[str] = ()
+    source: str | os.PathLike[str],
+    *,
+    allow_modules: Sequence[str] = (),
+    allow_paths: Sequence[str | os.PathLike[str]] = (),
 ) -> list[Problem]:
-    """Every problem in a pipeline file (syntax, stage names, configs, wiring), without
-    loading any model. Unset ``${VAR}`` without default are not problems here."""
+    """Every problem in a pipeline file (syntax, stage names, configs, wiring), in one pass
+    and without loading any model. Unset ``${VAR}`` without default are not problems here."""
     try:
-        load_pipeline(source, allow_modules=allow_modules, strict_env=False)
+        load_pipeline(
+            source, allow_modules=allow_modules, allow_paths=allow_paths, strict_env=False
+        )
     except PipelineSpecError as exc:
         return exc.problems
     return []
+
+
+def pipeline_variables(pipe: Pipeline) -> frozenset[str]:
+    """The ``${VAR}`` names the file of a loaded pipeline uses (empty if not from a file)."""
+    return _VARIABLES.get(pipe, frozenset())
+
+
+def stage_location(stage: Stage, field: str | None = None) -> str | None:
+    """``file:line:col`` of a loaded stage (of one of its config fields if given)."""
+    src = _SOURCES.get(stage)
+    if src is None:
+        return None
+    file, fields, at = src
+    loc = fields.get(field, at) if field else at
+    if loc is None:
+        return None
+    return f"{file or '<pipeline>'}:{loc[0]}:{loc[1]}"
 
 
 def dump_pipeline(

@@ -32,16 +32,37 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from ragsel.errors import ConfigError, StageError, WiringError
 from ragsel.typecheck import compatible, is_variadic, type_name, variadic_item
 
 
-class StageConfig(BaseModel):
-    """Base of every stage config: unknown fields are errors, values are immutable."""
+def _takes_bool(annotation: Any) -> bool:
+    if annotation is bool or annotation is Any:
+        return True
+    return any(_takes_bool(a) for a in typing.get_args(annotation) if a is not type(None))
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+class StageConfig(BaseModel):
+    """Base of every stage config: unknown fields are errors, values are immutable, types
+    are strict where YAML is loose: a boolean is not a number (``k: true`` is not ``k=1``)
+    and floats are finite (``.nan``/``.inf`` are refused)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        if isinstance(v, bool) and info.field_name in cls.model_fields:
+            if not _takes_bool(cls.model_fields[info.field_name].annotation):
+                raise ValueError(
+                    f"expected {type_name(cls.model_fields[info.field_name].annotation)}, "
+                    f"got the boolean {str(v).lower()}"
+                )
+        return v
 
 
 @dataclass(frozen=True, slots=True)

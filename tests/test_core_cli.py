@@ -22,7 +22,8 @@ def test_validate_ok_and_bad(tmp_path):
     res = runner.invoke(app, ["validate", str(good), str(bad)])
     assert res.exit_code == 2
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith(str(bad))]
-    assert len(lines) == 2 and ":2:" in lines[0] and ":3:" in lines[1]
+    assert len(lines) == 3 and ":2:" in lines[0] and ":3:" in lines[1]
+    assert "missing required input" in lines[2]  # wiring reported with the config errors
     assert "Traceback" not in res.output
 
 

@@ -59,7 +59,9 @@ connections:
     assert f"{f}:3:" in text and "bogus: unknown config field" in text
     assert f"{f}:4:" in text and "top_k" in text
     assert f"{f}:7:" in text and "no stage 'ghost'" in text
-    assert len(problems) == 4
+    # b's config is wrong, and it is also unconnected: both in the same pass
+    assert "stage 'b' (noop) is missing required input 'candidates" in text
+    assert len(problems) == 5
 
 
 def test_missing_input_type_mismatch_cycle_duplicate(tmp_path):
@@ -161,3 +163,35 @@ SHIPPED = sorted((Path(__file__).resolve().parents[1] / "pipelines").glob("*.yam
 def test_every_shipped_pipeline_validates_without_models(path):
     assert check_pipeline(path) == []
     assert path.read_text().startswith("# yaml-language-server: $schema=ragsel.schema.json")
+
+
+def test_config_and_wiring_errors_are_reported_in_one_pass(tmp_path):
+    f = write(
+        tmp_path,
+        """\
+stages:
+  a: {type: fake_retriever, texts: [x], top_k: many}
+  b: {type: recording_stage}
+  c: {type: recording_stage, bogus: 2}
+  d: {type: noop}
+connections:
+  - a -> b
+  - b -> c.nosuch
+  - b.nope -> d
+""",
+    )
+    got = [(p.line, p.message.split(":")[0]) for p in check_pipeline(f)]
+    assert (2, "stage 'a' (fake_retriever)") in got and (4, "stage 'c' (recording_stage)") in got
+    text = "\n".join(map(str, check_pipeline(f)))
+    assert f"{f}:8:5: stage 'c' (recording_stage) has no input 'nosuch'" in text
+    assert f"{f}:9:5: stage 'b' (recording_stage) has no output 'nope'" in text
+
+
+def test_a_back_edge_is_named_as_a_cycle(tmp_path):
+    f = write(
+        tmp_path,
+        "stages:\n  a: {type: fake_retriever, texts: [x]}\n  b: {type: elbow_cutoff}\n"
+        "  c: {type: elbow_cutoff}\nconnections: [a -> b, b -> c, c -> b]\n",
+    )
+    (p,) = check_pipeline(f)
+    assert "cycle: b -> c -> b" in p.message and "nothing in" not in p.message
