@@ -27,9 +27,15 @@ from dataclasses import dataclass
 
 
 class RagselError(Exception):
-    """Base of every error ragsel raises on purpose."""
+    """Base of every error ragsel raises on purpose. Credentials in URLs inside the message
+    are redacted (:func:`ragsel.redact.redact_text`): errors are shown and logged."""
 
     exit_code = 1
+
+    def __init__(self, *args: object) -> None:
+        from ragsel.redact import redact_text
+
+        super().__init__(*(redact_text(a) if isinstance(a, str) else a for a in args))
 
 
 class DefinitionError(RagselError):
@@ -46,6 +52,11 @@ class Problem:
     file: str | None = None
     line: int | None = None  # 1-based
     column: int | None = None  # 1-based
+
+    def __post_init__(self) -> None:
+        from ragsel.redact import redact_text
+
+        object.__setattr__(self, "message", redact_text(self.message))
 
     def __str__(self) -> str:
         where = self.file or "<pipeline>"

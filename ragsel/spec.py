@@ -50,12 +50,11 @@ _TOP_KEYS = {"version", "name", "description", "stages", "connections", "output"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PACKAGE_PROMPTS = Path(__file__).resolve().parent / "prompts"
 
-#: stage -> (file, {config field: (line, column)}, (line, column) of the stage); and pipeline
-#: -> the ${VAR} names its file uses. Kept beside the objects, which stay plain.
+#: stage -> (file, {config field: (line, column)}, (line, column) of the stage), kept beside
+#: the stage, which stays a plain object.
 _SOURCES: weakref.WeakKeyDictionary[Stage, tuple[str | None, dict[str, tuple[int, int]], Any]] = (
     weakref.WeakKeyDictionary()
 )
-_VARIABLES: weakref.WeakKeyDictionary[Pipeline, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -70,7 +69,6 @@ class _Ctx:
     allow_modules: Sequence[str] = ()
     allow_paths: Sequence[str] = ()
     problems: list[Problem] = field(default_factory=list)
-    used_vars: set[str] = field(default_factory=set)
 
     def where(self, path: tuple, key: bool = False) -> tuple[int, int] | None:
         p = tuple(path)
@@ -102,7 +100,6 @@ def _interpolate(value: Any, ctx: _Ctx, path: tuple) -> Any:
 
         def sub(m: re.Match) -> str:
             name, default = m.group(1), m.group(2)
-            ctx.used_vars.add(name)
             if name in ctx.variables:
                 return ctx.variables[name]
             if name in os.environ:
@@ -420,7 +417,6 @@ def pipeline_from_dict(
     pipe = _build(data, ctx)
     if ctx.problems or pipe is None:
         raise PipelineSpecError(ctx.problems or [Problem("invalid pipeline", file)])
-    _VARIABLES[pipe] = frozenset(ctx.used_vars)
     return pipe
 
 
@@ -471,9 +467,20 @@ def check_pipeline(
     return []
 
 
-def pipeline_variables(pipe: Pipeline) -> frozenset[str]:
-    """The ``${VAR}`` names the file of a loaded pipeline uses (empty if not from a file)."""
-    return _VARIABLES.get(pipe, frozenset())
+def file_variables(source: str | os.PathLike[str]) -> frozenset[str]:
+    """The ``${VAR}`` names a pipeline file's values use (comments not included)."""
+    data, _ = _spec_yaml.parse(*_spec_yaml.read(source))
+    names: set[str] = set()
+    stack = [data]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            names.update(m.group(1) for m in _VAR.finditer(v))
+        elif isinstance(v, Mapping):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return frozenset(names)
 
 
 def stage_location(stage: Stage, field: str | None = None) -> str | None:

@@ -83,3 +83,31 @@ def test_schema_and_graph(tmp_path):
     res = runner.invoke(app, ["graph", str(f)])
     assert res.exit_code == 0 and res.stdout.startswith("flowchart LR")
     assert "fake_retriever -- candidates --> rec" in res.stdout
+
+
+def test_graph_without_graphviz_names_the_system_package(tmp_path, monkeypatch):
+    f = tmp_path / "p.yaml"
+    f.write_text(PIPE)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no 'dot' here
+    res = runner.invoke(app, ["graph", str(f), "-o", str(tmp_path / "g.svg")])
+    assert res.exit_code == 2
+    assert "apt-get install graphviz" in res.output and "ragsel[" not in res.output
+    assert 'pip install "ragsel"' not in res.output
+    res = runner.invoke(app, ["graph", str(f), "-o", str(tmp_path / "g.txt")])
+    assert res.exit_code == 2 and ".svg, .png, .pdf" in res.output
+
+
+def test_help_texts_have_no_raw_rst_and_no_mid_sentence_breaks():
+    from ragsel.cli._help import plain
+
+    assert plain("Use ``--json`` and :func:`~a.b.run`\n    here.\n\n    Next.") == (
+        "Use --json and run here.\n\nNext."
+    )
+    res = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "``" not in res.output
+    # the docstring breaks after "score, the"; the terminal wraps only at its width (200)
+    line = next(ln for ln in res.output.splitlines() if " select " in ln)
+    assert "score, the stages that kept or added each chunk" in line
+    for cmd in ("select", "validate", "graph", "run", "index", "eval", "fit", "schema"):
+        out = runner.invoke(app, [cmd, "--help"], env={"COLUMNS": "200"}).output
+        assert "``" not in out and ":func:" not in out, cmd

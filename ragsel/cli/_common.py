@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +33,47 @@ def set_offline_env() -> None:
         os.environ.setdefault(k, v)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: object) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences that retitle the
+    window or clear the screen, carriage returns, bidi overrides) shown as ``\\x1b``-style
+    escapes; newlines and tabs kept. Credentials in URLs are redacted."""
+    from ragsel.redact import redact_text
+
+    s = redact_text(str(text))
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], s)
+
+
+def safe(text: object, style: str = ""):
+    """A rich ``Text`` of :func:`printable` (``[tags]`` in documents stay literal)."""
+    from rich.text import Text
+
+    return Text(printable(text), style=style)
+
+
+def install_log_redaction() -> None:
+    """Redact credentials and escape control characters in every log record (CLI only)."""
+    import logging
+
+    old = logging.getLogRecordFactory()
+    if getattr(old, "_ragsel_redacts", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = old(*args, **kwargs)
+        try:
+            msg = record.getMessage()
+        except Exception:  # a broken format string: leave it to logging to report
+            return record
+        record.msg, record.args = printable(msg), None
+        return record
+
+    factory._ragsel_redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 def stderr_console():
     from rich.console import Console
 
@@ -57,20 +99,22 @@ def cli_errors() -> Iterator[None]:
             raise
         code = getattr(exc, "exit_code", EXIT_RUNTIME)
         label = "error" if code == EXIT_BAD_INPUT else "failed"
-        stderr_console().print(f"[bold red]{label}:[/] {exc}", markup=True, soft_wrap=True)
+        console = stderr_console()
+        console.print(safe(f"{label}: ", "bold red") + safe(exc), soft_wrap=True)
         cause = exc.__cause__
         shown = getattr(exc, "cause_shown", False) or str(cause) in str(exc)
         if cause is not None and code != EXIT_BAD_INPUT and not shown:
-            stderr_console().print(
-                f"  caused by {type(cause).__name__}: {cause}", markup=False, soft_wrap=True
-            )
+            console.print(safe(f"  caused by {type(cause).__name__}: {cause}"), soft_wrap=True)
         raise typer.Exit(code) from None
     except Exception as exc:
         if debug_enabled():
             raise
         stderr_console().print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
-            "  re-run with --debug for the traceback and report it.",
+            safe("internal error: ", "bold red")
+            + safe(
+                f"{type(exc).__name__}: {exc}\n"
+                "  re-run with --debug for the traceback and report it."
+            ),
             soft_wrap=True,
         )
         raise typer.Exit(EXIT_RUNTIME) from None
@@ -86,6 +130,23 @@ def parse_vars(items: list[str] | None) -> dict[str, str]:
             raise InputError(f"--var expects KEY=VALUE, got {item!r}")
         out[key] = value
     return out
+
+
+def check_vars(pipeline: os.PathLike[str] | str, given: dict[str, str]) -> None:
+    """Refuse ``--var NAME=...`` for a NAME the pipeline file does not use (a typo would
+    otherwise be ignored silently), listing the names it does use."""
+    from ragsel.errors import InputError
+    from ragsel.spec import file_variables
+
+    if not given:
+        return
+    used = file_variables(pipeline)
+    unknown = sorted(set(given) - used)
+    if unknown:
+        raise InputError(
+            f"--var {', '.join(unknown)}: {pipeline} uses no such variable; its variables "
+            f"are: {', '.join(sorted(used)) or 'none'}"
+        )
 
 
 def print_json(data: Any) -> None:

@@ -7,7 +7,8 @@ import importlib
 
 import typer
 
-from ragsel.cli._common import set_offline_env
+from ragsel.cli._common import install_log_redaction, set_offline_env
+from ragsel.cli._help import tidy as tidy_help
 
 app = typer.Typer(
     name="ragsel",
@@ -34,12 +35,14 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
     import os
 
     set_offline_env()
+    install_log_redaction()
     if debug:
         os.environ["RAGSEL_DEBUG"] = "1"
 
 
 for _mod in COMMAND_MODULES:
     importlib.import_module(_mod).register(app)
+tidy_help(app)
 
 
 def main() -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import typer
 
-from ragsel.cli._common import EXIT_BAD_INPUT, command, parse_vars, print_json
+from ragsel.cli._common import EXIT_BAD_INPUT, check_vars, command, parse_vars, print_json
 
+GRAPH_FORMATS = ("svg", "png", "pdf")
 VAR_HELP = "Set a ${VAR} used in the pipeline file (KEY=VALUE); repeatable."
 
 
@@ -56,21 +57,30 @@ def schema(
 def graph(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
     out: Path = typer.Option(
-        None, "--out", "-o", help="Also render to .svg/.png (needs graphviz 'dot')."
+        None, "--out", "-o", help="Also render to .svg/.png/.pdf (needs Graphviz's 'dot' program)."
     ),
 ) -> None:
     """Print the pipeline as a Mermaid flowchart (and render it with graphviz if asked)."""
+    from ragsel.errors import InputError, RagselError
     from ragsel.spec import load_pipeline
 
     pipe = load_pipeline(pipeline, strict_env=False)
     typer.echo(pipe.to_mermaid())
     if out is not None:
+        fmt = out.suffix.lstrip(".").lower()
+        if fmt not in GRAPH_FORMATS:
+            raise InputError(
+                f"cannot render to '{out.name}': give -o a file ending in "
+                f"{', '.join('.' + f for f in GRAPH_FORMATS)}"
+            )
         dot = shutil.which("dot")
         if dot is None:
-            from ragsel.errors import MissingExtraError
-
-            raise MissingExtraError(
-                "all", "graphviz (apt-get install graphviz)", "rendering graphs"
+            raise InputError(
+                "rendering needs the 'dot' program of Graphviz, a system package (no pip "
+                "extra provides it), and it is not on PATH. Install it with "
+                "'apt-get install graphviz', 'brew install graphviz' or 'conda install "
+                "graphviz', or leave out -o: the Mermaid text above renders on GitHub and "
+                "in mermaid.live."
             )
         lines = ["digraph G {", "rankdir=LR;", "query [shape=oval];"]
         for n, s in pipe.stages.items():
@@ -78,10 +88,14 @@ def graph(
         for c in pipe.connections:
             lines.append(f'"{c.src}" -> "{c.dst}" [label="{c.src_out}"];')
         lines.append("}")
-        fmt = out.suffix.lstrip(".") or "svg"
-        subprocess.run(
-            [dot, f"-T{fmt}", "-o", str(out)], input="\n".join(lines), text=True, check=True
+        done = subprocess.run(
+            [dot, f"-T{fmt}", "-o", str(out)],
+            input="\n".join(lines),
+            text=True,
+            capture_output=True,
         )
+        if done.returncode != 0:
+            raise RagselError(f"graphviz 'dot' failed writing {out}: {done.stderr.strip()}")
         typer.echo(f"wrote {out}", err=True)
 
 
@@ -95,12 +109,15 @@ def run(
 ) -> None:
     """Run a pipeline on one query; print the selected evidence and the stage trace."""
     from ragsel.cli.render import render_result
+    from ragsel.cli.select_cmd import check_paths
     from ragsel.spec import load_pipeline
 
     variables = parse_vars(var)
+    check_vars(pipeline, variables)
     if index is not None:
         variables["RAGSEL_INDEX"] = str(index)
     pipe = load_pipeline(pipeline, variables=variables)
+    check_paths(pipe)
     from ragsel import progress
 
     with progress.to_stderr():  # LLM retries, timeouts and long-running call counts

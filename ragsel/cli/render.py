@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ragsel.cli._common import printable, safe
 from ragsel.trace import RunResult
 from ragsel.types import Selection
 
@@ -42,14 +43,14 @@ def note_lines(selection: Selection) -> list[str]:
                 text += f"; {len(d['skipped_no_position'])} chunk(s) without a position skipped"
         else:
             text = ", ".join(f"{k}={v}" for k, v in d.items())
-        lines.append(f"{n.stage}: {text}")
+        lines.append(printable(f"{n.stage}: {text}"))
     return lines
 
 
 def selection_table(selection: Selection, max_text: int = 240):
     from rich.table import Table
 
-    table = Table(title=f"Evidence for: {selection.query.text}", show_lines=True)
+    table = Table(title=safe(f"Evidence for: {selection.query.text}"), show_lines=True)
     for col in ("#", "document", "pos", "score", "kept/added by", "text"):
         table.add_column(col, overflow="fold")
     # anchors named by document and position (ids are content hashes)
@@ -68,11 +69,11 @@ def selection_table(selection: Selection, max_text: int = 240):
             prov += f"\nneighbour of {where.get(sc.expanded_from, sc.expanded_from)}"
         table.add_row(
             str(rank),
-            c.doc_id,
+            safe(c.doc_id),
             "" if c.position is None else str(c.position),
             f"{sc.score:.4g}",
-            prov,
-            text,
+            safe(prov),
+            safe(text),
         )
     return table
 
@@ -86,12 +87,12 @@ def trace_table(result: RunResult):
     for st in result.trace.stages:
         dropped = ", ".join(st.dropped[:5]) + (" …" if len(st.dropped) > 5 else "")
         table.add_row(
-            st.stage,
-            st.type,
+            safe(st.stage),
+            safe(st.type),
             f"{st.ms:.2f}",
             "" if st.items_in is None else str(st.items_in),
             "" if st.items_out is None else str(st.items_out),
-            dropped,
+            safe(dropped),
         )
     return table
 
@@ -109,5 +110,5 @@ def render_result(result: RunResult) -> None:
         for line in note_lines(selection):
             console.print(line, style="dim", markup=False, highlight=False)
     if result.answer is not None:
-        console.print(f"[bold]Answer:[/] {result.answer.text}")
+        console.print(safe("Answer: ", "bold") + safe(result.answer.text))
     console.print(trace_table(result))

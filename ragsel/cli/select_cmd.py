@@ -6,23 +6,37 @@ from pathlib import Path
 
 import typer
 
-from ragsel.cli._common import command, parse_vars, print_json
+from ragsel.cli._common import check_vars, command, parse_vars, print_json
 
 VAR_HELP = "Set a ${VAR} used in the pipeline file (KEY=VALUE); repeatable."
 
 
-def check_indexes(pipe, index: Path | None) -> None:
-    """Fail fast (exit 2, before any model loads) when the index a stage reads is missing or
-    incompatible. Stages name their index in an ``index`` config field."""
-    from ragsel.index.store import read_manifest
+#: Stages whose ``model`` config names a model file written by ``ragsel fit``.
+MODEL_FILE_STAGES = ("learned_cutoff", "rationale_selector")
 
-    paths = {Path(index)} if index is not None else set()
-    for stage in pipe.stages.values():
+
+def check_paths(pipe) -> None:
+    """Fail fast (exit 2, before any model loads) when an index a stage reads is missing or
+    incompatible, or a learned cutoff's model file is missing; the error names the file,
+    line and column of the YAML value."""
+    from ragsel.errors import InputError, RagselIndexError
+    from ragsel.index.store import read_manifest
+    from ragsel.spec import stage_location
+
+    for name, stage in pipe.stages.items():
         value = getattr(stage.config, "index", None)
+        where = stage_location(stage, "index")
         if isinstance(value, str) and value:
-            paths.add(Path(value))
-    for p in sorted(paths):
-        read_manifest(p)  # raises RagselIndexError naming the fix
+            try:
+                read_manifest(Path(value))
+            except RagselIndexError as exc:
+                raise RagselIndexError(f"{where or name}: stage '{name}' index: {exc}") from None
+        model = getattr(stage.config, "model", None)
+        if stage.type_name in MODEL_FILE_STAGES and model and not Path(model).is_file():
+            raise InputError(
+                f"{stage_location(stage, 'model') or name}: stage '{name}' model: no file "
+                f"at {model}. Fit one with 'ragsel fit PIPELINE --dataset NAME --out {model}'"
+            )
 
 
 def selection_payload(result) -> dict:
@@ -57,10 +71,11 @@ def select(
 
     q = Query(query)  # an empty query is an InputError (exit 2) before anything loads
     variables = parse_vars(var)
+    check_vars(pipeline, variables)
     if index is not None:
         variables["RAGSEL_INDEX"] = str(index)
     pipe = load_pipeline(pipeline, variables=variables)
-    check_indexes(pipe, index)
+    check_paths(pipe)
     from ragsel import progress
 
     with progress.to_stderr():  # LLM retries, timeouts and long-running call counts
@@ -70,6 +85,7 @@ def select(
         return
     from rich.console import Console
 
+    from ragsel.cli._common import safe
     from ragsel.cli.render import note_lines, selection_table, trace_table
 
     console = Console()
@@ -86,7 +102,7 @@ def select(
         for col in ("id", "document", "stage", "reason"):
             table.add_column(col, overflow="fold")
         for d in selection.dropped:
-            table.add_row(d.id, d.item.chunk.doc_id, d.stage, d.reason)
+            table.add_row(*(safe(x) for x in (d.id, d.item.chunk.doc_id, d.stage, d.reason)))
         console.print(table)
     if show_trace:
         console.print(trace_table(result))

@@ -40,7 +40,7 @@ def serve(
     """Serve PIPELINE(s) as a selection service: POST /v1/pipelines/{name}/select with
     {"query": "..."} returns the `ragsel select --json` record. A pipeline is named by NAME=,
     else by the `name:` in its YAML, else by its file stem. Models load before the port opens."""
-    from ragsel.cli.select_cmd import check_indexes
+    from ragsel.cli.select_cmd import check_paths
     from ragsel.errors import require
     from ragsel.serve import API_KEY_ENV, ServeSettings, load_served
 
@@ -61,7 +61,7 @@ def serve(
     )
     served = load_served(pipelines, variables=variables)
     for s in served:
-        check_indexes(s.pipeline, index)  # a missing index is exit 2 before any model loads
+        check_paths(s.pipeline)  # a missing index is exit 2 before any model loads
     from ragsel.serve import create_app
     from ragsel.serve.server import bind, make_server, url_of
 

@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ragsel.redact import redact_url
+
 #: Environment variables read when the spec leaves the value unset (the shipped pipelines'
 #: defaults; any other can be used through ``${VAR}`` in YAML).
 ENV_BASE_URL = "RAGSEL_LLM_BASE_URL"
@@ -144,7 +146,9 @@ class LLMSpec(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> LLMSpec:
         if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got '{self.base_url}'")
+            raise ValueError(
+                f"base_url must start with http:// or https://, got '{redact_url(self.base_url)}'"
+            )
         secret = {
             "authorization",
             "api-key",

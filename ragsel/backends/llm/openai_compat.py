@@ -48,6 +48,7 @@ from ragsel.backends.llm.limits import (
     parse_retry_after,
 )
 from ragsel.errors import BackendError, BackendTimeout, require
+from ragsel.redact import redact_url
 
 log = logging.getLogger("ragsel.llm")
 
@@ -81,15 +82,6 @@ class _Secret:
 
     def __reduce__(self):  # never pickle the key along with a client
         return (_Secret, (None,))
-
-
-def redact_url(url: str) -> str:
-    """``url`` without user:password and query string (both may carry credentials)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
 @dataclass
@@ -144,7 +136,9 @@ class OpenAICompatLLM(BaseLLM):
     ) -> None:
         super().__init__(temperature=temperature, max_tokens=max_tokens)
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+            raise ValueError(
+                f"base_url must start with http:// or https://, got {redact_url(base_url)!r}"
+            )
         parts = urlsplit(base_url)
         self.base_url = base_url
         # a query (e.g. Azure's ?api-version=...) stays after the path

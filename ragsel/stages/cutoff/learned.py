@@ -210,7 +210,13 @@ class CutoffModel:
                 header = json.loads(str(data["__header__"]))
                 arrays = {k: data[k] for k in data.files if k != "__header__"}
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-            raise InputError(f"{path} is not a ragsel learned-cutoff model file: {exc}") from exc
+            why = str(exc)
+            if "pickle" in why.lower():  # numpy's advice (allow_pickle=True) would run code
+                why = "it holds pickled Python objects, which ragsel never loads"
+            raise InputError(
+                f"{path} is not a ragsel learned-cutoff model file ({why}); write one with "
+                "'ragsel fit'"
+            ) from None
         if header.get("format") != MODEL_FORMAT:
             raise InputError(f"{path} is not a ragsel learned-cutoff model file")
         if header.get("feature_version") != FEATURE_VERSION:
