@@ -192,3 +192,15 @@ def test_llm_judged_ragas_run_end_to_end(tmp_path, monkeypatch):
     assert len(judged) >= 4  # the judge was really asked, over HTTP
     page = (rep.out_dir / "report.html").read_text()
     assert "faithfulness" in page and "LLM judge: judge @" in page
+
+
+def test_progress_prints_plain_lines_when_not_on_a_terminal(capsys):
+    from ragsel_eval.progress import Progress
+
+    bar = Progress(True, 4, "evaluating 1 pipeline(s) on x", every=0.0)
+    for _ in range(4):
+        bar.advance()
+    bar.close()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("evaluating 1 pipeline(s) on x: 1/4 (25.0%) in ")
+    assert "s left" in lines[0] and lines[-1].startswith("evaluating 1 pipeline(s) on x: 4/4")

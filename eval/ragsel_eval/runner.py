@@ -42,6 +42,7 @@ from ragsel_eval.aggregate import aggregate
 from ragsel_eval.config import DEFAULT_CURVE_KS, DEFAULT_KS, EvalConfig, eval_cache_dir
 from ragsel_eval.corpus import PreparedCorpus
 from ragsel_eval.datasets import EvalDataset, load_dataset
+from ragsel_eval.progress import Progress as _Progress
 from ragsel_eval.worker import evaluate_query, query_to_dict
 
 RECORD_VERSION = 2  # bump when per-query records change meaning
@@ -128,43 +129,6 @@ def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
                 continue  # a line cut short by an interruption: that query runs again
             done[rec["query_id"]] = rec
     return done
-
-
-class _Progress:
-    """A rich progress bar (or nothing when ``enabled`` is false)."""
-
-    def __init__(self, enabled: bool, total: int, label: str) -> None:
-        self.bar = None
-        if enabled and total:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                transient=False,
-            )
-            self.task = self.bar.add_task(label, total=total)
-            self.bar.start()
-
-    def advance(self, description: str | None = None) -> None:
-        if self.bar is not None:
-            self.bar.update(
-                self.task, advance=1, **({"description": description} if description else {})
-            )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def _run_local(tasks: list[dict], on_done: Callable[[dict], None]) -> None:
