@@ -26,6 +26,7 @@ from typing import Any
 
 from ragsel.errors import ConfigError, InputError
 from ragsel.pipeline import Pipeline
+from ragsel.plugins import adapt_embedder as adapt_embedder  # moved; kept importable
 from ragsel.stage import Stage, StageConfig
 from ragsel.types import (
     Candidates,
@@ -512,27 +513,6 @@ def model_builder(cls: type, **sample: Any) -> Callable[..., Any]:
 def from_framework(obj: Any, package: str) -> bool:
     """Whether ``obj``'s class (or a base class) comes from ``package`` (e.g. "llama_index")."""
     return any(c.__module__.split(".")[0] == package for c in type(obj).__mro__)
-
-
-def adapt_embedder(obj: Any, where: str = "embedder component") -> Any:
-    """A ragsel embedder from a bound component: a ragsel embedder as is, LangChain
-    ``Embeddings`` or a LlamaIndex embed model wrapped by its connector."""
-    if callable(getattr(obj, "embed", None)) and hasattr(obj, "dim"):
-        return obj
-    if from_framework(obj, "langchain_core"):
-        from ragsel_langchain import LangChainEmbedder
-
-        return LangChainEmbedder(obj)
-    if from_framework(obj, "llama_index"):
-        from ragsel_llamaindex import LlamaIndexEmbedder
-
-        return LlamaIndexEmbedder(obj)
-    raise component_type_error(
-        where,
-        type(obj).__name__,
-        "an embedder",
-        "bind a ragsel Embedder, LangChain Embeddings or a LlamaIndex embed model",
-    )
 
 
 # --- connector packages: lazy exports, LLM adapter registration -----------------------------

@@ -1,14 +1,20 @@
 """The one stage registry: short names (``elbow_cutoff``) -> stage classes.
 
 Built-in stages are listed in :data:`BUILTIN_STAGES` as ``module:Class`` strings and imported
-only when first used, so ``import ragsel`` and YAML validation stay fast. Third parties
-register with :func:`register_stage` or the ``ragsel.stages`` entry-point group.
+only when first used, so ``import ragsel`` and YAML validation stay fast. Plug-ins (the
+LangChain/LlamaIndex connectors, third parties) register through the ``ragsel.stages``
+entry-point group (:mod:`ragsel.plugins`), or with :func:`register_stage` in code.
+
+The fakes of :mod:`ragsel.testing` are not user stage types: they register when that module
+is imported, or in any process where ``$RAGSEL_TEST_STAGES=1`` (set by the test suite, so a
+CLI run in a subprocess of a test sees them too).
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import os
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -57,18 +63,10 @@ BUILTIN_STAGES: dict[str, str] = {
     "perplexity_filter": f"{_S}.verify.perplexity:PerplexityFilter",
     # generate
     "answer_generator": f"{_S}.generate.answer:AnswerGenerator",
-    # fakes for tests and benchmarks (ragsel.testing)
-    "fake_retriever": "ragsel.testing:FakeRetriever",
-    "fixed_candidates": "ragsel.testing:FixedCandidates",
-    "recording_stage": "ragsel.testing:RecordingStage",
-    "noop": "ragsel.testing:NoOpStage",
-    # connectors (other frameworks' objects inside ragsel; bound by name at load time)
-    "langchain_retriever": "ragsel_langchain.stages:LangChainRetrieverStage",
-    "llamaindex_retriever": "ragsel_llamaindex.stages:LlamaIndexRetrieverStage",
 }
+TEST_STAGES_ENV = "RAGSEL_TEST_STAGES"
 
 _registered: dict[str, type] = {}
-_entry_points_loaded = False
 
 
 def register_stage(name: str) -> Callable[[S], S]:
@@ -97,23 +95,23 @@ def register_stage(name: str) -> Callable[[S], S]:
     return deco
 
 
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    from importlib.metadata import entry_points
+def _plugin_stages() -> dict[str, object]:
+    """name -> entry point of the ``ragsel.stages`` group (loaded only when used)."""
+    from ragsel.plugins import STAGES_GROUP, entry_points
 
-    for ep in entry_points(group="ragsel.stages"):
-        if ep.name not in _registered and ep.name not in BUILTIN_STAGES:
-            cls = ep.load()
-            cls.type_name = ep.name
-            _registered[ep.name] = cls
+    if os.environ.get(TEST_STAGES_ENV) == "1":
+        import ragsel.testing  # noqa: F401  (its fakes register themselves)
+    return {n: ep for n, ep in entry_points(STAGES_GROUP).items() if n not in BUILTIN_STAGES}
+
+
+def is_test_stage(name: str) -> bool:
+    """Whether ``name`` is one of :mod:`ragsel.testing`'s fakes (not offered to users)."""
+    cls = _registered.get(name)
+    return cls is not None and cls.__module__ == "ragsel.testing"
 
 
 def stage_names() -> list[str]:
-    _load_entry_points()
-    return sorted(set(BUILTIN_STAGES) | set(_registered))
+    return sorted(set(BUILTIN_STAGES) | set(_plugin_stages()) | set(_registered))
 
 
 def get_stage_class(name: str) -> type:
@@ -122,15 +120,19 @@ def get_stage_class(name: str) -> type:
     if cls is not None:
         return cls
     target = BUILTIN_STAGES.get(name)
-    if target is None:
-        _load_entry_points()
-        cls = _registered.get(name)
+    if target is not None:
+        module, _, attr = target.partition(":")
+        cls = getattr(importlib.import_module(module), attr)
+    else:
+        plugin = _plugin_stages().get(name)
+        cls = _registered.get(name)  # e.g. ragsel.testing, imported just now
         if cls is not None:
             return cls
-        known = stage_names()
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-        raise UnknownStageError(name, known, close[0] if close else None)
-    module, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module), attr)
+        if plugin is None:
+            known = stage_names()
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+            raise UnknownStageError(name, known, close[0] if close else None)
+        cls = plugin.load()  # type: ignore[attr-defined]
+        cls.type_name = name
     _registered[name] = cls
     return cls

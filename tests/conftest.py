@@ -19,6 +19,8 @@ for _k, _v in {
     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
 }.items():
     os.environ.setdefault(_k, _v)
+# ragsel.testing's fake stages are not user stage types; tests (and CLI subprocesses) opt in
+os.environ["RAGSEL_TEST_STAGES"] = "1"
 # a test that forgets to disable the LLM disk cache must not see hits from earlier runs
 import tempfile as _tempfile  # noqa: E402
 

@@ -52,3 +52,30 @@ def test_config_round_trips(name):
 
 def test_stage_names_lists_builtins():
     assert set(BUILTIN_STAGES) <= set(stage_names())
+
+
+def test_test_fakes_and_plugins_are_not_named_by_the_core():
+    import os
+    import subprocess
+    import sys
+
+    from ragsel.registry import BUILTIN_STAGES
+
+    assert not any(t.startswith(("ragsel.testing:", "ragsel_")) for t in BUILTIN_STAGES.values())
+    code = (
+        "import sys\n"
+        "from ragsel.errors import UnknownStageError\n"
+        "from ragsel.registry import get_stage_class, stage_names\n"
+        "names = stage_names()\n"
+        "assert 'fake_retriever' not in names and 'noop' not in names, names\n"
+        "assert 'langchain_retriever' in names  # a plug-in, from its entry point\n"
+        "assert 'langchain_core' not in sys.modules  # listed without importing LangChain\n"
+        "try:\n"
+        "    get_stage_class('fake_retriever')\n"
+        "except UnknownStageError as e:\n"
+        "    assert 'fake_retriever' not in ', '.join(e.known)\n"
+        "else:\n"
+        "    raise AssertionError('a test fake was offered')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAGSEL_TEST_STAGES"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)

@@ -79,6 +79,6 @@ def _type_text(tp: Any) -> str:
 
 def _public(name: str) -> bool:
     """Test fakes are not offered to users."""
-    from ragsel.registry import BUILTIN_STAGES
+    from ragsel.registry import is_test_stage
 
-    return not BUILTIN_STAGES.get(name, "").startswith("ragsel.testing:")
+    return not is_test_stage(name)

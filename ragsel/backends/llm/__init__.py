@@ -12,7 +12,7 @@ Stages hold an :class:`LLMSpec` in their config and call :func:`load_llm` on fir
 Backends: ``openai`` (:mod:`.openai_compat`, any OpenAI-compatible server), ``transformers``
 (:mod:`.transformers_local`), ``llama_cpp`` (:mod:`.llama_cpp`, optional extra) and
 ``component`` (a bound object: a ragsel LLM, or a LangChain/LlamaIndex model adapted by the
-connectors through :func:`register_llm_adapter`).
+connectors' plug-ins, :mod:`ragsel.plugins`, or through :func:`register_llm_adapter`).
 
 Process-wide caches (documented): :func:`load_llm` returns one shared instance per distinct
 resolved spec (``clear_llm_cache()`` empties it); disk caches are shared per folder; the
@@ -81,14 +81,6 @@ _CACHES: dict[Path, Any] = {}
 _LOCK = threading.RLock()
 #: (predicate, factory) pairs turning foreign model objects into ragsel LLMs (connectors).
 _ADAPTERS: list[tuple[Callable[[Any], bool], Callable[[Any], Any]]] = []
-#: modules imported on demand so their adapters register (object's top package -> module)
-_CONNECTOR_MODULES = {
-    "langchain_core": "ragsel_langchain",
-    "langchain": "ragsel_langchain",
-    "langchain_openai": "ragsel_langchain",
-    "langchain_community": "ragsel_langchain",
-    "llama_index": "ragsel_llamaindex",
-}
 
 
 def register_llm_adapter(predicate: Callable[[Any], bool], factory: Callable[[Any], Any]) -> None:
@@ -116,16 +108,16 @@ def _is_llm(obj: Any) -> bool:
 
 
 def adapt_llm(obj: Any, *, what: str = "component") -> Any:
-    """``obj`` as a ragsel LLM: itself, or through a registered connector adapter."""
+    """``obj`` as a ragsel LLM: itself, through an adapter registered with
+    :func:`register_llm_adapter`, or through a connector plug-in (``ragsel.adapters`` entry
+    points, :mod:`ragsel.plugins`)."""
     if _is_llm(obj):
         return obj
-    top = type(obj).__module__.split(".")[0]
-    module = _CONNECTOR_MODULES.get(top)
-    if module:
-        try:
-            __import__(module)  # registers its adapters
-        except ImportError:
-            pass
+    from ragsel.plugins import adapt
+
+    adapted = adapt(obj, "llm")
+    if adapted is not None:
+        return adapted
     with _LOCK:
         adapters = list(_ADAPTERS)
     for predicate, factory in adapters:
