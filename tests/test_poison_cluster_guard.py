@@ -386,3 +386,18 @@ def test_passage_order_never_decides_the_outcome(emb, cfg, scored):
         kept, verdicts = _outcome(out)
         outcomes.add((tuple(kept), tuple(verdicts)))
     assert len(outcomes) == 1, outcomes
+
+
+def test_the_default_defends_and_shipped_pipelines_use_a_defending_mode(emb):
+    """The default mode flags planted copies (collapse flagged nothing: attack success 1.00)."""
+    from pathlib import Path
+
+    import yaml
+
+    out = PoisonClusterGuard().use_embedder(emb).run(candidates=_poisoned(), query=QUERY)
+    assert {d.id for d in out.dropped} == {f"adv{i}" for i in range(5)} and "gold" in out.ids
+    for path in (Path(__file__).parents[1] / "pipelines").glob("*.yaml"):
+        for st in yaml.safe_load(path.read_text())["stages"].values():
+            if st["type"] == "poison_cluster_guard":
+                assert st.get("mode", "flag_densest") != "collapse", path.name
+                assert st.get("index"), f"{path.name}: read vectors from the index"

@@ -5,16 +5,22 @@ answer, so that they outnumber the true source in the prompt. Such passages are 
 each other; the gold passage and ordinary on-topic passages are not. But honest sources repeat
 each other too (syndicated news, overlapping chunks of one document, mirrors), and a cluster
 alone cannot tell poison from corroboration (see ``../shared/ANCHORS.md``). So
-:class:`PoisonClusterGuard` offers three modes, from safest to most aggressive:
+:class:`PoisonClusterGuard` offers three modes:
 
-- ``collapse``: every cluster counts as *one* source: its best-ranked chunk is the
-  representative, the others are annotated as duplicates (``Verdict(label="DUPLICATE")``) and,
-  with ``drop_duplicates: true``, removed. Nothing is called poison.
+- ``flag_densest`` (the default): the densest suspicious cluster is flagged (dropped, or
+  annotated with ``on_flag: annotate``).
 - ``drop_unsupported``: a *suspicious* cluster is dropped unless some independent chunk (outside
   the cluster, from another source) supports its claim. The claim is approximated without a
   model: the words most cluster members share that the query does not contain (for an attack,
   typically the planted answer), weighted by how rare they are in the candidate list.
-- ``flag_densest``: the densest suspicious cluster is flagged (dropped or annotated).
+- ``collapse``: every cluster counts as *one* source: its representative is kept, the others
+  are annotated as duplicates (``Verdict(label="DUPLICATE")``) and, with
+  ``drop_duplicates: true``, removed. Nothing is called poison, so it does not defend: a
+  planted copy still reaches the context.
+
+Candidate order never decides anything: clustering runs on a canonical order (score
+descending, then chunk id), so a cluster's representative is its best-scored chunk (ties: the
+smallest id) and shuffled inputs give the same flags and survivors.
 
 A cluster is *suspicious* when its members come from at least ``min_cluster_size`` distinct
 documents (chunks of one document, e.g. overlapping windows, are one source, not an attack) and
@@ -38,13 +44,16 @@ from it (nothing is embedded for indexed chunks); the n-gram Jaccard is vectoris
 (:mod:`ragsel.stages.verify._ngrams`, bit-identical to the pairwise set version). Clustering
 ~100 candidates then takes milliseconds (``eval/benchmarks/studies/poisoning.py`` prints the timing).
 
-Defaults (cosine 0.75, core margin 0.05, no merge, min size 3) were chosen on half of the
-PoisonedRAG NQ queries and half of a clean, redundant SciFact set (``eval/benchmarks/
-poisoning.py``); ``mode`` defaults to the safe ``collapse``. With ``mode: flag_densest`` they
-reached detection F1 0.93 (gold kept 0.95) on the held-out NQ half, 0.97 on PoisonedRAG
-HotpotQA and 0.93 on MS MARCO, and flagged 4% of the chunks of held-out clean SciFact claims
-whose related papers repeat each other (16-21% when chunks carry no ids or sites at all:
-metadata matters). ``merge_threshold: 0.7`` raises NQ F1 to 0.95 at 8% clean false flags.
+Defaults (``flag_densest``, cosine 0.75, core margin 0.05, no merge, min size 3) were chosen on
+half of the PoisonedRAG NQ queries and half of a clean, redundant SciFact set
+(``python -m eval.benchmarks.studies.poisoning``): the best training F1 with gold kept >= 0.95
+and at most 2% clean chunks flagged (a default runs on everybody's clean corpora). Held out:
+detection F1 0.93 (gold kept 0.95, attack success 0.19) on the NQ test half, 0.97 on
+PoisonedRAG HotpotQA and 0.93 on MS MARCO; 3.8% of the chunks of held-out clean SciFact claims
+whose related papers repeat each other flagged (0.4% with mirror sites named; 16% when chunks
+carry no ids or sites at all: metadata matters). ``merge_threshold: 0.7`` raises NQ F1 to 0.95
+at 8% clean false flags. ``collapse`` (the old default) flags nothing: attack success 1.00 on
+HotpotQA and MS MARCO.
 """
 
 from __future__ import annotations
@@ -223,9 +232,10 @@ class PoisonClusterGuard(Stage):
 
     class Config(StageConfig):
         mode: Literal["collapse", "drop_unsupported", "flag_densest"] = Field(
-            "collapse",
-            description="collapse clusters into one source, drop unsupported "
-            "suspicious clusters, or flag the densest suspicious one",
+            "flag_densest",
+            description="flag the densest suspicious cluster (the default, chosen on the "
+            "poisoning benchmark), drop unsupported suspicious clusters, or only collapse "
+            "clusters into one source (flags nothing)",
         )
         embedder: str = Field("minilm", description="embedder name for load_embedder")
         index: str | None = Field(
