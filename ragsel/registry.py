@@ -32,6 +32,8 @@ BUILTIN_STAGES: dict[str, str] = {
     # retrieve
     "dense_retriever": f"{_S}.retrieve.dense:DenseRetriever",
     "bm25_retriever": f"{_S}.retrieve.bm25:BM25Retriever",
+    "bm25_rm3_retriever": f"{_S}.retrieve.bm25_rm3:BM25RM3Retriever",
+    "dense_rocchio_retriever": f"{_S}.retrieve.dense_rocchio:DenseRocchioRetriever",
     "in_memory_dense_retriever": f"{_S}.retrieve.memory_dense:InMemoryDenseRetriever",
     "in_memory_bm25_retriever": f"{_S}.retrieve.memory_bm25:InMemoryBM25Retriever",
     "fusion": f"{_S}.retrieve.fusion:RankFusion",

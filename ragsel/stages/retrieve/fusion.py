@@ -25,7 +25,7 @@ from ragsel.types import (
     new_scored_chunk,
 )
 
-Method = Literal["rrf", "relative_score", "dbsf"]
+Method = Literal["rrf", "relative_score", "dbsf", "zscore"]
 
 
 def _source_names(lists: Sequence[Candidates]) -> list[str]:
@@ -57,7 +57,14 @@ def _unique(cands: Candidates) -> list[ScoredChunk]:
 def normalized_scores(scores: np.ndarray, method: Method) -> np.ndarray:
     """Per-list normalisation of relative-score (min-max to [0, 1]) and distribution-based
     (``mean ± 3σ`` mapped to [0, 1], clipped) fusion. A list whose scores do not vary maps
-    every score to 1 (min-max) or 0.5 (dbsf): it carries no ranking signal of its own."""
+    every score to 1 (min-max) or 0.5 (dbsf): it carries no ranking signal of its own.
+
+    ``zscore`` (label-free calibration, eval/benchmarks/studies/prf_fusion.py): distance above
+    the list's lowest score in units of the list's standard deviation, so a chunk missing from
+    a list counts as that list's minimum (0); a flat list contributes 0."""
+    if method == "zscore":
+        sd = float(scores.std())
+        return np.zeros_like(scores) if sd <= 0 else (scores - float(scores.min())) / sd
     if method == "relative_score":
         lo, hi = float(scores.min()), float(scores.max())
         return np.ones_like(scores) if hi <= lo else (scores - lo) / (hi - lo)
@@ -73,7 +80,8 @@ class RankFusion(Stage):
 
     Methods: ``rrf`` (reciprocal rank fusion, ``sum_i w_i / (k + rank_i)``), ``relative_score``
     (each list's scores min-max normalised, then a weighted sum) and ``dbsf``
-    (distribution-based score fusion: each list normalised with ``mean ± 3σ`` as its range).
+    (distribution-based score fusion: each list normalised with ``mean ± 3σ`` as its range)
+    and ``zscore`` (each list's scores minus its minimum, over its standard deviation).
     A chunk repeated inside one list counts once for that list (at its best rank); a chunk
     missing from a list gets nothing from it. The fused item keeps the events of every list
     that returned it, plus a ``fused`` event with its rank and score in each; drops and notes
@@ -89,7 +97,7 @@ class RankFusion(Stage):
     """
 
     class Config(StageConfig):
-        method: Method = Field("rrf", description="rrf, relative_score or dbsf")
+        method: Method = Field("rrf", description="rrf, relative_score, dbsf or zscore")
         k: int = Field(60, ge=0, description="RRF rank constant")
         weights: list[float] | dict[str, float] | None = Field(
             None,
