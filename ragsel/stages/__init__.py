@@ -43,11 +43,13 @@ def __dir__() -> list[str]:
 
 __all__ = sorted(
     [
+        "BM25RM3Retriever",
         "BM25Retriever",
         "CandidateScorer",
         "CrossEncoderReranker",
         "DecomposeRewriter",
         "DenseRetriever",
+        "DenseRocchioRetriever",
         "ElbowCutoff",
         "HydeRewriter",
         "InMemoryBM25Retriever",
