@@ -26,30 +26,27 @@ lacks a slot the stage fills, or has one it does not know, is a ConfigError nami
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
 import re
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from ragsel import progress
 from ragsel.backends.llm.base import (
-    REQUEST_DEADLINE,
     Completion,
     ContextLengthError,
     context_window,
     count_tokens,
 )
 from ragsel.backends.llm.config import LLMSpec
-from ragsel.errors import BackendError, BackendTimeout, ConfigError, RagselError
+from ragsel.errors import BackendError, ConfigError, RagselError
 from ragsel.stage import Stage, StageConfig
+from ragsel.stages._llm_clock import after_call, before_call, report_timeout, timed
+from ragsel.stages._llm_clock import in_context as in_context  # re-exported for LLM stages
 
 _SLOT = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _SECTION = re.compile(r"^\[(system|user)\]\s*$", re.M)
@@ -129,79 +126,14 @@ def builtin_template_text(name: str) -> str:
     return (resources.files("ragsel") / "prompts" / f"{name}.txt").read_text(encoding="utf-8")
 
 
-@dataclass
-class _RunClock:
-    """One run of an LLM stage: when it started, when it must end, calls made so far."""
-
-    start: float
-    end: float | None
-    calls: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def left(self) -> float | None:
-        return None if self.end is None else self.end - time.monotonic()
-
-    def count(self) -> int:
-        with self.lock:  # worker threads share the clock
-            self.calls += 1
-            return self.calls
-
-
-_CLOCK: contextvars.ContextVar[_RunClock | None] = contextvars.ContextVar(
-    "ragsel_llm_stage_clock", default=None
-)
-
-
-def _timed(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a stage's ``_run``/``_arun`` so the run has a clock (and deadline)."""
-    if getattr(fn, "_ragsel_timed", False):
-        return fn
-    if asyncio.iscoroutinefunction(fn):
-
-        @functools.wraps(fn)
-        async def arun(self: LLMStage, **inputs: Any) -> Any:
-            token = self._start_clock()
-            try:
-                return await fn(self, **inputs)
-            finally:
-                _CLOCK.reset(token)
-
-        arun._ragsel_timed = True  # type: ignore[attr-defined]
-        return arun
-
-    @functools.wraps(fn)
-    def run(self: LLMStage, **inputs: Any) -> Any:
-        token = self._start_clock()
-        try:
-            return fn(self, **inputs)
-        finally:
-            _CLOCK.reset(token)
-
-    run._ragsel_timed = True  # type: ignore[attr-defined]
-    return run
-
-
-def in_context(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` to run in a worker thread with a copy of the caller's context (the stage's
-    clock and deadline go along); use it for ``ThreadPoolExecutor.map``."""
-    ctx = contextvars.copy_context()
-    lock = threading.Lock()
-
-    def call(*args: Any) -> Any:
-        with lock:  # a Context cannot be entered by two threads at once: copy per call
-            mine = ctx.copy()
-        return mine.run(fn, *args)
-
-    return call
-
-
 class LLMStage(Stage):
     """Base of stages that call an LLM: model resolution, templates, budgets, usage notes,
     the per-run deadline (``stage_timeout``) and progress events.
 
     Subclasses declare ``templates = {template name: required slots}`` and implement
     ``_run`` (and ``_arun`` when they make independent calls that can overlap); both are
-    wrapped so a run has a clock. Worker threads get it through :func:`in_context`.
+    wrapped so a run has a clock (:mod:`ragsel.stages._llm_clock`). Worker threads get it
+    through :func:`in_context`.
     """
 
     Config: ClassVar[type[StageConfig]] = LLMStageConfig
@@ -211,40 +143,7 @@ class LLMStage(Stage):
         super().__init_subclass__(**kwargs)
         for name in ("_run", "_arun"):
             if name in cls.__dict__:
-                setattr(cls, name, _timed(cls.__dict__[name]))
-
-    def _start_clock(self) -> contextvars.Token[_RunClock | None]:
-        now = time.monotonic()
-        limit = self.config.stage_timeout
-        return _CLOCK.set(_RunClock(now, None if limit is None else now + limit))
-
-    def _before_call(self) -> contextvars.Token[float | None] | None:
-        """Refuse to start a call past the stage's deadline; pass the deadline down."""
-        clock = _CLOCK.get()
-        if clock is None or clock.end is None:
-            return None
-        left = clock.left()
-        if left is not None and left <= 0:
-            msg = (
-                f"stage '{self.name}' used up its stage_timeout of "
-                f"{self.config.stage_timeout:g}s after {clock.calls} LLM call(s); raise "
-                "stage_timeout or check the server"
-            )
-            progress.emit(progress.ProgressEvent(self.name, "timeout", msg, clock.calls))
-            raise BackendTimeout(msg, backend=self.model_name or str(self.llm.name))
-        outer = REQUEST_DEADLINE.get()
-        return REQUEST_DEADLINE.set(clock.end if outer is None else min(outer, clock.end))
-
-    def _after_call(self, token: contextvars.Token[float | None] | None, ok: bool) -> None:
-        if token is not None:
-            REQUEST_DEADLINE.reset(token)
-        clock = _CLOCK.get()
-        if clock is None:
-            return
-        n = clock.count()
-        elapsed = time.monotonic() - clock.start
-        what = "LLM call(s) so far" if ok else "LLM call(s) so far (the last one failed)"
-        progress.emit(progress.ProgressEvent(self.name, "call", f"{n} {what}", n, elapsed))
+                setattr(cls, name, timed(cls.__dict__[name]))
 
     def _setup(self) -> None:
         cfg = self.config
@@ -412,13 +311,13 @@ class LLMStage(Stage):
         """Call the model; non-ragsel exceptions from a foreign LLM object become
         BackendError so the stage fails with a clear, typed error."""
         llm = self.llm
-        token, ok = self._before_call(), False
+        token, ok = before_call(self), False
         try:
             out = llm.complete(messages, **self._call_kwargs(**overrides))
             ok = True
             return out
         except RagselError as exc:
-            self._report_timeout(exc)
+            report_timeout(self, exc)
             raise
         except Exception as exc:
             raise BackendError(
@@ -426,17 +325,17 @@ class LLMStage(Stage):
                 backend=str(getattr(llm, "name", type(llm).__name__)),
             ) from exc
         finally:
-            self._after_call(token, ok)
+            after_call(self, token, ok)
 
     async def acomplete(self, messages: Any, **overrides: Any) -> Completion:
         llm = self.llm
-        token, ok = self._before_call(), False
+        token, ok = before_call(self), False
         try:
             out = await llm.acomplete(messages, **self._call_kwargs(**overrides))
             ok = True
             return out
         except RagselError as exc:
-            self._report_timeout(exc)
+            report_timeout(self, exc)
             raise
         except Exception as exc:
             raise BackendError(
@@ -444,16 +343,7 @@ class LLMStage(Stage):
                 backend=str(getattr(llm, "name", type(llm).__name__)),
             ) from exc
         finally:
-            self._after_call(token, ok)
-
-    def _report_timeout(self, exc: RagselError) -> None:
-        if isinstance(exc, BackendTimeout):
-            clock = _CLOCK.get()
-            progress.emit(
-                progress.ProgressEvent(
-                    self.name, "timeout", str(exc), clock.calls if clock else None
-                )
-            )
+            after_call(self, token, ok)
 
     def complete_fitted(
         self,

@@ -87,7 +87,7 @@ class LlamaCppLLM(BaseLLM):
         return len(self._load().tokenize(text.encode("utf-8"), add_bos=False))
 
     def _generate(self, messages: list[dict[str, str]], params: GenParams) -> Completion:
-        from ragsel.backends.llm.openai_compat import _parse_logprobs
+        from ragsel.backends.llm._openai_wire import parse_logprobs as _parse_logprobs
 
         llama = self._load()
         if params.logprobs and not self.logits_all:

@@ -28,11 +28,18 @@ import threading
 import time
 import weakref
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ragsel import progress
+from ragsel.backends.llm._openai_wire import (
+    Outcome,
+    Secret,
+    parse_payload,
+    server_message,
+    too_slow,
+    with_attempts,
+)
 from ragsel.backends.llm.base import (
     REQUEST_DEADLINE,
     BaseLLM,
@@ -62,38 +69,6 @@ _CONTEXT_HINTS = (
     "n_ctx",
 )
 _JSON_MODES = ("json_schema", "json_object", "off")
-
-
-class _Secret:
-    """Holds the API key; its repr/str never show it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str | None) -> None:
-        self._value = value or None
-
-    def get(self) -> str | None:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<secret>" if self._value else "<none>"
-
-    __str__ = __repr__
-
-    def __reduce__(self):  # never pickle the key along with a client
-        return (_Secret, (None,))
-
-
-@dataclass
-class _Outcome:
-    """What one HTTP attempt led to: a completion, a retry (with the server's wait), or a
-    final error."""
-
-    completion: Completion | None = None
-    error: BackendError | None = None
-    retry: bool = False
-    wait: float | None = None  # the server's Retry-After
-    again_now: bool = False  # retry at once (json_mode downgrade), not counted as a retry
 
 
 class OpenAICompatLLM(BaseLLM):
@@ -153,7 +128,7 @@ class OpenAICompatLLM(BaseLLM):
         )
         self.model = model
         self.name = f"openai:{model}"
-        self._api_key = _Secret(api_key)
+        self._api_key = Secret(api_key)
         self.api_key_header = api_key_header
         self.seed, self.top_logprobs = seed, top_logprobs
         if json_mode not in ("auto", *_JSON_MODES):
@@ -267,12 +242,12 @@ class OpenAICompatLLM(BaseLLM):
         return BackendError(self._scrub(message), backend=self.name, retryable=retryable)
 
     # --- one attempt, whatever the transport ------------------------------------------------
-    def _classify_exception(self, exc: Exception, budget: float) -> _Outcome:
+    def _classify_exception(self, exc: Exception, budget: float) -> Outcome:
         httpx = require("httpx", "llm")
         what = self._scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
         if isinstance(exc, httpx.TimeoutException):
             kind = "connecting" if isinstance(exc, httpx.ConnectTimeout) else "waiting"
-            return _Outcome(
+            return Outcome(
                 retry=True,
                 error=BackendTimeout(
                     f"timed out {kind} for {self._where} ({what}) after "
@@ -281,7 +256,7 @@ class OpenAICompatLLM(BaseLLM):
                 ),
             )
         if isinstance(exc, httpx.ConnectError):
-            return _Outcome(
+            return Outcome(
                 retry=True,
                 error=self._error(
                     f"cannot connect to {self._where} ({what}). Is the server running? Set "
@@ -290,7 +265,7 @@ class OpenAICompatLLM(BaseLLM):
                 ),
             )
         if isinstance(exc, httpx.TransportError):  # dropped connection, truncated body
-            return _Outcome(
+            return Outcome(
                 retry=True,
                 error=self._error(
                     f"the connection to {self._where} failed mid-request ({what}).", retryable=True
@@ -305,14 +280,14 @@ class OpenAICompatLLM(BaseLLM):
         content: bytes,
         elapsed_ms: float,
         params: GenParams,
-    ) -> _Outcome:
+    ) -> Outcome:
         text = content.decode("utf-8", "replace")
         if status == 200:
             try:
                 payload = json.loads(text)
-                return _Outcome(completion=self._parse(payload, elapsed_ms))
+                return Outcome(completion=self._parse(payload, elapsed_ms))
             except (ValueError, KeyError, IndexError, TypeError) as exc:
-                return _Outcome(
+                return Outcome(
                     retry=True,
                     error=self._error(
                         f"{self._where} returned a malformed response ({type(exc).__name__}: "
@@ -320,9 +295,9 @@ class OpenAICompatLLM(BaseLLM):
                         retryable=True,
                     ),
                 )
-        snippet = _server_message(text)
+        snippet = server_message(text)
         if status == 429:
-            return _Outcome(
+            return Outcome(
                 retry=True,
                 wait=parse_retry_after(headers.get("retry-after")),
                 error=self._error(
@@ -332,7 +307,7 @@ class OpenAICompatLLM(BaseLLM):
                 ),
             )
         if status >= 500 or status in (408, 409):
-            return _Outcome(
+            return Outcome(
                 retry=True,
                 wait=parse_retry_after(headers.get("retry-after")),
                 error=self._error(
@@ -357,9 +332,9 @@ class OpenAICompatLLM(BaseLLM):
                 )
                 self._json_mode_now = nxt
                 self.stats["json_downgrades"] += 1
-            return _Outcome(again_now=True)
+            return Outcome(again_now=True)
         if status in (400, 413, 422) and any(h in low for h in _CONTEXT_HINTS):
-            return _Outcome(
+            return Outcome(
                 error=ContextLengthError(
                     self._scrub(
                         f"the prompt is too long for model '{self.model}' at "
@@ -370,48 +345,33 @@ class OpenAICompatLLM(BaseLLM):
                 )
             )
         if status in (401, 403):
-            return _Outcome(
+            return Outcome(
                 error=self._error(
                     f"{self._where} refused the credentials (HTTP {status}: {snippet}). Set the "
                     f"API key in ${ENV_API_KEY} (or the variable named by llm.api_key_env)."
                 )
             )
         if status == 404:
-            return _Outcome(
+            return Outcome(
                 error=self._error(
                     f"{self._where}/chat/completions or model '{self.model}' was not found "
                     f"(HTTP 404: {snippet}). Check that the base URL ends in /v1 and the model name is served there."
                 )
             )
-        return _Outcome(
+        return Outcome(
             error=self._error(f"{self._where} rejected the request (HTTP {status}: {snippet}).")
         )
 
     def _parse(self, payload: Mapping[str, Any], elapsed_ms: float) -> Completion:
-        choice = payload["choices"][0]
-        message = choice.get("message") or {}
-        content = message.get("content")
-        if content is None and "text" in choice:  # legacy completions shape
-            content = choice["text"]
-        usage = payload.get("usage") or {}
-        return Completion(
-            text=content or "",
-            model=str(payload.get("model") or self.model),
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
-            latency_ms=elapsed_ms,
-            logprobs=_parse_logprobs(choice.get("logprobs")),
-            raw={"id": payload.get("id"), "finish_reason": choice.get("finish_reason")},
-            finish_reason=choice.get("finish_reason"),
-        )
+        return parse_payload(payload, self.model, elapsed_ms)
 
-    def _next_delay(self, retry: int, outcome: _Outcome) -> float:
+    def _next_delay(self, retry: int, outcome: Outcome) -> float:
         if outcome.wait is not None:
             return min(outcome.wait, self.retry_after_max)
         with self._lock:
             return backoff_delay(retry, self.backoff_initial, self.backoff_max, self._rng)
 
-    def _give_up(self, outcome: _Outcome, attempts: int) -> BackendError:
+    def _give_up(self, outcome: Outcome, attempts: int) -> BackendError:
         err = outcome.error or self._error("request failed")
         if not outcome.retry:
             return err
@@ -433,7 +393,7 @@ class OpenAICompatLLM(BaseLLM):
             end, why = outer, "the stage's stage_timeout"
         return end, why
 
-    def _out_of_time(self, why: str, attempts: int, outcome: _Outcome | None) -> BackendTimeout:
+    def _out_of_time(self, why: str, attempts: int, outcome: Outcome | None) -> BackendTimeout:
         self._count("errors")
         last = ""
         if outcome is not None and outcome.error is not None:
@@ -447,12 +407,12 @@ class OpenAICompatLLM(BaseLLM):
     # --- the retry loop, written once; sync and async drivers perform its actions ------------
     def _plan(
         self, messages: list[dict[str, str]], params: GenParams
-    ) -> Generator[tuple[str, Any], _Outcome | None, Completion]:
+    ) -> Generator[tuple[str, Any], Outcome | None, Completion]:
         """Yields ``("send", (body, seconds))`` (receives the attempt's outcome) or
         ``("sleep", s)``; returns the completion or raises the final error."""
         attempts = retries = 0
         end, why = self._end_time(time.monotonic())
-        outcome: _Outcome | None = None
+        outcome: Outcome | None = None
         while True:
             left = end - time.monotonic()
             if left <= 0:
@@ -462,7 +422,7 @@ class OpenAICompatLLM(BaseLLM):
             outcome = yield ("send", (self._body(messages, params), min(self.timeout, left)))
             assert outcome is not None
             if outcome.completion is not None:
-                return _with_attempts(outcome.completion, attempts)
+                return with_attempts(outcome.completion, attempts)
             if outcome.again_now:
                 continue
             if not outcome.retry or retries >= self.max_retries:
@@ -493,9 +453,7 @@ class OpenAICompatLLM(BaseLLM):
             "timeout": timeout,
         }
 
-    def _send(
-        self, client: Any, body: dict[str, Any], params: GenParams, budget: float
-    ) -> _Outcome:
+    def _send(self, client: Any, body: dict[str, Any], params: GenParams, budget: float) -> Outcome:
         try:
             with self.limiter.hold():
                 t0 = time.perf_counter()
@@ -504,7 +462,7 @@ class OpenAICompatLLM(BaseLLM):
                     for chunk in resp.iter_bytes():
                         chunks.append(chunk)
                         if time.perf_counter() - t0 > budget:
-                            raise _too_slow(budget)
+                            raise too_slow(budget)
                 return self._classify_response(
                     resp.status_code,
                     resp.headers,
@@ -517,7 +475,7 @@ class OpenAICompatLLM(BaseLLM):
 
     async def _asend(
         self, client: Any, body: dict[str, Any], params: GenParams, budget: float
-    ) -> _Outcome:
+    ) -> Outcome:
         async def attempt() -> tuple[int, Any, bytes]:
             async with client.stream(**self._stream_args(body, budget)) as resp:
                 chunks = [chunk async for chunk in resp.aiter_bytes()]
@@ -529,7 +487,7 @@ class OpenAICompatLLM(BaseLLM):
                 try:
                     status, headers, content = await asyncio.wait_for(attempt(), budget)
                 except TimeoutError:
-                    raise _too_slow(budget) from None
+                    raise too_slow(budget) from None
                 return self._classify_response(
                     status, headers, content, (time.perf_counter() - t0) * 1000, params
                 )
@@ -538,7 +496,7 @@ class OpenAICompatLLM(BaseLLM):
 
     def _generate(self, messages: list[dict[str, str]], params: GenParams) -> Completion:
         client, plan = self._sync_client(), self._plan(messages, params)
-        result: _Outcome | None = None
+        result: Outcome | None = None
         try:
             while True:
                 action, arg = plan.send(result)
@@ -552,7 +510,7 @@ class OpenAICompatLLM(BaseLLM):
 
     async def _agenerate(self, messages: list[dict[str, str]], params: GenParams) -> Completion:
         client, plan = self._async_client(), self._plan(messages, params)
-        result: _Outcome | None = None
+        result: Outcome | None = None
         try:
             while True:
                 action, arg = plan.send(result)
@@ -579,55 +537,3 @@ class OpenAICompatLLM(BaseLLM):
         client = self._aclients.pop(loop, None)
         if client is not None:
             await client.aclose()
-
-
-def _too_slow(budget: float) -> Exception:
-    httpx = require("httpx", "llm")
-    return httpx.ReadTimeout(f"the whole answer did not arrive within {budget:g}s")
-
-
-def _with_attempts(c: Completion, attempts: int) -> Completion:
-    from dataclasses import replace
-
-    return replace(c, attempts=attempts)
-
-
-def _server_message(text: str) -> str:
-    """The server's error message (OpenAI ``{"error": {"message": ...}}`` or raw text)."""
-    try:
-        payload = json.loads(text)
-        err = payload.get("error", payload) if isinstance(payload, dict) else payload
-        msg = err.get("message", err) if isinstance(err, dict) else err
-        text = msg if isinstance(msg, str) else json.dumps(msg)
-    except ValueError:
-        pass
-    text = " ".join(text.split())
-    return text[:300] + ("..." if len(text) > 300 else "") if text else "no message"
-
-
-def _parse_logprobs(lp: Any) -> list[dict[str, Any]] | None:
-    """OpenAI ``choice.logprobs.content`` -> ``[{"token", "logprob", "top": {tok: lp}}]``."""
-    if not isinstance(lp, Mapping):
-        return None
-    content = lp.get("content")
-    if isinstance(content, list):
-        return [
-            {
-                "token": t.get("token", ""),
-                "logprob": float(t.get("logprob", 0.0)),
-                "top": {
-                    a.get("token", ""): float(a.get("logprob", 0.0))
-                    for a in t.get("top_logprobs") or []
-                },
-            }
-            for t in content
-            if isinstance(t, Mapping)
-        ]
-    tokens, values = lp.get("tokens"), lp.get("token_logprobs")  # legacy completions shape
-    if isinstance(tokens, list) and isinstance(values, list):
-        tops = lp.get("top_logprobs") or [{}] * len(tokens)
-        return [
-            {"token": t, "logprob": float(v or 0.0), "top": dict(top or {})}
-            for t, v, top in zip(tokens, values, tops)
-        ]
-    return None
