@@ -29,3 +29,11 @@ def test_parse_matches_the_expected_rationales(name):
     assert res.format == want["format"]
     if not want["items"]:
         assert res.problems  # an empty parse always says why
+
+
+@pytest.mark.parametrize(
+    "raw", ["[" * 100_000, '{"a":' * 20_000, "[1," * 30_000, "{" * 50_000, "<think>" * 1000]
+)
+def test_hostile_answers_give_no_rationales_and_never_raise(raw):
+    res = parse_rationales(raw)
+    assert res.items == [] and res.problems

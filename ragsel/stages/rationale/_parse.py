@@ -45,6 +45,7 @@ _RATIONALE_N = re.compile(
     r"^\s*(?:[#*_]+\s*)?(?:rationale|search\s+strategy|strategy)\s*(?:#\s*)?(\d+)\s*[*_]*\s*[:.)\-–—]?\s*[*_]*",
     re.I | re.M,
 )
+_MAX_JSON_STARTS = 2000  # brackets tried as the start of the JSON (bounds hostile answers)
 _LIST_HEAD = r"^\s*(?:#{1,6}\s*)?(?:\*\*)?\(?\d{1,2}[.):](?:\s+|$)"
 _ENDS_WELL = re.compile(r"[.!?)\]\"'”’*`]\s*$")
 _FLAG_LINE = re.compile(
@@ -172,14 +173,14 @@ def _json_entries(raw: str) -> tuple[list[Any] | None, bool]:
     hide it. When no complete value parses (a trailing comma, a cut-off answer), the complete
     ``{...}`` entries are salvaged one by one; the second value says so."""
     decoder = json.JSONDecoder()
-    starts = [m.start() for m in re.finditer(r"[\[{]", raw)]
+    starts = [m.start() for m in re.finditer(r"[\[{]", raw)][:_MAX_JSON_STARTS]
     pos = 0
     for start in starts:
         if start < pos:  # inside a value already decoded (e.g. a "flags" list)
             continue
         try:
             data, end = decoder.raw_decode(raw[start:])
-        except ValueError:
+        except (ValueError, RecursionError):
             break  # a broken value: every later bracket may be inside it; salvage below
         pos = start + end
         if isinstance(data, dict):
@@ -192,7 +193,7 @@ def _json_entries(raw: str) -> tuple[list[Any] | None, bool]:
             continue
         try:
             data, end = decoder.raw_decode(raw[start:])
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             continue
         if isinstance(data, dict) and _entry_text(data):
             salvaged.append(data)
