@@ -181,6 +181,7 @@ def test_thresholds_are_configurable_and_percentages_accepted():
         "[1, 2]",
         '{"label": "WHATEVER"}',
         '{"flagged": true, "confidence": "high"}',
+        "[" * 100_000,
     ],
 )
 def test_unparseable_output_fails_closed_by_default(bad):

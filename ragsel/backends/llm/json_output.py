@@ -27,6 +27,13 @@ class JSONProblem(ValueError):
 
 def parse_json(text: str) -> Any:
     """The first JSON value in ``text`` (bare, in a ```json fence, or after stray words)."""
+    try:
+        return _parse_json(text)
+    except RecursionError:
+        raise JSONProblem("the output nests JSON too deeply to read") from None
+
+
+def _parse_json(text: str) -> Any:
     s = (text or "").strip()
     if not s:
         raise JSONProblem("the output is empty; expected a JSON value")
