@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from ragsel import _spec_yaml
+from ragsel._spec_paths import resolve_prompt_files
 from ragsel.errors import (
     ConfigError,
     DefinitionError,
@@ -48,7 +49,6 @@ from ragsel.stage import Stage
 SCHEMA_FILE = "ragsel.schema.json"
 _TOP_KEYS = {"version", "name", "description", "stages", "connections", "output", "inputs"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_PACKAGE_PROMPTS = Path(__file__).resolve().parent / "prompts"
 
 #: stage -> (file, {config field: (line, column)}, (line, column) of the stage), kept beside
 #: the stage, which stays a plain object.
@@ -154,42 +154,6 @@ def _parse_connection(item: Any) -> tuple[str, str] | None:
     return None
 
 
-# --- prompt files: inside the pipeline's folder or the package, unless allowed -------------
-def _allowed_roots(ctx: _Ctx) -> list[Path]:
-    return [
-        ctx.base_dir,
-        _PACKAGE_PROMPTS,
-        *(Path(p).expanduser().resolve() for p in ctx.allow_paths),
-    ]
-
-
-def _resolve_prompts(cfg: dict[str, Any], ctx: _Ctx, path: tuple) -> None:
-    """Make ``prompts: {name: file}`` paths absolute (relative ones are relative to the
-    pipeline's folder) and refuse files outside the allowed folders or unreadable."""
-    prompts = cfg.get("prompts")
-    if not isinstance(prompts, Mapping):
-        return
-    out = dict(prompts)
-    for name, value in prompts.items():
-        if not isinstance(value, str) or not value.strip():
-            continue  # the stage's config reports the type
-        where = path + ("prompts", name)
-        p = Path(value).expanduser()
-        full = (p if p.is_absolute() else ctx.base_dir / p).resolve()
-        roots = _allowed_roots(ctx)
-        if not any(full.is_relative_to(r) for r in roots):
-            ctx.add(
-                f"prompts.{name}: {value} is outside the pipeline's folder ({ctx.base_dir}); "
-                "a prompt file must sit next to the pipeline (or in ragsel/prompts/). Allow "
-                "another folder with load_pipeline(..., allow_paths=[...]) or --allow-path DIR",
-                where,
-            )
-        elif not full.is_file():
-            ctx.add(f"prompts.{name}: prompt file not found: {full}", where)
-        out[name] = str(full)
-    cfg["prompts"] = out
-
-
 # --- one stage ------------------------------------------------------------------------
 def _report_config_error(exc: ConfigError, name: str, type_: Any, path: tuple, ctx: _Ctx) -> None:
     for err in getattr(exc, "details", None) or [{"loc": (), "msg": str(exc)}]:
@@ -230,8 +194,10 @@ def _make_stage(name: str, raw: Any, path: tuple, ctx: _Ctx) -> Stage | None:
     except (UnknownStageError, DefinitionError) as exc:
         ctx.add(str(exc), path + ("type",))
         return None
-    if "prompts" in cls.Config.model_fields:
-        _resolve_prompts(cfg, ctx, path)
+    if "prompts" in cls.Config.model_fields and isinstance(cfg.get("prompts"), Mapping):
+        cfg["prompts"], bad = resolve_prompt_files(cfg["prompts"], ctx.base_dir, ctx.allow_paths)
+        for name, message in bad:
+            ctx.add(message, path + ("prompts", name))
     try:
         stage = cls(cfg)
     except ConfigError as exc:

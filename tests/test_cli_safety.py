@@ -168,3 +168,29 @@ def test_prompt_files_outside_the_pipeline_folder_need_an_allowance(tmp_path):
     assert pipe.stages["rationale_generator"].config.prompts["rationale_generator"] == str(
         (home / "mine.txt").resolve()
     )
+
+
+def test_validate_escapes_what_the_file_says_and_is_wrapped_by_the_handler(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text('stages:\n  - {type: noop, "\\e[2Jkey": 1}\n')
+    res = runner.invoke(app, ["validate", str(f)])
+    assert res.exit_code == 2 and "\x1b" not in res.output and "\\x1b[2Jkey" in res.output
+    from ragsel.cli.pipeline_cmds import validate
+
+    assert getattr(validate, "__wrapped__", None) is not None  # runs under cli_errors
+
+
+def test_allow_path_lets_a_prompt_folder_in(tmp_path):
+    outside = tmp_path / "prompts"
+    outside.mkdir()
+    (outside / "p.txt").write_text("{{query}} {{n}}")
+    home = tmp_path / "pipes"
+    home.mkdir()
+    f = home / "p.yaml"
+    f.write_text(
+        "stages:\n  - type: rationale_generator\n"
+        f"    prompts: {{rationale_generator: {outside / 'p.txt'}}}\n"
+    )
+    assert runner.invoke(app, ["validate", str(f)]).exit_code == 2
+    res = runner.invoke(app, ["validate", str(f), "--allow-path", str(outside)])
+    assert res.exit_code == 0, res.output

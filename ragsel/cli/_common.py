@@ -120,6 +120,12 @@ def cli_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_RUNTIME) from None
 
 
+ALLOW_PATH_HELP = (
+    "Also allow prompt files from this folder (by default only the pipeline's own folder and "
+    "ragsel's prompts); repeatable."
+)
+
+
 def parse_vars(items: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items or []:

@@ -9,32 +9,41 @@ from pathlib import Path
 
 import typer
 
-from ragsel.cli._common import EXIT_BAD_INPUT, check_vars, command, parse_vars, print_json
+from ragsel.cli._common import (
+    ALLOW_PATH_HELP,
+    EXIT_BAD_INPUT,
+    check_vars,
+    command,
+    parse_vars,
+    print_json,
+)
 
 GRAPH_FORMATS = ("svg", "png", "pdf")
 VAR_HELP = "Set a ${VAR} used in the pipeline file (KEY=VALUE); repeatable."
 
 
+@command
 def validate(
     files: list[Path] = typer.Argument(..., help="Pipeline YAML files."),
     allow_module: list[str] = typer.Option(
         None, "--allow-module", help="Allow 'type: module:Class' from this module."
     ),
+    allow_path: list[str] = typer.Option(None, "--allow-path", help=ALLOW_PATH_HELP),
 ) -> None:
     """Check syntax, stage names, configs and wiring, without loading any model."""
-    from ragsel.cli._common import stderr_console
+    from ragsel.cli._common import printable, safe, stderr_console
     from ragsel.spec import check_pipeline
 
     console = stderr_console()
     bad = 0
     for f in files:
-        problems = check_pipeline(f, allow_modules=allow_module or [])
+        problems = check_pipeline(f, allow_modules=allow_module or [], allow_paths=allow_path or [])
         if problems:
             bad += 1
             for p in problems:
-                typer.echo(str(p))
+                typer.echo(printable(p))
         else:
-            console.print(f"[green]ok[/] {f}")
+            console.print(safe("ok ", "green") + safe(f))
     if bad:
         raise typer.Exit(EXIT_BAD_INPUT)
 
@@ -106,6 +115,7 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     var: list[str] = typer.Option(None, "--var", help=VAR_HELP),
     index: Path = typer.Option(None, "--index", help="Index folder (sets RAGSEL_INDEX)."),
+    allow_path: list[str] = typer.Option(None, "--allow-path", help=ALLOW_PATH_HELP),
 ) -> None:
     """Run a pipeline on one query; print the selected evidence and the stage trace."""
     from ragsel.cli.render import render_result
@@ -116,7 +126,7 @@ def run(
     check_vars(pipeline, variables)
     if index is not None:
         variables["RAGSEL_INDEX"] = str(index)
-    pipe = load_pipeline(pipeline, variables=variables)
+    pipe = load_pipeline(pipeline, variables=variables, allow_paths=allow_path or [])
     check_paths(pipe)
     from ragsel import progress
 

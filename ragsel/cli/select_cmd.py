@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ragsel.cli._common import check_vars, command, parse_vars, print_json
+from ragsel.cli._common import ALLOW_PATH_HELP, check_vars, command, parse_vars, print_json
 
 VAR_HELP = "Set a ${VAR} used in the pipeline file (KEY=VALUE); repeatable."
 
@@ -62,6 +62,7 @@ def select(
     max_text: int = typer.Option(
         240, "--max-text", min=20, help="Characters of chunk text shown per row."
     ),
+    allow_path: list[str] = typer.Option(None, "--allow-path", help=ALLOW_PATH_HELP),
 ) -> None:
     """Select the evidence for one query: a table of rank, document, position, score, the
     stages that kept or added each chunk, and its text (``--json`` for the full record with
@@ -74,7 +75,7 @@ def select(
     check_vars(pipeline, variables)
     if index is not None:
         variables["RAGSEL_INDEX"] = str(index)
-    pipe = load_pipeline(pipeline, variables=variables)
+    pipe = load_pipeline(pipeline, variables=variables, allow_paths=allow_path or [])
     check_paths(pipe)
     from ragsel import progress
 
