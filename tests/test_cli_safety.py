@@ -141,9 +141,8 @@ def test_learned_model_error_never_suggests_allow_pickle(tmp_path):
     assert err.value.__cause__ is None  # numpy's own message is not chained either
 
 
-def test_prompt_files_outside_the_pipeline_folder_need_an_allowance(tmp_path):
-    from ragsel.spec import load_pipeline
-
+def _prompt_outside(tmp_path):
+    """A prompt file in one folder and a pipeline naming it in another."""
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (outside / "p.txt").write_text("{{query}} {{n}}")
@@ -154,6 +153,13 @@ def test_prompt_files_outside_the_pipeline_folder_need_an_allowance(tmp_path):
         "stages:\n  - type: rationale_generator\n"
         f"    prompts: {{rationale_generator: {outside / 'p.txt'}}}\n"
     )
+    return outside, home, f
+
+
+def test_prompt_files_outside_the_pipeline_folder_need_an_allowance(tmp_path):
+    from ragsel.spec import load_pipeline
+
+    outside, home, f = _prompt_outside(tmp_path)
     with pytest.raises(PipelineSpecError, match="outside the pipeline's folder"):
         load_pipeline(f)
     pipe = load_pipeline(f, allow_paths=[outside])
@@ -181,16 +187,7 @@ def test_validate_escapes_what_the_file_says_and_is_wrapped_by_the_handler(tmp_p
 
 
 def test_allow_path_lets_a_prompt_folder_in(tmp_path):
-    outside = tmp_path / "prompts"
-    outside.mkdir()
-    (outside / "p.txt").write_text("{{query}} {{n}}")
-    home = tmp_path / "pipes"
-    home.mkdir()
-    f = home / "p.yaml"
-    f.write_text(
-        "stages:\n  - type: rationale_generator\n"
-        f"    prompts: {{rationale_generator: {outside / 'p.txt'}}}\n"
-    )
+    outside, _, f = _prompt_outside(tmp_path)
     assert runner.invoke(app, ["validate", str(f)]).exit_code == 2
     res = runner.invoke(app, ["validate", str(f), "--allow-path", str(outside)])
     assert res.exit_code == 0, res.output
