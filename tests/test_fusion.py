@@ -8,7 +8,7 @@ from ragsel.errors import StageError
 from ragsel.pipeline import Pipeline
 from ragsel.spec import load_pipeline
 from ragsel.stage import Stage
-from ragsel.stages.retrieve.fusion import RankFusion
+from ragsel.stages.retrieve.fusion import Method, RankFusion
 from ragsel.types import Candidates, Chunk
 
 X, Y, Z, W = (Chunk(c, f"text {c}", "d", i) for i, c in enumerate("xyzw"))
@@ -181,6 +181,8 @@ def test_rrf_stage_matches_the_reference_function_on_random_lists():
 
 
 # --- an empty input list changes nothing (issue 14) -------------------------------------------
+import typing  # noqa: E402
+
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -199,7 +201,7 @@ def fusion_case(draw):
         scores = draw(st.lists(st.floats(-5, 5), min_size=len(ids), max_size=len(ids)))
         lists.append(ranked(name, [(CHUNKS[i], s) for i, s in zip(ids, scores)]))
     empties = draw(st.lists(st.integers(0, n), min_size=1, max_size=2))
-    method = draw(st.sampled_from(["rrf", "relative_score", "dbsf"]))
+    method = draw(st.sampled_from(typing.get_args(Method)))  # every method, new ones too
     weighting = draw(st.sampled_from(["none", "list", "map"]))
     weights = [draw(st.floats(0, 3)) for _ in range(n + len(empties))]
     return names, lists, sorted(empties), method, weighting, weights
