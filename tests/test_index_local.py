@@ -58,7 +58,7 @@ def test_manifest_records_versions_and_settings(built):
     assert m["ragsel_version"] and m["complete"] is True
     assert m["embedder"] == {
         "spec": "minilm",
-        "name": "sentence-transformers:all-MiniLM-L6-v2",
+        "name": "onnx-fp32:all-MiniLM-L6-v2",
         "space": "all-MiniLM-L6-v2",
         "dim": 384,
     }
@@ -141,7 +141,7 @@ def test_new_and_changed_files(tmp_path, minilm_embedder):
 def test_model_and_chunker_mismatch_are_refused(built):
     path = built[2]
     with pytest.raises(
-        RagselIndexError, match=r"embedder sentence-transformers.*--embedder minilm"
+        RagselIndexError, match=r"embedder onnx-fp32.*--embedder minilm"
     ):
         LocalIndex.create(path, embedder="minilm-onnx", chunker=CHUNKER)
     with pytest.raises(RagselIndexError, match=r"chunker .*--chunk-size 20 --overlap 4"):

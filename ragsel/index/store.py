@@ -294,8 +294,10 @@ def check_compatible(
 ) -> None:
     """Refuse to add to an index built with another embedder, chunker or BM25 settings."""
     have = ChunkerConfig.from_dict(m["chunker"])
+    from ragsel.backends.embedders import same_vectors
+
     problems = []
-    if m["embedder"]["name"] != emb_name:
+    if not same_vectors(m["embedder"]["name"], emb_name):
         problems.append(
             f"embedder {m['embedder']['name']} (spec '{m['embedder']['spec']}'), not {emb_name}"
         )

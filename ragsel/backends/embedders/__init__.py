@@ -6,15 +6,19 @@ one loaded copy::
 
     from ragsel.backends.embedders import load_embedder
 
-    emb = load_embedder("minilm")            # sentence-transformers MiniLM (the default)
-    fast = load_embedder("minilm-onnx")      # the same model as ONNX (onnxruntime)
+    emb = load_embedder("minilm")            # MiniLM fp32 on onnxruntime (the default)
+    st = load_embedder("sentence-transformers")  # the same vectors through torch
+    fast = load_embedder("minilm-onnx")      # int8-stored weights (cosine ~0.999)
     faster = load_embedder("minilm-onnx-q8") # ... with int8 matrix products (cosine ~0.99)
     own = load_embedder("/models/my-st-dir") # any local sentence-transformers directory
     tuned = load_embedder(EmbedderSpec("minilm", threads=1, batch_size=32))
     vectors = emb.embed(["a sentence", "another"])   # (2, 384) float32, unit rows
 
-Names: ``"minilm"`` (alias ``"sentence-transformers"``), ``"minilm-onnx"`` (alias ``"onnx"``)
-and ``"minilm-onnx-q8"``; anything else is taken as a local sentence-transformers directory. Hub names are
+Names: ``"minilm"`` (alias ``"minilm-fp32"``: the packaged all-MiniLM-L6-v2 exported to ONNX
+once, one path for indexing and queries, chosen on speed at equal vectors; see
+``onnx_minilm.py``), ``"sentence-transformers"`` (the same model on torch, equal vectors),
+``"minilm-onnx"`` (alias ``"onnx"``) and ``"minilm-onnx-q8"``; anything else is taken as a
+local sentence-transformers directory. Hub names are
 never fetched (no network); a name that is not a directory is a :class:`ConfigError`.
 
 **The cache** (the only global state here): ``load_embedder`` keeps one embedder per
@@ -42,11 +46,13 @@ __all__ = [
     "cached_embedders",
     "normalize",
     "EMBEDDER_NAMES",
+    "same_vectors",
 ]
 
 #: Registered short names -> backend kind.
 EMBEDDER_NAMES: dict[str, str] = {
-    "minilm": "st",
+    "minilm": "onnx-fp32",
+    "minilm-fp32": "onnx-fp32",
     "sentence-transformers": "st",
     "all-minilm-l6-v2": "st",
     "minilm-onnx": "onnx",
@@ -90,13 +96,23 @@ class EmbedderSpec:
         return EMBEDDER_NAMES.get(self.model.lower(), "st-path")
 
 
+#: Embedder names whose vectors are equal (cosine >= 0.9999 on SciFact abstracts): an index
+#: built with one can be extended with the other.
+_EQUAL_VECTORS = {"sentence-transformers:all-MiniLM-L6-v2", "onnx-fp32:all-MiniLM-L6-v2"}
+
+
+def same_vectors(a: str, b: str) -> bool:
+    """Whether embedders named ``a`` and ``b`` produce the same vectors."""
+    return a == b or {a, b} <= _EQUAL_VECTORS
+
+
 _cache: dict[EmbedderSpec, Embedder] = {}
 _lock = threading.Lock()
 
 
 def _build(spec: EmbedderSpec) -> Embedder:
     kind = spec.kind
-    if kind in ("onnx", "onnx-q8"):
+    if kind in ("onnx", "onnx-q8", "onnx-fp32"):
         from ragsel.backends.embedders.onnx_minilm import OnnxMiniLMEmbedder
 
         return OnnxMiniLMEmbedder(
@@ -104,6 +120,7 @@ def _build(spec: EmbedderSpec) -> Embedder:
             batch_size=spec.batch_size,
             max_length=spec.max_length,
             int8_compute=kind == "onnx-q8",
+            fp32=kind == "onnx-fp32",
         )
     from ragsel.backends.embedders.sentence_transformers import SentenceTransformerEmbedder
 
@@ -117,7 +134,9 @@ def _build(spec: EmbedderSpec) -> Embedder:
         )
     path = Path(spec.model).expanduser()
     if not path.is_dir():
-        known = ", ".join(sorted({"minilm", "minilm-onnx", "minilm-onnx-q8"}))
+        known = ", ".join(
+            sorted({"minilm", "sentence-transformers", "minilm-onnx", "minilm-onnx-q8"})
+        )
         raise ConfigError(
             f"unknown embedder {spec.model!r}: use one of {known} or the path of a local "
             "sentence-transformers directory (models are never downloaded by hub name)"

