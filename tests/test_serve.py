@@ -16,6 +16,7 @@ from ragsel.cli.select_cmd import selection_payload  # noqa: E402
 from ragsel.pipeline import Pipeline  # noqa: E402
 from ragsel.serve import Served, ServeSettings, create_app  # noqa: E402
 from ragsel.serve.server import background_server  # noqa: E402
+from ragsel.stages.rationale.query import QueryRationales  # noqa: E402
 from ragsel.testing import FakeRetriever, SlowStage  # noqa: E402
 from ragsel.types import Query  # noqa: E402
 
@@ -43,6 +44,7 @@ def pipelines() -> list[Served]:
         Served("picky", fake("picky", error="input")),
         Served("down", fake("down", error="backend")),
         Served("late", fake("late", error="backend_timeout")),
+        Served("no-evidence", Pipeline.linear([("why", QueryRationales())], name="no-evidence")),
     ]
 
 
@@ -194,6 +196,11 @@ def test_stage_failures_map_to_status_codes(url, caplog):
     )
     assert "rejects this input" in err["message"]
     error_of(post(url, "/v1/pipelines/down/select", json={"query": "beta"}), 502, "backend_error")
+    with caplog.at_level(logging.ERROR, logger="ragsel.serve"):  # a bug outside any stage
+        r = post(url, "/v1/pipelines/no-evidence/select", json={"query": "beta"})
+    err = error_of(r, 500, "internal_error")
+    assert err["message"] == "pipeline 'no-evidence': internal error; see the server log"
+    assert any(err["request_id"] in rec.getMessage() and rec.exc_info for rec in caplog.records)
     error_of(post(url, "/v1/pipelines/late/select", json={"query": "beta"}), 504, "backend_timeout")
 
 
