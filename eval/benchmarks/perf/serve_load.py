@@ -207,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--pipeline", type=Path, default=LOCAL, help="pipeline YAML to serve")
     ap.add_argument("--requests", type=int, default=100, help="requests per block")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--levels", type=int, nargs="+", default=list(LEVELS), help="concurrencies")
     ap.add_argument("--max-seconds", type=float, default=600.0)
     ap.add_argument("--out", type=Path, default=_common.results_dir("perf"))
     ap.add_argument("--name", default="serve_load.json", help="result file name")
@@ -218,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     queries = [q.text for q in load_beir(_common.DATA / "scifact", split="test").queries]
     t_start = time.monotonic()
-    proc, host, port = start_server(args.pipeline, args.index, max(LEVELS))
+    levels = tuple(args.levels)
+    proc, host, port = start_server(args.pipeline, args.index, max(levels))
     try:
         served = load_served([args.pipeline], variables={"RAGSEL_INDEX": args.index})[0]
         pipe = served.pipeline
@@ -238,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         loads, truncated, k = [], False, 0
         for r in range(args.rounds):
             loads.append(_common.machine()["load_avg"])
-            for c in LEVELS if r % 2 == 0 else tuple(reversed(LEVELS)):
+            for c in levels if r % 2 == 0 else tuple(reversed(levels)):
                 qs = [queries[(k * args.requests + i) % len(queries)] for i in range(args.requests)]
                 k += 1
                 order = tuple(modes) if (r + c) % 2 == 0 else tuple(reversed(modes))
@@ -260,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         proc.wait(timeout=30)
 
     rows = []
-    for c in LEVELS:
+    for c in levels:
         inp, htp = blocks.get(("in_process", c), []), blocks.get(("http", c), [])
         arun = blocks.get(("in_process_arun", c), [])
         if not inp or not htp or not arun:
