@@ -212,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=_common.results_dir("perf"))
     ap.add_argument("--name", default="serve_load.json", help="result file name")
     args = ap.parse_args(argv)
+    # the model-free pipeline uses ragsel.testing's fake retriever, which registers only on
+    # request (here and in the server process, which inherits the environment)
+    os.environ.setdefault("RAGSEL_TEST_STAGES", "1")
 
     from ragsel_eval.datasets.beir import load_beir
 
