@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("fastapi")
 
 from ragsel.cli.select_cmd import selection_payload  # noqa: E402
+from ragsel.errors import InputError  # noqa: E402
 from ragsel.pipeline import Pipeline  # noqa: E402
 from ragsel.serve import Served, ServeSettings, create_app  # noqa: E402
 from ragsel.serve.server import background_server  # noqa: E402
@@ -281,3 +282,25 @@ def test_settings_reject_nonsense_and_hide_the_key():
         create_app([Served("x", fake("a")), Served("x", fake("b"))])
     with pytest.raises(InputError, match="cannot be used in a URL"):
         create_app({"a b": fake("a")})
+
+
+def test_pipelines_are_named_by_name_then_stem_and_renamed_with_name_equals_path(tmp_path):
+    from ragsel.serve import load_served
+
+    body = "stages:\n  ret: {type: fake_retriever, texts: [a b]}\n"
+    (tmp_path / "with-name.yaml").write_text("version: 1\nname: alpha\n" + body)
+    (tmp_path / "no_name.yaml").write_text("version: 1\n" + body)
+    served = load_served(
+        [
+            tmp_path / "with-name.yaml",
+            tmp_path / "no_name.yaml",
+            f"beta={tmp_path / 'no_name.yaml'}",
+        ]
+    )
+    assert [(s.name, s.aliases) for s in served] == [
+        ("alpha", ("with-name",)),  # the YAML's name; the file stem routes to it too
+        ("no_name", ()),
+        ("beta", ()),
+    ]
+    with pytest.raises(InputError, match="cannot be used in a URL"):
+        load_served([f"a b={tmp_path / 'no_name.yaml'}"])
