@@ -8,7 +8,7 @@ export HF_HUB_DISABLE_PROGRESS_BARS=1
 export RAGAS_DO_NOT_TRACK=true
 export ANONYMIZED_TELEMETRY=False
 
-.PHONY: setup test demo clean
+.PHONY: setup test lint demo clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,17 @@ $(VENV)/.installed: pyproject.toml
 
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Static gates: ruff (lint + format), mypy on ragsel/, import-linter's layering contracts.
+# Needs an installed venv (make setup); installs the tools from the dev extra when missing.
+# From another checkout sharing a venv: make lint VENV=/path/to/.venv
+lint:
+	@$(BIN)/python -c "import ruff, mypy, importlinter" 2>/dev/null || $(BIN)/pip install -q \
+		$$($(BIN)/python -c "import tomllib; dev = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['dev']; print(' '.join(repr(r) for r in dev if r.startswith(('ruff', 'mypy', 'import-linter'))))")
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 demo: setup
 	$(BIN)/ragsel index examples/corpus --into .ragsel/example-index

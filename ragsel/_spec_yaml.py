@@ -123,7 +123,8 @@ class _Loader(yaml.SafeLoader):
         finally:
             self._depth -= 1
             self._open.pop()
-        self._count(node)
+        if node is not None:
+            self._count(node)
         return node
 
     def _count(self, node: yaml.Node) -> None:

@@ -71,7 +71,12 @@ def provenance(sc: ScoredChunk) -> dict[str, Any]:
     the rationales that chose it and the verifiers' verdicts."""
     events, kept_by = [], []
     for e in sc.events:
-        ev = {"stage": e.stage, "action": e.action, "reason": e.reason, "score": e.score}
+        ev: dict[str, Any] = {
+            "stage": e.stage,
+            "action": e.action,
+            "reason": e.reason,
+            "score": e.score,
+        }
         if e.data:
             ev["data"] = dict(e.data)
         events.append(ev)
@@ -485,7 +490,7 @@ def model_builder(cls: type, **sample: Any) -> Callable[..., Any]:
         state.update(values)
         for name, kind in fresh:
             state[name] = kind()
-        obj = new(cls)
+        obj: Any = new(cls)
         set_(obj, "__dict__", state)
         set_(obj, "__pydantic_fields_set__", set(fields_set))
         set_(obj, "__pydantic_extra__", None)

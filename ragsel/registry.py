@@ -16,11 +16,14 @@ import difflib
 import importlib
 import os
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ragsel.errors import ConfigError, UnknownStageError
 
-S = TypeVar("S", bound=type)
+if TYPE_CHECKING:
+    from ragsel.stage import Stage
+
+S = TypeVar("S", bound="type[Stage]")
 
 _S = "ragsel.stages"
 #: name -> "module:Class". One line per built-in stage; one module per stage.
@@ -68,7 +71,7 @@ BUILTIN_STAGES: dict[str, str] = {
 }
 TEST_STAGES_ENV = "RAGSEL_TEST_STAGES"
 
-_registered: dict[str, type] = {}
+_registered: dict[str, type[Stage]] = {}
 
 
 def register_stage(name: str) -> Callable[[S], S]:
@@ -97,7 +100,7 @@ def register_stage(name: str) -> Callable[[S], S]:
     return deco
 
 
-def _plugin_stages() -> dict[str, object]:
+def _plugin_stages() -> dict[str, Any]:
     """name -> entry point of the ``ragsel.stages`` group (loaded only when used)."""
     from ragsel.plugins import STAGES_GROUP, entry_points
 
@@ -116,7 +119,7 @@ def stage_names() -> list[str]:
     return sorted(set(BUILTIN_STAGES) | set(_plugin_stages()) | set(_registered))
 
 
-def get_stage_class(name: str) -> type:
+def get_stage_class(name: str) -> type[Stage]:
     """The class registered as ``name``; an unknown name raises with the closest match."""
     cls = _registered.get(name)
     if cls is not None:
@@ -134,7 +137,7 @@ def get_stage_class(name: str) -> type:
             known = stage_names()
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
             raise UnknownStageError(name, known, close[0] if close else None)
-        cls = plugin.load()  # type: ignore[attr-defined]
+        cls = plugin.load()
         cls.type_name = name
     _registered[name] = cls
     return cls

@@ -122,7 +122,7 @@ def _interpolate(value: Any, ctx: _Ctx, path: tuple) -> Any:
     return value
 
 
-def _resolve_type(type_: str, allow_modules: Sequence[str]) -> type:
+def _resolve_type(type_: str, allow_modules: Sequence[str]) -> type[Stage]:
     if ":" in type_ or "." in type_:
         module, _, attr = type_.rpartition(":") if ":" in type_ else type_.rpartition(".")
         if not any(module == m or module.startswith(m + ".") for m in allow_modules):

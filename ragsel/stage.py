@@ -170,10 +170,11 @@ class Stage:
         """Receive user objects named in YAML (see ``load_pipeline(components=...)``)."""
 
     # --- running -----------------------------------------------------------------------
-    def _run(self, **inputs: Any) -> Any:  # pragma: no cover - abstract
+    # ``(*args, **inputs)``: each stage declares its own typed inputs; any signature overrides
+    def _run(self, *args: Any, **inputs: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    async def _arun(self, **inputs: Any) -> Any:
+    async def _arun(self, *args: Any, **inputs: Any) -> Any:
         """Native async version; the default defers to ``_run`` (inline or in a thread)."""
         if self.blocking:
             return await asyncio.to_thread(self._run, **inputs)
@@ -235,7 +236,9 @@ class Stage:
     def __eq__(self, other: object) -> bool:
         """Stages are equal when they are of one type with equal configs (what round-tripping
         through ``to_dict``/``from_dict`` preserves); the name in a pipeline is not compared."""
-        return type(other) is type(self) and other.config == self.config  # type: ignore[attr-defined]
+        return (
+            isinstance(other, Stage) and type(other) is type(self) and other.config == self.config
+        )
 
     def __hash__(self) -> int:
         # consistent with __eq__ (equal stages share a type); configs may hold unhashable
@@ -271,6 +274,6 @@ def config_error_from(exc: ValidationError, stage: str) -> ConfigError:
             msg = "unknown config field"
         parts.append(f"{loc}: {msg}")
     first_field = ".".join(str(x) for x in exc.errors()[0]["loc"]) if exc.errors() else None
-    err = ConfigError("invalid config: " + "; ".join(parts), stage=stage, field=first_field)
-    err.details = exc.errors()  # type: ignore[attr-defined]
-    return err
+    error = ConfigError("invalid config: " + "; ".join(parts), stage=stage, field=first_field)
+    error.details = exc.errors()  # type: ignore[attr-defined]
+    return error

@@ -48,6 +48,8 @@ class FakeRetriever(Stage):
     ``FakeRetriever(texts=["a b", "c d"], top_k=5)``
     """
 
+    config: Config
+
     class Config(StageConfig):
         texts: list[str] = Field(default_factory=list)
         doc_id: str = "doc"
@@ -71,6 +73,8 @@ class FakeRetriever(Stage):
 @register_stage("recording_stage")
 class RecordingStage(Stage):
     """Passes candidates through unchanged and appends each input to ``calls``."""
+
+    config: Config
 
     class Config(StageConfig):
         fail: bool = False  # raise RuntimeError, to test error handling
@@ -101,6 +105,8 @@ class NoOpStage(Stage):
 class FixedCandidates(Stage):
     """Returns a fixed candidate list built from ``texts`` with descending ``scores``."""
 
+    config: Config
+
     class Config(StageConfig):
         texts: list[str] = Field(default_factory=lambda: ["a", "b", "c"])
         scores: list[float] | None = None
@@ -127,6 +133,8 @@ class SlowStage(Stage):
     """Passes candidates through after ``delay_ms`` (``asyncio.sleep`` under ``arun``), then
     optionally raises: ``error`` is ``runtime`` (a bug), ``input`` (InputError), ``backend``
     or ``backend_timeout``. For tests of timeouts and error handling around a pipeline."""
+
+    config: Config
 
     class Config(StageConfig):
         delay_ms: float = Field(0.0, ge=0)

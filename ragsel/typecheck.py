@@ -13,15 +13,9 @@ _VARIADIC = object()
 T = typing.TypeVar("T")
 
 
-class _VariadicAlias:
-    """``Variadic[X]``: an input that accepts any number of connections, each giving an X;
-    the stage receives ``list[X]`` (in a deterministic order: by upstream stage name)."""
-
-    def __getitem__(self, item: Any) -> Any:
-        return Annotated[list[item], _VARIADIC]
-
-
-Variadic = _VariadicAlias()
+#: ``Variadic[X]``: an input that accepts any number of connections, each giving an X; the
+#: stage receives ``list[X]`` (in a deterministic order: by upstream stage name)
+Variadic = Annotated[list[T], _VARIADIC]
 
 
 def is_variadic(annotation: Any) -> bool:

@@ -132,7 +132,9 @@ def test_binary_without_nul_bytes_is_reported_not_indexed_as_text(tmp_path):
     root = tmp_path / "c"
     root.mkdir()
     (root / "ok.txt").write_text("Readable text, with accents: café, naïve.")
-    (root / "latin1.txt").write_bytes("Caf\xe9 cr\xe8me br\xfbl\xe9e is a dessert.".encode("latin-1"))
+    (root / "latin1.txt").write_bytes(
+        "Caf\xe9 cr\xe8me br\xfbl\xe9e is a dessert.".encode("latin-1")
+    )
     (root / "blob.txt").write_bytes(bytes(range(1, 256)) * 40)  # no NUL, not text
     docs, warns = _load(root)
     assert set(docs) == {"ok.txt", "latin1.txt"}  # a few bad bytes: still text (with a warning)

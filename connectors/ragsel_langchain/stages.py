@@ -46,6 +46,8 @@ class LangChainRetrieverStage(Stage):
     ``InMemoryVectorStore``'s cosine).
     """
 
+    config: Config
+
     class Config(StageConfig):
         component: str | None = Field(
             None, description="name of the retriever passed to load_pipeline(components={...})"

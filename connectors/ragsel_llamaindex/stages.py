@@ -50,6 +50,8 @@ class LlamaIndexRetrieverStage(Stage):
     inline, blocking the event loop) runs in a worker thread under ``arun``.
     """
 
+    config: Config
+
     class Config(StageConfig):
         component: str | None = Field(
             None, description="name of the retriever passed to load_pipeline(components={...})"

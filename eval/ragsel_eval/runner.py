@@ -142,7 +142,7 @@ def _run_ray(
     from ragsel.errors import require
 
     ray = require("ray", "ray", "--engine ray")
-    from ragsel.cli._common import OFFLINE_ENV
+    from ragsel.offline import OFFLINE_ENV
 
     started = False
     if not ray.is_initialized():

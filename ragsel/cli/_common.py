@@ -13,24 +13,11 @@ from typing import Any
 import typer
 
 from ragsel.errors import RagselError
+from ragsel.offline import OFFLINE_ENV as OFFLINE_ENV  # the library's; re-exported
+from ragsel.offline import set_offline_env as set_offline_env
 
 #: Exit codes: 0 ok, 1 runtime failure, 2 bad input.
 EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT = 0, 1, 2
-
-OFFLINE_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "RAGAS_DO_NOT_TRACK": "true",
-    "ANONYMIZED_TELEMETRY": "False",
-    "TOKENIZERS_PARALLELISM": "false",
-}
-
-
-def set_offline_env() -> None:
-    """Never reach for a model hub from the CLI (it would hang offline, then fail)."""
-    for k, v in OFFLINE_ENV.items():
-        os.environ.setdefault(k, v)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")

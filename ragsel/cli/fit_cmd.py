@@ -11,7 +11,7 @@ both targets pass the pipeline query to it at run time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import typer
 
@@ -76,7 +76,7 @@ def fit_for_pipeline(
     dataset: Any,
     *,
     stage: str | None = None,
-    kind: str = "gbdt",
+    kind: Literal["gbdt", "logistic", "auto"] = "gbdt",
     seed: int = 0,
     list_only: bool = False,
     priors: bool = True,
@@ -183,7 +183,13 @@ def fit(
     if limit is not None:
         ds = ds.subset(limit)
     model, summary = fit_for_pipeline(
-        pipe, ds, stage=stage, kind=kind, seed=seed, list_only=list_only, priors=not no_priors
+        pipe,
+        ds,
+        stage=stage,
+        kind=cast(Literal["gbdt", "logistic", "auto"], kind),  # checked above
+        seed=seed,
+        list_only=list_only,
+        priors=not no_priors,
     )
     path = model.save(out)
     print_json({"model": str(path), **summary})

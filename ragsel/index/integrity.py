@@ -26,8 +26,11 @@ _lock = threading.Lock()
 
 
 def _digest(f: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)  # (hashlib.file_digest needs Python 3.11)
     with open(f, "rb") as fh:
-        return hashlib.file_digest(fh, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def checksum(path: Path, names: Iterable[str]) -> dict[str, dict[str, Any]]:

@@ -286,10 +286,12 @@ def make_chunker(
         config = ChunkerConfig(config or "words", **kw)  # type: ignore[arg-type]
     elif isinstance(config, Mapping):
         config = ChunkerConfig.from_dict({**config, **kw})
-    cls = {"words": WordChunker, "sentences": SentenceChunker, "document": DocumentChunker}[
-        config.kind
-    ]
-    return cls(config)
+    classes: dict[str, type[WordChunker | SentenceChunker | DocumentChunker]] = {
+        "words": WordChunker,
+        "sentences": SentenceChunker,
+        "document": DocumentChunker,
+    }
+    return classes[config.kind](config)
 
 
 def chunk_documents(

@@ -353,17 +353,17 @@ def iter_documents(
                 n_docs += 1
                 yield doc
         elif suffix in RICH_SUFFIXES:
-            doc = load_rich_file(f, rel)
-            if doc is not None:
+            rich = load_rich_file(f, rel)
+            if rich is not None:
                 n_docs += 1
-                yield doc
+                yield rich
         elif suffix in TEXT_SUFFIXES or suffix in MARKDOWN_SUFFIXES:
-            doc = load_text_file(
+            text_doc = load_text_file(
                 f, rel, markdown=suffix in MARKDOWN_SUFFIXES, stream_threshold=stream_threshold
             )
-            if doc is not None:
+            if text_doc is not None:
                 n_docs += 1
-                yield doc
+                yield text_doc
         else:
             skipped.append(rel)
     if skipped:

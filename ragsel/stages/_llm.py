@@ -136,6 +136,8 @@ class LLMStage(Stage):
     through :func:`in_context`.
     """
 
+    config: LLMStageConfig
+
     Config: ClassVar[type[StageConfig]] = LLMStageConfig
     templates: ClassVar[Mapping[str, frozenset[str]]] = {}
 
@@ -442,7 +444,6 @@ def escape_delimiters(text: str, tags: Sequence[str]) -> str:
     """Neutralise our own delimiter tags inside evidence so a chunk cannot close the context
     block and speak as the instructions (prompt injection through retrieved text)."""
     for tag in tags:
-        text = re.sub(
-            rf"<(/?)\s*{tag}\b", lambda m, tag=tag: f"‹{m.group(1)}{tag}", text, flags=re.I
-        )
+        replacement = "‹\\1" + tag.replace("\\", "\\\\")  # "‹" + the slash + the tag
+        text = re.sub(rf"<(/?)\s*{tag}\b", replacement, text, flags=re.I)
     return text

@@ -250,8 +250,7 @@ class ScriptedLLMServer:
                     raise TypeError(f"unknown action {action!r}")
 
             def _trickle(self, action: Trickle, model: str) -> None:
-                data = json.dumps(completion_payload(model, action.content, (1, 1), None))
-                data = data.encode()
+                data = json.dumps(completion_payload(model, action.content, (1, 1), None)).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

@@ -45,6 +45,8 @@ class ElbowCutoff(Stage):
     ``{type: elbow_cutoff, max_k: 10}``.
     """
 
+    config: Config
+
     class Config(ClampConfig):
         z_threshold: float = Field(
             1.0, description="cut at the first gap whose z-score is above this"

@@ -36,6 +36,8 @@ class LargestGapCutoff(Stage):
     ``{type: largest_gap_cutoff, search_k: 20}``.
     """
 
+    config: Config
+
     class Config(ClampConfig):
         search_k: int | None = Field(
             None, ge=1, description="only look at the gaps after the first search_k ranks"

@@ -194,7 +194,8 @@ class CutoffModel:
             )
         path.parent.mkdir(parents=True, exist_ok=True)
         header = json.dumps(self.header, sort_keys=True)
-        np.savez(path, __header__=np.array(header), **self.arrays)
+        arrays: dict[str, Any] = {"__header__": np.array(header), **self.arrays}
+        np.savez(path, **arrays)
         return path
 
     @classmethod
@@ -542,6 +543,8 @@ class LearnedCutoff(Stage):
     With ``keep_paired`` (default) chunks a rationale paired are kept even below the cut, so
     ``rationale_selector (cutoff: none) -> learned_cutoff`` is METEORA with a learned cut.
     """
+
+    config: Config
 
     class Config(ClampConfig):
         model: str = Field(..., description="model file written by 'ragsel fit'")

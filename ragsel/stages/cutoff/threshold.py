@@ -30,6 +30,8 @@ class ScoreThresholdCutoff(Stage):
     ``{type: score_threshold, threshold: 0.5, normalize: minmax}``.
     """
 
+    config: Config
+
     class Config(ClampConfig):
         threshold: float = Field(..., description="keep scores >= this (after normalize)")
         normalize: Literal["none", "max", "minmax", "zscore"] = Field(

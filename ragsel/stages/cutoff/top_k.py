@@ -17,6 +17,8 @@ class TopKCutoff(Stage):
     Example: ``TopKCutoff(k=5)`` or in YAML ``{type: top_k, k: 5}``.
     """
 
+    config: Config
+
     class Config(StageConfig):
         k: int = Field(5, ge=1, description="how many to keep")
 

@@ -26,6 +26,8 @@ class TopPCutoff(Stage):
     ``{type: top_p, p: 0.9, temperature: 0.5}``.
     """
 
+    config: Config
+
     class Config(ClampConfig):
         p: float = Field(0.9, gt=0.0, le=1.0, description="cumulative probability to reach")
         temperature: float = Field(1.0, gt=0.0, description="softmax temperature")

@@ -89,6 +89,8 @@ class NeighborExpander(Stage):
     ``{type: neighbor_expansion, index: "${RAGSEL_INDEX:-.ragsel/index}", window: 1}``.
     """
 
+    config: Config
+
     class Config(StageConfig):
         window: int = Field(
             1, ge=0, description="neighbours on each side (default for before/after)"
@@ -281,7 +283,8 @@ class NeighborExpander(Stage):
         merged = 0
         for group in docs.values():
             pos = sorted(
-                (s for s in group if s.chunk.position is not None), key=lambda s: s.chunk.position
+                (s for s in group if s.chunk.position is not None),
+                key=lambda s: s.chunk.position or 0,  # (None filtered out)
             )
             rest = [s for s in group if s.chunk.position is None]
             if not self.config.merge_adjacent:
@@ -289,7 +292,7 @@ class NeighborExpander(Stage):
                 continue
             run: list[ScoredChunk] = []
             for sc in pos:
-                if run and sc.chunk.position != run[-1].chunk.position + 1:
+                if run and sc.chunk.position != (run[-1].chunk.position or 0) + 1:
                     out.append(self._merge(run))
                     merged += len(run) > 1
                     run = []
@@ -309,8 +312,12 @@ class NeighborExpander(Stage):
         text = chunks[0].text
         for prev, nxt in zip(chunks, chunks[1:]):
             text += self._joint(prev, nxt)
-        spans = [c.span for c in chunks]
-        span = (min(s[0] for s in spans), max(s[1] for s in spans)) if all(spans) else None
+        spans = [c.span for c in chunks if c.span is not None]
+        span = (
+            (min(s[0] for s in spans), max(s[1] for s in spans))
+            if len(spans) == len(chunks)
+            else None
+        )
         ids = [c.id for c in chunks]
         meta = {
             **chunks[0].metadata,

@@ -71,6 +71,8 @@ class AnswerGenerator(LLMStage):
     {{context}} {{example_id}}``).
     """
 
+    config: Config
+
     class Config(LLMStageConfig):
         cite_by: Literal["id", "number"] = "id"
         max_tokens: int = Field(512, ge=16)

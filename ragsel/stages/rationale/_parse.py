@@ -321,7 +321,7 @@ def parse_rationales(
             f"'Rationale N:' blocks or a numbered list): {raw.strip()[:160]!r}"
         )
     seen: set[str] = set()
-    unique = []
+    unique: list[Rationale] = []
     for i, r in enumerate(items, 1):
         key = r.text.lower()
         if key in seen:

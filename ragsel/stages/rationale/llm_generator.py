@@ -43,6 +43,8 @@ class LLMRationaleGenerator(LLMStage):
     Template: ``rationale_generator`` (slots ``{{query}}``, ``{{n}}``).
     """
 
+    config: Config
+
     class Config(LLMStageConfig):
         n: int = Field(8, ge=1, le=32, description="how many rationales to ask for")
         temperature: float = Field(0.7, ge=0.0, le=2.0)

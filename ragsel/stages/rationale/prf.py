@@ -17,6 +17,8 @@ cluster's are kept, and at most ``max_facets`` are returned. The selector's
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -84,6 +86,8 @@ class PRFRationales(Stage):
     retriever (``candidates`` input) and before a ``rationale_selector``.
     """
 
+    config: Config
+
     class Config(StageConfig):
         embedder: str = "minilm"
         top_n: int = Field(3, ge=1, description="how many top candidates feed the facets")
@@ -101,7 +105,7 @@ class PRFRationales(Stage):
     def _setup(self) -> None:
         self._embedder = None
 
-    def bind_components(self, components) -> None:  # type: ignore[override]
+    def bind_components(self, components: Mapping[str, Any]) -> None:
         if self.config.embedder in components:
             self._embedder = components[self.config.embedder]
 

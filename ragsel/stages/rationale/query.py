@@ -21,6 +21,8 @@ class QueryRationales(Stage):
     ``rationales`` output to a ``rationale_selector``.
     """
 
+    config: Config
+
     class Config(StageConfig):
         include_rewrites: bool = True  # each rewrite from a rewrite stage is one more rationale
 

@@ -133,6 +133,8 @@ class SubphraseRationales(Stage):
     ``{type: subphrase_rationales, max_phrases: 6}``.
     """
 
+    config: Config
+
     class Config(StageConfig):
         include_query: bool = True  # the whole query is always the first rationale
         entities: bool = True

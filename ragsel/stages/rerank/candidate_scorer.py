@@ -51,6 +51,8 @@ class CandidateScorer(Stage):
     ``{type: candidate_scorer, method: hybrid, when: unscored}``.
     """
 
+    config: Config
+
     class Config(StageConfig):
         method: Literal["bm25", "dense", "hybrid"] = Field(
             "hybrid", description="bm25, dense (embedder cosine) or hybrid (their mean)"

@@ -60,6 +60,8 @@ class CrossEncoderReranker(Stage):
     YAML: ``{type: cross_encoder_reranker, model: "${RAGSEL_CROSS_ENCODER}", depth: 100}``.
     """
 
+    config: Config
+
     class Config(StageConfig):
         model: str = Field(
             ...,

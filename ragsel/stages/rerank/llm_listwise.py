@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -58,6 +59,8 @@ class LLMListwiseReranker(LLMStage):
     YAML: ``{type: llm_listwise_reranker, llm: openai, window: 20, step: 10}``.
     Template: ``rerank_listwise`` (``{{query}} {{passages}} {{count}}``).
     """
+
+    config: Config
 
     class Config(LLMStageConfig):
         window: int = Field(20, ge=2, description="passages per LLM call")
@@ -148,9 +151,7 @@ class LLMListwiseReranker(LLMStage):
         completions = []
         if len(order) > 1:
             for start, end in self._windows(len(order)):
-                c, _ = self.complete_fitted(
-                    lambda b, part=order[start:end]: self._messages(query, part, b)
-                )
+                c, _ = self.complete_fitted(partial(self._messages, query, order[start:end]))
                 completions.append(c)
                 self._apply(order, start, end, c.text, stats)
         return self._finish(candidates, order, rest, stats, completions)
@@ -163,9 +164,7 @@ class LLMListwiseReranker(LLMStage):
         completions = []
         if len(order) > 1:
             for start, end in self._windows(len(order)):
-                c, _ = await self.acomplete_fitted(
-                    lambda b, part=order[start:end]: self._messages(query, part, b)
-                )
+                c, _ = await self.acomplete_fitted(partial(self._messages, query, order[start:end]))
                 completions.append(c)
                 self._apply(order, start, end, c.text, stats)
         return self._finish(candidates, order, rest, stats, completions)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import Field
@@ -71,6 +72,8 @@ class LLMPointwiseReranker(LLMStage):
     Templates: ``rerank_pointwise_yesno``, ``rerank_pointwise_graded`` (``{{query}}
     {{passage}}``).
     """
+
+    config: Config
 
     class Config(LLMStageConfig):
         mode: Literal["auto", "yes_no", "graded"] = "auto"
@@ -194,7 +197,7 @@ class LLMPointwiseReranker(LLMStage):
         if head:
             scores.append(await self._aone(query, head[0], calls))
             scores += await gather_limited(
-                [lambda sc=sc: self._aone(query, sc, calls) for sc in head[1:]],
+                [partial(self._aone, query, sc, calls) for sc in head[1:]],
                 self.config.max_concurrency,
             )
         return self._finish(candidates, head, scores, calls)

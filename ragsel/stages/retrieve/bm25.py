@@ -25,6 +25,8 @@ class BM25Retriever(Stage):
     ``{type: bm25_retriever, index: "${RAGSEL_INDEX:-.ragsel/index}", top_k: 100}``.
     """
 
+    config: Config
+
     class Config(StageConfig):
         index: str = Field(".ragsel/index", description="index folder (built by ragsel index)")
         top_k: int = Field(10, ge=1, description="how many chunks to return")

@@ -24,6 +24,8 @@ class DenseRetriever(Stage):
     ``{type: dense_retriever, index: "${RAGSEL_INDEX:-.ragsel/index}", top_k: 20}``.
     """
 
+    config: Config
+
     class Config(StageConfig):
         index: str = Field(".ragsel/index", description="index folder (built by ragsel index)")
         top_k: int = Field(10, ge=1, description="how many chunks to return")
@@ -57,7 +59,7 @@ class DenseRetriever(Stage):
         texts = query_texts(query, cfg.use_rewrites)
         vecs = self._embedder.embed(texts)
         hits = self._index.dense_search(vecs, cfg.top_k, where=cfg.where)
-        note = {"index": str(self._index.path)}
+        note: dict[str, Any] = {"index": str(self._index.path)}
         if cfg.where:
             note["where"] = cfg.where
         return to_candidates(

@@ -96,6 +96,8 @@ class RankFusion(Stage):
     dense -> fuse.candidates]``.
     """
 
+    config: Config
+
     class Config(StageConfig):
         method: Method = Field("rrf", description="rrf, relative_score, dbsf or zscore")
         k: int = Field(60, ge=0, description="RRF rank constant")

@@ -29,6 +29,8 @@ class InMemoryBM25Retriever(Stage):
     Example: ``InMemoryBM25Retriever(documents=["Rent is due monthly."], top_k=3)``.
     """
 
+    config: Config
+
     class Config(StageConfig):
         documents: list[str | dict[str, Any]] = Field(default_factory=list)
         path: str | None = None

@@ -31,6 +31,8 @@ class InMemoryDenseRetriever(Stage):
     top_k=1)`` or ``{type: in_memory_dense_retriever, path: docs.jsonl, top_k: 5}``.
     """
 
+    config: Config
+
     class Config(StageConfig):
         documents: list[str | dict[str, Any]] = Field(
             default_factory=list, description="texts or document objects"

@@ -24,6 +24,8 @@ class DecomposeRewriter(LLMStage):
     (``{{query}} {{n}}``).
     """
 
+    config: Config
+
     class Config(LLMStageConfig):
         n: int = Field(4, ge=1, le=10, description="at most this many sub-questions")
         max_tokens: int = Field(300, ge=16)

@@ -27,6 +27,8 @@ class HydeRewriter(LLMStage):
     YAML: ``{type: hyde, llm: openai}``. Template: ``rewrite_hyde`` (``{{query}}``).
     """
 
+    config: Config
+
     class Config(LLMStageConfig):
         n: int = Field(1, ge=1, le=8, description="hypothetical passages to write")
         temperature: float = Field(0.7, ge=0.0, le=2.0)

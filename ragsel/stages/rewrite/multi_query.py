@@ -25,6 +25,8 @@ class MultiQueryRewriter(LLMStage):
     (``{{query}} {{n}}``).
     """
 
+    config: Config
+
     class Config(LLMStageConfig):
         n: int = Field(3, ge=1, le=20, description="how many rewrites to ask for")
         temperature: float = Field(0.7, ge=0.0, le=2.0)

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -53,6 +53,9 @@ from ragsel.stage import Stage, StageConfig
 from ragsel.stages._chunk_vectors import ChunkVectors
 from ragsel.stages.cutoff._curve import clamp, elbow_index
 from ragsel.types import Candidates, Event, Query, Rationales
+
+if TYPE_CHECKING:
+    from ragsel.stages.cutoff.learned import CutoffModel
 
 
 def pair_rationales(
@@ -108,6 +111,8 @@ class RationaleSelector(Stage):
     or in Python ``RationaleSelector(cutoff="learned", model="cut.npz")``.
     """
 
+    config: Config
+
     class Config(StageConfig):
         embedder: str = Field("minilm", description="embedder for chunks (and rationales)")
         index: str | None = Field(
@@ -158,7 +163,7 @@ class RationaleSelector(Stage):
             index=c.index,
             cache_size=c.cache_size,
         )
-        self._learned = None
+        self._learned: CutoffModel | None = None
 
     # --- resources ---------------------------------------------------------------------
     def bind_components(self, components: Mapping[str, Any]) -> None:
@@ -267,6 +272,7 @@ class RationaleSelector(Stage):
         pooled = cvec @ centre
         sim = rvec @ cvec.T
 
+        groups: dict[str, Any]
         if c.scope == "global":
             groups = {"": np.arange(len(items))}
         else:

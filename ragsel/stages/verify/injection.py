@@ -51,7 +51,7 @@ from ragsel.stages.verify._injection_rules import RULES, Rule
 from ragsel.types import Candidates, Event, ScoredChunk, Verdict
 
 Family = Literal["override", "role_tag", "persona", "steer", "hidden", "cue"]
-FAMILIES: tuple[str, ...] = ("override", "role_tag", "persona", "steer", "hidden", "cue")
+FAMILIES: tuple[Family, ...] = ("override", "role_tag", "persona", "steer", "hidden", "cue")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,9 +157,9 @@ def _hidden_payloads(text: str) -> list[tuple[str, str, float]]:
     for token in text.split():
         if len(token) >= 24:
             for m in _BASE64.finditer(token):
-                decoded = _decode_base64(m.group(0))
-                if decoded:
-                    found.append(("base64 text", decoded, 0.3))
+                b64 = _decode_base64(m.group(0))
+                if b64:
+                    found.append(("base64 text", b64, 0.3))
     return found
 
 
@@ -229,6 +229,8 @@ class InjectionGuard(Stage):
         InjectionGuard(mode="drop", threshold=0.6)
         # YAML: {type: injection_guard, mode: annotate, families: [override, role_tag]}
     """
+
+    config: Config
 
     class Config(StageConfig):
         mode: Literal["drop", "annotate"] = Field(

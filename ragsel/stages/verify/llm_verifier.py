@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import Field
@@ -23,6 +24,7 @@ from ragsel.stages.verify._llm_verdicts import VerdictReader, verdicts_schema
 from ragsel.types import Candidates, Event, Query, Rationales, ScoredChunk, Verdict
 
 Check = Literal["contradiction", "instruction", "factual"]
+_ALL_CHECKS: tuple[Check, ...] = ("contradiction", "instruction", "factual")
 
 
 def _passage(cid: str, text: str) -> str:
@@ -64,9 +66,11 @@ class LLMVerifier(LLMStage):
     ``verify_independent`` (``{{query}} {{chunk}} {{checks}} {{labels}}``).
     """
 
+    config: Config
+
     class Config(LLMStageConfig):
         checks: list[Check] = Field(
-            default_factory=lambda: ["contradiction", "instruction", "factual"],
+            default_factory=lambda: list(_ALL_CHECKS),
             description="which checks to run",
         )
         contradiction_threshold: float = Field(0.8, ge=0.0, le=1.0)
@@ -372,7 +376,7 @@ class LLMVerifier(LLMStage):
         first: list[list[Verdict] | None] = [None] * len(items)
         if labels and items:  # order-independent checks: concurrently, on the event loop
             first = await gather_limited(
-                [lambda sc=sc: self._acheck(query, sc, flags, labels, stats) for sc in items],
+                [partial(self._acheck, query, sc, flags, labels, stats) for sc in items],
                 self.config.max_concurrency,
             )
         verdicts: dict[str, list[Verdict]] = {}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -49,6 +49,8 @@ class PerplexityFilter(LLMStage):
     YAML: ``{type: perplexity_filter, llm: "transformers:smollm2"}``.
     """
 
+    config: Config
+
     class Config(LLMStageConfig):
         k_sigma: float = Field(1.5, ge=0.0, description="flag above mean + k_sigma * std")
         cap: float | None = Field(
@@ -60,7 +62,7 @@ class PerplexityFilter(LLMStage):
             512, ge=8, description="tokens scored per chunk (longer chunks are cut)"
         )
 
-    templates: dict[str, frozenset[str]] = {}
+    templates: ClassVar[Mapping[str, frozenset[str]]] = {}
 
     def _perplexities(self, texts: list[str]) -> list[float]:
         llm = self.llm

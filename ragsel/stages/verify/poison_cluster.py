@@ -230,6 +230,8 @@ class PoisonClusterGuard(Stage):
         # YAML: {type: poison_cluster_guard, mode: flag_densest, min_cluster_size: 3}
     """
 
+    config: Config
+
     class Config(StageConfig):
         mode: Literal["collapse", "drop_unsupported", "flag_densest"] = Field(
             "flag_densest",
@@ -412,6 +414,8 @@ class PoisonClusterGuard(Stage):
         """Absorb looser copies: similar enough to the group *and* repeating its claim words
         (an honest passage on the topic is similar but states its own facts)."""
         cfg = self.config
+        threshold = cfg.expand_threshold
+        assert threshold is not None  # only called when set
         taken = {i for g in groups for i in g}
         out = []
         for g in sorted(groups, key=len, reverse=True):
@@ -420,7 +424,7 @@ class PoisonClusterGuard(Stage):
             grown = list(g)
             if total and len(g) >= 2:
                 for j in range(len(sim)):
-                    if j in taken or float(sim[j, g].mean()) < cfg.expand_threshold:
+                    if j in taken or float(sim[j, g].mean()) < threshold:
                         continue
                     share = sum(w for t, w in weights.items() if t in toks[j]) / total
                     if share >= cfg.support_threshold:
@@ -488,13 +492,13 @@ class PoisonClusterGuard(Stage):
         flagged: set[int] = set()
         dup_of: dict[int, int] = {}
         if cfg.mode == "collapse":
-            for cl in clusters:
-                for i in cl.members[1:]:
-                    dup_of[i] = cl.members[0]
+            for each in clusters:
+                for i in each.members[1:]:
+                    dup_of[i] = each.members[0]
         elif cfg.mode == "drop_unsupported":
-            for cl in clusters:
-                if cl.suspicious and cl.support < cfg.support_threshold:
-                    flagged.update(cl.members)
+            for each in clusters:
+                if each.suspicious and each.support < cfg.support_threshold:
+                    flagged.update(each.members)
         else:  # flag_densest
             sus = [c for c in clusters if c.suspicious]
             if sus:
