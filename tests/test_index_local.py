@@ -140,9 +140,7 @@ def test_new_and_changed_files(tmp_path, minilm_embedder):
 
 def test_model_and_chunker_mismatch_are_refused(built):
     path = built[2]
-    with pytest.raises(
-        RagselIndexError, match=r"embedder onnx-fp32.*--embedder minilm"
-    ):
+    with pytest.raises(RagselIndexError, match=r"embedder onnx-fp32.*--embedder minilm"):
         LocalIndex.create(path, embedder="minilm-onnx", chunker=CHUNKER)
     with pytest.raises(RagselIndexError, match=r"chunker .*--chunk-size 20 --overlap 4"):
         LocalIndex.create(path, chunker=ChunkerConfig("words", 128))

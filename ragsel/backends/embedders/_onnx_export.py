@@ -20,6 +20,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 from ragsel.backends.embedders._onnx_quantize import (
     ENV_MODEL_CACHE_DIR,
@@ -81,31 +82,31 @@ def _fuse(src: Path, out: Path) -> Path:
         return src
 
 
-def _export(torch: object, transformers: object, src: Path, out: Path) -> None:
+def _export(torch: Any, transformers: Any, src: Path, out: Path) -> None:
     # eager attention: an additive mask; the SDPA export adds Where/IsNaN nodes that took 16%
     # of the run time (onnxruntime profile on SciFact abstracts)
-    model = transformers.AutoModel.from_pretrained(  # type: ignore[attr-defined]
+    model = transformers.AutoModel.from_pretrained(
         str(src), local_files_only=True, attn_implementation="eager"
     ).eval()
 
-    class Encoder(torch.nn.Module):  # type: ignore[attr-defined,name-defined,misc]
+    class Encoder(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.m = model
 
-        def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
+        def forward(self, input_ids, attention_mask, token_type_ids):
             out = self.m(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             )
             return out.last_hidden_state
 
-    ids = torch.ones((2, 16), dtype=torch.long)  # type: ignore[attr-defined]
+    ids = torch.ones((2, 16), dtype=torch.long)
     axes = {n: {0: "batch", 1: "tokens"} for n in (*INPUTS, "last_hidden_state")}
-    with warnings.catch_warnings(), torch.no_grad():  # type: ignore[attr-defined]
+    with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer notes about constant shapes, not for users
-        torch.onnx.export(  # type: ignore[attr-defined]
+        torch.onnx.export(
             Encoder(),
-            (ids, torch.ones_like(ids), torch.zeros_like(ids)),  # type: ignore[attr-defined]
+            (ids, torch.ones_like(ids), torch.zeros_like(ids)),
             str(out),
             input_names=list(INPUTS),
             output_names=["last_hidden_state"],

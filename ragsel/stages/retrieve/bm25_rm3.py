@@ -16,7 +16,7 @@ eval/benchmarks/studies/prf_fusion.py for the per-query time).
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ def relevance_model(
     """RM3 term weights from the query's tokens and ``(tokens, score)`` feedback documents."""
     q = Counter(query_tokens)
     qn = sum(q.values())
-    rm: Counter[str] = Counter()
+    rm: defaultdict[str, float] = defaultdict(float)
     for toks, score in feedback:
         if not toks:
             continue
@@ -80,6 +80,8 @@ class BM25RM3Retriever(BM25Retriever):
     Example (YAML): ``{type: bm25_rm3_retriever, index: "${RAGSEL_INDEX:-.ragsel/index}",
     top_k: 100, fb_docs: 10, fb_terms: 10, original_weight: 0.5}``.
     """
+
+    config: Config
 
     class Config(BM25Retriever.Config):
         fb_docs: int = Field(10, ge=1, description="feedback chunks (top of the first pass)")

@@ -36,6 +36,8 @@ class DenseRocchioRetriever(DenseRetriever):
     top_k: 100, fb_docs: 3, beta: 0.5}``.
     """
 
+    config: Config
+
     class Config(DenseRetriever.Config):
         fb_docs: int = Field(3, ge=1, description="feedback chunks (top of the first pass)")
         alpha: float = Field(1.0, ge=0.0, description="weight of the query vector")
