@@ -163,3 +163,23 @@ def test_neighbours_come_from_the_local_index(example_index):
     # overlapping word windows are joined without repeating the overlap: the passage is the
     # exact source text its span covers
     assert passage.chunk.text == source[start:end]
+
+
+@pytest.mark.parametrize("pipeline", ["local.yaml", "meteora-local.yaml"])
+def test_select_a_word_absent_from_the_corpus(example_index, pipeline):
+    """Issue 14: 'zoloft' has no BM25 hit; the dense list alone is fused, exit 0."""
+    res = runner.invoke(
+        app,
+        [
+            "select",
+            str(REPO / "pipelines" / pipeline),
+            "--index",
+            str(example_index),
+            "--query",
+            "zoloft",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["chunks"]
