@@ -41,6 +41,8 @@ from ragsel.typecheck import compatible, is_variadic, type_name, variadic_item
 def _takes_bool(annotation: Any) -> bool:
     if annotation is bool or annotation is Any:
         return True
+    if typing.get_origin(annotation) is typing.Literal:
+        return any(isinstance(v, bool) for v in typing.get_args(annotation))
     return any(_takes_bool(a) for a in typing.get_args(annotation) if a is not type(None))
 
 

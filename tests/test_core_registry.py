@@ -79,3 +79,36 @@ def test_test_fakes_and_plugins_are_not_named_by_the_core():
     )
     env = {k: v for k, v in os.environ.items() if k != "RAGSEL_TEST_STAGES"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+
+
+def test_stage_configs_are_strict_about_booleans_and_non_finite_floats():
+    """Every stage inherits it from StageConfig (issue 14): YAML's `k: true` is not k=1."""
+    from typing import Literal
+
+    from pydantic import Field
+
+    from ragsel.errors import ConfigError
+    from ragsel.stage import Stage, StageConfig
+
+    class _Strict(Stage):
+        class Config(StageConfig):
+            k: int = 1
+            x: float | None = None
+            flag: bool = False
+            mode: Literal[True, "auto"] = "auto"
+            xs: list[float] = Field(default_factory=list)
+
+        def _run(self, n: int) -> int:
+            return n
+
+    for bad in (
+        {"k": True},
+        {"x": False},
+        {"x": float("nan")},
+        {"x": float("inf")},
+        {"xs": [1e400]},
+    ):
+        with pytest.raises(ConfigError):
+            _Strict(bad)
+    ok = _Strict({"k": 3, "x": 2, "flag": True, "mode": True})
+    assert ok.config.k == 3 and ok.config.x == 2.0 and ok.config.flag and ok.config.mode is True
