@@ -174,6 +174,19 @@ def main() -> None:
         "best zscore (train)": best(
             {n: r for n, r in grid_rows.items() if r["cfg"][2] == "zscore"}
         ),
+        "zscore, weight learned by logistic regression (train)": best(
+            {
+                n: r
+                for n, r in grid_rows.items()
+                if r["cfg"][:2] == ["bm25", "dense"] and r["learned_weight"]
+            }
+        ),
+        "best with RM3 (train)": best(
+            {n: r for n, r in grid_rows.items() if r["cfg"][0] != "bm25"}
+        ),
+        "best with Rocchio (train)": best(
+            {n: r for n, r in grid_rows.items() if r["cfg"][1] != "dense"}
+        ),
     }
     tq = splits["test"]
     base = None
