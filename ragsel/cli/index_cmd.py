@@ -42,6 +42,14 @@ def index(
         "--keep-missing",
         help="Keep indexed documents that are no longer in CORPUS (default: remove them).",
     ),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local | ray: chunk and embed on a Ray cluster; this process writes the index.",
+    ),
+    ray_address: str = typer.Option(
+        None, "--ray-address", help="The Ray cluster for --engine ray (default: start one here)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
@@ -60,6 +68,10 @@ def index(
         stopwords=None if stopwords.lower() == "none" else stopwords,
     )
     console = stderr_console()
+    if engine not in ("local", "ray"):
+        from ragsel.errors import InputError
+
+        raise InputError(f"--engine must be 'local' or 'ray', got {engine!r}")
     docs, ingest_warnings = read_corpus(corpus)  # a bad corpus fails before --into is touched
     show = not quiet and not json_out
     with LocalIndex.create(
@@ -72,7 +84,11 @@ def index(
         rebuild=rebuild,
     ) as ix:
         report = ix.add_documents(
-            docs, progress=IndexProgress() if show else False, prune=not keep_missing
+            docs,
+            progress=IndexProgress() if show else False,
+            prune=not keep_missing,
+            engine=engine,
+            ray_address=ray_address,
         )
     report.warnings[:0] = ingest_warnings
     for w in report.warnings:

@@ -93,13 +93,19 @@ def add_documents(
     batch_size: int = WRITE_BATCH,
     on_batch: Callable[[int], None] | None = None,
     prune: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> IndexReport:
     """Index ``docs`` into ``index`` (opened with ``LocalIndex.create``).
 
     ``batch_size`` chunks are embedded and stored at a time; after each batch the documents
     it completed are recorded in the ledger. ``prune`` removes indexed documents that are not
     in ``docs``. ``on_batch(n_done)`` is called after each stored batch (tests, benchmarks).
+    ``engine="ray"`` chunks and embeds on a Ray cluster (``ray_address``; a local one when
+    ``None``) and stores here, once (see ray_engine.py).
     """
+    if engine not in ("local", "ray"):
+        raise InputError(f"engine must be 'local' or 'ray', got {engine!r}")
     if not index.writable:
         raise RagselIndexError(
             f"the index at {index.path} was opened read-only; use "
@@ -118,7 +124,13 @@ def add_documents(
     ledger = Ledger(index.path)
     try:
         remove_documents(index, work, ledger, report)
-        _Writer(index, work, ledger, report, prog, on_batch).run(batch_size)
+        writer = _Writer(index, work, ledger, report, prog, on_batch)
+        if engine == "ray":
+            from ragsel.index.ray_engine import embed_on_ray
+
+            writer.run_remote(embed_on_ray(index, work.pending, ray_address, batch_size))
+        else:
+            writer.run(batch_size)
     finally:
         ledger.close()
     finalize(index, report, was_complete)
@@ -195,17 +207,21 @@ class _Writer:
         self.batch: list[Chunk] = []
         self.done = 0
 
+    def _plan_progress(self) -> None:
+        if self.prog is None:
+            return
+        total = chars = 0
+        for d in self.work.pending:
+            for c in self.chunker.chunk(d):
+                total += 1
+                chars += len(c.text)
+        self.prog.plan(total, len(self.work.pending), chars, self.index.embedder_spec)
+        self.prog.start(total)
+
     def run(self, batch_size: int) -> None:
         if not self.work.pending:
             return
-        if self.prog is not None:
-            total = chars = 0
-            for d in self.work.pending:
-                for c in self.chunker.chunk(d):
-                    total += 1
-                    chars += len(c.text)
-            self.prog.plan(total, len(self.work.pending), chars, self.index.embedder_spec)
-            self.prog.start(total)
+        self._plan_progress()
         try:
             for d in self.work.pending:
                 entry = self.open[d.id] = _OpenDoc(d)
@@ -235,6 +251,33 @@ class _Writer:
                 self.prog.advance(len(idx))
         return out
 
+    def run_remote(self, batches: Iterable[tuple[list[Chunk], np.ndarray, dict[str, int]]]) -> None:
+        """Store chunks embedded elsewhere: ``(chunks, vectors, {doc id: its chunk count})``
+        per batch; a document is committed once all its chunks are stored."""
+        if not self.work.pending:
+            return
+        for d in self.work.pending:
+            self.open[d.id] = _OpenDoc(d)
+        self._plan_progress()
+        te = time.perf_counter()
+        for chunks, vecs, counts in batches:
+            self.report.embed_seconds += time.perf_counter() - te
+            for doc_id, n in counts.items():
+                e = self.open[doc_id]
+                if not e.chunked:
+                    e.chunked, e.unflushed = True, e.unflushed + n
+            for c in chunks:
+                self.open[c.doc_id].ids.append(c.id)
+            self.store(chunks, vecs)
+            if self.prog is not None:
+                self.prog.advance(len(chunks))
+            te = time.perf_counter()
+        for k, e in self.open.items():
+            if not e.chunked:  # no chunk came back: a document without text
+                e.chunked = True
+                self.report.warnings.append(f"document {k!r} has no text; nothing indexed")
+        self.commit()
+
     def flush(self) -> None:
         batch, self.batch = self.batch, []
         if not batch:
@@ -242,6 +285,9 @@ class _Writer:
         te = time.perf_counter()
         vecs = self.embed([c.text for c in batch])
         self.report.embed_seconds += time.perf_counter() - te
+        self.store(batch, vecs)
+
+    def store(self, batch: list[Chunk], vecs: np.ndarray) -> None:
         self.index.collection.upsert(
             ids=[c.id for c in batch],
             embeddings=vecs,
