@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from ragsel.codec import event_to_dict, events_from_dicts, verdict_to_dict, verdicts_from_dicts
 from ragsel.errors import ConfigError, InputError
 from ragsel.pipeline import Pipeline
 from ragsel.plugins import adapt_embedder as adapt_embedder  # moved; kept importable
@@ -31,10 +32,8 @@ from ragsel.stage import Stage, StageConfig
 from ragsel.types import (
     Candidates,
     Chunk,
-    Event,
     ScoredChunk,
     StageNote,
-    Verdict,
     content_id,
     new_event,
     new_scored_chunk,
@@ -55,31 +54,12 @@ _chunk = Chunk.unchecked
 
 
 # --- ragsel -> documents ---------------------------------------------------------------------
-def _verdict_dict(v: Verdict) -> dict[str, Any]:
-    return {
-        "stage": v.stage,
-        "flagged": v.flagged,
-        "label": v.label,
-        "confidence": v.confidence,
-        "reason": v.reason,
-        "evidence": v.evidence,
-    }
-
-
 def provenance(sc: ScoredChunk) -> dict[str, Any]:
     """Why this chunk is in the selection: the stages that kept/added it, every event,
     the rationales that chose it and the verifiers' verdicts."""
     events, kept_by = [], []
     for e in sc.events:
-        ev: dict[str, Any] = {
-            "stage": e.stage,
-            "action": e.action,
-            "reason": e.reason,
-            "score": e.score,
-        }
-        if e.data:
-            ev["data"] = dict(e.data)
-        events.append(ev)
+        events.append(event_to_dict(e))
         if e.action in _KEEP_ACTIONS:
             kept_by.append(e.stage)
     out: dict[str, Any] = {
@@ -88,7 +68,7 @@ def provenance(sc: ScoredChunk) -> dict[str, Any]:
         "rationales": list(sc.rationales),
         "expanded_from": sc.expanded_from,
         "events": events,
-        "verdicts": [_verdict_dict(v) for v in sc.verdicts] if sc.verdicts else [],
+        "verdicts": [verdict_to_dict(v) for v in sc.verdicts],
     }
     scored = [e for e in sc.events if e.action in _SCORE_ACTIONS]
     if scored:  # the score the selection read (a cutoff cuts on it)
@@ -135,40 +115,6 @@ def chunk_metadata(sc: ScoredChunk, rank: int) -> dict[str, Any]:
 #: One foreign document as the connectors hand it over:
 #: ``(text, metadata, id, doc_id, score, span)`` (``None`` where the framework has none).
 Record = tuple[Any, Any, Any, Any, Any, Any]
-
-
-def _events(raw: Any) -> tuple[Event, ...]:
-    out = []
-    for e in raw or ():
-        if isinstance(e, Mapping) and "stage" in e and "action" in e:
-            out.append(
-                Event(
-                    str(e["stage"]),
-                    e["action"],
-                    str(e.get("reason", "")),
-                    e.get("score"),
-                    e.get("data") or {},
-                )
-            )
-    return tuple(out)
-
-
-def _verdicts(raw: Any, chunk_id: str) -> tuple[Verdict, ...]:
-    out = []
-    for v in raw or ():
-        if isinstance(v, Mapping) and "stage" in v:
-            out.append(
-                Verdict(
-                    chunk_id,
-                    str(v["stage"]),
-                    bool(v.get("flagged")),
-                    str(v.get("label", "OK")),
-                    float(v.get("confidence", 1.0)),
-                    str(v.get("reason", "")),
-                    str(v.get("evidence", "")),
-                )
-            )
-    return tuple(out)
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -283,10 +229,10 @@ def candidates_from_records(
                     chunk,
                     score,
                     source,
-                    _events(prov.get("events")) + (event,),
+                    events_from_dicts(prov.get("events")) + (event,),
                     tuple(str(r) for r in prov.get("rationales") or ()),
                     prov.get("expanded_from"),
-                    _verdicts(prov.get("verdicts"), cid),
+                    verdicts_from_dicts(prov.get("verdicts"), cid),
                 )
             )
     note = {
