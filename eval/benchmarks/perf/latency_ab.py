@@ -25,6 +25,21 @@ from ragsel.spec import load_pipeline
 from ragsel.types import Query
 
 
+def fusion_us(pipes, qs, repeats: int = 20) -> list[float]:
+    """p50 microseconds of each pipeline's ``fuse`` stage alone, on the same inputs (pipeline
+    A's ``bm25`` and ``dense`` lists), interleaved: what the fusion method itself costs."""
+    a = pipes[0]
+    inputs = [[a.stages[n].run(query=Query(q.text)) for n in ("bm25", "dense")] for q in qs]
+    us: list[list[float]] = [[], []]
+    for lists in inputs:
+        for _ in range(repeats):
+            for j, p in enumerate(pipes):
+                t0 = time.perf_counter()
+                p.stages["fuse"].run(candidates=lists)
+                us[j].append((time.perf_counter() - t0) * 1e6)
+    return [round(float(np.median(u)), 1) for u in us]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("a")
@@ -50,6 +65,7 @@ def main() -> None:
             pipes[j].run(Query(q.text))
             ms[j].append((time.perf_counter() - t0) * 1000)
     a, b = (np.asarray(m) for m in ms)
+    fuse_us = fusion_us(pipes, qs[:50])
 
     def pct(x: np.ndarray) -> dict:
         return {"p50": round(float(np.median(x)), 2), "p95": round(float(np.quantile(x, 0.95)), 2)}
@@ -61,6 +77,7 @@ def main() -> None:
         "a": {"pipeline": args.a, **pct(a)},
         "b": {"pipeline": args.b, **pct(b)},
         "b_minus_a_p50_of_differences_ms": round(float(np.median(b - a)), 2),
+        "fuse_stage_us_p50": {"a": fuse_us[0], "b": fuse_us[1]},
     }
     print(out)
     write_json(args.out, out)

@@ -125,12 +125,45 @@ def fusion_grid() -> list[tuple[str, int, float]]:
     return grid + [("zscore", 0, wb) for wb in (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)]
 
 
+def stage_costs(stages: dict, queries, out: str) -> None:
+    """p50/p95 ms per query of each stage, interleaved (every stage on query i before any on
+    query i+1) so that all see the same machine load; query vectors come from the cache."""
+    for st in stages.values():
+        st.run(query=Query(queries[0].text))
+    ms: dict[str, list[float]] = {n: [] for n in stages}
+    for q in queries:
+        for n, st in stages.items():
+            t0 = time.perf_counter()
+            st.run(query=Query(q.text))
+            ms[n].append((time.perf_counter() - t0) * 1000)
+    rows = {
+        n: {"p50": round(float(np.median(v)), 2), "p95": round(float(np.quantile(v, 0.95)), 2)}
+        for n, v in ms.items()
+    }
+    print(rows)
+    write_json(
+        out,
+        {
+            "command": "python -m eval.benchmarks.studies.prf_fusion " + " ".join(sys.argv[1:]),
+            "queries": len(queries),
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+            "stage_ms_per_query": rows,
+        },
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--index", default=DEFAULT_INDEX)
     ap.add_argument("--data", default=str(data_root() / "scifact"))
     ap.add_argument("--pipeline", default=str(REPO / "pipelines" / "local.yaml"))
     ap.add_argument("--out", default=str(RESULTS / "prf_fusion.json"))
+    ap.add_argument(
+        "--costs-only",
+        type=int,
+        metavar="N",
+        help="only time the stages (interleaved) on N test queries; writes prf_costs.json",
+    )
     args = ap.parse_args()
     os.environ["RAGSEL_INDEX"] = args.index
     train, test = load_beir(args.data, split="train"), load_beir(args.data, split="test")
@@ -140,6 +173,13 @@ def main() -> None:
     use_precomputed(pipe, [q.text for qs in splits.values() for q in qs])
     ix = open_index(args.index)
     bm25s, dense = make_stages(args.index, pipe, ix)
+    if args.costs_only:
+        keep = ["bm25", "rm3 docs=10 terms=10 w=0.5", "rm3 docs=20 terms=20 w=0.7", "dense"]
+        keep += ["rocchio docs=1 beta=0.25", "rocchio docs=3 beta=0.5"]
+        every = {**bm25s, **dense}
+        out = str(RESULTS / "prf_costs.json")
+        stage_costs({n: every[n] for n in keep}, splits["test"][: args.costs_only], out)
+        return
     load = os.getloadavg()
     lists: dict = {s: {} for s in splits}
     cost: dict = {}
