@@ -279,7 +279,7 @@ def candidates_input(pipeline: Pipeline, ref: str | None, who: str) -> str:
             for s in st.input_specs().values()
             if s.required
             and not s.variadic
-            and not pipeline._is_fed(n, s)
+            and not pipeline.is_fed(n, s)
             and f"{n}.{s.name}" not in pipeline.inputs
             and _accepts_candidates(pipeline, f"{n}.{s.name}")
         ]

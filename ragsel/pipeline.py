@@ -13,13 +13,15 @@ supplied per run: ``run(query, inputs={"cut.candidates": candidates})``.
 from __future__ import annotations
 
 import asyncio
-import heapq
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
 
-from ragsel.errors import CycleError, InputError, StageError, WiringError
+from ragsel._graph import split_ref, topological_order, wiring_problems
+from ragsel._mermaid import to_mermaid
+from ragsel._plan import Plan, Step, compile_plan, kwargs, record, seed
+from ragsel.errors import CycleError, StageError, WiringError
 from ragsel.stage import InputSpec, Stage, sockets_compatible
 from ragsel.trace import RunResult, StageTrace, Trace
 from ragsel.typecheck import compatible, type_name
@@ -35,35 +37,6 @@ class Connection:
 
     def __str__(self) -> str:
         return f"{self.src}.{self.src_out} -> {self.dst}.{self.dst_in}"
-
-
-@dataclass(slots=True)
-class _Step:
-    name: str
-    stage: Stage
-    args: list[tuple[str, int, Any]]  # (param, kind, key): 0 query, 1 single key, 2 key list
-    single: str | None
-    outputs: tuple[str, ...]
-    level: int
-    out_key: str | None = None  # "name.output" of a single-output stage (precomputed)
-    type_name: str = ""
-    cand_params: tuple[str, ...] = ()  # inputs that take Candidates (counted in the trace)
-    inline: bool = False  # non-blocking and no native async: arun() calls _run directly
-
-
-@dataclass
-class _Plan:
-    steps: list[_Step]
-    levels: list[list[_Step]] = field(default_factory=list)
-
-
-def _input_key(ref: str) -> str:
-    return "input:" + ref  # cannot clash with an output key ("stage.output")
-
-
-def _split(ref: str) -> tuple[str, str | None]:
-    stage, _, socket = ref.partition(".")
-    return stage, (socket or None)
 
 
 class Pipeline:
@@ -91,7 +64,7 @@ class Pipeline:
         self.inputs: list[str] = list(inputs)
         self.stages: dict[str, Stage] = {}
         self.connections: list[Connection] = []
-        self._plan: _Plan | None = None
+        self._plan: Plan | None = None
         self._warm = False
 
     # --- building ------------------------------------------------------------------------
@@ -127,8 +100,8 @@ class Pipeline:
     def connect(self, src: str, dst: str) -> Pipeline:
         """Connect ``"a.output"`` to ``"b.input"``; socket names may be omitted when only one
         pair of sockets fits."""
-        s_name, s_out = _split(src)
-        d_name, d_in = _split(dst)
+        s_name, s_out = split_ref(src)
+        d_name, d_in = split_ref(dst)
         for n in (s_name, d_name):
             if n not in self.stages:
                 raise WiringError(
@@ -154,7 +127,7 @@ class Pipeline:
         in_names = (
             [d_in]
             if d_in
-            else [n for n, sp in ins.items() if sp.variadic or not self._is_fed(d_name, sp)]
+            else [n for n, sp in ins.items() if sp.variadic or not self.is_fed(d_name, sp)]
         )
         pairs = [(o, i) for o in out_names for i in in_names if sockets_compatible(outs[o], ins[i])]
         if not pairs and d_name in self.upstream_of(s_name):  # a back-edge: name the cycle
@@ -178,7 +151,7 @@ class Pipeline:
             )
         o, i = pairs[0]
         spec = ins[i]
-        if not spec.variadic and self._is_fed(d_name, spec):
+        if not spec.variadic and self.is_fed(d_name, spec):
             if d_name in self.upstream_of(s_name):
                 raise CycleError(self._path(d_name, s_name))
             prev = next(c for c in self.connections if c.dst == d_name and c.dst_in == i)
@@ -210,6 +183,26 @@ class Pipeline:
                     frontier.append(c.src)
         return ups
 
+    def subgraph(self, stages: Iterable[str], *, name: str | None = None) -> Pipeline:
+        """A pipeline of the named stages (the same instances: nothing is re-loaded) and the
+        connections among them, e.g. ``p.subgraph(p.upstream_of("cut"))`` runs everything
+        that feeds ``cut``. Its inputs are those of the kept stages that were declared."""
+        keep = set(stages)
+        unknown = keep - set(self.stages)
+        if unknown:
+            raise WiringError(
+                f"subgraph: no stage(s) {sorted(unknown)} (stages: {', '.join(self.stages)})"
+            )
+        sub = Pipeline(
+            name=name or f"{self.name}-subgraph",
+            inputs=[r for r in self.inputs if split_ref(r)[0] in keep],
+        )
+        for n, stage in self.stages.items():
+            if n in keep:
+                sub.stages[n] = stage
+        sub.connections = [c for c in self.connections if c.src in keep and c.dst in keep]
+        return sub
+
     def _path(self, src: str, dst: str) -> list[str]:
         """Stage names on a connected path ``src -> ... -> dst`` (breadth first, by name)."""
         prev: dict[str, str] = {}
@@ -227,7 +220,7 @@ class Pipeline:
             path.append(prev[path[-1]])
         return path[::-1]
 
-    def _is_fed(self, stage: str, spec: InputSpec) -> bool:
+    def is_fed(self, stage: str, spec: InputSpec) -> bool:
         return any(c.dst == stage and c.dst_in == spec.name for c in self.connections)
 
     def _connect_linear(self, order: list[str]) -> None:
@@ -250,8 +243,8 @@ class Pipeline:
                 for n in order
                 for spec in self.stages[n].input_specs().values()
                 if spec.required
-                and not self._is_fed(n, spec)
-                and not self._takes_pipeline_query(spec)
+                and not self.is_fed(n, spec)
+                and not self.takes_pipeline_query(spec)
             ]
             if open_:
                 self.inputs.append(open_[0])
@@ -260,231 +253,43 @@ class Pipeline:
     # --- checking ------------------------------------------------------------------------
     def problems(self) -> list[str]:
         """Every wiring problem (missing required input, cycle), not just the first."""
-        out: list[str] = []
-        declared = set(self.inputs)
-        for ref in self.inputs:
-            s_name, i_name = _split(ref)
-            specs = self.stages[s_name].input_specs() if s_name in self.stages else {}
-            if i_name not in specs:
-                out.append(
-                    f"pipeline input '{ref}' is not a stage input; write "
-                    f"'<stage>.<input>' (stages: {', '.join(self.stages) or 'none'})"
-                )
-            elif self._is_fed(s_name, specs[i_name]):
-                out.append(
-                    f"pipeline input '{ref}' is also connected to a stage; a declared "
-                    "input is supplied at run time, so remove the connection or the "
-                    "declaration"
-                )
-        for name, stage in self.stages.items():
-            for spec in stage.input_specs().values():
-                if (
-                    self._is_fed(name, spec)
-                    or self._takes_pipeline_query(spec)
-                    or f"{name}.{spec.name}" in declared
-                ):
-                    continue
-                if spec.required:
-                    out.append(
-                        f"stage '{name}' ({stage.type_name}) is missing required input "
-                        f"'{spec.name}: {type_name(spec.type)}'. Connect a stage that "
-                        f"produces it, e.g. connections: [<stage>.<output> -> "
-                        f"{name}.{spec.name}], or supply it at run time: "
-                        f"inputs: [{name}.{spec.name}]"
-                    )
-        try:
-            self._topological_order()
-        except CycleError as exc:
-            out.append(str(exc))
-        if self.output is not None and self.output not in self.stages:
-            out.append(f"output stage '{self.output}' does not exist")
-        if not self.stages:
-            out.append("the pipeline has no stages")
-        return out
+        return wiring_problems(self)
 
     def validate(self) -> Pipeline:
-        self._topological_order()  # a cycle raises CycleError naming it
+        self.topological_order()  # a cycle raises CycleError naming it
         problems = self.problems()
         if problems:
             raise WiringError("\n".join(problems))
         return self
 
     @staticmethod
-    def _takes_pipeline_query(spec: InputSpec) -> bool:
+    def takes_pipeline_query(spec: InputSpec) -> bool:
         return spec.name == "query" and compatible(Query, spec.item_type)
 
-    def _topological_order(self) -> list[str]:
-        indeg = {n: 0 for n in self.stages}
-        succ: dict[str, set[str]] = {n: set() for n in self.stages}
-        for c in self.connections:
-            if c.dst not in succ[c.src]:
-                succ[c.src].add(c.dst)
-                indeg[c.dst] += 1
-        heap = [n for n, d in indeg.items() if d == 0]
-        heapq.heapify(heap)  # ties broken by name: independent of insertion order
-        order = []
-        while heap:
-            n = heapq.heappop(heap)
-            order.append(n)
-            for m in sorted(succ[n]):
-                indeg[m] -= 1
-                if indeg[m] == 0:
-                    heapq.heappush(heap, m)
-        if len(order) < len(self.stages):
-            raise CycleError(self._find_cycle({n for n, d in indeg.items() if d > 0}, succ))
-        return order
-
-    @staticmethod
-    def _find_cycle(nodes: set[str], succ: Mapping[str, set[str]]) -> list[str]:
-        start = min(nodes)
-        path, seen = [start], {start: 0}
-        node = start
-        while True:
-            node = min(m for m in succ[node] if m in nodes)
-            if node in seen:
-                return path[seen[node] :]
-            seen[node] = len(path)
-            path.append(node)
+    def topological_order(self) -> list[str]:
+        """Stage names in dependency order, ties broken by name (a cycle raises CycleError)."""
+        return topological_order(self.stages, self.connections)
 
     @property
     def order(self) -> list[str]:
         return [s.name for s in self._compile().steps]
 
-    def _compile(self) -> _Plan:
-        if self._plan is not None:
-            return self._plan
-        self.validate()
-        steps: list[_Step] = []
-        level: dict[str, int] = {}
-        for name in self._topological_order():
-            stage = self.stages[name]
-            args: list[tuple[str, int, Any]] = []
-            for spec in stage.input_specs().values():
-                feeds = sorted(
-                    (c for c in self.connections if c.dst == name and c.dst_in == spec.name),
-                    key=lambda c: (c.src, c.src_out),
-                )
-                if spec.variadic and feeds:
-                    args.append((spec.name, 2, [f"{c.src}.{c.src_out}" for c in feeds]))
-                elif feeds:
-                    args.append((spec.name, 1, f"{feeds[0].src}.{feeds[0].src_out}"))
-                elif f"{name}.{spec.name}" in self.inputs:
-                    args.append((spec.name, 1, _input_key(f"{name}.{spec.name}")))
-                elif self._takes_pipeline_query(spec):
-                    args.append((spec.name, 0, None))
-            ups = [level[c.src] for c in self.connections if c.dst == name]
-            level[name] = 1 + max(ups, default=-1)
-            single = stage.single_output()
-            steps.append(
-                _Step(
-                    name,
-                    stage,
-                    args,
-                    single,
-                    tuple(stage.output_types()),
-                    level[name],
-                    f"{name}.{single}" if single else None,
-                    stage.type_name,
-                    tuple(
-                        sp.name
-                        for sp in stage.input_specs().values()
-                        if compatible(Candidates, sp.item_type) and sp.item_type is not Any
-                    ),
-                    not stage.blocking and type(stage)._arun is Stage._arun,
-                )
-            )
-        levels: list[list[_Step]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
-        for st in steps:
-            levels[st.level].append(st)
-        self._plan = _Plan(steps, levels)
+    def _compile(self) -> Plan:
+        if self._plan is None:
+            self._plan = compile_plan(self)
         return self._plan
 
     # --- running -------------------------------------------------------------------------
     def warm_up(self) -> None:
         if not self._warm:
-            for name in self._topological_order():
+            for name in self.topological_order():
                 stage = self.stages[name]
                 try:
-                    # optional hook: a stage that depends on its upstream graph (a fitted
-                    # learned cutoff) checks it here, before the first run
-                    check = getattr(stage, "check_pipeline", None)
-                    if check is not None:
-                        check(self)
+                    stage.check_pipeline(self)  # e.g. a fitted model matches its upstream
                     stage.warm_up()
                 except Exception as exc:
                     raise StageError.wrap(name, stage.type_name, exc) from exc
             self._warm = True
-
-    def _kwargs(self, step: _Step, values: dict[str, Any], query: Query) -> dict[str, Any]:
-        kw = {}
-        for pname, kind, key in step.args:
-            if kind == 1:
-                kw[pname] = values[key]
-            elif kind == 0:
-                kw[pname] = query
-            else:
-                kw[pname] = [values[k] for k in key]
-        return kw
-
-    @staticmethod
-    def _record(
-        step: _Step,
-        kw: dict[str, Any],
-        result: Any,
-        values: dict[str, Any],
-        elapsed_ns: int,
-        trace: list[StageTrace],
-    ) -> None:
-        if step.out_key is not None:
-            values[step.out_key] = result
-            out_val = result
-        else:
-            if not isinstance(result, Mapping):
-                raise StageError(
-                    step.name,
-                    step.stage.type_name,
-                    f"returned {type(result).__name__}, expected a dict with {list(step.outputs)}",
-                )
-            for o in step.outputs:
-                values[f"{step.name}.{o}"] = result.get(o)
-            out_val = next((v for v in result.values() if isinstance(v, Candidates)), None)
-        n_in = None
-        drops_before = 0
-        for pname in step.cand_params:
-            v = kw.get(pname)
-            if isinstance(v, Candidates):
-                n_in = (n_in or 0) + len(v.items)
-                drops_before = max(drops_before, len(v.dropped))
-            elif isinstance(v, list) and v and isinstance(v[0], Candidates):
-                n_in = (n_in or 0) + sum(len(c.items) for c in v)
-        if isinstance(out_val, Candidates):
-            n_out: int | None = len(out_val.items)
-            all_drops = out_val.dropped
-            dropped = (
-                ()
-                if len(all_drops) == drops_before
-                else tuple(
-                    d.item.chunk.id for d in all_drops[drops_before:] if d.stage == step.name
-                )
-            )
-        else:
-            n_out, dropped = None, ()
-        trace.append(StageTrace(step.name, step.type_name, elapsed_ns, n_in, n_out, dropped))
-
-    def _seed(self, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The run's values of the declared pipeline inputs: all given, none unknown."""
-        given = inputs or {}
-        unknown = [r for r in given if r not in self.inputs]
-        missing = [r for r in self.inputs if r not in given]
-        if unknown or missing:
-            raise InputError(
-                f"pipeline '{self.name}': "
-                + (f"no declared input(s) {unknown}; " if unknown else "")
-                + (f"missing value(s) for input(s) {missing}; " if missing else "")
-                + f"pass run(query, inputs={{...}}) with exactly the declared inputs "
-                f"{self.inputs}"
-            )
-        return {_input_key(r): v for r, v in given.items()}
 
     def run(
         self,
@@ -497,19 +302,19 @@ class Pipeline:
         ``inputs`` gives the values of the declared pipeline inputs (``"stage.input"``)."""
         q = Query.coerce(query)
         plan = self._compile()
-        values: dict[str, Any] = self._seed(inputs) if (inputs or self.inputs) else {}
+        values: dict[str, Any] = seed(self, inputs) if (inputs or self.inputs) else {}
         if not self._warm:
             self.warm_up()
         trace: list[StageTrace] = []
         t_start = perf_counter_ns()
         for step in plan.steps:
-            kw = self._kwargs(step, values, q)
+            kw = kwargs(step, values, q)
             t0 = perf_counter_ns()
             try:
                 result = step.stage._run(**kw)
             except Exception as exc:
                 raise StageError.wrap(step.name, step.stage.type_name, exc) from exc
-            self._record(step, kw, result, values, perf_counter_ns() - t0, trace)
+            record(step, kw, result, values, perf_counter_ns() - t0, trace)
         return RunResult(self, q, values, Trace(trace, perf_counter_ns() - t_start))
 
     async def arun(
@@ -518,13 +323,13 @@ class Pipeline:
         """Async run; stages on the same level of the DAG run concurrently."""
         q = Query.coerce(query)
         plan = self._compile()
-        values: dict[str, Any] = self._seed(inputs) if (inputs or self.inputs) else {}
+        values: dict[str, Any] = seed(self, inputs) if (inputs or self.inputs) else {}
         if not self._warm:
             await asyncio.to_thread(self.warm_up)
         trace: list[StageTrace] = []
         t_start = perf_counter_ns()
 
-        async def one(step: _Step, kw: dict[str, Any]) -> tuple[Any, int]:
+        async def one(step: Step, kw: dict[str, Any]) -> tuple[Any, int]:
             t0 = perf_counter_ns()
             try:
                 res = await step.stage._arun(**kw)
@@ -535,7 +340,7 @@ class Pipeline:
         for group in plan.levels:
             if len(group) == 1:
                 step = group[0]
-                kw = self._kwargs(step, values, q)
+                kw = kwargs(step, values, q)
                 if step.inline:  # pure, fast stage: no coroutine or thread hop
                     t0 = perf_counter_ns()
                     try:
@@ -545,12 +350,12 @@ class Pipeline:
                     dt = perf_counter_ns() - t0
                 else:
                     res, dt = await one(step, kw)
-                self._record(step, kw, res, values, dt, trace)
+                record(step, kw, res, values, dt, trace)
                 continue
-            kws = [self._kwargs(s, values, q) for s in group]
+            kws = [kwargs(s, values, q) for s in group]
             outs = await asyncio.gather(*(one(s, k) for s, k in zip(group, kws)))
             for s, k, (res, dt) in zip(group, kws, outs):
-                self._record(s, k, res, values, dt, trace)
+                record(s, k, res, values, dt, trace)
         return RunResult(self, q, values, Trace(trace, perf_counter_ns() - t_start))
 
     async def arun_batch(
@@ -622,16 +427,7 @@ class Pipeline:
         return data
 
     def to_mermaid(self) -> str:
-        lines = ["flowchart LR", "    query([query])"]
-        for n, s in self.stages.items():
-            lines.append(f'    {n}["{n}<br/><i>{s.type_name}</i>"]')
-        for c in self.connections:
-            lines.append(f"    {c.src} -- {c.src_out} --> {c.dst}")
-        for n, s in self.stages.items():
-            for spec in s.input_specs().values():
-                if not self._is_fed(n, spec) and self._takes_pipeline_query(spec):
-                    lines.append(f"    query --> {n}")
-        return "\n".join(lines)
+        return to_mermaid(self)
 
     def __repr__(self) -> str:
         return f"Pipeline(name={self.name!r}, stages={list(self.stages)})"

@@ -171,6 +171,10 @@ class Stage:
     def bind_components(self, components: Mapping[str, Any]) -> None:
         """Receive user objects named in YAML (see ``load_pipeline(components=...)``)."""
 
+    def check_pipeline(self, pipeline: Any) -> None:
+        """Check this stage against the pipeline it runs in, before the first run (called by
+        ``Pipeline.warm_up``); e.g. a fitted learned cutoff must come from its upstream."""
+
     # --- running -----------------------------------------------------------------------
     # ``(*args, **inputs)``: each stage declares its own typed inputs; any signature overrides
     def _run(self, *args: Any, **inputs: Any) -> Any:  # pragma: no cover - abstract

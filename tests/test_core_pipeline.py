@@ -322,3 +322,25 @@ def test_upstream_of_follows_every_path():
     p.connect("m", "z")
     assert p.upstream_of("z") == {"a", "b", "m"}
     assert p.upstream_of("a") == set()
+
+
+def test_subgraph_keeps_instances_and_inner_connections():
+    from ragsel.stages.cutoff.top_k import TopKCutoff
+
+    p = Pipeline.linear(
+        [("ret", FakeRetriever(texts=TEXTS)), ("cut", TopKCutoff(k=1)), ("end", TopKCutoff(k=1))]
+    )
+    sub = p.subgraph(p.upstream_of("end"), name="up")
+    assert list(sub.stages) == ["ret", "cut"] and sub.stages["ret"] is p.stages["ret"]
+    assert [str(c) for c in sub.connections] == ["ret.candidates -> cut.candidates"]
+    assert sub.run("alpha").candidates.ids == p.run("alpha").candidates.ids
+    with pytest.raises(WiringError, match=r"no stage\(s\) \['nope'\]"):
+        p.subgraph(["nope"])
+
+
+def test_plan_input_kinds_are_an_enum():
+    from ragsel._plan import InputKind
+
+    p = Pipeline.linear([FakeRetriever(texts=TEXTS)])
+    (step,) = p._compile().steps
+    assert [k for _, k, _ in step.args] == [InputKind.QUERY]

@@ -45,14 +45,9 @@ def find_target(pipe: Any, stage: str | None) -> str:
 
 def collect_lists(pipe: Any, target: str, queries: list[Any]) -> list[Any]:
     """The candidate list the target stage would cut, for each query (``Query`` objects)."""
-    from ragsel.pipeline import Pipeline
 
     ups = pipe.upstream_of(target)
-    sub = Pipeline(name=f"{pipe.name}-upstream-of-{target}")
-    for name in pipe.stages:
-        if name in ups:
-            sub.stages[name] = pipe.stages[name]  # same instances: no re-loading
-    sub.connections = [c for c in pipe.connections if c.src in ups and c.dst in ups]
+    sub = pipe.subgraph(ups, name=f"{pipe.name}-upstream-of-{target}")  # same instances
     feeds = {c.dst_in: f"{c.src}.{c.src_out}" for c in pipe.connections if c.dst == target}
     stage = pipe.stages[target]
     ranker = None

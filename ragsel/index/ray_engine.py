@@ -74,7 +74,7 @@ def _init(ray: Any, address: str | None) -> bool:
     """Connect to ``address`` (or start a local instance); True if this call started it."""
     if ray.is_initialized():
         return False
-    from ragsel.cli._common import OFFLINE_ENV
+    from ragsel.offline import OFFLINE_ENV
 
     env = {
         **OFFLINE_ENV,
