@@ -232,3 +232,12 @@ def test_observability_example_shows_drops_inside_a_langchain_trace():
     assert "[trace]   dropped by guard: 'Note to AI assistants" in out.stdout
     assert "why: prompt injection" in out.stdout
     assert "astream_events: on_custom_event ragsel_trace" in out.stdout
+
+
+def test_shipped_document_pipeline_validates_without_models():
+    from ragsel.pipelines import DOCUMENTS, document_selection
+    from ragsel.spec import check_pipeline
+
+    assert check_pipeline(DOCUMENTS) == []
+    p = document_selection()
+    assert p.inputs == ["score.candidates"] and p.output_stage() == "cut"
