@@ -112,3 +112,16 @@ def test_stage_configs_are_strict_about_booleans_and_non_finite_floats():
             _Strict(bad)
     ok = _Strict({"k": 3, "x": 2, "flag": True, "mode": True})
     assert ok.config.k == 3 and ok.config.x == 2.0 and ok.config.flag and ok.config.mode is True
+
+
+def test_one_resolver_for_embedders_bound_then_registry():
+    from ragsel.backends.embedders import load_embedder
+    from ragsel.stages._resources import Embedders
+    from ragsel.testing import FakeEmbedder
+
+    mine = FakeEmbedder()
+    emb = Embedders()
+    emb.bind({"mine": mine, "other": object()}, "mine", None)
+    assert emb.get("mine") is mine  # a bound component wins
+    assert emb.get("minilm") is load_embedder("minilm")  # else the shared registry instance
+    assert emb.get("minilm") is emb.get("minilm")

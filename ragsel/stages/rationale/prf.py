@@ -25,6 +25,7 @@ from pydantic import Field
 
 from ragsel.registry import register_stage
 from ragsel.stage import Stage, StageConfig
+from ragsel.stages._resources import Embedders
 from ragsel.types import Candidates, Query, Rationale, Rationales
 
 _SENT = re.compile(r"(?<=[.!?])\s+(?=[\"'\u201c(]?[A-Z0-9])|\n{2,}|\n(?=[-*\u2022\d])")
@@ -103,18 +104,13 @@ class PRFRationales(Stage):
         include_query: bool = True
 
     def _setup(self) -> None:
-        self._embedder = None
+        self._embedders = Embedders()
 
     def bind_components(self, components: Mapping[str, Any]) -> None:
-        if self.config.embedder in components:
-            self._embedder = components[self.config.embedder]
+        self._embedders.bind(components, self.config.embedder)
 
-    def _get_embedder(self):
-        if self._embedder is None:
-            from ragsel.backends.embedders import load_embedder
-
-            self._embedder = load_embedder(self.config.embedder)
-        return self._embedder
+    def _get_embedder(self) -> Any:
+        return self._embedders.get(self.config.embedder)
 
     def warm_up(self) -> None:
         self._get_embedder().warm_up()

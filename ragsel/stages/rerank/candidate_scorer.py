@@ -8,8 +8,7 @@ cut real scores from the given texts alone, with no index.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -17,6 +16,7 @@ from pydantic import Field
 
 from ragsel.registry import register_stage
 from ragsel.stage import Stage, StageConfig
+from ragsel.stages._resources import Embedders
 from ragsel.types import Candidates, Query
 
 
@@ -65,21 +65,17 @@ class CandidateScorer(Stage):
     blocking = True
 
     def _setup(self) -> None:
-        self._embedder: Any = None
-        self._lock = threading.Lock()
+        self._embedders = Embedders()
+
+    def bind_components(self, components: Mapping[str, Any]) -> None:
+        self._embedders.bind(components, self.config.embedder)
 
     def warm_up(self) -> None:
         if self.config.method != "bm25":
             self._get_embedder()
 
     def _get_embedder(self) -> Any:
-        if self._embedder is None:
-            with self._lock:
-                if self._embedder is None:
-                    from ragsel.backends.embedders import load_embedder
-
-                    self._embedder = load_embedder(self.config.embedder)
-        return self._embedder
+        return self._embedders.get(self.config.embedder)
 
     def _scores(self, query: str, texts: list[str]) -> np.ndarray:
         method = self.config.method

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import Field
 
 from ragsel.registry import register_stage
 from ragsel.stage import Stage, StageConfig
+from ragsel.stages._resources import Embedders
 from ragsel.stages.retrieve._common import query_texts, to_candidates
 from ragsel.types import Candidates, Query
 
@@ -40,13 +42,16 @@ class DenseRetriever(Stage):
     def _setup(self) -> None:
         self._index: Any = None
         self._embedder: Any = None
+        self._embedders = Embedders(threads=self.config.threads)
+
+    def bind_components(self, components: Mapping[str, Any]) -> None:
+        self._embedders.bind(components, self.config.embedder)
 
     def warm_up(self) -> None:
-        from ragsel.backends.embedders import load_embedder
         from ragsel.index import open_index
 
         ix = open_index(self.config.index)
-        emb = load_embedder(self.config.embedder or ix.embedder_spec, threads=self.config.threads)
+        emb = self._embedders.get(self.config.embedder or ix.embedder_spec)
         ix.check_embedder(emb, self.name)
         ix.load()
         emb.warm_up()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -10,6 +11,7 @@ from pydantic import Field
 
 from ragsel.registry import register_stage
 from ragsel.stage import Stage, StageConfig
+from ragsel.stages._resources import Embedders
 from ragsel.stages.retrieve._common import (
     load_memory_chunks,
     matches,
@@ -52,7 +54,11 @@ class InMemoryDenseRetriever(Stage):
         self._chunks: list[Any] | None = None
         self._matrix: np.ndarray | None = None
         self._embedder: Any = None
+        self._embedders = Embedders(threads=self.config.threads)
         self._lock = threading.Lock()
+
+    def bind_components(self, components: Mapping[str, Any]) -> None:
+        self._embedders.bind(components, self.config.embedder)
 
     def warm_up(self) -> None:
         if self._matrix is not None:
@@ -60,13 +66,11 @@ class InMemoryDenseRetriever(Stage):
         with self._lock:
             if self._matrix is not None:
                 return
-            from ragsel.backends.embedders import load_embedder
-
             cfg = self.config
             chunks = load_memory_chunks(
                 cfg.documents, cfg.path, cfg.chunker, cfg.chunk_size, cfg.overlap, self.name
             )
-            emb = load_embedder(cfg.embedder, threads=cfg.threads)
+            emb = self._embedders.get(cfg.embedder)
             self._embedder, self._chunks = emb, chunks
             self._matrix = emb.embed([c.text for c in chunks])
 

@@ -51,6 +51,7 @@ from ragsel.errors import ConfigError, InputError
 from ragsel.registry import register_stage
 from ragsel.stage import Stage, StageConfig
 from ragsel.stages._chunk_vectors import ChunkVectors
+from ragsel.stages._resources import Embedders
 from ragsel.stages.cutoff._curve import clamp, elbow_index
 from ragsel.types import Candidates, Event, Query, Rationales
 
@@ -156,7 +157,7 @@ class RationaleSelector(Stage):
                 stage=self.type_name,
                 field="scope",
             )
-        self._embedders: dict[str, Any] = {}
+        self._embedders = Embedders()
         self.vectors = ChunkVectors(
             lambda: self.name,
             lambda: self._embedder(c.embedder),
@@ -167,17 +168,10 @@ class RationaleSelector(Stage):
 
     # --- resources ---------------------------------------------------------------------
     def bind_components(self, components: Mapping[str, Any]) -> None:
-        for name in (self.config.embedder, self.config.rationale_embedder):
-            if name and name in components:
-                self._embedders[name] = components[name]
+        self._embedders.bind(components, self.config.embedder, self.config.rationale_embedder)
 
     def _embedder(self, name: str) -> Any:
-        emb = self._embedders.get(name)
-        if emb is None:
-            from ragsel.backends.embedders import load_embedder
-
-            emb = self._embedders[name] = load_embedder(name)
-        return emb
+        return self._embedders.get(name)
 
     def warm_up(self) -> None:
         self._embedder(self.config.embedder).warm_up()

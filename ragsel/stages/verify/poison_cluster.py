@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -74,6 +73,7 @@ from ragsel.errors import InputError
 from ragsel.registry import register_stage
 from ragsel.stage import Stage, StageConfig
 from ragsel.stages._chunk_vectors import ChunkVectors
+from ragsel.stages._resources import Embedders
 from ragsel.stages.verify._ngrams import ngram_jaccard
 from ragsel.types import Candidates, Chunk, Event, Query, ScoredChunk, Verdict
 
@@ -313,8 +313,7 @@ class PoisonClusterGuard(Stage):
     blocking = True  # may embed the candidates
 
     def _setup(self) -> None:
-        self._embedder: Any = None
-        self._lock = threading.Lock()
+        self._embedders = Embedders()
         self.vectors = ChunkVectors(
             lambda: self.name,
             self._get_embedder,
@@ -325,17 +324,15 @@ class PoisonClusterGuard(Stage):
     def use_embedder(self, embedder: Any) -> PoisonClusterGuard:
         """Use this embedder object instead of ``load_embedder(config.embedder)`` (tests,
         benchmarks that cache vectors). Returns ``self``."""
-        self._embedder = embedder
+        self._embedders.use(self.config.embedder, embedder)
         self.vectors.clear()
         return self
 
-    def _get_embedder(self) -> Any:
-        with self._lock:
-            if self._embedder is None:
-                from ragsel.backends.embedders import load_embedder
+    def bind_components(self, components: Mapping[str, Any]) -> None:
+        self._embedders.bind(components, self.config.embedder)
 
-                self._embedder = load_embedder(self.config.embedder)
-            return self._embedder
+    def _get_embedder(self) -> Any:
+        return self._embedders.get(self.config.embedder)
 
     def warm_up(self) -> None:
         self._get_embedder().warm_up()
