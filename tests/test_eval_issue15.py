@@ -204,3 +204,18 @@ def test_progress_prints_plain_lines_when_not_on_a_terminal(capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].startswith("evaluating 1 pipeline(s) on x: 1/4 (25.0%) in ")
     assert "s left" in lines[0] and lines[-1].startswith("evaluating 1 pipeline(s) on x: 4/4")
+
+
+def test_ranking_before_cut_of_a_pipeline_fed_through_a_declared_input():
+    from ragsel_eval.worker import ranked_before_cut
+
+    from ragsel import Pipeline
+    from ragsel.stages.cutoff.top_k import TopKCutoff
+    from ragsel.testing import make_chunks
+    from ragsel.types import Candidates
+
+    p = Pipeline.linear([TopKCutoff(k=1)])
+    cands = Candidates.retrieved("outside", zip(make_chunks(["a", "b", "c"]), (0.9, 0.5, 0.1)))
+    res = p.run("q", inputs={p.inputs[0]: cands})
+    stage, chunks = ranked_before_cut(res)
+    assert stage == "top_k" and [c.text for c in chunks] == ["a", "b", "c"]

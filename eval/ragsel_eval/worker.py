@@ -131,6 +131,7 @@ def ranked_before_cut(result: Any) -> tuple[str, list[Any]] | None:
     run (a cutoff or selector), or ``None`` when the pipeline has none. Ranking metrics of
     the final selection measure the cut as much as the ranking; these measure the ranking."""
     pipe = result.pipeline
+    from ragsel._plan import input_key
     from ragsel.types import Candidates
 
     for name in pipe.order:
@@ -141,7 +142,7 @@ def ranked_before_cut(result: Any) -> tuple[str, list[Any]] | None:
                 value = result.values.get(f"{c.src}.{c.src_out}")
                 if isinstance(value, Candidates):
                     return name, [sc.chunk for sc in value.items]
-        value = result.values.get(f"input:{name}.candidates")
+        value = result.values.get(input_key(f"{name}.candidates"))  # a declared input
         if isinstance(value, Candidates):
             return name, [sc.chunk for sc in value.items]
         return None
