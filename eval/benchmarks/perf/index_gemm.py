@@ -59,6 +59,12 @@ def _time(fn, reps: int) -> float:
 def gemm_onnx(tokens: int, threads: int, reps: int = 5) -> float:
     """GFLOP/s of MiniLM's weight products as one onnxruntime graph (the embedder's runtime
     and session settings: ``threads`` intra-op threads, no spinning)."""
+    fn, flop = onnx_gemm_runner(tokens, threads)
+    return flop / _time(fn, reps) / 1e9
+
+
+def onnx_gemm_runner(tokens: int, threads: int):
+    """``(run, flop)``: one call of the GEMM graph and the FLOPs it does."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
@@ -82,7 +88,33 @@ def gemm_onnx(tokens: int, threads: int, reps: int = 5) -> float:
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     feeds = {f"x{k}": rng.standard_normal((tokens, k), dtype=np.float32) for k in (384, 1536)}
     flop = sum(2 * m * k * n for m, k, n in shapes)
-    return flop / _time(lambda: sess.run(None, feeds), reps) / 1e9
+    run = lambda: sess.run(None, feeds)  # noqa: E731
+    run()
+    return run, flop
+
+
+def interleaved(
+    embedder: str, texts: list[str], lens: list[int], threads: int, tokens: int, slice_n: int = 32
+) -> dict:
+    """Embed ``texts`` in slices of ``slice_n`` and run one GEMM call after each slice, so both
+    see the same contention; the ratio of their time-averaged rates is robust to load that
+    changes over the run (the before/after GEMM of a whole build is not)."""
+    from ragsel.backends.embedders import load_embedder
+
+    emb = load_embedder(embedder)
+    gemm, gemm_flop = onnx_gemm_runner(tokens, threads)
+    t_emb = t_gemm = f_emb = f_gemm = 0.0
+    for s in range(0, len(texts), slice_n):
+        t = time.perf_counter()
+        emb.embed(texts[s : s + slice_n])
+        t_emb += time.perf_counter() - t
+        f_emb += sum(text_flop(n) for n in lens[s : s + slice_n])
+        t = time.perf_counter()
+        gemm()
+        t_gemm += time.perf_counter() - t
+        f_gemm += gemm_flop
+    e, g = f_emb / t_emb / 1e9, f_gemm / t_gemm / 1e9
+    return {"embed_gflops": round(e, 1), "gemm_gflops": round(g, 1), "ratio": round(e / g, 3)}
 
 
 def gemm_torch(tokens: int, threads: int, reps: int = 5) -> float:
@@ -106,6 +138,16 @@ def scifact_slice(limit: int, out_dir: Path) -> Path:
             o.write(line)
     (out_dir / "queries.jsonl").write_text("")
     return out_dir
+
+
+def token_lengths(texts: list[str]) -> list[int]:
+    from tokenizers import Tokenizer
+
+    from ragsel.backends.embedders.sentence_transformers import minilm_model_dir
+
+    tok = Tokenizer.from_file(str(minilm_model_dir() / "tokenizer.json"))
+    tok.enable_truncation(max_length=256)
+    return [len(e.ids) for e in tok.encode_batch(texts)]
 
 
 def work_gflop(texts: list[str]) -> tuple[float, int]:
@@ -157,6 +199,7 @@ def main() -> None:
     ap.add_argument("--embedders", default="minilm,sentence-transformers")
     ap.add_argument("--tokens", type=int, default=4096, help="rows of the GEMM (one pass)")
     ap.add_argument("--reference", default=DEFAULT_INDEX, help="index for the vector check")
+    ap.add_argument("--mode", choices=["interleaved", "build", "both"], default="both")
     ap.add_argument("--out", default=str(results_dir("perf") / "index_gemm.json"))
     args = ap.parse_args()
     from ragsel.backends.embedders import load_embedder
@@ -170,7 +213,21 @@ def main() -> None:
         gflop, tokens = work_gflop([d.text for d in load_documents(corpus)])
         for e in embedders:
             load_embedder(e).warm_up()  # model loading (and the one-time export) not timed
-        for r in range(args.rounds):
+        texts = [d.text for d in load_documents(corpus)]
+        lens = token_lengths(texts)
+        inter = []
+        for r in range(args.rounds if args.mode != "build" else 0):
+            for e in embedders:
+                load0 = os.getloadavg()[0]
+                row = {
+                    "round": r,
+                    "embedder": e,
+                    **interleaved(e, texts, lens, threads, args.tokens),
+                }
+                row["load_avg_1m"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
+                inter.append(row)
+                print(json.dumps(row), flush=True)
+        for r in range(args.rounds if args.mode != "interleaved" else 0):
             for e in embedders:
                 load0 = os.getloadavg()[0]
                 before = {"onnx": gemm_onnx(args.tokens, threads)}
@@ -195,13 +252,20 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
                 if r == 0:
                     checks[e] = vector_check(Path(tmp) / f"ix-{e}-{r}", Path(args.reference))
-    summary = {}
+    summary: dict = {}
     for e in embedders:
         mine = [x for x in rows if x["embedder"] == e]
         summary[e] = {
             k: [min(x[k] for x in mine), max(x[k] for x in mine)]
             for k in ("ratio_index", "ratio_embed", "docs_per_s", "index_gflops")
+            if mine
         }
+        mine = [x for x in inter if x["embedder"] == e]
+        if mine:
+            summary[e]["ratio_interleaved"] = [
+                min(x["ratio"] for x in mine),
+                max(x["ratio"] for x in mine),
+            ]
     print(json.dumps({"summary (min, max)": summary, "vectors": checks}, indent=1))
     write_json(
         Path(args.out),
@@ -211,6 +275,7 @@ def main() -> None:
             "work_gflop": round(gflop, 1),
             "gemm_rows": args.tokens,
             "threads": threads,
+            "interleaved": inter,
             "rounds": rows,
             "summary_min_max": summary,
             "vectors_vs_reference": checks,
