@@ -288,6 +288,32 @@ def candidates_from_records(
 _ATOMS = (str, bytes, int, float, complex, bool, frozenset)  # defaults instances may share
 
 
+def _prebuildable_defaults(
+    cls: type, validated: Any, sample: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[tuple[str, type]]] | None:
+    """Every field's value in declaration order (dict order = repr order) and the fields that
+    need a new empty container per instance; None when instances cannot be prebuilt safely
+    (post-init hooks, private or extra attributes, a mutable non-empty default)."""
+    if (
+        getattr(cls, "__pydantic_post_init__", "?") is not None
+        or getattr(cls, "__private_attributes__", True)
+        or validated.__pydantic_extra__ is not None
+        or validated.__pydantic_private__ is not None
+    ):
+        return None
+    template: dict[str, Any] = {}
+    fresh: list[tuple[str, type]] = []
+    for name, default in validated.__dict__.items():
+        template[name] = default
+        if name in sample:
+            continue
+        if isinstance(default, (list, dict, set)) and not default:
+            fresh.append((name, type(default)))
+        elif not (default is None or isinstance(default, _ATOMS)):
+            return None  # a default instances could share and mutate: let pydantic make it
+    return template, fresh
+
+
 def model_builder(cls: type, **sample: Any) -> Callable[..., Any]:
     """A function ``build(**values)`` making instances of the pydantic model ``cls`` from
     values that are already valid, for the fields named in ``sample`` (pass all of them):
@@ -305,23 +331,10 @@ def model_builder(cls: type, **sample: Any) -> Callable[..., Any]:
     Values are not copied: pass objects the new instance may own.
     """
     validated = cls(**sample)
-    if (
-        getattr(cls, "__pydantic_post_init__", "?") is not None
-        or getattr(cls, "__private_attributes__", True)
-        or validated.__pydantic_extra__ is not None
-        or validated.__pydantic_private__ is not None
-    ):
+    defaults = _prebuildable_defaults(cls, validated, sample)
+    if defaults is None:
         return cls
-    template: dict[str, Any] = {}  # every field in declaration order (dict order = repr order)
-    fresh: list[tuple[str, type]] = []
-    for name, default in validated.__dict__.items():
-        template[name] = default
-        if name in sample:
-            continue
-        if isinstance(default, (list, dict, set)) and not default:
-            fresh.append((name, type(default)))
-        elif not (default is None or isinstance(default, _ATOMS)):
-            return cls  # a default instances could share and mutate: let pydantic make it
+    template, fresh = defaults
     fields_set, new, set_ = frozenset(sample), object.__new__, object.__setattr__
 
     n_fields = len(fields_set)
