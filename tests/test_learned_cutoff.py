@@ -11,16 +11,19 @@ from typer.testing import CliRunner
 from ragsel.errors import InputError, StageError
 from ragsel.spec import load_pipeline
 from ragsel.stage import Stage
-from ragsel.stages.cutoff._learned_features import FEATURE_VERSION, QUERY_FEATURES
+from ragsel.stages.cutoff._learned_features import (
+    FEATURE_VERSION,
+    QUERY_FEATURES,
+    feature_names,
+    list_features,
+)
 from ragsel.stages.cutoff._learned_priors import PRIOR_FEATURES, CorpusPriors
 from ragsel.stages.cutoff._learned_rules import DEFAULT_RULE, choose_cut, expected_f1
 from ragsel.stages.cutoff.learned import (
     MIN_QUERIES,
     CutoffModel,
     LearnedCutoff,
-    feature_names,
     fit_cutoff_model,
-    list_features,
 )
 from ragsel.types import Candidates, Chunk, Event, Query, ScoredChunk
 

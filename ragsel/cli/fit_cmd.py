@@ -6,6 +6,13 @@ the dataset's queries, labels each candidate with the dataset's gold (a chunk is
 overlaps a gold span, or belongs to a relevant document), fits the model and writes it.
 The model also reads the query text (query-term and title features) unless ``--list-only``;
 both targets pass the pipeline query to it at run time.
+
+Without labels, ``ragsel fit PIPELINE --unsupervised --out MODEL`` adapts the shipped general
+model (or ``--from MODEL``) to the pipeline's corpus: it makes pseudo-queries from the index
+(a sentence of a chunk -> that chunk; a document title -> its chunks), runs them through the
+pipeline and re-calibrates the model's probabilities and cut rule on them
+(:mod:`ragsel.stages.cutoff._adapt`). With labels, ``--from general`` does the same
+calibration on the dataset's queries instead of fitting a corpus model from scratch.
 """
 
 from __future__ import annotations
@@ -129,11 +136,66 @@ def fit_for_pipeline(
     return model, summary
 
 
+def index_of(pipe: Any, target: str) -> str:
+    """The index folder a stage upstream of ``target`` reads (for pseudo-queries)."""
+    from ragsel.errors import InputError
+
+    for name in sorted(pipe.upstream_of(target)):
+        path = getattr(pipe.stages[name].config, "index", None)
+        if isinstance(path, str) and path:
+            return path
+    raise InputError(
+        "--unsupervised makes pseudo-queries from the pipeline's index, but no stage "
+        f"upstream of '{target}' names an index: pass --index or use a pipeline with a "
+        "bm25_retriever/dense_retriever"
+    )
+
+
+def adapt_for_pipeline(
+    pipe: Any,
+    *,
+    start: str = "general",
+    dataset: Any = None,
+    stage: str | None = None,
+    pseudo: int = 60,
+    seed: int = 0,
+) -> tuple[Any, dict[str, Any]]:
+    """Calibrate the model ``start`` for ``pipe``: on ``dataset``'s labelled queries, or
+    (without a dataset) on ``pseudo`` pseudo-queries made from the pipeline's index."""
+    from ragsel.index.local import open_index
+    from ragsel.stages.cutoff._adapt import calibrate, pseudo_queries
+    from ragsel.stages.cutoff.learned import CutoffModel
+    from ragsel.types import Query
+
+    target = find_target(pipe, stage)
+    pipe.validate()
+    base = CutoffModel.load(start)
+    if dataset is None:
+        pairs = pseudo_queries(open_index(index_of(pipe, target)).chunks, pseudo, seed=seed)
+        queries = [q for q, _ in pairs]
+        lists = collect_lists(pipe, target, queries)
+        golds = [g for _, g in pairs]
+        source = f"{len(pairs)} pseudo-queries from the index"
+    else:
+        from ragsel_eval.datasets import gold_chunk_ids
+
+        queries = [Query(q.text, id=q.id) for q in dataset.queries]
+        lists = collect_lists(pipe, target, queries)
+        golds = [gold_chunk_ids(q, c.items) for q, c in zip(dataset.queries, lists)]
+        source = f"dataset {dataset.name}"
+    model = calibrate(
+        base, lists, golds, queries, info={"from": start, "on": source, "stage": target}
+    )
+    summary = {"stage": target, "from": start, "on": source, **model.header["adapted"]}
+    summary["rule"] = model.header["defaults"]
+    return model, summary
+
+
 @command
 def fit(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML with a learned cutoff stage."),
     dataset: str = typer.Option(
-        ...,
+        None,
         "--dataset",
         "-d",
         help="Labelled dataset: a name (privacyqa, scifact:train, ...) "
@@ -159,8 +221,22 @@ def fit(
     ),
     var: list[str] = typer.Option(None, "--var", help="Set a ${VAR} (KEY=VALUE); repeatable."),
     index: Path = typer.Option(None, "--index", help="Index folder (sets RAGSEL_INDEX)."),
+    unsupervised: bool = typer.Option(
+        False,
+        "--unsupervised",
+        help="No labels: calibrate the general model (or --from) on pseudo-queries made "
+        "from the pipeline's index.",
+    ),
+    start: str = typer.Option(
+        None,
+        "--from",
+        help="Calibrate this model (a shipped name such as 'general', or a file) instead of "
+        "fitting from scratch.",
+    ),
+    pseudo: int = typer.Option(60, "--pseudo-queries", help="Pseudo-queries to make."),
 ) -> None:
-    """Fit a learned cutoff on labelled queries and write the model file the YAML names."""
+    """Fit a learned cutoff on labelled queries (or adapt the general model without labels,
+    --unsupervised) and write the model file the YAML names."""
     from ragsel.errors import InputError
     from ragsel.spec import load_pipeline
 
@@ -174,9 +250,23 @@ def fit(
     if index is not None:
         variables["RAGSEL_INDEX"] = str(index)
     pipe = load_pipeline(pipeline, variables=variables)
+    if unsupervised:
+        if dataset is not None:
+            raise InputError("--unsupervised uses no labels: drop --dataset (or --unsupervised)")
+        model, summary = adapt_for_pipeline(
+            pipe, start=start or "general", stage=stage, pseudo=pseudo, seed=seed
+        )
+        print_json({"model": str(model.save(out)), **summary})
+        return
+    if dataset is None:
+        raise InputError("give --dataset NAME (labelled queries), or --unsupervised")
     ds = load_dataset(dataset)
     if limit is not None:
         ds = ds.subset(limit)
+    if start is not None:
+        model, summary = adapt_for_pipeline(pipe, start=start, dataset=ds, stage=stage, seed=seed)
+        print_json({"model": str(model.save(out)), **summary})
+        return
     model, summary = fit_for_pipeline(
         pipe,
         ds,

@@ -33,6 +33,15 @@ def check_paths(pipe) -> None:
                 raise RagselIndexError(f"{where or name}: stage '{name}' index: {exc}") from None
         model = getattr(stage.config, "model", None)
         if stage.type_name in MODEL_FILE_STAGES and model and not Path(model).is_file():
+            from ragsel.stages.cutoff._learned_model import is_model_name, resolve_model
+
+            if is_model_name(model):  # a shipped model ("general"), or a clear error
+                try:
+                    resolve_model(model)
+                    continue
+                except InputError as exc:
+                    where = stage_location(stage, "model") or name
+                    raise InputError(f"{where}: stage '{name}' model: {exc}") from None
             raise InputError(
                 f"{stage_location(stage, 'model') or name}: stage '{name}' model: no file "
                 f"at {model}. Fit one with 'ragsel fit PIPELINE --dataset NAME --out {model}'"

@@ -21,6 +21,13 @@ class ClampConfig(StageConfig):
 
     min_k: int = Field(1, ge=0, description="keep at least this many (0 allows an empty result)")
     max_k: int | None = Field(None, ge=1, description="keep at most this many")
+    max_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="token budget of the kept chunks (words and punctuation marks): the cut "
+        "stops before the chunk that would exceed it (the first chunk is always kept); give "
+        "the expansion the same budget so cut + expansion honour it together",
+    )
 
     @model_validator(mode="after")
     def _check_clamp(self) -> ClampConfig:
@@ -48,6 +55,7 @@ def cut_candidates(
     min_k: int,
     max_k: int | None,
     why: Callable[[dict[str, Any]], str],
+    max_tokens: int | None = None,
 ) -> Candidates:
     """Apply ``rule`` (scores sorted descending -> ``(cut, info)``) to ``candidates``.
 
@@ -67,6 +75,7 @@ def cut_candidates(
     if cut != rule_cut:
         clamp_by = "max_k" if max_k is not None and rule_cut > cut else "min_k"
         reason += f"; clamped by {clamp_by} from {rule_cut} to {cut}"
+    budget_note, drops, cut = token_budget(items, cut, max_tokens)
     keep = [sc.kept(stage, reason, rank=r) for r, sc in enumerate(items[:cut], 1)]
     last = items[cut - 1].score if cut else None
     note = {
@@ -82,6 +91,39 @@ def cut_candidates(
     }
     if resorted:
         note["resorted"] = True
+    if budget_note:
+        note["budget"] = budget_note
     return candidates.derive(
-        stage, keep, note=note, default_reason=f"below the cut after rank {cut} of {n} ({reason})"
+        stage,
+        keep,
+        note=note,
+        drop_reasons=drops,
+        default_reason=f"below the cut after rank {cut} of {n} ({reason})",
     )
+
+
+def token_budget(
+    items: list[ScoredChunk], cut: int, max_tokens: int | None
+) -> tuple[dict[str, Any], dict[str, str], int]:
+    """Shorten the prefix ``items[:cut]`` to ``max_tokens``: returns the budget note
+    (budget, tokens kept, ids dropped by the budget), the drop reasons and the new cut. The
+    first item is kept even when it alone is over the budget (never an empty selection)."""
+    if max_tokens is None or cut == 0:
+        return {}, {}, cut
+    from ragsel.stages.expand.neighbors import text_cost
+
+    spent, keep = 0, 0
+    for sc in items[:cut]:
+        cost = text_cost(sc.chunk.text, "tokens")
+        if keep and spent + cost > max_tokens:
+            break
+        spent += cost
+        keep += 1
+    dropped = [sc.chunk.id for sc in items[keep:cut]]
+    note: dict[str, Any] = {"max_tokens": max_tokens, "tokens_kept": spent}
+    if dropped:
+        note["dropped_by_budget"] = dropped
+    if spent > max_tokens:
+        note["over_budget"] = "the first chunk alone exceeds max_tokens; kept it"
+    why = f"over the token budget (max_tokens={max_tokens}; {spent} tokens kept before it)"
+    return note, dict.fromkeys(dropped, why), keep

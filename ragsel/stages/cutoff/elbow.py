@@ -62,5 +62,6 @@ class ElbowCutoff(Stage):
             lambda s: elbow_index(s, cfg.z_threshold),
             min_k=cfg.min_k,
             max_k=cfg.max_k,
+            max_tokens=cfg.max_tokens,
             why=_why,
         )

@@ -53,5 +53,6 @@ class LargestGapCutoff(Stage):
             lambda s: largest_gap_index(s, cfg.search_k),
             min_k=cfg.min_k,
             max_k=cfg.max_k,
+            max_tokens=cfg.max_tokens,
             why=_why,
         )

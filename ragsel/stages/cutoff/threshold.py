@@ -65,5 +65,11 @@ class ScoreThresholdCutoff(Stage):
             return f"{what} >= {cfg.threshold:g}"
 
         return cut_candidates(
-            self.name, candidates, rule, min_k=cfg.min_k, max_k=cfg.max_k, why=why
+            self.name,
+            candidates,
+            rule,
+            min_k=cfg.min_k,
+            max_k=cfg.max_k,
+            max_tokens=cfg.max_tokens,
+            why=why,
         )

@@ -52,5 +52,6 @@ class TopPCutoff(Stage):
             lambda s: top_p_index(s, cfg.p, cfg.temperature, cfg.normalize),
             min_k=cfg.min_k,
             max_k=cfg.max_k,
+            max_tokens=cfg.max_tokens,
             why=why,
         )
