@@ -15,11 +15,11 @@ pytest.importorskip("langchain_qdrant")
 from langchain_qdrant import QdrantVectorStore  # noqa: E402
 from qdrant_client import QdrantClient  # noqa: E402
 from qdrant_client.models import Distance, VectorParams  # noqa: E402
+from ragsel_langchain.backends import RagselEmbeddings  # noqa: E402
 
 from ragsel import load_pipeline  # noqa: E402
 from ragsel.index import LocalIndex, open_index  # noqa: E402
 from ragsel.ingest import ChunkerConfig  # noqa: E402
-from ragsel_langchain.backends import RagselEmbeddings  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "corpus_small"
 QUERY = "Can the tenant sublet the apartment?"
