@@ -25,17 +25,25 @@ from ragsel.spec import load_pipeline
 from ragsel.types import Query
 
 
+def retriever_lists(pipe, q) -> list:
+    """The candidate lists of every ``*_retriever`` stage of ``pipe`` for query ``q``."""
+    return [
+        st.run(query=Query(q.text))
+        for st in pipe.stages.values()
+        if st.type_name.endswith("_retriever")
+    ]
+
+
 def fusion_us(pipes, qs, repeats: int = 20) -> list[float]:
-    """p50 microseconds of each pipeline's ``fuse`` stage alone, on the same inputs (pipeline
-    A's ``bm25`` and ``dense`` lists), interleaved: what the fusion method itself costs."""
-    a = pipes[0]
-    inputs = [[a.stages[n].run(query=Query(q.text)) for n in ("bm25", "dense")] for q in qs]
+    """p50 microseconds of each pipeline's ``fuse`` stage alone on its own retrievers' lists,
+    interleaved: what the fusion method itself costs."""
+    inputs = [[retriever_lists(p, q) for q in qs] for p in pipes]
     us: list[list[float]] = [[], []]
-    for lists in inputs:
+    for i in range(len(qs)):
         for _ in range(repeats):
             for j, p in enumerate(pipes):
                 t0 = time.perf_counter()
-                p.stages["fuse"].run(candidates=lists)
+                p.stages["fuse"].run(candidates=inputs[j][i])
                 us[j].append((time.perf_counter() - t0) * 1e6)
     return [round(float(np.median(u)), 1) for u in us]
 
