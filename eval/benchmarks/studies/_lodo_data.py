@@ -69,6 +69,7 @@ class Case:
     query: Query
     gold: set[str]
     hybrid: Candidates
+    raw: tuple[Candidates, ...] = ()  # the BM25 and dense lists the hybrid one fuses
 
 
 class CachedEmbedder:
@@ -364,7 +365,7 @@ def _case(name: str, r: dict) -> Case:
     by_id = {c["id"]: _chunk(c) for c in r["chunks"]}
     dense = Candidates.retrieved("dense", [(by_id[i], s) for i, s in r["dense"]])
     bm = Candidates.retrieved("bm25", [(by_id[i], s) for i, s in r["bm25"]])
-    return Case(name, Query(r["query"], id=r["qid"]), set(r["gold"]), fuse(dense, bm))
+    return Case(name, Query(r["query"], id=r["qid"]), set(r["gold"]), fuse(dense, bm), (bm, dense))
 
 
 def load(name: str) -> list[Case]:
