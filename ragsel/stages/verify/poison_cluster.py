@@ -54,17 +54,16 @@ whose related papers repeat each other flagged (0.4% with mirror sites named; 16
 carry no ids or sites at all: metadata matters). ``merge_threshold: 0.7`` raises NQ F1 to 0.95
 at 8% clean false flags. ``collapse`` (the old default) flags nothing: attack success 1.00 on
 HotpotQA and MS MARCO.
+
+The clustering maths (linkage, peeling, merging, claim words, verdict text) lives in
+:mod:`._poison_clusters`; this module holds the stage.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlparse
 
 import numpy as np
 from pydantic import Field
@@ -75,144 +74,33 @@ from ragsel.stage import Stage, StageConfig
 from ragsel.stages._chunk_vectors import ChunkVectors
 from ragsel.stages._resources import Embedders
 from ragsel.stages.verify._ngrams import ngram_jaccard
-from ragsel.types import Candidates, Chunk, Event, Query, ScoredChunk, Verdict
-
-_WORD = re.compile(r"\w+")
-_STOP = frozenset(
-    "a an and are as at be been by for from had has have he her his i in into is it its of on "
-    "or she that the their them there these they this those to was were what when where which "
-    "who whom whose why how will with would does did do can could not no than then so such "
-    "also about over after before up out more most many much other some any each all our we "
-    "you your us one two".split()
+from ragsel.stages.verify._poison_clusters import (
+    DATE_KEYS,
+    SITE_KEYS,
+    Cluster,
+    _date_of,
+    _score_key,
+    _site_of,
+    _tokens,
+    average_linkage,
+    claim_weights,
+    describe,
+    expand_groups,
+    merge_groups,
+    peel,
+    poison_verdict,
 )
-SITE_KEYS = ("site", "source", "domain", "host", "publisher", "url")
-DATE_KEYS = ("date", "published", "published_at", "timestamp")
 
-
-@dataclass
-class Cluster:
-    """A group of near-duplicate chunks (indices into the candidate list, rank order)."""
-
-    members: list[int]
-    density: float  # mean pairwise similarity
-    sites: list[str] = field(default_factory=list)
-    docs: list[str] = field(default_factory=list)
-    dates: list[str] = field(default_factory=list)
-    suspicious: bool = False
-    why: str = ""
-    claim: list[str] = field(default_factory=list)
-    support: float = 0.0
-    supported_by: str | None = None
-
-    @property
-    def size(self) -> int:
-        return len(self.members)
-
-
-def _site_of(meta: Mapping[str, Any], keys: Sequence[str]) -> str | None:
-    for k in keys:
-        v = meta.get(k)
-        if v:
-            v = str(v).strip().lower()
-            if k == "url" or "://" in v:
-                v = urlparse(v).netloc or v
-            return v.removeprefix("www.")
-    return None
-
-
-def _date_of(meta: Mapping[str, Any]) -> str | None:
-    for k in DATE_KEYS:
-        if meta.get(k):
-            return str(meta[k])[:10]
-    return None
-
-
-def average_linkage(sim: np.ndarray, threshold: float) -> list[list[int]]:
-    """Agglomerate while the average similarity between two groups is >= ``threshold``.
-
-    Group-average similarities are updated in place (Lance-Williams), O(n^2) per merge.
-    """
-    n = len(sim)
-    groups: list[list[int] | None] = [[i] for i in range(n)]
-    avg = np.array(sim, dtype=np.float64, copy=True)
-    np.fill_diagonal(avg, -np.inf)
-    alive = np.ones(n, dtype=bool)
-    while alive.sum() > 1:
-        masked = np.where(alive[:, None] & alive[None, :], avg, -np.inf)
-        flat = int(np.argmax(masked))
-        a, b = divmod(flat, n)
-        if masked[a, b] < threshold:
-            break
-        ga, gb = groups[a], groups[b]
-        assert ga is not None and gb is not None
-        wa, wb = len(ga), len(gb)
-        merged = (wa * avg[a] + wb * avg[b]) / (wa + wb)
-        avg[a, :] = merged
-        avg[:, a] = merged
-        avg[a, a] = -np.inf
-        alive[b] = False
-        groups[a] = sorted(ga + gb)
-        groups[b] = None
-    return sorted((g for g in groups if g is not None), key=lambda g: g[0])
-
-
-def peel(sim: np.ndarray, group: list[int], margin: float) -> list[list[int]]:
-    """Split off members that sit on the edge of a cluster: a member whose mean similarity to
-    the rest is ``margin`` below the mean of the others' is peeled (and stays a singleton).
-    Copies of one planted text are mutually closer than any of them is to an honest passage
-    on the same topic, which average linkage alone can pull in."""
-    core, out = list(group), []
-    while len(core) >= 3:
-        sub = sim[np.ix_(core, core)]
-        mean = (sub.sum(axis=1) - 1.0) / (len(core) - 1)
-        worst = int(np.argmin(mean))
-        rest = np.delete(mean, worst)
-        if mean[worst] >= rest.mean() - margin:
-            break
-        out.append([core.pop(worst)])
-    return [core] + out
-
-
-def merge_groups(sim: np.ndarray, groups: list[list[int]], threshold: float) -> list[list[int]]:
-    """Merge multi-member groups whose average cross-similarity is >= ``threshold``.
-
-    Planted copies often form several tight pairs and triples that a single cut splits; an
-    honest passage rarely has a near-copy of its own, so joining *groups* (never singletons)
-    at a looser threshold recovers the whole set without pulling in a lone gold passage.
-    Each step merges the pair with the highest average (ties: the last pair in list order);
-    cross-group similarity sums are kept in a matrix and updated in place, so a step costs
-    O(groups^2) numpy work rather than one sub-matrix mean per pair."""
-    singles = [list(g) for g in groups if len(g) < 2]
-    groups = [list(g) for g in groups if len(g) >= 2]
-    if len(groups) >= 2:
-        member = np.zeros((len(groups), len(sim)))
-        for r, g in enumerate(groups):
-            member[r, g] = 1.0
-        cross = member @ np.asarray(sim, dtype=np.float64) @ member.T
-        size = member.sum(axis=1)
-        while len(groups) > 1:
-            mean = cross / np.outer(size, size)
-            mean[np.tril_indices(len(groups))] = -np.inf
-            best = mean.max()
-            if best < threshold:
-                break
-            a, b = (int(x) for x in np.argwhere(mean == best)[-1])
-            groups[a] = groups[a] + groups[b]
-            del groups[b]
-            cross[a, :] += cross[b, :]
-            cross[:, a] += cross[:, b]
-            cross = np.delete(np.delete(cross, b, axis=0), b, axis=1)
-            size[a] += size[b]
-            size = np.delete(size, b)
-    return sorted((sorted(g) for g in groups + singles), key=lambda g: g[0])
-
-
-def _score_key(score: float) -> float:
-    return score if score == score else -math.inf  # NaN scores sort last
-
-
-def _tokens(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1 or w.isdigit()}
+__all__ = [
+    "DATE_KEYS",
+    "SITE_KEYS",
+    "Cluster",
+    "PoisonClusterGuard",
+    "average_linkage",
+    "merge_groups",
+    "peel",
+]
+from ragsel.types import Candidates, Chunk, Event, Query, ScoredChunk, Verdict
 
 
 @register_stage("poison_cluster_guard")
@@ -373,7 +261,16 @@ class PoisonClusterGuard(Stage):
         df = Counter(w for t in toks for w in t)
         q_toks = _tokens(query.text) if query is not None else set()
         if cfg.expand_threshold is not None:
-            groups = self._expand(groups, sim, toks, df, q_toks)
+            groups = expand_groups(
+                groups,
+                sim,
+                toks,
+                df,
+                q_toks,
+                threshold=cfg.expand_threshold,
+                support_threshold=cfg.support_threshold,
+                quorum=cfg.claim_quorum,
+            )
         clusters = []
         for g in groups:
             sub = sim[np.ix_(g, g)]
@@ -387,48 +284,6 @@ class PoisonClusterGuard(Stage):
             self._judge(cl, chunks, toks, df, q_toks)
             clusters.append(cl)
         return clusters
-
-    def _claim(
-        self, members: Sequence[int], toks: list[set[str]], df: Counter[str], q_toks: set[str]
-    ) -> dict[str, float]:
-        """Claim words of a group and their weights: words most members share that the query
-        does not contain, weighted by rarity in the candidate list."""
-        counts = Counter(w for i in members for w in toks[i])
-        need = max(2, math.ceil(self.config.claim_quorum * len(members)))
-        n = len(toks)
-        return {
-            w: math.log(1 + n / df[w]) for w, c in counts.items() if c >= need and w not in q_toks
-        }
-
-    def _expand(
-        self,
-        groups: list[list[int]],
-        sim: np.ndarray,
-        toks: list[set[str]],
-        df: Counter[str],
-        q_toks: set[str],
-    ) -> list[list[int]]:
-        """Absorb looser copies: similar enough to the group *and* repeating its claim words
-        (an honest passage on the topic is similar but states its own facts)."""
-        cfg = self.config
-        threshold = cfg.expand_threshold
-        assert threshold is not None  # only called when set
-        taken = {i for g in groups for i in g}
-        out = []
-        for g in sorted(groups, key=len, reverse=True):
-            weights = self._claim(g, toks, df, q_toks)
-            total = sum(weights.values())
-            grown = list(g)
-            if total and len(g) >= 2:
-                for j in range(len(sim)):
-                    if j in taken or float(sim[j, g].mean()) < threshold:
-                        continue
-                    share = sum(w for t, w in weights.items() if t in toks[j]) / total
-                    if share >= cfg.support_threshold:
-                        grown.append(j)
-                        taken.add(j)
-            out.append(sorted(grown))
-        return sorted(out, key=lambda g: g[0])
 
     def _judge(
         self,
@@ -455,7 +310,7 @@ class PoisonClusterGuard(Stage):
             src = f"{len(cl.sites)} site(s)" if cl.sites else "no site metadata"
             cl.why = f"{cl.size} near-duplicates, {src}"
         # The claim: words most members share that the query does not ask about.
-        weight = self._claim(cl.members, toks, df, q_toks)
+        weight = claim_weights(cl.members, toks, df, q_toks, cfg.claim_quorum)
         claim = list(weight)
         cl.claim = sorted(claim, key=lambda w: (-weight[w], w))
         total = sum(weight.values())
@@ -486,6 +341,21 @@ class PoisonClusterGuard(Stage):
                 self.name, [], note={"mode": cfg.mode, "clusters": [], "empty_input": True}
             )
         clusters, sources = self._clusters(items, query)
+        flagged, dup_of = self._decide(clusters)
+        keep, reasons, verdicts = self._apply(items, clusters, flagged, dup_of)
+        note = {
+            "mode": cfg.mode,
+            "flagged": sorted(items[i].id for i in flagged),
+            "vectors": sources,
+            "clusters": [describe(cl, items) for cl in clusters],
+        }
+        return candidates.derive(
+            self.name, keep, drop_reasons=reasons, verdicts=verdicts, note=note
+        )
+
+    def _decide(self, clusters: Sequence[Cluster]) -> tuple[set[int], dict[int, int]]:
+        """The members the mode flags, and (collapse) each duplicate's representative."""
+        cfg = self.config
         flagged: set[int] = set()
         dup_of: dict[int, int] = {}
         if cfg.mode == "collapse":
@@ -501,6 +371,17 @@ class PoisonClusterGuard(Stage):
             if sus:
                 top = max(sus, key=lambda c: (c.density * c.size, c.density))
                 flagged.update(top.members)
+        return flagged, dup_of
+
+    def _apply(
+        self,
+        items: Sequence[ScoredChunk],
+        clusters: Sequence[Cluster],
+        flagged: set[int],
+        dup_of: dict[int, int],
+    ) -> tuple[list[ScoredChunk], dict[str, str], dict[str, Verdict]]:
+        """Drop or annotate each candidate: kept chunks, drop reasons and verdicts by id."""
+        cfg = self.config
         keep: list[ScoredChunk] = []
         reasons: dict[str, str] = {}
         verdicts: dict[str, Verdict] = {}
@@ -508,7 +389,7 @@ class PoisonClusterGuard(Stage):
         for i, sc in enumerate(items):
             cl = by_member.get(i)
             if i in flagged and cl is not None:
-                v = self._poison_verdict(sc, cl, items)
+                v = poison_verdict(self.name, sc, cl, items)
                 verdicts[sc.id] = v
                 if cfg.on_flag == "drop":
                     reasons[sc.id] = v.reason
@@ -551,15 +432,7 @@ class PoisonClusterGuard(Stage):
                 )
             else:
                 keep.append(sc)
-        note = {
-            "mode": cfg.mode,
-            "flagged": sorted(items[i].id for i in flagged),
-            "vectors": sources,
-            "clusters": [self._describe(cl, items) for cl in clusters],
-        }
-        return candidates.derive(
-            self.name, keep, drop_reasons=reasons, verdicts=verdicts, note=note
-        )
+        return keep, reasons, verdicts
 
     def _clusters(
         self, items: Sequence[ScoredChunk], query: Query | None
@@ -575,33 +448,3 @@ class PoisonClusterGuard(Stage):
         for cl in clusters:  # members stay in canonical order: members[0] is the representative
             cl.members = [canon[i] for i in cl.members]
         return clusters, sources
-
-    def _poison_verdict(
-        self, sc: ScoredChunk, cl: Cluster, items: Sequence[ScoredChunk]
-    ) -> Verdict:
-        support = (
-            f"best independent support {cl.support:.2f} ({cl.supported_by})"
-            if cl.supported_by
-            else "no independent chunk shares its claim"
-        )
-        reason = f"suspicious near-duplicate cluster: {cl.why}, density {cl.density:.2f}; {support}"
-        evidence = (
-            f"claim words: {', '.join(cl.claim[:8]) or '-'}; representative: "
-            f"{items[cl.members[0]].chunk.text[:120]}"
-        )
-        conf = min(1.0, max(0.0, cl.density))
-        return Verdict(sc.id, self.name, True, "POISON", round(conf, 4), reason, evidence)
-
-    @staticmethod
-    def _describe(cl: Cluster, items: Sequence[ScoredChunk]) -> dict[str, Any]:
-        return {
-            "members": [items[i].id for i in cl.members],
-            "density": cl.density,
-            "suspicious": cl.suspicious,
-            "why": cl.why,
-            "sites": cl.sites,
-            "dates": cl.dates,
-            "claim": cl.claim[:8],
-            "support": cl.support,
-            "supported_by": cl.supported_by,
-        }
