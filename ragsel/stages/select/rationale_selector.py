@@ -173,6 +173,14 @@ class RationaleSelector(Stage):
     def _embedder(self, name: str) -> Any:
         return self._embedders.get(name)
 
+    def ranking_only(self) -> RationaleSelector:
+        """This stage with ``cutoff: none`` (its full pooled ranking, e.g. to fit a learned cut
+        on), under the same name and sharing its bound embedders."""
+        ranker = type(self)(self.config.model_copy(update={"cutoff": "none", "model": None}))
+        ranker.name = self.name
+        ranker._embedders = self._embedders  # bound components carry over
+        return ranker
+
     def warm_up(self) -> None:
         self._embedder(self.config.embedder).warm_up()
         if self.config.rationale_embedder:
