@@ -15,6 +15,10 @@ never slept, past the deadline.
 
 The API key lives in a private holder that never prints; error texts quoted from the server
 are scrubbed of it too. ``name`` (used in traces and cache keys) is ``openai:<model>``.
+
+This module holds the client (HTTP plumbing, the retry loop, ``json_mode`` downgrades);
+request bodies and the meaning of failures are in :mod:`._openai_outcomes`, response parsing
+in :mod:`._openai_wire`.
 """
 
 from __future__ import annotations
@@ -32,6 +36,12 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ragsel import progress
+from ragsel.backends.llm._openai_outcomes import (
+    exception_outcome,
+    final_error,
+    request_body,
+    status_outcome,
+)
 from ragsel.backends.llm._openai_wire import (
     Outcome,
     Secret,
@@ -44,30 +54,18 @@ from ragsel.backends.llm.base import (
     REQUEST_DEADLINE,
     BaseLLM,
     Completion,
-    ContextLengthError,
     GenParams,
 )
-from ragsel.backends.llm.config import ENV_API_KEY, ENV_BASE_URL
 from ragsel.backends.llm.limits import (
     Limiter,
     backoff_delay,
     endpoint_limiter,
-    parse_retry_after,
 )
 from ragsel.errors import BackendError, BackendTimeout, require
 from ragsel.redact import redact_url
 
 log = logging.getLogger("ragsel.llm")
 
-_CONTEXT_HINTS = (
-    "context_length_exceeded",
-    "maximum context length",
-    "context length",
-    "context window",
-    "too many tokens",
-    "exceeds the context",
-    "n_ctx",
-)
 _JSON_MODES = ("json_schema", "json_object", "off")
 
 
@@ -206,33 +204,15 @@ class OpenAICompatLLM(BaseLLM):
         return headers
 
     def _body(self, messages: list[dict[str, str]], params: GenParams) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": messages,
-            "temperature": params.temperature,
-            "max_tokens": params.max_tokens,
-            "stream": False,
-            **self.extra_body,
-        }
-        if self.seed is not None:
-            body["seed"] = self.seed
-        if params.logprobs:
-            body["logprobs"] = True
-            if self.top_logprobs:
-                body["top_logprobs"] = self.top_logprobs
-        mode = self._json_mode_now
-        if params.json_schema is not None and mode == "json_schema":
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": "output",
-                    "schema": dict(params.json_schema),
-                    "strict": False,
-                },
-            }
-        elif params.json_schema is not None and mode == "json_object":
-            body["response_format"] = {"type": "json_object"}
-        return body
+        return request_body(
+            self.model,
+            messages,
+            params,
+            extra_body=self.extra_body,
+            seed=self.seed,
+            top_logprobs=self.top_logprobs,
+            json_mode=self._json_mode_now,
+        )
 
     def _scrub(self, text: str) -> str:
         key = self._api_key.get()
@@ -243,35 +223,9 @@ class OpenAICompatLLM(BaseLLM):
 
     # --- one attempt, whatever the transport ------------------------------------------------
     def _classify_exception(self, exc: Exception, budget: float) -> Outcome:
-        httpx = require("httpx", "llm")
-        what = self._scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
-        if isinstance(exc, httpx.TimeoutException):
-            kind = "connecting" if isinstance(exc, httpx.ConnectTimeout) else "waiting"
-            return Outcome(
-                retry=True,
-                error=BackendTimeout(
-                    f"timed out {kind} for {self._where} ({what}) after "
-                    f"{budget:g}s. Raise the timeout (llm.timeout) or check the server load.",
-                    backend=self.name,
-                ),
-            )
-        if isinstance(exc, httpx.ConnectError):
-            return Outcome(
-                retry=True,
-                error=self._error(
-                    f"cannot connect to {self._where} ({what}). Is the server running? Set "
-                    f"{ENV_BASE_URL} (or llm.base_url) to its address ending in /v1.",
-                    retryable=True,
-                ),
-            )
-        if isinstance(exc, httpx.TransportError):  # dropped connection, truncated body
-            return Outcome(
-                retry=True,
-                error=self._error(
-                    f"the connection to {self._where} failed mid-request ({what}).", retryable=True
-                ),
-            )
-        raise exc
+        return exception_outcome(
+            exc, budget, where=self._where, backend=self.name, scrub=self._scrub
+        )
 
     def _classify_response(
         self,
@@ -296,24 +250,6 @@ class OpenAICompatLLM(BaseLLM):
                     ),
                 )
         snippet = server_message(text)
-        if status == 429:
-            return Outcome(
-                retry=True,
-                wait=parse_retry_after(headers.get("retry-after")),
-                error=self._error(
-                    f"rate limited by {self._where} (HTTP 429: "
-                    f"{snippet}). Lower llm.concurrency or wait.",
-                    retryable=True,
-                ),
-            )
-        if status >= 500 or status in (408, 409):
-            return Outcome(
-                retry=True,
-                wait=parse_retry_after(headers.get("retry-after")),
-                error=self._error(
-                    f"server error from {self._where} (HTTP {status}: {snippet}).", retryable=True
-                ),
-            )
         low = snippet.lower()
         if (
             status in (400, 422)
@@ -333,33 +269,14 @@ class OpenAICompatLLM(BaseLLM):
                 self._json_mode_now = nxt
                 self.stats["json_downgrades"] += 1
             return Outcome(again_now=True)
-        if status in (400, 413, 422) and any(h in low for h in _CONTEXT_HINTS):
-            return Outcome(
-                error=ContextLengthError(
-                    self._scrub(
-                        f"the prompt is too long for model '{self.model}' at "
-                        f"{self._where} (HTTP {status}: {snippet}). Shorten the evidence "
-                        "or set llm.context_window so stages truncate it."
-                    ),
-                    backend=self.name,
-                )
-            )
-        if status in (401, 403):
-            return Outcome(
-                error=self._error(
-                    f"{self._where} refused the credentials (HTTP {status}: {snippet}). Set the "
-                    f"API key in ${ENV_API_KEY} (or the variable named by llm.api_key_env)."
-                )
-            )
-        if status == 404:
-            return Outcome(
-                error=self._error(
-                    f"{self._where}/chat/completions or model '{self.model}' was not found "
-                    f"(HTTP 404: {snippet}). Check that the base URL ends in /v1 and the model name is served there."
-                )
-            )
-        return Outcome(
-            error=self._error(f"{self._where} rejected the request (HTTP {status}: {snippet}).")
+        return status_outcome(
+            status,
+            headers,
+            snippet,
+            where=self._where,
+            model=self.model,
+            backend=self.name,
+            scrub=self._scrub,
         )
 
     def _parse(self, payload: Mapping[str, Any], elapsed_ms: float) -> Completion:
@@ -372,16 +289,7 @@ class OpenAICompatLLM(BaseLLM):
             return backoff_delay(retry, self.backoff_initial, self.backoff_max, self._rng)
 
     def _give_up(self, outcome: Outcome, attempts: int) -> BackendError:
-        err = outcome.error or self._error("request failed")
-        if not outcome.retry:
-            return err
-        last = str(err.args[0]).removeprefix(f"{self.name}: ")
-        msg = f"gave up after {attempts} attempts; last error: {last}"
-        if isinstance(err, BackendTimeout):
-            return BackendTimeout(msg, backend=self.name)
-        return BackendError(
-            msg + " Check the server, or raise llm.max_retries.", backend=self.name, retryable=True
-        )
+        return final_error(outcome, attempts, self._error("request failed"), backend=self.name)
 
     def _end_time(self, start: float) -> tuple[float, str]:
         """When this request must be over, and which limit decides it."""
