@@ -60,3 +60,5 @@ def test_readme_demo_selects_no_text_twice(example_index):
         by_doc.setdefault(sc.chunk.doc_id, []).append(sc)
     for items in by_doc.values():
         _no_overlap(items)
+    # local.yaml expands with order: document + merge_adjacent: one passage per document
+    assert all(len(items) == 1 for items in by_doc.values()), sel.ids

@@ -204,3 +204,41 @@ def test_unsupervised_and_dataset_together_is_refused(example_index, tmp_path):
         app, ["fit", str(yaml), "--unsupervised", "-d", "privacyqa", "--out", "x.npz"]
     )
     assert res.exit_code != 0 and "no labels" in res.output
+
+
+# --- elbow_below: the elbow when the model expects few relevant candidates ------------------
+def expected_relevant(cands: Candidates) -> float:
+    return float(CutoffModel.load("general").probabilities(cands, TOPIC).sum())
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "many"])
+def test_elbow_below_is_validated(bad):
+    with pytest.raises(RagselError, match="elbow_below"):
+        LearnedCutoff(model="general", elbow_below=bad)
+
+
+def test_elbow_below_picks_the_elbow_for_one_answer_and_the_model_for_many():
+    one, many = one_relevant(), many_relevant()
+    e_one, e_many = expected_relevant(one), expected_relevant(many)
+    assert e_one < e_many  # what the rule relies on, read from the real shipped model
+    st = LearnedCutoff(model="general", elbow_below=(e_one + e_many) / 2)
+    got_one = st.run(candidates=one, query=Query(TOPIC))
+    note = got_one.note_of(st.name)
+    assert note["rule"] == "elbow" and note["expected_relevant"] == pytest.approx(e_one, abs=1e-3)
+    assert got_one.ids == ElbowCutoff(z_threshold=1.0, min_k=1, max_k=10).run(candidates=one).ids
+    got_many = st.run(candidates=many, query=Query(TOPIC))
+    assert got_many.note_of(st.name)["rule"] == "model"
+    base = LearnedCutoff(model="general")  # default None: today's behaviour
+    plain = base.run(candidates=many, query=Query(TOPIC))
+    assert got_many.ids == plain.ids and len(got_many.items) > 1
+    assert "rule" not in plain.note_of(base.name)
+
+
+def test_elbow_below_never_zero_and_elbow_branch_capped_at_ten():
+    st = LearnedCutoff(model="general", elbow_below=1e9)  # always the elbow branch
+    for cands in (many_relevant(), one_relevant(), many_relevant(1, 0), many_relevant(40, 0)):
+        out = st.run(candidates=cands, query=Query(TOPIC))
+        assert 1 <= len(out.items) <= 10
+        assert out.note_of(st.name)["rule"] == "elbow"
+    capped = LearnedCutoff(model="general", elbow_below=1e9, max_k=2)
+    assert len(capped.run(candidates=many_relevant(40, 0), query=Query(TOPIC)).items) <= 2

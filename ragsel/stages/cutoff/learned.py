@@ -36,6 +36,15 @@ training facts. A file from another feature version or another pipeline is refus
 clear error; fitting on fewer than :data:`MIN_QUERIES` labelled queries is refused too.
 Pure numpy at run time (``_learned_model``); scikit-learn only to fit (``_learned_fit``).
 A ``max_tokens`` budget stops the cut before the chunk that would exceed it (see ``_apply``).
+
+**Elbow for one-answer queries** (``elbow_below: T``): the model's expected number of relevant
+candidates (the sum of its calibrated probabilities over the list) decides the rule. Below
+``T`` the list is cut where ``elbow_cutoff`` would cut it (the list as ranked, by score;
+``z_threshold`` 1.0, at most :data:`ELBOW_MAX_K` = 10 and at most ``max_k``, at least
+``min_k``: local.yaml's elbow settings); otherwise the model's cut. The general model
+over-keeps when one chunk answers and the elbow under-keeps when many do; the expected count
+tells the two apart without labels. The trace note records ``expected_relevant``,
+``elbow_below`` and the rule used (``rule: elbow`` or ``rule: model``).
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ from pydantic import Field
 from ragsel.registry import register_stage
 from ragsel.stage import Stage
 from ragsel.stages.cutoff._apply import ClampConfig, token_budget
+from ragsel.stages.cutoff._curve import as_scores, clamp, elbow_index
 from ragsel.stages.cutoff._learned_fit import MIN_QUERIES, fit_cutoff_model
 from ragsel.stages.cutoff._learned_model import (
     MODEL_FORMAT,
@@ -62,6 +72,7 @@ from ragsel.stages.cutoff._learned_rules import choose_cut
 from ragsel.types import Candidates, Event, Query
 
 __all__ = [
+    "ELBOW_MAX_K",
     "MIN_QUERIES",
     "MODEL_FORMAT",
     "CutoffModel",
@@ -72,6 +83,8 @@ __all__ = [
     "resolve_model",
     "shipped_models",
 ]
+ELBOW_MAX_K = 10  # the elbow branch of ``elbow_below`` keeps at most this many (local.yaml's)
+ELBOW_Z = 1.0  # and cuts at the first gap with a z-score above this (local.yaml's)
 
 
 @register_stage("learned_cutoff")
@@ -114,6 +127,13 @@ class LearnedCutoff(Stage):
             description="cut the list as ranked, or re-rank it by predicted relevance "
             "first; auto: what the model was fitted to do best",
         )
+        elbow_below: float | None = Field(
+            None,
+            gt=0,
+            description="cut at the elbow (z 1.0, at most 10) when the model expects fewer "
+            "than this many relevant candidates (sum of probabilities); None: always the "
+            "model's cut",
+        )
 
     blocking = False
 
@@ -145,10 +165,57 @@ class LearnedCutoff(Stage):
         model = self._get_model()
         p = model.probabilities(candidates, query)
         items = list(candidates.items)
+        expected = float(p.sum())
+        if c.elbow_below is not None and expected < c.elbow_below:
+            order, k, info = self._elbow(items)
+            how, label = "score", "elbow"
+        else:
+            order, k, info, how = self._model_cut(model, p)
+            label = "learned"
+        if c.elbow_below is not None:
+            info.update(
+                expected_relevant=round(expected, 4),
+                elbow_below=c.elbow_below,
+                rule="elbow" if how == "score" else "model",
+            )
+        budget, budget_drops, k = token_budget([items[i] for i in order], k, c.max_tokens)
+        keep = set(order[:k].tolist())
+        if c.keep_paired:
+            keep |= {i for i, sc in enumerate(items) if sc.rationales}
+        out, drops = [], {}
+        for rank, i in enumerate(order.tolist(), 1):
+            sc = items[i]
+            if i in keep:
+                why_kept = f"in the {label} cut" if rank <= k else "paired by a rationale"
+                out.append(
+                    sc.with_event(
+                        Event(
+                            self.name,
+                            "kept",
+                            why_kept,
+                            sc.score,
+                            {"p_relevant": round(float(p[i]), 4), "rank": rank},
+                        )
+                    )
+                )
+            else:
+                drops[sc.chunk.id] = budget_drops.get(
+                    sc.chunk.id, f"below the {label} cut (rank {rank}, kept {k}; p={p[i]:.2f})"
+                )
+        info.update(kept=len(out), cut=k, order=how, model=str(c.model))
+        if budget:
+            info["budget"] = budget
+        return candidates.derive(self.name, out, drop_reasons=drops, note=info)
+
+    def _model_cut(
+        self, model: CutoffModel, p: np.ndarray
+    ) -> tuple[np.ndarray, int, dict[str, Any], str]:
+        """The model's cut: the order (as ranked or by probability), the cut and its note."""
+        c = self.config
         fitted = dict(model.header.get("defaults") or {"objective": "f1"})
         how = fitted.pop("order", "input") if c.order == "auto" else c.order
         fitted.pop("order", None)
-        order = np.argsort(-p, kind="stable") if how == "probability" else np.arange(len(items))
+        order = np.argsort(-p, kind="stable") if how == "probability" else np.arange(p.size)
         rule = (
             fitted
             if c.objective == "auto"
@@ -161,31 +228,13 @@ class LearnedCutoff(Stage):
             }
         )
         k, info = choose_cut(p[order], **rule, min_k=c.min_k, max_k=c.max_k)
-        budget, budget_drops, k = token_budget([items[i] for i in order], k, c.max_tokens)
-        keep = set(order[:k].tolist())
-        if c.keep_paired:
-            keep |= {i for i, sc in enumerate(items) if sc.rationales}
-        out, drops = [], {}
-        for rank, i in enumerate(order.tolist(), 1):
-            sc = items[i]
-            if i in keep:
-                why = "in the learned cut" if rank <= k else "paired by a rationale"
-                out.append(
-                    sc.with_event(
-                        Event(
-                            self.name,
-                            "kept",
-                            why,
-                            sc.score,
-                            {"p_relevant": round(float(p[i]), 4), "rank": rank},
-                        )
-                    )
-                )
-            else:
-                drops[sc.chunk.id] = budget_drops.get(
-                    sc.chunk.id, f"below the learned cut (rank {rank}, kept {k}; p={p[i]:.2f})"
-                )
-        info.update(kept=len(out), cut=k, order=how, model=str(c.model))
-        if budget:
-            info["budget"] = budget
-        return candidates.derive(self.name, out, drop_reasons=drops, note=info)
+        return order, k, info, how
+
+    def _elbow(self, items: list) -> tuple[np.ndarray, int, dict[str, Any]]:
+        """``elbow_cutoff``'s cut (z 1.0, at most ELBOW_MAX_K) on the list sorted by score."""
+        c = self.config
+        scores = as_scores([sc.score for sc in items], sort=False)
+        order = np.argsort(-scores, kind="stable")
+        cut, info = elbow_index(scores[order], ELBOW_Z)
+        top = ELBOW_MAX_K if c.max_k is None else min(ELBOW_MAX_K, c.max_k)
+        return order, clamp(cut, len(items), c.min_k, top), dict(info)
