@@ -1,7 +1,7 @@
 """The one value codec: ragsel's result values as JSON-ready dicts, and back.
 
 Used by :meth:`ragsel.types.Selection.to_dict` (``ragsel select --json``, the server, eval
-reports) and by the connectors' document metadata (:mod:`ragsel.interop`), so an event or a
+reports) and by the connectors' document metadata (:mod:`ragsel_connect`), so an event or a
 verdict has one dict shape everywhere and parses back to an equal value::
 
     event_from_dict(event_to_dict(e)) == e

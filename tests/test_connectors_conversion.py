@@ -1,4 +1,4 @@
-"""The connectors' fast conversions (ragsel.interop, the ``unchecked`` constructors of
+"""The connectors' fast conversions (ragsel_connect, the ``unchecked`` constructors of
 ragsel.types): objects built without
 re-validation must equal normally built ones, own their mutable values, and fall back to the
 real constructor when a class does not fit; foreign documents convert exactly as before."""
@@ -21,11 +21,11 @@ from llama_index.core.schema import (
     TextNode,
 )
 from pydantic import BaseModel, PrivateAttr, field_validator
+from ragsel_connect import candidates_from_records, model_builder
 from ragsel_langchain import from_documents, to_documents
 from ragsel_llamaindex import from_nodes, to_nodes
 
 from ragsel import InputError, Pipeline
-from ragsel.interop import candidates_from_records, model_builder
 from ragsel.stages.cutoff.top_k import TopKCutoff
 from ragsel.testing import FakeRetriever
 from ragsel.types import Chunk, Dropped, Event, ScoredChunk, Verdict

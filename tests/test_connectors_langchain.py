@@ -404,8 +404,9 @@ def test_imports_are_lazy():
 
 
 def test_chat_model_bound_as_llm_component_and_embedder_seam():
+    from ragsel_connect import adapt_embedder
+
     from ragsel.backends.llm import load_llm
-    from ragsel.interop import adapt_embedder
 
     chat = FakeListChatModel(responses=["bound"])
     llm = load_llm("component:chat", components={"chat": chat})

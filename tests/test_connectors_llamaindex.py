@@ -236,8 +236,9 @@ def test_bad_inputs_give_clear_errors(index):
 
 
 def test_llamaindex_llm_bound_as_llm_component():
+    from ragsel_connect import adapt_embedder
+
     from ragsel.backends.llm import load_llm
-    from ragsel.interop import adapt_embedder
 
     llm = load_llm("component:mock", components={"mock": MockLLM(max_tokens=2)})
     assert llm.complete("hello there").text.strip()

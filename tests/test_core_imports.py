@@ -55,3 +55,22 @@ def test_public_api_is_exported():
 
     for name in ragsel.__all__:
         assert hasattr(ragsel, name), name
+
+
+def test_old_interop_name_forwards_to_ragsel_connect_with_a_warning():
+    """The connectors' helpers moved out of the core; ``ragsel.interop.X`` still works."""
+    import warnings
+
+    import pytest
+    import ragsel_connect
+
+    import ragsel.interop
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert ragsel.interop.model_builder is ragsel_connect.model_builder
+        assert ragsel.interop.cap is ragsel_connect.cap
+    assert [w.category for w in caught] == [DeprecationWarning, DeprecationWarning]
+    assert "ragsel_connect.model_builder" in str(caught[0].message)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        ragsel.interop.nope  # noqa: B018

@@ -19,7 +19,7 @@ Only ``langchain_core`` is imported, and only when one of these names is first u
 
 from __future__ import annotations
 
-from ragsel.interop import lazy_exports, register_llm_class
+from ragsel_connect import lazy_exports, register_llm_class
 
 _EXPORTS = {
     "RagselRetriever": "retriever",

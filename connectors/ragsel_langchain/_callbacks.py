@@ -7,9 +7,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import ragsel_connect as interop
 from langchain_core.callbacks import AsyncCallbackManager, BaseCallbackManager, CallbackManager
-
-from ragsel import interop
 
 EVENT = "ragsel_trace"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import ragsel_connect as interop
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseLanguageModel
 
-from ragsel import interop
 from ragsel.backends.llm.base import BaseLLM, Completion, GenParams
 from ragsel.errors import BackendError
 

@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import ragsel_connect as interop
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
     CallbackManagerForRetrieverRun,
@@ -16,10 +17,9 @@ from langchain_core.callbacks import (
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from ragsel_connect import model_builder
 
-from ragsel import interop
 from ragsel.errors import InputError
-from ragsel.interop import model_builder
 from ragsel.pipeline import Pipeline
 from ragsel.types import Candidates, Query, ScoredChunk
 from ragsel_langchain._callbacks import areport, report

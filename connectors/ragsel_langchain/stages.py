@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import ragsel_connect as interop
 from pydantic import Field
 
-from ragsel import interop
 from ragsel.registry import register_stage
 from ragsel.stage import Stage, StageConfig
 from ragsel.types import Candidates, Query

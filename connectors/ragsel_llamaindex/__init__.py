@@ -20,7 +20,7 @@ LlamaIndex ``Settings`` default (OpenAI) is ever resolved.
 
 from __future__ import annotations
 
-from ragsel.interop import lazy_exports, register_llm_class
+from ragsel_connect import lazy_exports, register_llm_class
 
 _EXPORTS = {
     "RagselRetriever": "retriever",

@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import llama_index.core.instrumentation as instrument
+import ragsel_connect as interop
 from llama_index.core.instrumentation.events.base import BaseEvent
-
-from ragsel import interop
 
 dispatcher = instrument.get_dispatcher(__name__)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import ragsel_connect as interop
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.llms.base import BaseLLM as LlamaBaseLLM
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.bridge.pydantic import PrivateAttr
 
-from ragsel import interop
 from ragsel.backends.llm.base import BaseLLM, Completion, GenParams
 from ragsel.errors import BackendError
 

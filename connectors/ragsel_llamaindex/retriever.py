@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import ragsel_connect as interop
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.bridge.pydantic import ConfigDict, Field
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
@@ -18,10 +19,9 @@ from llama_index.core.schema import (
     RelatedNodeInfo,
     TextNode,
 )
+from ragsel_connect import model_builder
 
-from ragsel import interop
 from ragsel.errors import InputError
-from ragsel.interop import model_builder
 from ragsel.types import Candidates, Query, ScoredChunk
 from ragsel_llamaindex._events import report
 
@@ -50,7 +50,7 @@ _PREV_REL, _NEXT_REL = NodeRelationship.PREVIOUS, NodeRelationship.NEXT
 
 def to_nodes(items: Sequence[ScoredChunk]) -> list[NodeWithScore]:
     """``NodeWithScore``\\ s for selected chunks: ``node_id`` is the chunk id, ``ref_doc_id``
-    the doc id, metadata as in :mod:`ragsel.interop` (hidden from prompts and embeddings)."""
+    the doc id, metadata as in :mod:`ragsel_connect` (hidden from prompts and embeddings)."""
     out = []
     meta = interop.chunk_metadata
     for rank, sc in enumerate(items, 1):

@@ -7,9 +7,9 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import ragsel_connect as interop
 from pydantic import Field
 
-from ragsel import interop
 from ragsel.registry import register_stage
 from ragsel.stage import Stage, StageConfig
 from ragsel.types import Candidates, Query

@@ -137,7 +137,7 @@ class Chunk:
         """A chunk from values already known to be valid, without ``__post_init__``: the
         caller guarantees what it checks (``text`` a str, ``id`` non-empty, ``position >= 0``,
         ``span`` an ordered tuple) and passes ``metadata`` read-only (a ``MappingProxyType``).
-        For converters that check these themselves (``ragsel.interop``)."""
+        For converters that check these themselves (``ragsel_connect``)."""
         obj, set_ = _new(cls), object.__setattr__  # frozen: fields are stored this way
         set_(obj, "id", id)
         set_(obj, "text", text)

@@ -1,7 +1,7 @@
 """Pipeline and component glue shared by the connectors: checking that a pipeline can serve
 as a retriever/compressor, resolving a pipeline from a path or object, binding user objects
 to stages by name, the connector packages' lazy exports and LLM registration, and the helpers
-of the foreign-retriever stages. Used through :mod:`ragsel.interop`; imports no framework."""
+of the foreign-retriever stages. Exported by :mod:`ragsel_connect`; imports no framework."""
 
 from __future__ import annotations
 
