@@ -27,6 +27,9 @@ then rank only the masked rows, still exactly. A filter chroma rejects is a Conf
 **Process-wide cache.** :func:`open_index` keeps one read-only ``LocalIndex`` per folder and
 re-opens it when the manifest changes (a new ``ragsel index`` run), so a dense and a BM25
 retriever over the same folder share the loaded chunks. :func:`clear_index_cache` empties it.
+
+This module holds the index class; the exact top-k ranking is in :mod:`._search` and the
+process-wide cache in :mod:`._shared` (both functions re-exported here).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from typing import Any
 import numpy as np
 
 from ragsel.errors import ConfigError, RagselIndexError
+from ragsel.index._search import similarities, top_k
+from ragsel.index._shared import clear_index_cache, open_index
 from ragsel.index.bm25 import BM25Config, BM25Store
 from ragsel.index.store import (
     LOCK,
@@ -59,6 +64,8 @@ from ragsel.index.store import (
 )
 from ragsel.ingest.chunkers import ChunkerConfig
 from ragsel.types import Chunk
+
+__all__ = ["IndexIncompleteWarning", "LocalIndex", "clear_index_cache", "open_index"]
 
 
 class IndexIncompleteWarning(UserWarning):
@@ -395,28 +402,7 @@ class LocalIndex:
             if rows.size == 0:
                 return [[] for _ in range(len(q))]
             mat = mat[rows]
-        if len(q) <= 4:
-            # A query and its rewrites: row-wise dot products on this thread, not BLAS's
-            # threaded mat-vec, which waits for a descheduled worker on a busy machine
-            # (eval/benchmarks/perf/hot_path.py: p50/p95 0.78/1.0 ms vs 0.60/0.72 idle, 0.71/0.99
-            # vs 1.13/5.66 ms with one competing process): steadier, slightly slower idle.
-            sims = np.stack([np.vecdot(mat, v) for v in q])
-        else:  # a batch: a real matrix product, worth all cores
-            sims = q @ mat.T
-        return [self._topk(s, k, rows) for s in sims]
-
-    def _topk(
-        self, scores: np.ndarray, k: int, rows: np.ndarray | None
-    ) -> list[tuple[Chunk, float]]:
-        n = scores.shape[0]
-        k = min(k, n)
-        idx = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
-        # sort by score desc, then row for deterministic ties
-        idx = idx[np.lexsort((idx, -scores[idx]))]
-        chunks = self._chunks
-        top = scores[idx].tolist()  # python floats in one call, not one numpy scalar per hit
-        rows_of = (rows[idx] if rows is not None else idx).tolist()
-        return [(chunks[r], s) for r, s in zip(rows_of, top)]
+        return [top_k(s, k, rows, self._chunks) for s in similarities(mat, q)]
 
     def bm25_search(
         self, queries: Sequence[str], k: int, where: Mapping[str, Any] | None = None
@@ -453,31 +439,3 @@ class LocalIndex:
     def _save_manifest(self, **changes: Any) -> None:
         self.manifest.update(changes, updated=now())
         write_manifest(self.path, self.manifest)
-
-
-_cache: dict[Path, tuple[int, LocalIndex]] = {}
-_cache_lock = threading.Lock()
-
-
-def open_index(path: str | Path) -> LocalIndex:
-    """The shared read-only :class:`LocalIndex` for ``path`` (re-opened when rebuilt)."""
-    p = Path(path).expanduser().resolve()
-    mf = p / "manifest.json"
-    try:
-        stamp = mf.stat().st_mtime_ns
-    except OSError:
-        stamp = -1
-    with _cache_lock:
-        hit = _cache.get(p)
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
-    ix = LocalIndex.open(p)
-    with _cache_lock:
-        _cache[p] = (stamp, ix)
-    return ix
-
-
-def clear_index_cache() -> None:
-    """Forget every index :func:`open_index` loaded."""
-    with _cache_lock:
-        _cache.clear()
