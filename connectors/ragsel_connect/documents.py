@@ -147,6 +147,24 @@ def candidates_from_records(
     score-sorting stages keep the order). Provenance written by a connector
     (``metadata["ragsel"]``) is restored, so earlier events and verdicts carry over.
     """
+    items, derived, no_pos, n_renamed = _convert_records(records, source, what)
+    n = len(records)
+    note = {
+        "source": source,
+        "documents": n,
+        "duplicates": n - len(items),
+        "renamed_duplicate_ids": n_renamed,
+        "rank_derived_scores": derived,
+        "without_position": no_pos,
+    }
+    return Candidates(tuple(items), (), (StageNote(source, note),))
+
+
+def _convert_records(
+    records: Sequence[Record], source: str, what: str
+) -> tuple[list[ScoredChunk], int, int, int]:
+    """The loop of :func:`candidates_from_records`: scored chunks and the counts of rank-derived
+    scores, chunks without position and renamed ids. The common path calls no helper."""
     n = len(records)
     items: list[ScoredChunk] = []
     seen: dict[str, str] = {}  # id -> text
@@ -156,11 +174,7 @@ def candidates_from_records(
     proxy, written = MappingProxyType, _WRITTEN
     for rank, (text, md, rid, rdoc, score, span) in enumerate(records, 1):
         if type(text) is not str and not isinstance(text, str):
-            raise InputError(
-                f"{what} {rank} has {type(text).__name__} content; ragsel selects "
-                "text: convert it to a string first (e.g. "
-                "Document(page_content=str(x)))"
-            )
+            raise _not_text(what, rank, text)
         if type(md) is not dict:
             md = dict(md or {})
         pos = prov = None
@@ -170,21 +184,11 @@ def candidates_from_records(
             user_md = md.copy()  # the document keeps its dict; the chunk gets its own
             md_score = user_md.pop("score", None)  # becomes the chunk's score
         else:  # metadata a connector wrote: ids, position, span and provenance come back
-            did = md.get("doc_id") or rdoc or md.get("source") or ""
-            cid = md.get("chunk_id") or rid or content_id(text, did)
-            raw_span = md.get("span")
-            if isinstance(raw_span, (list, tuple)) and len(raw_span) == 2:
-                span = (int(raw_span[0]), int(raw_span[1]))
-            pos = md.get("position")
-            if pos is not None:
-                pos = _int_or_none(pos)
-            prov = md.get("ragsel")
-            user_md = {k: v for k, v in md.items() if k not in _RAGSEL_KEYSET}
-            md_score = md.get("score")
-        if type(did) is not str:
-            did = str(did)
-        if type(cid) is not str:
-            cid = str(cid)
+            did, cid, pos, span, prov, user_md, md_score = _connector_fields(
+                text, md, rid, rdoc, span
+            )
+        did = did if type(did) is str else str(did)
+        cid = cid if type(cid) is str else str(cid)
         first = seen.get(cid)
         renamed = None
         if first is not None:
@@ -195,10 +199,7 @@ def candidates_from_records(
                 continue
         seen[cid] = text
         if span is not None and not 0 <= span[0] <= span[1]:
-            raise InputError(
-                f"{what} {rank} ({cid!r}) has an invalid character span {span}: "
-                "start and end must satisfy 0 <= start <= end"
-            )
+            raise _bad_span(what, rank, cid, span)
         if score is None:
             score = (
                 md_score if type(md_score) is float or type(md_score) is int else _other_score(md)
@@ -220,26 +221,56 @@ def candidates_from_records(
         if not prov or not isinstance(prov, dict):
             items.append(scored_(chunk, score, source, (event,), (), None, ()))
         else:
-            items.append(
-                scored_(
-                    chunk,
-                    score,
-                    source,
-                    events_from_dicts(prov.get("events")) + (event,),
-                    tuple(str(r) for r in prov.get("rationales") or ()),
-                    prov.get("expanded_from"),
-                    verdicts_from_dicts(prov.get("verdicts"), cid),
-                )
-            )
-    note = {
-        "source": source,
-        "documents": n,
-        "duplicates": n - len(items),
-        "renamed_duplicate_ids": n_renamed,
-        "rank_derived_scores": derived,
-        "without_position": no_pos,
-    }
-    return Candidates(tuple(items), (), (StageNote(source, note),))
+            items.append(_restored(chunk, score, source, event, prov))
+    return items, derived, no_pos, n_renamed
+
+
+def _connector_fields(
+    text: str, md: dict[str, Any], rid: Any, rdoc: Any, span: Any
+) -> tuple[Any, Any, int | None, Any, Any, dict[str, Any], Any]:
+    """Doc id, chunk id, position, span, provenance, user metadata and metadata score of a
+    document whose metadata a connector wrote."""
+    did = md.get("doc_id") or rdoc or md.get("source") or ""
+    cid = md.get("chunk_id") or rid or content_id(text, did)
+    raw_span = md.get("span")
+    if isinstance(raw_span, (list, tuple)) and len(raw_span) == 2:
+        span = (int(raw_span[0]), int(raw_span[1]))
+    pos = md.get("position")
+    if pos is not None:
+        pos = _int_or_none(pos)
+    user_md = {k: v for k, v in md.items() if k not in _RAGSEL_KEYSET}
+    return did, cid, pos, span, md.get("ragsel"), user_md, md.get("score")
+
+
+def _restored(
+    chunk: Chunk, score: float, source: str, event: Any, prov: dict[str, Any]
+) -> ScoredChunk:
+    """The scored chunk with the provenance a connector wrote: earlier events (then this
+    retrieval's), rationales, expansion origin and verdicts."""
+    return new_scored_chunk(
+        chunk,
+        score,
+        source,
+        events_from_dicts(prov.get("events")) + (event,),
+        tuple(str(r) for r in prov.get("rationales") or ()),
+        prov.get("expanded_from"),
+        verdicts_from_dicts(prov.get("verdicts"), chunk.id),
+    )
+
+
+def _not_text(what: str, rank: int, text: Any) -> InputError:
+    return InputError(
+        f"{what} {rank} has {type(text).__name__} content; ragsel selects "
+        "text: convert it to a string first (e.g. "
+        "Document(page_content=str(x)))"
+    )
+
+
+def _bad_span(what: str, rank: int, cid: str, span: Any) -> InputError:
+    return InputError(
+        f"{what} {rank} ({cid!r}) has an invalid character span {span}: "
+        "start and end must satisfy 0 <= start <= end"
+    )
 
 
 _ATOMS = (str, bytes, int, float, complex, bool, frozenset)  # defaults instances may share
