@@ -18,13 +18,19 @@ from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
 
-from ragsel._graph import split_ref, topological_order, wiring_problems
+from ragsel._graph import (
+    connection_sockets,
+    socket_pair,
+    split_ref,
+    topological_order,
+    wiring_problems,
+)
 from ragsel._mermaid import to_mermaid
 from ragsel._plan import Plan, Step, compile_plan, kwargs, record, seed
 from ragsel.errors import CycleError, StageError, WiringError
 from ragsel.stage import InputSpec, Stage, sockets_compatible
 from ragsel.trace import RunResult, StageTrace, Trace
-from ragsel.typecheck import compatible, type_name
+from ragsel.typecheck import compatible
 from ragsel.types import Candidates, Query
 
 
@@ -102,54 +108,8 @@ class Pipeline:
         pair of sockets fits."""
         s_name, s_out = split_ref(src)
         d_name, d_in = split_ref(dst)
-        for n in (s_name, d_name):
-            if n not in self.stages:
-                raise WiringError(
-                    f"connection {src} -> {dst}: there is no stage '{n}' "
-                    f"(stages: {', '.join(self.stages) or 'none'})"
-                )
-        s_stage, d_stage = self.stages[s_name], self.stages[d_name]
-        outs = s_stage.output_types()
-        ins = d_stage.input_specs()
-        if s_out is not None and s_out not in outs:
-            raise WiringError(
-                f"stage '{s_name}' ({s_stage.type_name}) has no output '{s_out}'; "
-                f"its outputs are: {', '.join(outs)}"
-            )
-        if d_in is not None and d_in not in ins:
-            raise WiringError(
-                f"stage '{d_name}' ({d_stage.type_name}) has no input '{d_in}'; "
-                f"its inputs are: {', '.join(ins) or 'none'}"
-            )
-        if s_name == d_name:
-            raise CycleError([s_name])
-        out_names = [s_out] if s_out else list(outs)
-        in_names = (
-            [d_in]
-            if d_in
-            else [n for n, sp in ins.items() if sp.variadic or not self.is_fed(d_name, sp)]
-        )
-        pairs = [(o, i) for o in out_names for i in in_names if sockets_compatible(outs[o], ins[i])]
-        if not pairs and d_name in self.upstream_of(s_name):  # a back-edge: name the cycle
-            raise CycleError(self._path(d_name, s_name))
-        if not pairs:
-            if s_out and d_in:
-                raise WiringError(
-                    f"type mismatch: {s_name}.{s_out} gives {type_name(outs[s_out])} but "
-                    f"{d_name}.{d_in} expects {type_name(ins[d_in].item_type)}. Put a stage "
-                    f"between them that converts one to the other, or connect other sockets."
-                )
-            raise WiringError(
-                f"nothing in '{s_name}' {s_stage.describe_sockets()} fits an open input of "
-                f"'{d_name}' {d_stage.describe_sockets()}"
-            )
-        if len(pairs) > 1:
-            opts = ", ".join(f'connect("{s_name}.{o}", "{d_name}.{i}")' for o, i in pairs)
-            raise WiringError(
-                f"ambiguous connection {src} -> {dst}: several sockets fit. "
-                f"Name them explicitly, one of: {opts}"
-            )
-        o, i = pairs[0]
+        outs, ins = connection_sockets(self, src, dst, (s_name, s_out), (d_name, d_in))
+        o, i = socket_pair(self, src, dst, (s_name, s_out), (d_name, d_in), outs, ins)
         spec = ins[i]
         if not spec.variadic and self.is_fed(d_name, spec):
             if d_name in self.upstream_of(s_name):
