@@ -120,6 +120,14 @@ def test_empty_inputs():
     assert out.ids == ["x"] and out.scores[0] == pytest.approx(2 / 61)
 
 
+def test_an_empty_list_is_named_by_the_retriever_that_noted_why_it_is_empty():
+    from ragsel.types import StageNote
+
+    empty_bm25 = Candidates(notes=(StageNote("bm25", {"empty_reason": "no query term"}),))
+    out = RankFusion().run(candidates=[empty_bm25, ranked("dense", [(X, 1.0)])])
+    assert [i["stage"] for i in out.note_of("fusion")["inputs"]] == ["bm25", "dense"]
+
+
 def test_fusion_in_a_yaml_graph_feeds_inputs_by_upstream_name(tmp_path):
     f = tmp_path / "p.yaml"
     f.write_text("""

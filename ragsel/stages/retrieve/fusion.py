@@ -30,10 +30,14 @@ Method = Literal["rrf", "relative_score", "dbsf", "zscore"]
 
 def _source_names(lists: Sequence[Candidates]) -> list[str]:
     """The stage that scored each list (its items' ``stage``, the latest scorer), made unique
-    with ``#2``, ``#3`` suffixes; ``input<i>`` for an empty list."""
+    with ``#2``, ``#3`` suffixes; an empty list is named by the last stage that left a note on
+    it (a retriever says why it found nothing), else ``input<i>``."""
     names: list[str] = []
     for i, cands in enumerate(lists):
-        base = cands.items[0].stage if cands.items and cands.items[0].stage else f"input{i}"
+        if cands.items and cands.items[0].stage:
+            base = cands.items[0].stage
+        else:
+            base = cands.notes[-1].stage if cands.notes else f"input{i}"
         name, n = base, 1
         while name in names:
             n += 1
