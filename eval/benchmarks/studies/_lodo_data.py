@@ -185,6 +185,19 @@ def build_privacyqa(size: int, doc_level: bool, emb) -> list[dict]:
     return _rank(pairs, chunks, emb)
 
 
+def hotpot_chunks(doc, kind: str) -> list[Chunk]:
+    """A HotpotQA paragraph as one chunk (``para``) or as its non-empty sentences (``sent``),
+    titled; shared by the selection studies so both cut the corpus the same way."""
+    if kind == "para":
+        return [_whole(doc.text, doc.id, doc.title)]
+    meta = {"title": doc.title}
+    return [
+        Chunk(content_id(t, doc.id, i), t, doc_id=doc.id, position=i, span=(s, e), metadata=meta)
+        for i, (s, e) in enumerate(doc.metadata["sentence_spans"])
+        if (t := doc.text[s:e]).strip()
+    ]
+
+
 def build_hotpot(kind: str, emb) -> list[dict]:
     from ragsel_eval.datasets import gold_chunk_ids
 
@@ -193,23 +206,7 @@ def build_hotpot(kind: str, emb) -> list[dict]:
     for q in ds.queries:
         chunks = []
         for d in ds.corpus_for(q):
-            meta = {"title": d.title}
-            if kind == "para":
-                chunks.append(_whole(d.text, d.id, d.title))
-                continue
-            for i, (s, e) in enumerate(d.metadata["sentence_spans"]):
-                t = d.text[s:e]
-                if t.strip():
-                    chunks.append(
-                        Chunk(
-                            content_id(t, d.id, i),
-                            t,
-                            doc_id=d.id,
-                            position=i,
-                            span=(s, e),
-                            metadata=meta,
-                        )
-                    )
+            chunks += hotpot_chunks(d, "para" if kind == "para" else "sent")
         gold = gold_chunk_ids(q, chunks)
         if kind == "sent-doc":
             docs = {c.doc_id for c in chunks if c.id in gold}

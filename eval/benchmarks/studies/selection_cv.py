@@ -68,7 +68,7 @@ from ragsel_eval.metrics.selection import chunks_at_recall, selection_scores
 
 from eval.benchmarks import _common
 from eval.benchmarks._common import write_json  # sets the offline env
-from ragsel.types import Candidates, Chunk, Query, Rationales, content_id
+from ragsel.types import Candidates, Chunk, Query, Rationales
 
 CACHE = _common.CACHE / "selection_cv"
 RESULTS = _common.results_dir("studies") / "selection_cv.json"
@@ -158,6 +158,7 @@ def privacyqa_cases(size: int, emb) -> list[Case]:
 
 
 def hotpot_cases(kind: str, emb) -> list[Case]:
+    from eval.benchmarks.studies._lodo_data import hotpot_chunks
     from ragsel.index.bm25 import BM25Config, BM25Store
 
     ds = load_dataset("hotpotqa")
@@ -165,31 +166,7 @@ def hotpot_cases(kind: str, emb) -> list[Case]:
     for q in ds.queries:
         chunks = []
         for d in ds.corpus_for(q):
-            if kind == "para":
-                chunks.append(
-                    Chunk(
-                        content_id(d.text, d.id, 0),
-                        d.text,
-                        doc_id=d.id,
-                        position=0,
-                        span=(0, len(d.text)),
-                        metadata={"title": d.title},
-                    )
-                )
-            else:
-                for i, (s, e) in enumerate(d.metadata["sentence_spans"]):
-                    t = d.text[s:e]
-                    if t.strip():
-                        chunks.append(
-                            Chunk(
-                                content_id(t, d.id, i),
-                                t,
-                                doc_id=d.id,
-                                position=i,
-                                span=(s, e),
-                                metadata={"title": d.title},
-                            )
-                        )
+            chunks += hotpot_chunks(d, kind)
         query = Query(q.text, id=q.id)
         gold = gold_chunk_ids(q, chunks)
         if not gold:
