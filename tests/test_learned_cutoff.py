@@ -94,17 +94,21 @@ def test_choose_cut_objectives():
         choose_cut(p, objective="nope")
 
 
-def test_expected_f1_is_exact():
-    """The Poisson-binomial decoding equals brute-force enumeration of all 2^n labellings."""
+@pytest.mark.parametrize("zeros", [(), (3,), (0, 8, 9), (5, 6, 7, 8, 9)])
+def test_expected_f1_is_exact(zeros):
+    """The Poisson-binomial decoding equals brute-force enumeration of all 2^n labellings,
+    also with items of probability 0 inside or at the end (past a model's horizon)."""
     import itertools
 
-    p = np.random.default_rng(3).uniform(0, 1, 7)
-    brute = np.zeros(7)
-    for ys in itertools.product((0, 1), repeat=7):
+    p = np.random.default_rng(3).uniform(0, 1, 10)
+    p[list(zeros)] = 0.0
+    brute = np.zeros(10)
+    for ys in itertools.product((0, 1), repeat=10):
         y = np.array(ys)
         w = np.prod(np.where(y == 1, p, 1 - p))
-        brute += w * 2 * np.cumsum(y) / (np.arange(1, 8) + y.sum())
+        brute += w * 2 * np.cumsum(y) / (np.arange(1, 11) + y.sum())
     assert np.allclose(expected_f1(p), brute)
+    assert np.allclose(expected_f1(p, max_k=4), brute[:4])
     # with one sure hit and the rest unlikely, E[F1] is best at k = 1
     assert int(np.argmax(expected_f1(np.array([0.99, 0.05, 0.05, 0.05])))) == 0
 

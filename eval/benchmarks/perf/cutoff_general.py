@@ -3,7 +3,8 @@
 Lists: the cached hybrid candidate lists of ``studies/_lodo_data.py`` with 100 candidates
 (SciFact and FinanceBench; build them first), real chunk texts and retriever events. Timed,
 interleaved per query (so machine load hits both alike): the whole ``learned_cutoff`` stage
-with ``model: general`` (features + trees + cut), its feature computation alone, and the
+with ``model: general`` (features + trees + cut), its feature computation alone (on the
+first 30 candidates, the model's horizon, as the stage computes them), and the
 ``elbow_cutoff`` stage. Single thread; the load average is recorded (on a shared machine,
 read ratios rather than absolute figures).
 
@@ -33,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from ragsel.stages.cutoff._general_features import general_features
     from ragsel.stages.cutoff.elbow import ElbowCutoff
-    from ragsel.stages.cutoff.learned import LearnedCutoff
+    from ragsel.stages.cutoff.learned import CutoffModel, LearnedCutoff
+    from ragsel.types import Candidates
 
     cases = [
         c
@@ -46,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("no cached lists with 100 candidates: build them with _lodo_data")
     learned = LearnedCutoff(model="general")
     learned.warm_up()
+    # the model scores its horizon (the first max_rank candidates), so features cover those
+    head = CutoffModel.load("general").horizon or data.TOP
     elbow = ElbowCutoff(max_k=10)
     times: dict[str, list[float]] = {"learned_cutoff general": [], "features only": [], "elbow": []}
     load0 = os.getloadavg()[0]
@@ -56,7 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "learned_cutoff general",
                     lambda c=c: learned.run(candidates=c.hybrid, query=c.query),
                 ),
-                ("features only", lambda c=c: general_features(c.hybrid, c.query.text)),
+                (
+                    "features only",
+                    lambda c=c: general_features(Candidates(c.hybrid.items[:head]), c.query.text),
+                ),
                 ("elbow", lambda c=c: elbow.run(candidates=c.hybrid)),
             ):
                 t0 = time.perf_counter()

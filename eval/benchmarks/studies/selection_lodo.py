@@ -77,6 +77,15 @@ def summarise(rows: np.ndarray) -> dict:
     return out
 
 
+def paired_diff(a: np.ndarray, b: np.ndarray) -> dict:
+    """Mean per-query F1 difference ``a - b`` on the same queries, with its 95% bootstrap
+    interval (the queries resampled together, so the two methods' shared noise cancels)."""
+    d = a - b
+    idx = np.random.default_rng(SEED).integers(0, len(d), (BOOTSTRAP, len(d)))
+    lo, hi = np.percentile(d[idx].mean(axis=1), [2.5, 97.5])
+    return {"mean": round(float(d.mean()), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)]}
+
+
 def fixed(cases: list, k: int) -> np.ndarray:
     return np.array([prf(c.hybrid.ids[:k], c.gold) for c in cases])
 
@@ -111,6 +120,7 @@ def fit_general(train: dict[str, list], out: Path):
         [c.hybrid for c in cases],
         [c.gold for c in cases],
         queries=[c.query for c in cases],
+        groups=[data.GROUPS[c.setting] for c in cases],
         feature_set="general",
         info={"settings": sorted(train)},
         **FIT,
@@ -177,12 +187,18 @@ def run(names: Sequence[str], model_dir: Path, only: Sequence[str] | None = None
                     n, cs, model, model_dir / f"adapted-{n}.npz"
                 )
             res = {m: summarise(r) for m, r in rows.items()}
+            other = f"best fixed k (other datasets) = {k_other}"
+            paired = {
+                f"general - {m}": paired_diff(rows["general"][:, 2], rows[m][:, 2])
+                for m in ("elbow", other)
+            }
             report["settings"][n] = {
                 "group": g,
                 "queries": len(cs),
                 "relevant_per_query": round(float(np.mean([len(c.gold) for c in cs])), 2),
                 "candidates_per_query": round(float(np.mean([len(c.hybrid.items) for c in cs])), 1),
                 "methods": res,
+                "paired_f1_difference": paired,
             }
             print_setting(n, report["settings"][n])
     return report
@@ -202,6 +218,8 @@ def adapted_rows(name: str, cases: list, model, path: Path) -> np.ndarray:
 
 def print_setting(name: str, res: dict) -> None:
     print(f"-- {name} ({res['queries']} queries, {res['relevant_per_query']} relevant/query)")
+    for m, d in res.get("paired_f1_difference", {}).items():
+        print(f"  paired F1 {m}: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
     for m, r in res["methods"].items():
         print(
             f"  {m:40s} F1 {r['f1']:.3f} [{r['f1_ci95'][0]:.3f}, {r['f1_ci95'][1]:.3f}]  "

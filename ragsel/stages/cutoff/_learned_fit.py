@@ -52,6 +52,7 @@ def fit_cutoff_model(
     info: Mapping[str, Any] | None = None,
     feature_set: Literal["list", "general"] = "list",
     max_rank: int | None = None,
+    groups: Sequence[str] | None = None,
 ) -> CutoffModel:
     """Fit a cutoff model on labelled lists (``golds[i]`` = relevant chunk ids of list i).
 
@@ -69,6 +70,14 @@ def fit_cutoff_model(
     rule beats it by more than one standard error, as a guard against choosing noise among
     ~50 rules on a few dozen queries. ``kind="auto"`` chooses between GBDT and logistic
     regression the same way (with a fixed rule, by that rule's out-of-fold F1).
+
+    With ``max_rank`` the model is fitted on, and at run time scores, only the first
+    ``max_rank`` candidates of each list (features normalised over that prefix); the rest get
+    probability 0. With ``groups`` (one label per list, e.g. the dataset or corpus it comes
+    from; at least two distinct) the out-of-fold predictions that calibrate the model and
+    choose its rule come from leave-one-group-out fits, and every group weighs the same in
+    that choice: the rule is chosen for lists from a corpus the model has not seen, which is
+    what a model shipped for any corpus meets.
     """
     if len(lists) != len(golds):
         raise InputError(f"{len(lists)} candidate lists but {len(golds)} gold sets")
@@ -79,7 +88,19 @@ def fit_cutoff_model(
         if queries is not None
         else [None] * len(lists)
     )
-    usable = [(c, g, t) for c, g, t in zip(lists, golds, texts) if len(c.items)]
+    if groups is not None and len(groups) != len(lists):
+        raise InputError(f"{len(lists)} candidate lists but {len(groups)} group labels")
+    if max_rank is not None and max_rank < 2:
+        raise ConfigError(f"max_rank must be at least 2, got {max_rank}")
+    labels = list(groups) if groups is not None else [""] * len(lists)
+    keep = [i for i, c in enumerate(lists) if len(c.items)]
+    usable = [
+        (Candidates(lists[i].items[:max_rank]) if max_rank else lists[i], golds[i], texts[i])
+        for i in keep
+    ]
+    group_of = [str(labels[i]) for i in keep]
+    if groups is not None and len(set(group_of)) < 2:
+        raise InputError("groups= needs lists from at least two groups (e.g. two corpora)")
     if len(usable) < MIN_QUERIES:
         raise InputError(
             f"a learned cutoff needs at least {MIN_QUERIES} labelled queries with "
@@ -92,7 +113,7 @@ def fit_cutoff_model(
         priors, rets = False, []
     else:
         rets = list(retrievers) if retrievers is not None else discover_retrievers(lists)
-    data = _Data(usable, rets, priors, general, max_rank)
+    data = _Data(usable, rets, priors, general, group_of if groups is not None else None)
     y = np.concatenate(data.labels).astype(int)
     if y.min() == y.max():
         raise InputError(
@@ -113,6 +134,7 @@ def fit_cutoff_model(
         "corpus_priors": priors,
         **({"feature_set": "general", "general_version": GENERAL_VERSION} if general else {}),
         "pipeline_hash": pipeline_hash,
+        "max_rank": max_rank,
         "upstream": [list(u) for u in upstream],
         "defaults": dict(defaults or {}),
         "training": {
@@ -142,7 +164,8 @@ def fit_cutoff_model(
     per_query: dict[tuple[str, int], np.ndarray] = {}
     platt: dict[str, np.ndarray] = {}
     for kd in kinds:
-        runs = [_out_of_fold(data, header, kd, seed + r) for r in range(max(1, inner_repeats))]
+        repeats = 1 if data.groups else max(1, inner_repeats)  # group folds are not random
+        runs = [_out_of_fold(data, header, kd, seed + r) for r in range(repeats)]
         if calibrate:
             platt[kd] = platt_fit(runs)
             runs = [[(platt_apply(p, platt[kd]), lab) for p, lab in pairs] for pairs in runs]
@@ -160,7 +183,8 @@ def fit_cutoff_model(
                 ],
                 axis=0,
             )
-    mean = {key: float(v.mean()) if v.size else 0.0 for key, v in per_query.items()}
+    weight = data.query_weights()
+    mean = {key: float(weight @ v) if v.size else 0.0 for key, v in per_query.items()}
     best = max(per_query, key=lambda key: (mean[key], -key[1], key[0] == "gbdt"))
     choice = {"best_out_of_fold": [best[0], rules[best[1]], round(mean[best], 4)]}
     if defaults is None and one_se:
@@ -172,9 +196,11 @@ def fit_cutoff_model(
             key=lambda key: (mean[key], key[0] == "gbdt"),
         )
         diff = per_query[best] - per_query[dflt]
-        se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
+        gain = float(weight @ diff)
+        # standard error of a weighted mean (equal weights: the usual std/sqrt(n))
+        se = float(np.sqrt(weight**2 @ (diff - gain) ** 2)) if diff.size > 1 else 0.0
         choice["default_out_of_fold"] = [dflt[0], round(mean[dflt], 4)]
-        if float(diff.mean()) <= se:
+        if gain <= se:
             best = dflt
     f1 = mean[best]
     header["kind"] = best[0]
@@ -197,9 +223,9 @@ class _Data:
         rets: Sequence[str],
         priors: bool,
         general: bool = False,
-        max_rank: int | None = None,
+        groups: Sequence[str] | None = None,
     ):
-        self.usable, self.priors, self.max_rank = usable, priors, max_rank
+        self.usable, self.priors, self.groups = usable, priors, groups
         self.base = [
             general_features(c, t) if general else list_features(c, rets, t) for c, _, t in usable
         ]
@@ -231,9 +257,29 @@ class _Data:
 
     def rows(self, fit: Sequence[int], apply: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         return (
-            np.vstack([b[: self.max_rank] for b in self.blocks(fit, apply)]),
-            np.concatenate([self.labels[i][: self.max_rank] for i in apply]).astype(int),
+            np.vstack(self.blocks(fit, apply)),
+            np.concatenate([self.labels[i] for i in apply]).astype(int),
         )
+
+    def query_weights(self) -> np.ndarray:
+        """Weights (summing to 1) of the per-query F1s ``cut_f1s`` returns (lists with a
+        relevant item): equal per query, or with groups equal per group."""
+        scored = [i for i, y in enumerate(self.labels) if y.any()]
+        if not scored:
+            return np.zeros(0)
+        if not self.groups:
+            return np.full(len(scored), 1.0 / len(scored))
+        names = [self.groups[i] for i in scored]
+        size = {g: names.count(g) for g in set(names)}
+        return np.array([1.0 / (len(size) * size[g]) for g in names])
+
+    def folds(self, seed: int, k: int = 3) -> list[list[int]]:
+        """The held-out lists of each out-of-fold fit: one group each, or k random folds."""
+        n = len(self.usable)
+        if self.groups:
+            return [[i for i in range(n) if self.groups[i] == g] for g in sorted(set(self.groups))]
+        perm = np.random.default_rng(seed).permutation(n)
+        return [sorted(perm[f::k].tolist()) for f in range(k)]
 
 
 def _finish(model: CutoffModel, data: _Data) -> CutoffModel:
@@ -244,15 +290,14 @@ def _finish(model: CutoffModel, data: _Data) -> CutoffModel:
 
 
 def _out_of_fold(
-    data: _Data, header: dict[str, Any], kind: str, seed: int, folds: int = 3
+    data: _Data, header: dict[str, Any], kind: str, seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(3-fold out-of-fold probabilities, labels) for every labelled list."""
+    """(out-of-fold probabilities, labels) for every labelled list (``_Data.folds``)."""
     n = len(data.usable)
-    perm = np.random.default_rng(seed).permutation(n)
     oof: list[np.ndarray] = [np.empty(0)] * n
-    for f in range(folds):
-        test = sorted(perm[f::folds].tolist())
-        tr = [i for i in range(n) if i not in set(test)]
+    for test in data.folds(seed):
+        held = set(test)
+        tr = [i for i in range(n) if i not in held]
         Xt, yt = data.rows(tr, tr)
         if yt.min() == yt.max():  # a degenerate split: predict the only rate it saw
             for i in test:

@@ -135,8 +135,20 @@ class CutoffModel:
         """Whether the model reads the query text (fitted with ``queries``)."""
         return bool(self.header.get("query_features"))
 
+    @property
+    def horizon(self) -> int | None:
+        """How many candidates (as ranked) the model was fitted on and scores; ``None``: all."""
+        h = self.header.get("max_rank")
+        return int(h) if h else None
+
     def probabilities(self, cands: Candidates, query: Query | str | None = None) -> np.ndarray:
-        """Relevance probability of every candidate (in list order)."""
+        """Relevance probability of every candidate (in list order). A model fitted on the
+        first ``max_rank`` candidates scores those only (its features are normalised over
+        that prefix, as in fitting) and gives the rest probability 0: it never saw them."""
+        h = self.horizon
+        if h is not None and len(cands.items) > h:
+            head = self.probabilities(Candidates(cands.items[:h]), query)
+            return np.concatenate([head, np.zeros(len(cands.items) - h)])
         self.check_candidates(cands)
         text = query.text if isinstance(query, Query) else query
         if self.general:  # without a query its query features are zero (documented)

@@ -20,29 +20,42 @@ def expected_f1(p: np.ndarray, max_k: int = _EXACT_MAX_K) -> np.ndarray:
     relevant with probability ``p[i]``, independently: ``E[2a / (k + a + b)]`` with ``a`` the
     relevant items kept and ``b`` those left out (Poisson-binomial distributions; Jansche 2007
     / Nan Ye et al. 2012 decode F1 the same way)."""
-    n = int(p.size)
-    top = min(n, max_k)
-    # suffix[k] = distribution of relevant items among p[k:], built from the end
-    suffix: list[np.ndarray] = [np.ones(1)] * (n + 1)
+    p = np.asarray(p, dtype=np.float64)
+    top = min(int(p.size), max_k)
+    if top == 0:
+        return np.zeros(0)
+    # items after the last one with p > 0 (e.g. past a model's horizon) are never relevant:
+    # they leave every distribution as it is and only add to k
+    nz = np.flatnonzero(p > 0)
+    n = int(nz[-1]) + 1 if nz.size else 1
+    inner = min(n, top)
+    # pre[k] = distribution of the relevant count among p[:k]; suf[k] among p[k:n]
+    pre = np.zeros((inner + 1, n + 1))
+    pre[0, 0] = 1.0
+    for k in range(1, inner + 1):
+        pre[k] = _add_item(pre[k - 1], float(p[k - 1]))
+    suf = np.zeros((n + 1, n + 1))
+    suf[n, 0] = 1.0
     for k in range(n - 1, 0, -1):
-        suffix[k] = _add_item(suffix[k + 1], float(p[k]))
-    out = np.zeros(top)
-    pre = np.ones(1)
-    for k in range(1, top + 1):
-        pre = _add_item(pre, float(p[k - 1]))
-        a = np.arange(k + 1, dtype=np.float64)[:, None]
-        b = np.arange(suffix[k].size, dtype=np.float64)[None, :]
-        out[k - 1] = float(pre @ (2 * a / (k + a + b)) @ suffix[k])
+        suf[k] = _add_item(suf[k + 1], float(p[k]))
+    # 2a/(k+a+b) depends on a and s = a+b only: E[F1] at k is the sum over s of the
+    # convolution (a * pre[k, a]) * suf[k, b] at s, divided by k+s (O(n) per k in C)
+    out = np.empty(top)
+    count = np.arange(n + 1, dtype=np.float64)
+    for k in range(1, inner + 1):
+        c = np.convolve(count[: k + 1] * pre[k, : k + 1], suf[k, : n - k + 1])
+        out[k - 1] = 2.0 * float(np.dot(c, 1.0 / (k + count[: c.size])))
+    if top > inner:  # past the last possible relevant item: b = 0, a as at n
+        ks = np.arange(inner + 1, top + 1, dtype=np.float64)[:, None]
+        out[inner:] = (2 * count * pre[inner] / (ks + count)).sum(axis=1)
     return out
 
 
 def _add_item(dist: np.ndarray, q: float) -> np.ndarray:
     """The distribution of a count after one more item relevant with probability ``q``
-    (the same sums as appending/inserting a zero, without numpy's insert overhead)."""
-    out = np.empty(dist.size + 1)
-    out[:-1] = dist * (1 - q)
-    out[-1] = 0.0
-    out[1:] += dist * q
+    (``dist`` padded with zeros to a fixed length; its last entry stays 0 while unused)."""
+    out = dist * (1 - q)
+    out[1:] += dist[:-1] * q
     return out
 
 

@@ -41,7 +41,7 @@ A ``max_tokens`` budget stops the cut before the chunk that would exceed it (see
 candidates (the sum of its calibrated probabilities over the list) decides the rule. Below
 ``T`` the list is cut where ``elbow_cutoff`` would cut it (the list as ranked, by score;
 ``z_threshold`` 1.0, at most :data:`ELBOW_MAX_K` = 10 and at most ``max_k``, at least
-``min_k``: local.yaml's elbow settings); otherwise the model's cut. The general model
+``min_k``: the settings of local-elbow.yaml); otherwise the model's cut. The general model
 over-keeps when one chunk answers and the elbow under-keeps when many do; the expected count
 tells the two apart without labels. The trace note records ``expected_relevant``,
 ``elbow_below`` and the rule used (``rule: elbow`` or ``rule: model``).
@@ -83,8 +83,8 @@ __all__ = [
     "resolve_model",
     "shipped_models",
 ]
-ELBOW_MAX_K = 10  # the elbow branch of ``elbow_below`` keeps at most this many (local.yaml's)
-ELBOW_Z = 1.0  # and cuts at the first gap with a z-score above this (local.yaml's)
+ELBOW_MAX_K = 10  # the elbow branch of ``elbow_below`` keeps at most this many (local-elbow.yaml)
+ELBOW_Z = 1.0  # and cuts at the first gap with a z-score above this (local-elbow.yaml)
 
 
 @register_stage("learned_cutoff")
@@ -183,6 +183,7 @@ class LearnedCutoff(Stage):
         if c.keep_paired:
             keep |= {i for i, sc in enumerate(items) if sc.rationales}
         out, drops = [], {}
+        horizon = model.horizon if label == "learned" else None
         for rank, i in enumerate(order.tolist(), 1):
             sc = items[i]
             if i in keep:
@@ -200,9 +201,14 @@ class LearnedCutoff(Stage):
                 )
             else:
                 drops[sc.chunk.id] = budget_drops.get(
-                    sc.chunk.id, f"below the {label} cut (rank {rank}, kept {k}; p={p[i]:.2f})"
+                    sc.chunk.id,
+                    f"beyond the first {horizon} candidates the model scores (rank {i + 1})"
+                    if horizon is not None and i >= horizon
+                    else f"below the {label} cut (rank {rank}, kept {k}; p={p[i]:.2f})",
                 )
         info.update(kept=len(out), cut=k, order=how, model=str(c.model))
+        seen = min(model.horizon or len(items), len(items))
+        info.setdefault("why", _why(info, k, seen, how))
         if budget:
             info["budget"] = budget
         return candidates.derive(self.name, out, drop_reasons=drops, note=info)
@@ -238,3 +244,20 @@ class LearnedCutoff(Stage):
         cut, info = elbow_index(scores[order], ELBOW_Z)
         top = ELBOW_MAX_K if c.max_k is None else min(ELBOW_MAX_K, c.max_k)
         return order, clamp(cut, len(items), c.min_k, top), dict(info)
+
+
+def _why(info: dict[str, Any], k: int, scored: int, how: str) -> str:
+    """One sentence for the trace: what the model's cut kept and on what grounds."""
+    seen = f"the first {scored} candidates"
+    ranked = "re-ranked by relevance" if how == "probability" else "as ranked"
+    expected = info.get("expected_relevant")
+    grounds = {
+        "ef1": "the best expected F1",
+        "f1": f"the best expected F{info.get('beta', 1.0):g}",
+        "recall": f"expected recall {info.get('target_recall')}",
+        "threshold": f"relevance probability >= {info.get('threshold')}",
+        "top_k": "a fixed k",
+    }.get(str(info.get("objective")), "the model's rule")
+    return f"kept {k} ({ranked}) at {grounds}" + (
+        f"; the model expects {expected:g} relevant among {seen}" if expected else ""
+    )
