@@ -296,6 +296,13 @@ def test_ragsel_fit_cli_end_to_end(tmp_path):
         ],
     )
     assert res.exit_code == 0 and json.loads(res.stdout)["corpus_priors"] is False
+    horizon = tmp_path / "h.npz"
+    res = runner.invoke(
+        app,
+        ["fit", str(pipe_path), "--dataset", str(data), "--max-rank", "3", "--out", str(horizon)],
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["max_rank"] == 3 and CutoffModel.load(horizon).horizon == 3
     pipe = load_pipeline(pipe_path)  # the model reads the pipeline query: no wiring needed
     sel = pipe.run("where is w5").selection
     texts = [c.chunk.text for c in sel.chunks]

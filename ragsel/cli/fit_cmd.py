@@ -96,6 +96,13 @@ def fit(
         "fitting from scratch.",
     ),
     pseudo: int = typer.Option(60, "--pseudo-queries", help="Pseudo-queries to make."),
+    max_rank: int = typer.Option(
+        None,
+        "--max-rank",
+        min=2,
+        help="Fit on, and at run time score, only the first N candidates of each list "
+        "(the rest are dropped); default: all.",
+    ),
 ) -> None:
     """Fit a learned cutoff on labelled queries (or adapt the general model without labels,
     --unsupervised) and write the model file the YAML names."""
@@ -137,6 +144,7 @@ def fit(
         seed=seed,
         list_only=list_only,
         priors=not no_priors,
+        max_rank=max_rank,
     )
     path = model.save(out)
     print_json({"model": str(path), **summary})

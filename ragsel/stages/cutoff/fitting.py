@@ -83,11 +83,13 @@ def fit_for_pipeline(
     seed: int = 0,
     list_only: bool = False,
     priors: bool = True,
+    max_rank: int | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Fit a cutoff model for ``pipe`` on a labelled dataset (``.name``, ``.queries`` with
     ``.text``/``.id``, ``.per_query_corpus``; e.g. an ``EvalDataset``), labelling candidates with
     ``gold``; with query features unless ``list_only``; with corpus priors, what the labelled
-    queries found in this corpus, unless not ``priors``."""
+    queries found in this corpus, unless not ``priors``; on the first ``max_rank`` candidates
+    of each list only (the model then scores only those at run time), if given."""
     from ragsel.stages.cutoff.learned import fit_cutoff_model, pipeline_hash
 
     if dataset.per_query_corpus:
@@ -109,6 +111,7 @@ def fit_for_pipeline(
         pipeline_hash=phash,
         upstream=upstream,
         priors=priors,
+        max_rank=max_rank,
         # the selector's built-in cut keeps a prefix of its ranking
         orders=(
             ("input",)
@@ -126,6 +129,7 @@ def fit_for_pipeline(
         "query_features": model.uses_query,
         "corpus_priors": bool(model.header.get("corpus_priors")),
         "rule": model.header["defaults"],
+        "max_rank": model.header.get("max_rank"),
         **model.header["training"],
         "queries_with_gold_in_candidates": sum(bool(g) for g in golds),
     }
