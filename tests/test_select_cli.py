@@ -183,3 +183,15 @@ def test_select_a_word_absent_from_the_corpus(example_index, pipeline):
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["chunks"]
+
+
+def test_long_passage_shows_where_it_answers():
+    from ragsel.cli.render import snippet
+
+    assert snippet("short text", "anything", 50) == "short text"
+    text = "Preamble words here. " * 40 + "The parental leave lasts sixteen weeks. " + "Tail. " * 40
+    out = snippet(text, "How long is parental leave?", 120)
+    assert "parental leave" in out and out.startswith("…") and out.endswith("…")
+    assert len(out) <= 120
+    # no query word in the text: the start, as before
+    assert snippet(text, "zoloft", 60).startswith("Preamble")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ragsel.cli._common import printable, safe
 from ragsel.trace import RunResult
 from ragsel.types import Selection
@@ -22,6 +24,39 @@ def _provenance(events) -> str:
         if tag not in tags:
             tags.append(tag)
     return ", ".join(tags)
+
+
+_WORD = re.compile(r"\w{3,}")
+
+
+def snippet(text: str, query: str, max_chars: int) -> str:
+    """``text`` if short, else the ``max_chars`` window that holds the query's words best
+    (each distinct word weighted by how rare it is in ``text``), marked with "…" where cut:
+    a long merged passage shows where it answers, not only how it starts."""
+    if len(text) <= max_chars:
+        return text
+    # words compared by their first five letters: "assign" finds "assignment"
+    words = {w[:5] for w in _WORD.findall(query.lower())}
+    hits = [(m.start(), m.group()[:5]) for m in _WORD.finditer(text.lower())]
+    hits = [(p, w) for p, w in hits if w in words]
+    start = 0
+    if hits:
+        count: dict[str, int] = {}
+        for _, w in hits:
+            count[w] = count.get(w, 0) + 1
+        best = -1.0
+        for pos, _ in hits:
+            lead = max(0, pos - max_chars // 6)
+            seen = {w for p, w in hits if lead <= p < lead + max_chars - 2}
+            score = sum(1.0 / count[w] for w in seen)
+            if score > best + 1e-9:
+                best, start = score, lead
+        start = min(start, len(text) - (max_chars - 2))
+        space = text.find(" ", start, start + 20) if start else -1
+        start = space + 1 if space > 0 else start
+    head = "…" if start else ""
+    body = text[start : start + max_chars - len(head) - 1]
+    return head + body + ("…" if start + len(body) < len(text) else "")
 
 
 def note_lines(selection: Selection) -> list[str]:
@@ -61,7 +96,7 @@ def selection_table(selection: Selection, max_text: int = 240):
     }
     for rank, sc in enumerate(selection.chunks, 1):
         c = sc.chunk
-        text = c.text if len(c.text) <= max_text else c.text[: max_text - 1] + "…"
+        text = snippet(c.text, selection.query.text, max_text)
         prov = _provenance(sc.events)
         if sc.rationales:
             prov += f"\nrationales: {', '.join(sc.rationales)}"
