@@ -5,17 +5,20 @@ the settings of a group share queries or documents, so a group is left out whole
 are chosen on the other groups only and scored on each setting of the left-out group.
 Candidate lists: ``_lodo_data.py`` (the hybrid ranking of local.yaml, top 100). Scores are
 per-query precision, recall, F1 and chunks/query of the cut alone (before neighbour
-expansion), with 95% bootstrap intervals over the left-out queries (1000 resamples).
+expansion), with 95% bootstrap intervals over the left-out queries (1000 resamples), and the
+paired per-query F1 difference of the general model against the elbow and the transferred k.
 
 Methods:
 
 - ``general``: the general learned cutoff (``fit_cutoff_model(feature_set="general")``, GBDT,
-  cut rule chosen out-of-fold inside the fit) fitted on the other groups' lists;
+  first 30 candidates) fitted on the other groups' lists; its Platt calibration and cut rule
+  are chosen on leave-one-group-out predictions inside those groups (``groups=``), so they
+  are chosen for a corpus the model has not seen;
 - ``adapted (pseudo-queries)``: that general model calibrated (Platt scaling and cut rule,
   ``_adapt.calibrate``) on 60 pseudo-queries made from the left-out corpus without labels
   (``_adapt.pseudo_queries``: a sentence of a chunk with a third of its words dropped -> that
   chunk; a document title -> the document's chunks), as ``ragsel fit --unsupervised`` does;
-- ``elbow``: local.yaml's elbow cut (z=1, min_k 1, max_k 10);
+- ``elbow``: local-elbow.yaml's elbow cut (z=1, min_k 1, max_k 10; local.yaml's before);
 - ``top3`` / ``top5`` / ``top10``: fixed k;
 - ``best fixed k (other datasets)``: the k in 1..20 with the best mean F1 over the other
   groups' settings (each setting weighs the same): what a user without labels would pick;
