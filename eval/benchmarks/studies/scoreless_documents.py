@@ -27,6 +27,7 @@ import argparse
 import random
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from langchain_core.documents import Document
@@ -37,6 +38,7 @@ from eval.benchmarks._common import DATA, DEFAULT_INDEX, results_dir, write_json
 from ragsel import Pipeline
 from ragsel.index.bm25 import BM25Config, BM25Store
 from ragsel.stages.cutoff.elbow import ElbowCutoff
+from ragsel.stages.cutoff.learned import LearnedCutoff
 from ragsel.stages.rerank.candidate_scorer import CandidateScorer
 from ragsel.stages.retrieve.dense import DenseRetriever
 from ragsel.stages.verify.injection import InjectionGuard
@@ -105,17 +107,22 @@ def selectors(embedder: str, index: str) -> dict[str, Pipeline | int]:
     ix = open_index(index)
     shared.cache.update(zip((c.text for c in ix.chunks), ix.matrix))
 
-    def pipe(method: str | None) -> Pipeline:
+    def pipe(method: str | None, cut: Any = None) -> Pipeline:
         stages = []
         if method:
             scorer = CandidateScorer(method=method, when="always", embedder=embedder)
-            scorer._embedder = shared  # the stage's lazily loaded embedder, shared here
+            scorer._embedders.use(embedder, shared)  # one embedder (and cache) for all scorers
             stages = [scorer]
-        return Pipeline.linear([*stages, InjectionGuard(), ElbowCutoff(min_k=1, max_k=10)])
+        cut = cut if cut is not None else ElbowCutoff(min_k=1, max_k=10)
+        return Pipeline.linear([*stages, InjectionGuard(), cut])
 
     out: dict[str, Pipeline | int] = {"rank-derived scores (no scorer)": pipe(None)}
     for m in ("bm25", "dense", "hybrid"):
         out[f"candidate_scorer {m}"] = pipe(m)
+    # local.yaml's cut on the handed-in documents (documents.yaml keeps the elbow)
+    out["candidate_scorer hybrid, general learned cut"] = pipe(
+        "hybrid", LearnedCutoff(model="general")
+    )
     for n in range(1, 6):
         out[f"fixed top-{n}"] = n
     return out
@@ -185,7 +192,7 @@ def main() -> None:
         for up_name, up in ups.items():
             print(f"{split} / {up_name} ...", flush=True)
             result[split][up_name] = evaluate(qs, up, sels)
-    scorers = [n for n in sels if n.startswith("candidate_scorer")]
+    scorers = [n for n in sels if n.startswith("candidate_scorer") and "," not in n]
     mean_f1 = {n: float(np.mean([result["train"][u][n]["f1"] for u in ups])) for n in scorers}
     result["chosen_on_train"] = max(scorers, key=lambda n: mean_f1[n])
     result["train_mean_f1"] = mean_f1
