@@ -62,3 +62,5 @@ def test_readme_demo_selects_no_text_twice(example_index):
         _no_overlap(items)
     # local.yaml expands with order: document + merge_adjacent: one passage per document
     assert all(len(items) == 1 for items in by_doc.values()), sel.ids
+    # and the answer is in it: the assignment clause of the supply agreement
+    assert any("Neither party may assign" in sc.chunk.text for sc in sel.chunks)
