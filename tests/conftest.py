@@ -9,16 +9,10 @@ from pathlib import Path
 
 import pytest
 
-for _k, _v in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "RAGAS_DO_NOT_TRACK": "true",
-    "ANONYMIZED_TELEMETRY": "False",
-    "TOKENIZERS_PARALLELISM": "false",
-    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
-}.items():
-    os.environ.setdefault(_k, _v)
+from ragsel.offline import set_offline_env  # light: imports no model library
+
+set_offline_env()
+os.environ.setdefault("OMP_NUM_THREADS", "2")
 # ragsel.testing's fake stages are not user stage types; tests (and CLI subprocesses) opt in
 os.environ["RAGSEL_TEST_STAGES"] = "1"
 # a test that forgets to disable the LLM disk cache must not see hits from earlier runs

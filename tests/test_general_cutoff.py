@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ragsel.errors import InputError, RagselError
 from ragsel.stages.cutoff._general_features import GENERAL_FEATURES, general_features
@@ -242,3 +244,19 @@ def test_elbow_below_never_zero_and_elbow_branch_capped_at_ten():
         assert out.note_of(st.name)["rule"] == "elbow"
     capped = LearnedCutoff(model="general", elbow_below=1e9, max_k=2)
     assert len(capped.run(candidates=many_relevant(40, 0), query=Query(TOPIC)).items) <= 2
+
+
+@given(
+    text=st.text(
+        alphabet=st.sampled_from(list("abcÄäéß Ωω-.,!?\n\t'é日本") + ["\ud800"]), max_size=40
+    ),
+    term=st.text(alphabet=st.sampled_from(list("abcäéßωé日")), min_size=1, max_size=4),
+)
+@settings(max_examples=300, deadline=None)
+def test_byte_level_term_matching_equals_text_matching(text, term):
+    """Query-term matching runs on UTF-8 bytes for speed; it must agree with the same test on
+    text (word start = space + term after lowering and punctuation -> space), any script."""
+    from ragsel.stages.cutoff._general_features import _SPACES, _spaced
+
+    as_text = (" " + term) in (" " + text.lower().translate(_SPACES))
+    assert (_spaced(term) in _spaced(text)) == as_text

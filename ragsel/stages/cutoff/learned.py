@@ -26,7 +26,9 @@ queries (two 3-fold splits averaged; a few dozen queries make the grid's best mo
 only features that transfer between corpora (``_general_features``: list shape, retriever
 agreement, query-performance predictors, query-term coverage; no retriever names, no corpus
 priors) and was fitted on several public datasets (``eval/benchmarks/studies/selection_lodo.py``,
-which also measures it leave-one-dataset-out). It runs in any pipeline.
+which also measures it leave-one-dataset-out). It runs in any pipeline, scores the first 30
+candidates (its ``max_rank``; the rest are dropped as beyond its horizon), and is the cut of
+``pipelines/local.yaml``.
 
 The model is fitted with ``ragsel fit PIPELINE --dataset NAME --out MODEL`` (or
 :func:`fit_cutoff_model`) and stored as one ``.npz`` file holding plain arrays (no pickle, so
@@ -41,9 +43,10 @@ A ``max_tokens`` budget stops the cut before the chunk that would exceed it (see
 candidates (the sum of its calibrated probabilities over the list) decides the rule. Below
 ``T`` the list is cut where ``elbow_cutoff`` would cut it (the list as ranked, by score;
 ``z_threshold`` 1.0, at most :data:`ELBOW_MAX_K` = 10 and at most ``max_k``, at least
-``min_k``: the settings of local-elbow.yaml); otherwise the model's cut. The general model
-over-keeps when one chunk answers and the elbow under-keeps when many do; the expected count
-tells the two apart without labels. The trace note records ``expected_relevant``,
+``min_k``: the settings of local-elbow.yaml); otherwise the model's cut. Meant for a model
+that over-keeps when one chunk answers (the elbow under-keeps when many do); for the shipped
+general model no ``T`` chosen on held-out datasets helped (``selection_lodo_switch.py``), so
+it is off by default. The trace note records ``expected_relevant``,
 ``elbow_below`` and the rule used (``rule: elbow`` or ``rule: model``).
 """
 
