@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "ragsel.cli.select_cmd",  # select
     "ragsel.cli.index_cmd",  # index
     "ragsel.cli.fit_cmd",  # fit
+    "ragsel.cli.tune_cmd",  # tune-embedder
     "ragsel.cli.eval_cmd",  # eval
     "ragsel.cli.stages_cmd",  # stages
     "ragsel.cli.serve_cmd",  # serve
