@@ -150,5 +150,46 @@ def fit(
     print_json({"model": str(path), **summary})
 
 
+@command
+def fit_fusion(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML with a fusion stage."),
+    dataset: str = typer.Option(
+        ..., "--dataset", "-d", help="Labelled queries: a name (scifact:train, ...) or a path."
+    ),
+    stage: str = typer.Option(None, "--stage", help="The fusion stage (if several)."),
+    limit: int = typer.Option(None, "--limit", help="Use only the first N queries."),
+    var: list[str] = typer.Option(None, "--var", help="Set a ${VAR} (KEY=VALUE); repeatable."),
+    index: Path = typer.Option(None, "--index", help="Index folder (sets RAGSEL_INDEX)."),
+) -> None:
+    """Learn how to weigh each retriever's scores before fusion from labelled queries, and
+    print the fusion stage's `method: calibrated` settings for the YAML."""
+    import yaml
+
+    from ragsel.errors import InputError
+    from ragsel.spec import load_pipeline
+    from ragsel.stages.retrieve.fusion_calibration import fit_for_pipeline as fit_fusion_for
+
+    try:
+        from ragsel_eval.datasets import gold_chunk_ids, load_dataset
+    except ImportError as exc:  # pragma: no cover - ragsel_eval ships with ragsel
+        raise InputError("'ragsel fit-fusion' needs the ragsel_eval package") from exc
+    variables = parse_vars(var)
+    if index is not None:
+        variables["RAGSEL_INDEX"] = str(index)
+    pipe = load_pipeline(pipeline, variables=variables)
+    ds = load_dataset(dataset)
+    if ds.per_query_corpus:
+        raise InputError(
+            f"dataset {ds.name!r} gives each query its own corpus; fit-fusion runs one index"
+        )
+    queries = ds.queries[:limit] if limit is not None else ds.queries
+    name, calibration, summary = fit_fusion_for(pipe, queries, gold_chunk_ids, stage=stage)
+    block = {name: {"method": "calibrated", "calibration": calibration}}
+    typer.echo(f"# fitted on {summary['queries']} queries of {dataset} in {summary['seconds']} s")
+    typer.echo("# replace these keys of the fusion stage (drop its k: and weights:)")
+    typer.echo(yaml.safe_dump(block, sort_keys=False, default_flow_style=None).rstrip())
+
+
 def register(app: typer.Typer) -> None:
     app.command("fit")(fit)
+    app.command("fit-fusion")(fit_fusion)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ragsel.errors import ConfigError, InputError
 from ragsel.registry import register_stage
@@ -25,7 +25,7 @@ from ragsel.types import (
     new_scored_chunk,
 )
 
-Method = Literal["rrf", "relative_score", "dbsf", "zscore"]
+Method = Literal["rrf", "relative_score", "dbsf", "zscore", "calibrated"]
 
 
 def _source_names(lists: Sequence[Candidates]) -> list[str]:
@@ -85,7 +85,10 @@ class RankFusion(Stage):
     Methods: ``rrf`` (reciprocal rank fusion, ``sum_i w_i / (k + rank_i)``), ``relative_score``
     (each list's scores min-max normalised, then a weighted sum) and ``dbsf``
     (distribution-based score fusion: each list normalised with ``mean ± 3σ`` as its range)
-    and ``zscore`` (each list's scores minus its minimum, over its standard deviation).
+    and ``zscore`` (each list's scores minus its minimum, over its standard deviation), and
+    ``calibrated`` (per-retriever score, rank and presence weighed by coefficients learned from
+    labelled queries, ``calibration:``; ``ragsel fit-fusion`` prints them; see
+    :mod:`ragsel.stages.retrieve.fusion_calibration`).
     A chunk repeated inside one list counts once for that list (at its best rank); a chunk
     missing from a list gets nothing from it. The fused item keeps the events of every list
     that returned it, plus a ``fused`` event with its rank and score in each; drops and notes
@@ -103,7 +106,7 @@ class RankFusion(Stage):
     config: Config
 
     class Config(StageConfig):
-        method: Method = Field("rrf", description="rrf, relative_score, dbsf or zscore")
+        method: Method = Field("rrf", description="rrf, relative_score, dbsf, zscore or calibrated")
         k: int = Field(60, ge=0, description="RRF rank constant")
         weights: list[float] | dict[str, float] | None = Field(
             None,
@@ -111,6 +114,31 @@ class RankFusion(Stage):
             "{upstream stage name: weight}",
         )
         top_k: int | None = Field(None, ge=1, description="keep only the best top_k")
+        calibration: dict[str, dict[str, float]] | None = Field(
+            None,
+            description="method calibrated: {upstream stage name: {z, log_rank, present}} "
+            "coefficients (`ragsel fit-fusion` prints them)",
+        )
+
+        @model_validator(mode="after")
+        def _calibration_goes_with_its_method(self) -> RankFusion.Config:
+            from ragsel.stages.retrieve.fusion_calibration import FEATURES
+
+            if (self.method == "calibrated") != (self.calibration is not None):
+                raise ValueError(
+                    "method: calibrated needs calibration: (from `ragsel fit-fusion`), and "
+                    "calibration: needs method: calibrated"
+                )
+            for name, coef in (self.calibration or {}).items():
+                unknown = sorted(set(coef) - set(FEATURES))
+                if unknown:
+                    raise ValueError(
+                        f"calibration of {name!r}: unknown feature(s) {unknown}; "
+                        f"use {list(FEATURES)}"
+                    )
+            if self.method == "calibrated" and self.weights is not None:
+                raise ValueError("calibrated fusion learns its weights: drop weights:")
+            return self
 
         @field_validator("weights")
         @classmethod
@@ -176,6 +204,34 @@ class RankFusion(Stage):
                 best[cid] = min(best.get(cid, (rank, li)), (rank, li))
         return sorted(total.items(), key=lambda kv: (-kv[1], best[kv[0]]))
 
+    def _calibrated_fusion(
+        self, lists: Sequence[Candidates], names: Sequence[str], seen: Mapping[str, Any]
+    ) -> list[tuple[str, float]]:
+        """Learned log-odds fusion; an empty input adds nothing (its features are constant)."""
+        from ragsel.stages.retrieve.fusion_calibration import (
+            calibrated_scores,
+            feature_rows,
+        )
+
+        calibration = self.config.calibration or {}
+        missing = [n for n, c in zip(names, lists) if c.items and n not in calibration]
+        if missing:
+            raise ConfigError(
+                f"calibration names {sorted(calibration)}, but inputs {missing} have no "
+                "coefficients; re-run `ragsel fit-fusion` for this pipeline",
+                stage=self.name,
+                field="calibration",
+            )
+        live = [(c, n) for c, n in zip(lists, names) if c.items]
+        try:
+            ids, feats = feature_rows([c for c, _ in live], [n for _, n in live])
+        except InputError as exc:
+            raise InputError(f"stage '{self.name}': {exc}") from None
+        scores = calibrated_scores(feats, calibration)
+        best = {cid: min(seen[cid][2].values()) for cid in ids}
+        order = sorted(range(len(ids)), key=lambda i: (-scores[i], best[ids[i]], i))
+        return [(ids[i], float(scores[i])) for i in order]
+
     def _run(self, candidates: Variadic[Candidates]) -> Candidates:
         cfg = self.config
         names = _source_names(candidates)
@@ -205,6 +261,8 @@ class RankFusion(Stage):
             rankings.append(ids)
         if cfg.method == "rrf":
             fused = reciprocal_rank_fusion(rankings, k=cfg.k, weights=weights)
+        elif cfg.method == "calibrated":
+            fused = self._calibrated_fusion(candidates, names, seen)
         else:
             fused = self._score_fusion([_unique(c) for c in candidates], names, weights)
         keep = fused if cfg.top_k is None else fused[: cfg.top_k]
