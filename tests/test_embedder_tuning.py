@@ -130,3 +130,16 @@ def test_tune_without_into_is_refused(example_index, tmp_path):
         + ["--corpus", "examples/corpus"],
     )
     assert res.exit_code == 2 and "--into" in res.output
+
+
+def test_a_non_empty_into_is_refused_before_training(example_index, tmp_path):
+    into = tmp_path / "taken"
+    into.mkdir()
+    (into / "x").write_text("keep")
+    res = runner.invoke(
+        app,
+        ["tune-embedder", "--index", str(example_index), "--out", str(tmp_path / "m")]
+        + ["--corpus", "examples/corpus", "--into", str(into)],
+    )
+    assert res.exit_code == 2 and "not empty" in res.output
+    assert not (tmp_path / "m").exists()

@@ -32,6 +32,13 @@ def tune_embedder(
     pseudo: int = typer.Option(
         2000, "--pseudo-queries", min=1, help="How many pseudo-queries to make (no --dataset)."
     ),
+    title_share: float = typer.Option(
+        0.3,
+        "--title-share",
+        min=0.0,
+        max=1.0,
+        help="Share of pseudo-queries that are document titles (the rest: key sentences).",
+    ),
     base: str = typer.Option(
         None, "--base", help="The model to start from (default: the index's embedder)."
     ),
@@ -56,6 +63,9 @@ def tune_embedder(
 
     if (corpus is None) != (into is None):
         raise InputError("--corpus and --into go together: the corpus to re-index, and where")
+    if into is not None and into.exists() and any(into.iterdir()):
+        # checked before minutes of training, not after
+        raise InputError(f"--into {into} is not empty; choose a new folder for the new index")
     settings = tuning.TuneSettings(
         epochs=epochs,
         batch_size=batch_size,
@@ -69,7 +79,7 @@ def tune_embedder(
     if dataset is not None:
         pairs, source = _labelled(dataset, chunks), f"labelled:{dataset}"
     else:
-        pairs = tuning.pseudo_pairs(chunks, pseudo, seed=seed)
+        pairs = tuning.pseudo_pairs(chunks, pseudo, seed=seed, title_share=title_share)
         source = "pseudo-queries"
     console = stderr_console()
     last = [0.0]

@@ -23,6 +23,11 @@ Settings (``group`` = source dataset: leave-one-dataset-out leaves a whole group
 - ``poisonedrag`` (poisonedrag): NQ questions, per-question context of gold passage(s), the 5
   adversarial passages (not relevant) and 30 on-topic distractors.
 
+``RAGSEL_LODO_FUSION=FILE`` fuses the lists with calibrated fusion instead (FILE: the
+``fusion_calibrated.json`` result, whose SciFact-train calibration is used, or a bare
+``{retriever: {feature: coefficient}}``); studies then keep their fold models and parts apart
+(:data:`VARIANT`).
+
 Cache: ``$RAGSEL_BENCH_CACHE`` (default ``<repo>/.ragsel/bench-cache``, gitignored)/lodo:
 one JSON file per setting plus the MiniLM vectors.
 """
@@ -334,15 +339,23 @@ def build(names: Sequence[str], force: bool = False) -> None:
 
 # --- loading -----------------------------------------------------------------------------------
 _FUSE = None
+FUSION_FILE = os.environ.get("RAGSEL_LODO_FUSION", "")
+VARIANT = "calibrated" if FUSION_FILE else ""  # sub-folder for fold models and parts
 
 
 def fuse(dense: Candidates, bm25: Candidates) -> Candidates:
-    """The fusion of pipelines/local.yaml (RRF k=5, BM25 weight 1.5, top 100)."""
+    """The fusion of pipelines/local.yaml (RRF k=5, BM25 weight 1.5, top 100), or calibrated
+    fusion with ``$RAGSEL_LODO_FUSION``'s coefficients."""
     global _FUSE
     if _FUSE is None:
         from ragsel.stages.retrieve.fusion import RankFusion
 
-        _FUSE = RankFusion(method="rrf", k=5, weights={"bm25": 1.5, "dense": 1.0}, top_k=TOP)
+        if FUSION_FILE:
+            cal = json.loads(Path(FUSION_FILE).read_text())
+            cal = cal.get("calibration_fitted_on_train", cal)
+            _FUSE = RankFusion(method="calibrated", calibration=cal, top_k=TOP)
+        else:
+            _FUSE = RankFusion(method="rrf", k=5, weights={"bm25": 1.5, "dense": 1.0}, top_k=TOP)
     return _FUSE.run(candidates=[bm25, dense])
 
 

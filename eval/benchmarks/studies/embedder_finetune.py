@@ -1,22 +1,28 @@
-"""Adapting the MiniLM embedder to SciFact from its train claims (issue 18), and what it costs.
+"""Adapting the MiniLM embedder to SciFact (issue 18), and what it costs.
 
-Fine-tunes the packaged all-MiniLM-L6-v2 on (train claim, cited abstract) pairs with in-batch
-negatives (the multiple-negatives ranking loss: cross-entropy over scaled cosine similarities
-of each claim against every abstract of its batch), one epoch, AdamW lr 2e-5, batch 16,
-seeded; then re-embeds the 5,183 abstracts and the claims with the tuned model and reports,
-on the 300 TEST claims: dense nDCG@10 / Recall@100 before and after; the hybrid of
-``local.yaml`` (BM25 from the index + the dense list, RRF k=5, BM25 weight 1.5) with the tuned
-dense list, paired against today's hybrid; and the same with the RRF k and BM25 weight
-re-chosen for the tuned list on the TRAIN claims. Training, re-embedding and query times are
-recorded (2 CPU cores, torch threads 2). The tuned model is saved as a sentence-transformers
-folder that ``ragsel index --embedder DIR`` and a pipeline's ``embedder: DIR`` can name.
+Fine-tunes the packaged all-MiniLM-L6-v2 with ``ragsel tune-embedder``'s code
+(:mod:`ragsel.backends.embedders.tuning`: in-batch negatives, one epoch, AdamW lr 2e-5, batch
+16, seeded) on one of two sources of pairs:
 
-Run (~10-15 min here; nothing else should run; ``--reuse`` re-scores a saved model)::
+- ``--source labelled``: the (train claim, cited abstract) pairs;
+- ``--source pseudo``: no labels, ``--pseudo-queries`` pairs made from the abstracts alone
+  (titles, and key sentences taken out of their abstract).
+
+Then re-embeds the 5,183 abstracts and reports, on the 300 TEST claims: dense nDCG@10 /
+Recall@100 before and after; the hybrid of ``local.yaml`` (BM25 from the index + the dense
+list, RRF k=5, BM25 weight 1.5) with the tuned dense list, paired against today's hybrid; the
+same with the RRF k and BM25 weight re-chosen on the TRAIN claims; and calibrated fusion
+(``ragsel fit-fusion``'s model) fitted on the TRAIN claims for the base and the tuned list.
+Training, re-embedding and query times are recorded (2 CPU cores, torch threads 2). The tuned
+model is a sentence-transformers folder that ``ragsel index --embedder DIR`` and a pipeline's
+``embedder: DIR`` can name.
+
+Run (~10-20 min here; nothing else should run; ``--reuse`` re-scores a saved model)::
 
     python -m eval.benchmarks.studies.embedder_finetune --index "$RAGSEL_INDEX" \\
-        --save .ragsel/minilm-scifact
+        --source labelled --save .ragsel/minilm-scifact
 
-Writes ``eval/benchmarks/studies/results/embedder_finetune.json``.
+Writes ``eval/benchmarks/studies/results/embedder_finetune.json`` (``--out`` to change).
 """
 
 from __future__ import annotations
@@ -36,58 +42,29 @@ from ragsel_eval.metrics.ranking import ndcg_at_k, recall_at_k
 from ragsel_eval.metrics.stats import paired_test, summarize
 
 from eval.benchmarks._common import DEFAULT_INDEX, REPO, results_dir, write_json
+from ragsel.backends.embedders import tuning
 from ragsel.index import open_index
 from ragsel.stages.retrieve.fusion import RankFusion
+from ragsel.stages.retrieve.fusion_calibration import fit_calibration
 from ragsel.types import Candidates
 
 RESULTS = results_dir("studies") / "embedder_finetune.json"
 SEED, BATCH, LR, SCALE, MAX_LEN = 0, 16, 2e-5, 20.0, 256
 
 
-def train_pairs(train, texts: dict[str, str]) -> list[tuple[str, str]]:
-    return [
-        (q.text, texts[d])
-        for q in train.queries
-        for d, g in sorted(q.qrels.items())
-        if g > 0 and d in texts
-    ]
-
-
-def finetune(pairs: list[tuple[str, str]]):
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    from ragsel.backends.embedders.sentence_transformers import minilm_model_dir
-
-    torch.manual_seed(SEED)
-    torch.set_num_threads(2)
-    model = SentenceTransformer(str(minilm_model_dir()), device="cpu", local_files_only=True)
-    model.max_seq_length = MAX_LEN
-    opt = torch.optim.AdamW(model.parameters(), lr=LR)
-    order = np.random.default_rng(SEED).permutation(len(pairs))
-    model.train()
-    losses = []
-    for start in range(0, len(order), BATCH):
-        batch = [pairs[i] for i in order[start : start + BATCH]]
-        if len(batch) < 2:
-            continue
-        emb = []
-        for side in (0, 1):
-            feats = model.preprocess([b[side] for b in batch])
-            emb.append(model(feats)["sentence_embedding"])
-        q = torch.nn.functional.normalize(emb[0], dim=-1)
-        d = torch.nn.functional.normalize(emb[1], dim=-1)
-        logits = SCALE * q @ d.T
-        # a claim citing two abstracts of the same batch: the other one is no negative
-        same = torch.tensor([[a[1] == b[1] for b in batch] for a in batch])
-        logits = logits.masked_fill(same & ~torch.eye(len(batch), dtype=torch.bool), -1e4)
-        loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    model.eval()
-    return model, losses
+def make_pairs(source: str, train, chunks, n_pseudo: int, title_share: float) -> list:
+    """The training pairs: SciFact train claims with their cited abstracts, or pseudo-queries
+    made from the abstracts alone (no labels)."""
+    if source == "pseudo":
+        return tuning.pseudo_pairs(chunks, n_pseudo, seed=SEED, title_share=title_share)
+    ids = {c.doc_id: c.id for c in chunks}
+    return tuning.labelled_pairs(
+        [
+            (q.text, [ids[d] for d, g in q.qrels.items() if g > 0 and d in ids])
+            for q in train.queries
+        ],
+        chunks,
+    )
 
 
 def dense_lists(qv: np.ndarray, dv: np.ndarray, chunks, queries, k: int = 100) -> dict:
@@ -109,6 +86,14 @@ def main() -> None:
     ap.add_argument("--data", default=str(data_root() / "scifact"))
     ap.add_argument("--save", default=str(REPO / ".ragsel" / "minilm-scifact"))
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument(
+        "--source",
+        choices=("labelled", "pseudo"),
+        default="labelled",
+        help="train claims with their cited abstracts, or pseudo-queries from the abstracts",
+    )
+    ap.add_argument("--pseudo-queries", type=int, default=2000)
+    ap.add_argument("--title-share", type=float, default=0.3, help="pseudo: share of titles")
     ap.add_argument("--smoke", action="store_true", help="train on 32 pairs, stop after")
     ap.add_argument(
         "--reuse",
@@ -119,25 +104,29 @@ def main() -> None:
     train, test = load_beir(args.data, split="train"), load_beir(args.data, split="test")
     index = open_index(args.index).load()
     chunks, base_vecs = index.chunks, index.matrix
-    texts = {c.doc_id: c.text for c in chunks}
-    pairs = train_pairs(train, texts)
+    pairs = make_pairs(args.source, train, chunks, args.pseudo_queries, args.title_share)
     saved = Path(args.save)
-    earlier = json.loads((saved / "ragsel-finetune.json").read_text()) if args.reuse else {}
-    if earlier:
-        from sentence_transformers import SentenceTransformer
+    from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(str(saved), device="cpu", local_files_only=True)
+    if args.reuse:
+        earlier = json.loads((saved / tuning.MANIFEST).read_text())
         tuned_vecs = np.load(saved / "abstract-vectors.npy")
-        losses, train_s, embed_s = earlier["losses"], earlier["train_s"], earlier["embed_s"]
+        train_s, embed_s = earlier["train_seconds"], earlier["extra"]["embed_seconds"]
+        losses = [earlier["loss_first"], earlier["loss_last"]]
     else:
-        t0 = time.perf_counter()
-        model, losses = finetune(pairs[:32] if args.smoke else pairs)
-        train_s = time.perf_counter() - t0
+        settings = tuning.TuneSettings(
+            batch_size=BATCH, lr=LR, scale=SCALE, max_length=MAX_LEN, seed=SEED, threads=2
+        )
+        rep = tuning.tune_embedder(
+            pairs[:32] if args.smoke else pairs, saved, settings=settings, source=args.source
+        )
+        train_s, losses = rep.train_seconds, [rep.loss_first, rep.loss_last]
         if args.smoke:
-            print(f"  smoke: 32 pairs in {train_s:.1f} s, losses {losses}")
+            print(f"  smoke: 32 pairs in {train_s:.1f} s, loss {losses}")
             return
-        model.save(str(saved))
         print(f"  trained on {len(pairs)} pairs in {train_s:.0f} s", flush=True)
+    model = SentenceTransformer(str(saved), device="cpu", local_files_only=True)
+    if not args.reuse:
         t0 = time.perf_counter()
         tuned_vecs = model.encode(
             [c.text for c in chunks],
@@ -148,8 +137,9 @@ def main() -> None:
         embed_s = time.perf_counter() - t0
         print(f"  re-embedded {len(chunks)} abstracts in {embed_s:.0f} s", flush=True)
         np.save(saved / "abstract-vectors.npy", tuned_vecs)
-        record = {"losses": losses, "train_s": train_s, "embed_s": embed_s}
-        (saved / "ragsel-finetune.json").write_text(json.dumps(record))
+        manifest = json.loads((saved / tuning.MANIFEST).read_text())
+        manifest["extra"]["embed_seconds"] = round(embed_s, 1)
+        (saved / tuning.MANIFEST).write_text(json.dumps(manifest, indent=2))
     from ragsel.backends.embedders import load_embedder
 
     base_model = load_embedder("minilm")
@@ -185,12 +175,27 @@ def main() -> None:
     k_best, w_best = max(grid, key=lambda kw: (round(grid[kw], 4), -kw[0]))
     refused = RankFusion(method="rrf", k=k_best, weights={"bm25": w_best, "dense": 1.0}, top_k=100)
     print(f"  fusion for the tuned list chosen on train: k={k_best} w_bm25={w_best}", flush=True)
+    # calibrated fusion (``ragsel fit-fusion``) fitted on the TRAIN claims for each dense list
+    tr_base = dense_lists(
+        np.asarray(base_model.embed([q.text for q in trq])), np.asarray(base_vecs), chunks, trq
+    )
+    calibrated = {}
+    for name, trd in (("MiniLM", tr_base), ("MiniLM tuned", tr_dense)):
+        samples = [[tr_bm25[q.id], trd[q.id]] for q in trq]
+        golds = [
+            {sc.chunk.id for c in pair for sc in c.items if q.qrels.get(sc.chunk.doc_id, 0) > 0}
+            for q, pair in zip(trq, samples)
+        ]
+        cal = fit_calibration(samples, golds, ["bm25", "dense"])
+        calibrated[name] = RankFusion(method="calibrated", calibration=cal, top_k=100)
+        print(f"  calibration for {name} fitted on train: {cal}", flush=True)
     report: dict = {}
     per: dict = {}
     for name, qv, dv in (("MiniLM", base_q, base_vecs), ("MiniLM tuned", tuned_q, tuned_vecs)):
         dense = dense_lists(qv, np.asarray(dv), chunks, tq)
         hybrid = {q.id: fuse.run(candidates=[bm25[q.id], dense[q.id]]) for q in tq}
-        kinds = [("dense", dense), ("hybrid", hybrid)]
+        cal_hybrid = {q.id: calibrated[name].run(candidates=[bm25[q.id], dense[q.id]]) for q in tq}
+        kinds = [("dense", dense), ("hybrid", hybrid), ("hybrid calibrated", cal_hybrid)]
         if name == "MiniLM tuned":
             kinds.append(
                 (
@@ -213,12 +218,14 @@ def main() -> None:
             "command": "python -m eval.benchmarks.studies.embedder_finetune "
             + " ".join(sys.argv[1:]),
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            "source": args.source,
+            "pseudo": {"n": args.pseudo_queries, "title_share": args.title_share},
             "train_pairs": len(pairs),
             "settings": {"batch": BATCH, "lr": LR, "epochs": 1, "scale": SCALE, "seed": SEED},
             "train_seconds": round(train_s, 1),
             "reembed_seconds": round(embed_s, 1),
             "tuned_query_ms": round(query_ms, 2),
-            "loss_first_last": [round(losses[0], 4), round(losses[-1], 4)],
+            "loss_first_last": losses,
             "test": report,
             "dense_tuned_vs_base": paired_test(
                 per["MiniLM dense"], per["MiniLM tuned dense"], seed=SEED
@@ -228,6 +235,12 @@ def main() -> None:
             ).as_dict(),
             "fusion_chosen_on_train": {"k": k_best, "w_bm25": w_best},
             "fusion_train_grid": {f"k={k} w={w}": round(v, 4) for (k, w), v in grid.items()},
+            "calibrated_base_vs_today": paired_test(
+                per["MiniLM hybrid"], per["MiniLM hybrid calibrated"], seed=SEED
+            ).as_dict(),
+            "calibrated_tuned_vs_today": paired_test(
+                per["MiniLM hybrid"], per["MiniLM tuned hybrid calibrated"], seed=SEED
+            ).as_dict(),
             "hybrid_refused_tuned_vs_today": paired_test(
                 per["MiniLM hybrid"], per["MiniLM tuned hybrid re-fused"], seed=SEED
             ).as_dict(),

@@ -284,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, secs = fit_general({n: data.load(n) for n in args.settings}, SHIPPED)
         print(f"wrote {SHIPPED} ({secs:.0f}s): {model.header['kind']} {model.header['defaults']}")
         return 0
-    parts = data.CACHE / "lodo-parts"
+    parts = data.CACHE / "lodo-parts" / data.VARIANT
     if args.merge:
         report: dict = {"settings": {}, "folds": {}}
         for f in sorted(parts.glob("*.json")):
@@ -303,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     data.build(args.settings)
     t0 = time.perf_counter()
-    model_dir = data.CACHE / "models"
+    model_dir = data.CACHE / "models" / data.VARIANT
     model_dir.mkdir(parents=True, exist_ok=True)
     report = run(args.settings, model_dir, args.groups)
     report["seconds"] = round(time.perf_counter() - t0, 1)
