@@ -232,8 +232,13 @@ def test_fusing_an_empty_list_equals_fusing_without_it(case):
     else:  # the empty lists' upstream names are in the mapping too (e.g. bm25 found nothing)
         w_without = dict(zip(names, weights))
         w_with = {**w_without, **{f"empty{i}": 2.0 for i in range(len(empties))}}
-    a = RankFusion(method=method, k=5, weights=w_with).run(candidates=with_empty)
-    b = RankFusion(method=method, k=5, weights=w_without).run(candidates=lists)
+    if method == "calibrated":  # learned coefficients instead of weights
+        cal = {n: {"z": w, "log_rank": -w / 2, "present": w} for n, w in zip(names, weights)}
+        a = RankFusion(method=method, calibration=cal).run(candidates=with_empty)
+        b = RankFusion(method=method, calibration=cal).run(candidates=lists)
+    else:
+        a = RankFusion(method=method, k=5, weights=w_with).run(candidates=with_empty)
+        b = RankFusion(method=method, k=5, weights=w_without).run(candidates=lists)
     assert a.ids == b.ids
     assert a.scores == pytest.approx(b.scores)
     assert [it.events for it in a.items] == [it.events for it in b.items]

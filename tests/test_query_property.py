@@ -14,7 +14,7 @@ from ragsel.spec import load_pipeline
 from ragsel.types import Query
 
 REPO = Path(__file__).resolve().parents[1]
-PIPELINES = ["local.yaml", "meteora-local.yaml"]
+PIPELINES = ["local.yaml", "local-calibrated.yaml", "meteora-local.yaml"]
 
 pytestmark = pytest.mark.slow
 
