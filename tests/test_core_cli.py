@@ -108,6 +108,17 @@ def test_help_texts_have_no_raw_rst_and_no_mid_sentence_breaks():
     # the docstring breaks after "score, the"; the terminal wraps only at its width (200)
     line = next(ln for ln in res.output.splitlines() if " select " in ln)
     assert "score, the stages that kept or added each chunk" in line
-    for cmd in ("select", "validate", "graph", "run", "index", "eval", "fit", "schema"):
+    for cmd in (
+        "select",
+        "validate",
+        "graph",
+        "run",
+        "index",
+        "eval",
+        "fit",
+        "schema",
+        "fit-fusion",
+        "tune-embedder",
+    ):
         out = runner.invoke(app, [cmd, "--help"], env={"COLUMNS": "200"}).output
         assert "``" not in out and ":func:" not in out, cmd
