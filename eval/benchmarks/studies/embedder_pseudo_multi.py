@@ -112,9 +112,10 @@ def main() -> None:
             f"(diff CI {test.get('ci_low')}..{test.get('ci_high')})",
             flush=True,
         )
-        report["command"] = "python -m eval.benchmarks.studies.embedder_pseudo_multi " + " ".join(
-            sys.argv[1:]
-        )
+        cmd = "python -m eval.benchmarks.studies.embedder_pseudo_multi " + " ".join(sys.argv[1:])
+        report.setdefault("commands", [])
+        if cmd not in report["commands"]:  # runs on different settings add up in one file
+            report["commands"].append(cmd)
         write_json(args.out, report)
     print(f"wrote {args.out}")
 
