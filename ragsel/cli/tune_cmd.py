@@ -56,8 +56,9 @@ def tune_embedder(
 ) -> None:
     """Fine-tune the embedder on labelled queries or on pseudo-queries made from the corpus
     (titles and key sentences; no labels, no LLM), write it as a sentence-transformers
-    folder, and optionally re-index the corpus with it. On SciFact, labelled tuning improved the
-    dense list and pseudo-queries did not (README, Results): check on your own queries."""
+    folder, and optionally re-index the corpus with it. Labelled tuning improved SciFact's dense
+    list; pseudo-queries hurt there and helped on FinanceBench (README, Results): check on
+    your own queries."""
     from ragsel.backends.embedders import tuning
     from ragsel.errors import InputError
     from ragsel.index import open_index
