@@ -154,3 +154,23 @@ def test_fit_fusion_cli_prints_a_block_the_pipeline_accepts(example_index, tmp_p
     pipe = load_pipeline(path, variables={"RAGSEL_INDEX": str(example_index)})
     out = pipe.run("Can the supplier assign the agreement to another company?")
     assert out.candidates is not None and out.candidates.items
+
+
+def test_scoreless_documents_are_a_clear_error_not_a_silent_ranking():
+    """Documents handed in without scores (NaN) cannot be calibrated; rrf is the method for them."""
+    a = Candidates.retrieved("bm25", [(X, float("nan")), (Y, 1.0)])
+    with pytest.raises(StageError, match="finite scores"):
+        RankFusion(method="calibrated", calibration=CAL).run(candidates=[a])
+
+
+def test_fit_fusion_names_the_fix_for_a_pipeline_without_fusion(tmp_path):
+    from ragsel.cli.main import app
+    from tests.conftest import REPO
+
+    res = CliRunner().invoke(
+        app,
+        ["fit-fusion", str(REPO / "ragsel" / "pipelines" / "documents.yaml")]
+        + ["--dataset", str(tmp_path / "unused.jsonl")],
+    )
+    assert res.exit_code == 2
+    assert "0 fusion stages" in res.output and "calibration needs a fusion stage" in res.output

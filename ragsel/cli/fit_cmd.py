@@ -168,6 +168,7 @@ def fit_fusion(
     from ragsel.errors import InputError
     from ragsel.spec import load_pipeline
     from ragsel.stages.retrieve.fusion_calibration import fit_for_pipeline as fit_fusion_for
+    from ragsel.stages.retrieve.fusion_calibration import fusion_stage
 
     try:
         from ragsel_eval.datasets import gold_chunk_ids, load_dataset
@@ -177,13 +178,14 @@ def fit_fusion(
     if index is not None:
         variables["RAGSEL_INDEX"] = str(index)
     pipe = load_pipeline(pipeline, variables=variables)
+    target = fusion_stage(pipe, stage)  # before loading the data
     ds = load_dataset(dataset)
     if ds.per_query_corpus:
         raise InputError(
             f"dataset {ds.name!r} gives each query its own corpus; fit-fusion runs one index"
         )
     queries = ds.queries[:limit] if limit is not None else ds.queries
-    name, calibration, summary = fit_fusion_for(pipe, queries, gold_chunk_ids, stage=stage)
+    name, calibration, summary = fit_fusion_for(pipe, queries, gold_chunk_ids, stage=target)
     block = {name: {"method": "calibrated", "calibration": calibration}}
     typer.echo(f"# fitted on {summary['queries']} queries of {dataset} in {summary['seconds']} s")
     typer.echo("# replace these keys of the fusion stage (drop its k: and weights:)")

@@ -52,14 +52,8 @@ from eval.benchmarks.studies import _lodo_data as data
 
 RESULTS = _common.results_dir("studies") / "selection_lodo.json"
 # with $RAGSEL_LODO_FUSION (calibrated fusion) the model ships as general-calibrated.npz
-SHIPPED = (
-    _common.REPO
-    / "ragsel"
-    / "stages"
-    / "cutoff"
-    / "models"
-    / ("general-calibrated.npz" if data.VARIANT else "general.npz")
-)
+MODELS = _common.REPO / "ragsel" / "stages" / "cutoff" / "models"
+SHIPPED = MODELS / (f"general-{data.VARIANT}.npz" if data.VARIANT else "general.npz")
 BOOTSTRAP, SEED, MAX_FIXED = 1000, 0, 20
 FIT = {"kind": "gbdt", "inner_repeats": 1, "max_rank": 30, "seed": SEED}
 REUSE = False  # --reuse-models: evaluate the fold models an earlier run fitted

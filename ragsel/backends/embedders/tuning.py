@@ -16,8 +16,9 @@ passage of its batch) and writes a sentence-transformers folder plus ``ragsel-em
 (how it was made). Every ragsel place that takes an embedder takes that folder: ``ragsel index
 --embedder DIR``, a stage's ``embedder: DIR``, ``load_embedder(DIR)``.
 
-Needs the ``local`` extra (torch, sentence-transformers). On 2 CPU cores, training takes about
-a quarter of a second per pair of 256-token passages (``eval/benchmarks/studies/embedder_finetune.py``).
+Needs the ``local`` extra (torch, sentence-transformers). On 2 CPU cores, training runs at
+about 4 pairs of 256-token passages per second on a quiet machine and 1-2 under load
+(``eval/benchmarks/studies/embedder_finetune.py``).
 """
 
 from __future__ import annotations
@@ -129,9 +130,10 @@ def pseudo_pairs(
     titled = [c for c in chunks if _title(c)]
     for i in rng.permutation(len(titled))[: int(round(n * title_share))].tolist():
         c = titled[i]
-        body = _without(c.text, _title(c))
+        title = _title(c)
+        body = _without(c.text, title)
         if len(body.split()) >= _MIN_WORDS:
-            out.append(Pair(_title(c), body, c.id, "title"))
+            out.append(Pair(title, body, c.id, "title"))
     for i in rng.permutation(len(chunks)).tolist():
         if len(out) >= n:
             break

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ragsel.errors import InputError
+from ragsel.stages.retrieve.fusion import normalized_scores
 from ragsel.types import Candidates, ScoredChunk
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "feature_rows",
     "fit_calibration",
     "fit_for_pipeline",
+    "fusion_stage",
 ]
 
 FEATURES = ("z", "log_rank", "present")
@@ -66,10 +68,9 @@ def feature_rows(
                     f"the list from '{name}' has NaN/inf scores; calibrated fusion needs "
                     "finite scores (rrf uses ranks only)"
                 )
-            lo, sd = float(raw.min()), float(raw.std())
-            for cid, (s, rank) in seen.items():
-                row = order[cid]
-                x[row] = ((s - lo) / sd if sd > 0 else 0.0, math.log(rank), 1.0)
+            z = normalized_scores(raw, "zscore")  # the zscore method's own normalisation
+            for (cid, (_, rank)), zi in zip(seen.items(), z):
+                x[order[cid]] = (zi, math.log(rank), 1.0)
         out[name] = x
     return ids, out
 
@@ -125,6 +126,20 @@ def fit_calibration(
     }
 
 
+def fusion_stage(pipe: Any, stage: str | None = None) -> str:
+    """The name of ``pipe``'s fusion stage: ``stage`` if it is one, else its only one."""
+    stages = sorted(n for n, s in pipe.stages.items() if s.type_name == "fusion")
+    if stage is None and len(stages) != 1:
+        raise InputError(
+            f"the pipeline has {len(stages)} fusion stages {stages}; "
+            + ("name one with --stage" if stages else "calibration needs a fusion stage")
+        )
+    target = stage or stages[0]
+    if target not in stages:
+        raise InputError(f"--stage {target!r} is not a fusion stage; fusion stages: {stages}")
+    return target
+
+
 def fit_for_pipeline(
     pipe: Any,
     queries: Sequence[Any],
@@ -139,23 +154,10 @@ def fit_for_pipeline(
 
     from ragsel.types import Query
 
-    p = pipe
-    stages = {n: s for n, s in p.stages.items() if s.type_name == "fusion"}
-    if stage is None and len(stages) != 1:
-        raise InputError(
-            f"the pipeline has {len(stages)} fusion stages {sorted(stages)}; name one with --stage"
-        )
-    target = stage or next(iter(stages))
-    if target not in stages:
-        raise InputError(
-            f"--stage {target!r} is not a fusion stage; fusion stages: {sorted(stages)}"
-        )
-    feeds = sorted(
-        (c for c in p.connections if c.dst == target),
-        key=lambda c: c.src,
-    )
+    target = fusion_stage(pipe, stage)
+    feeds = sorted((c for c in pipe.connections if c.dst == target), key=lambda c: c.src)
     names = [c.src for c in feeds]
-    sub = p.subgraph(p.upstream_of(target), name=f"upstream-of-{target}")
+    sub = pipe.subgraph(pipe.upstream_of(target), name=f"upstream-of-{target}")
     t0 = time.perf_counter()
     samples, golds = [], []
     for q in queries:
